@@ -1,0 +1,37 @@
+// Lint is small on purpose: TypeScript checks types (`npm run typecheck`); this keeps the
+// workflow sandbox deterministic by refusing runtime imports that do not belong in workflows/.
+import tseslint from 'typescript-eslint';
+import { builtinModules } from 'node:module';
+
+const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', 'prisma/generated/**', '.tools/**', '.cache/**', 'container-kit/node_modules/**', 'bench/results/**', 'test/artifacts/**'] },
+  {
+    files: ['**/*.ts'],
+    extends: [tseslint.configs.recommended],
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-explicit-any': 'error',
+    },
+  },
+  {
+    files: ['workflows/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: nodeBuiltins.map((name) => ({ name, message: 'Workflows are deterministic: no Node APIs. Use an activity.' })),
+          patterns: [
+            { group: ['@prisma/*', '**/prisma/generated/**', 'pg', 'pg-*'], message: 'No database access in workflows: use an activity.' },
+            { group: ['fastify', 'fastify-*', '@fastify/*'], message: 'No HTTP server code in workflows.' },
+            { group: ['@temporalio/client', '@temporalio/worker', '@temporalio/activity', '@temporalio/testing'], message: 'Workflows import only @temporalio/workflow and @temporalio/common.' },
+            { group: ['**/activities', '**/activities/**', '**/lib/**', '**/api/**'], allowTypeImports: true, message: 'Workflows import activities (and other service code) as types only.' },
+            { group: ['@octokit/*', 'zod', 'undici', 'node-fetch', 'axios'], message: 'No I/O libraries in workflows.' },
+          ],
+        },
+      ],
+      'no-restricted-globals': ['error', { name: 'setInterval', message: 'Use workflow timers (sleep/condition).' }, { name: 'process', message: 'No process in workflows.' }],
+    },
+  },
+);

@@ -1,0 +1,187 @@
+// The only reader of process.env for the service. Every variable is validated at once so a bad
+// deployment learns everything that is wrong from one failed boot, not one variable per restart.
+import { readFileSync, existsSync } from 'node:fs';
+import { createPrivateKey } from 'node:crypto';
+import { z } from 'zod';
+
+export type AppType = 'standard' | 'lite';
+
+export interface GithubAppConfig {
+  appType: AppType;
+  appId: string;
+  privateKey: string;
+  slug: string;
+}
+
+export interface Config {
+  nodeEnv: 'development' | 'test' | 'production';
+  role: 'all' | 'api' | 'worker';
+  databaseUrl: string;
+  temporal: { address: string; namespace: string; taskQueue: string };
+  port: number;
+  host: string;
+  publicUrl: string;
+  adminApiToken: string;
+  /** Current key first; older keys only decrypt (rotation). */
+  secretsKeys: Buffer[];
+  github: {
+    apiUrl: string;
+    apps: Partial<Record<AppType, GithubAppConfig>>;
+    webhookSecret?: string;
+  };
+  gitlab: { url: string; clientId?: string; clientSecret?: string };
+  tokenRefreshMarginSeconds: number;
+  refreshJitterMaxSeconds: number;
+  pullRateLimitPerMinute: number;
+  workerMetricsPort: number;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+const base64Key = z.string().refine(
+  (v) => Buffer.from(v, 'base64').length === 32 && /^[A-Za-z0-9+/=_-]+$/.test(v),
+  'must be 32 bytes encoded as base64 (generate one with: openssl rand -base64 32)',
+);
+
+const httpUrl = z
+  .string()
+  .url()
+  .refine((v) => /^https?:\/\//.test(v), 'must be an http(s) URL')
+  .transform((v) => v.replace(/\/+$/, ''));
+
+const schema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  ROLE: z.enum(['all', 'api', 'worker']).default('all'),
+  DATABASE_URL: z
+    .string()
+    .default('postgresql://postgres@127.0.0.1:5432/repo_connect')
+    .refine((v) => /^postgres(ql)?:\/\//.test(v), 'must be a postgresql:// URL'),
+  TEMPORAL_ADDRESS: z
+    .string()
+    .default('127.0.0.1:7233')
+    .refine((v) => /^[^\s:/]+:\d+$/.test(v), 'must be host:port'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default('git-tokens'),
+  PORT: port.default(8080),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PUBLIC_URL: httpUrl.optional(),
+  ADMIN_API_TOKEN: z.string({ error: 'is required' }).min(16, 'must be at least 16 characters'),
+  SECRETS_KEY: base64Key,
+  SECRETS_KEY_PREVIOUS: optionalString,
+  GITHUB_API_URL: httpUrl.default('https://api.github.com'),
+  GITHUB_APP_ID: optionalString,
+  GITHUB_APP_PRIVATE_KEY: optionalString,
+  GITHUB_APP_SLUG: optionalString,
+  GITHUB_LITE_APP_ID: optionalString,
+  GITHUB_LITE_APP_PRIVATE_KEY: optionalString,
+  GITHUB_LITE_APP_SLUG: optionalString,
+  GITHUB_WEBHOOK_SECRET: optionalString,
+  GITLAB_URL: httpUrl.default('https://gitlab.com'),
+  GITLAB_CLIENT_ID: optionalString,
+  GITLAB_CLIENT_SECRET: optionalString,
+  TOKEN_REFRESH_MARGIN_SECONDS: z.coerce.number().int().min(1).max(3000).default(300),
+  REFRESH_JITTER_MAX_SECONDS: z.coerce.number().min(0).max(600).default(60),
+  PULL_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(120),
+  WORKER_METRICS_PORT: port.default(9464),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+type Env = Record<string, string | undefined>;
+
+/** Reads a PEM given inline or as a path, and checks it parses as a private key. */
+export function readPrivateKey(value: string): string {
+  const pem = value.includes('-----BEGIN') ? value.replace(/\\n/g, '\n') : readKeyFile(value);
+  createPrivateKey(pem); // throws on garbage, so a bad key fails the boot, not the first mint
+  return pem;
+}
+
+function readKeyFile(path: string): string {
+  if (!existsSync(path)) throw new Error(`is neither PEM text nor a readable file (${path})`);
+  return readFileSync(path, 'utf8');
+}
+
+/** Parses and validates an environment; throws ConfigError naming every bad or missing variable. */
+export function loadConfig(env: Env = process.env): Config {
+  const problems: string[] = [];
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const name = String(issue.path[0]);
+      const message = env[name] === undefined && issue.code === 'invalid_type' ? 'is required' : issue.message;
+      problems.push(`${name} ${message}`);
+    }
+    throw new ConfigError(problems);
+  }
+  const e = parsed.data;
+
+  const apps: Config['github']['apps'] = {};
+  const appVars = {
+    standard: ['GITHUB_APP_ID', 'GITHUB_APP_PRIVATE_KEY', 'GITHUB_APP_SLUG'],
+    lite: ['GITHUB_LITE_APP_ID', 'GITHUB_LITE_APP_PRIVATE_KEY', 'GITHUB_LITE_APP_SLUG'],
+  } as const;
+  for (const appType of ['standard', 'lite'] as const) {
+    const [idVar, keyVar, slugVar] = appVars[appType];
+    const [appId, key, slug] = [e[idVar], e[keyVar], e[slugVar]];
+    if (appId === undefined && key === undefined && slug === undefined) continue;
+    const missing = appVars[appType].filter((v) => e[v] === undefined);
+    for (const v of missing) problems.push(`${v} is required when any of ${appVars[appType].join(', ')} is set`);
+    if (appId !== undefined && !/^\d+$/.test(appId)) problems.push(`${idVar} must be the numeric app id`);
+    let privateKey: string | undefined;
+    if (key !== undefined) {
+      try {
+        privateKey = readPrivateKey(key);
+      } catch (err) {
+        problems.push(`${keyVar} ${err instanceof Error && err.message.startsWith('is ') ? err.message : 'is not a valid PEM private key'}`);
+      }
+    }
+    if (appId && privateKey && slug) apps[appType] = { appType, appId, privateKey, slug };
+  }
+
+  if ((e.GITLAB_CLIENT_ID === undefined) !== (e.GITLAB_CLIENT_SECRET === undefined)) {
+    problems.push('GITLAB_CLIENT_ID and GITLAB_CLIENT_SECRET must be set together');
+  }
+
+  const previous = (e.SECRETS_KEY_PREVIOUS ?? '')
+    .split(',')
+    .map((k) => k.trim())
+    .filter(Boolean);
+  for (const k of previous) {
+    if (!base64Key.safeParse(k).success) problems.push('SECRETS_KEY_PREVIOUS must be a comma-separated list of 32-byte base64 keys');
+  }
+  if (e.NODE_ENV === 'production' && e.PUBLIC_URL === undefined) {
+    problems.push('PUBLIC_URL is required in production (OAuth redirect URIs are built from it)');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return {
+    nodeEnv: e.NODE_ENV,
+    role: e.ROLE,
+    databaseUrl: e.DATABASE_URL,
+    temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, taskQueue: e.TEMPORAL_TASK_QUEUE },
+    port: e.PORT,
+    host: e.HOST,
+    publicUrl: e.PUBLIC_URL ?? `http://${e.HOST.includes(':') ? `[${e.HOST}]` : e.HOST}:${e.PORT}`,
+    adminApiToken: e.ADMIN_API_TOKEN,
+    secretsKeys: [e.SECRETS_KEY, ...previous].map((k) => Buffer.from(k, 'base64')),
+    github: { apiUrl: e.GITHUB_API_URL, apps, webhookSecret: e.GITHUB_WEBHOOK_SECRET },
+    gitlab: { url: e.GITLAB_URL, clientId: e.GITLAB_CLIENT_ID, clientSecret: e.GITLAB_CLIENT_SECRET },
+    tokenRefreshMarginSeconds: e.TOKEN_REFRESH_MARGIN_SECONDS,
+    refreshJitterMaxSeconds: e.REFRESH_JITTER_MAX_SECONDS,
+    pullRateLimitPerMinute: e.PULL_RATE_LIMIT_PER_MINUTE,
+    workerMetricsPort: e.WORKER_METRICS_PORT,
+    logLevel: e.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,107 @@
+// What the rest of the service knows about GitHub and GitLab. Clients implement these interfaces;
+// activities and API services depend on them (or Picks of them), never on octokit or fetch directly.
+import type { AppType } from '../config';
+import type { FailureCode } from '../../workflows/failure-types';
+
+/** A repository as the dashboard and the rig API show it (the contract's PlatformRepository). */
+export interface PlatformRepository {
+  id: number;
+  name: string;
+  full_name: string;
+  private: boolean;
+  default_branch: string;
+  clone_url: string;
+  platform: 'github' | 'gitlab';
+}
+
+export type ProviderErrorCode = Exclude<FailureCode, 'no_credentials' | 'container_gone'> | 'invalid_credentials';
+
+/**
+ * A provider call failed in a way the caller can act on. `retryable` is true only for
+ * provider_unavailable (5xx, 429, timeouts, network errors). Messages never contain tokens.
+ */
+export class ProviderError extends Error {
+  constructor(
+    readonly code: ProviderErrorCode,
+    message: string,
+    readonly status?: number,
+    /** Seconds the provider asked us to wait (Retry-After / rate-limit reset), when it said. */
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+    this.name = 'ProviderError';
+  }
+
+  get retryable(): boolean {
+    return this.code === 'provider_unavailable';
+  }
+}
+
+export interface GithubInstallation {
+  id: number;
+  account: { login: string; id: number; type: string };
+  /** ISO time, or null when active. */
+  suspendedAt: string | null;
+  repositorySelection: 'all' | 'selected';
+}
+
+export interface MintedGithubToken {
+  token: string;
+  expiresAt: Date;
+  permissions: Record<string, string>;
+}
+
+/** Least privilege per app type: git needs contents, GitHub always grants metadata:read. */
+export const GITHUB_TOKEN_PERMISSIONS: Record<AppType, Record<string, 'read' | 'write'>> = {
+  standard: { contents: 'write', metadata: 'read' },
+  lite: { contents: 'read', metadata: 'read' },
+};
+
+export interface GithubClient {
+  /** Whether an app of this type is configured. */
+  hasApp(appType: AppType): boolean;
+  /** GET /app/installations/{id} with the app JWT. */
+  getInstallation(appType: AppType, installationId: number): Promise<GithubInstallation>;
+  /**
+   * POST /app/installations/{id}/access_tokens: always a new token (never a cached one), scoped to
+   * `repositoryIds` with the app type's permissions.
+   */
+  mintInstallationToken(appType: AppType, installationId: number, repositoryIds: number[]): Promise<MintedGithubToken>;
+  /**
+   * One cheap authenticated call (GET /installation/repositories?per_page=1) that a new token must
+   * pass before it is handed out; retries the brief 401 window of a freshly minted token.
+   */
+  verifyInstallationToken(token: string): Promise<void>;
+  /** Every repository of the installation (all pages), archived ones left out. */
+  listInstallationRepositories(appType: AppType, installationId: number): Promise<PlatformRepository[]>;
+  /** DELETE /installation/token. A token that is already expired or revoked is not an error. */
+  revokeInstallationToken(token: string): Promise<'revoked' | 'already_invalid'>;
+  /** The app's "install" page on the GitHub web host, carrying `state`. */
+  installUrl(appType: AppType, state: string): string;
+}
+
+export interface GitlabTokens {
+  accessToken: string;
+  refreshToken: string;
+  expiresAt: Date;
+}
+
+export interface GitlabUser {
+  id: number;
+  username: string;
+}
+
+export interface GitlabClient {
+  /** Whether the OAuth application is configured. */
+  isConfigured(): boolean;
+  /** <base>/oauth/authorize with PKCE S256. */
+  authorizeUrl(args: { baseUrl: string; state: string; codeChallenge: string; redirectUri: string }): string;
+  /** authorization_code grant. */
+  exchangeCode(args: { baseUrl: string; code: string; codeVerifier: string; redirectUri: string }): Promise<GitlabTokens>;
+  /** refresh_token grant. The old refresh token dies; `invalid_grant` → ProviderError reconnect_required. */
+  refresh(args: { baseUrl: string; refreshToken: string }): Promise<GitlabTokens>;
+  /** GET /api/v4/user. A rejected token → ProviderError invalid_credentials. */
+  getUser(args: { baseUrl: string; accessToken: string }): Promise<GitlabUser>;
+  /** GET /api/v4/projects?membership=true, every page (X-Next-Page), archived ones left out. */
+  listProjects(args: { baseUrl: string; accessToken: string }): Promise<PlatformRepository[]>;
+}

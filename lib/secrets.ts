@@ -1,0 +1,91 @@
+// Secrets at rest: AES-256-GCM with a key id beside each ciphertext, so SECRETS_KEY can rotate
+// (new writes use the current key; SECRETS_KEY_PREVIOUS keys still decrypt old rows).
+import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+const VERSION = 'v1';
+
+export class SecretDecryptError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SecretDecryptError';
+  }
+}
+
+export interface SecretBox {
+  /** Encrypts `plain`; `context` (e.g. "integration:<id>:access") is bound as associated data. */
+  encrypt(plain: string, context: string): string;
+  decrypt(sealed: string, context: string): string;
+  /** Key id the current key writes under. */
+  readonly keyId: string;
+}
+
+/** Key id: a short SHA-256 prefix of the key, so it can be matched without storing the key. */
+export function keyIdOf(key: Buffer): string {
+  return createHash('sha256').update(key).digest('hex').slice(0, 8);
+}
+
+/** Builds a SecretBox from keys, current first. */
+export function createSecretBox(keys: Buffer[]): SecretBox {
+  if (keys.length === 0) throw new Error('at least one key is required');
+  for (const k of keys) if (k.length !== 32) throw new Error('keys must be 32 bytes');
+  const byId = new Map(keys.map((k) => [keyIdOf(k), k] as const));
+  const current = keys[0];
+  const currentId = keyIdOf(current);
+
+  return {
+    keyId: currentId,
+    encrypt(plain, context) {
+      const iv = randomBytes(12);
+      const cipher = createCipheriv('aes-256-gcm', current, iv);
+      cipher.setAAD(Buffer.from(context, 'utf8'));
+      const ct = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()]);
+      const tag = cipher.getAuthTag();
+      return [VERSION, currentId, iv.toString('base64url'), tag.toString('base64url'), ct.toString('base64url')].join(':');
+    },
+    decrypt(sealed, context) {
+      const parts = sealed.split(':');
+      if (parts.length !== 5 || parts[0] !== VERSION) throw new SecretDecryptError('ciphertext is malformed');
+      const [, kid, ivB, tagB, ctB] = parts;
+      const key = byId.get(kid);
+      if (!key) {
+        throw new SecretDecryptError(
+          `ciphertext was written with key ${kid}, which is neither SECRETS_KEY nor in SECRETS_KEY_PREVIOUS`,
+        );
+      }
+      try {
+        const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(ivB, 'base64url'));
+        decipher.setAAD(Buffer.from(context, 'utf8'));
+        decipher.setAuthTag(Buffer.from(tagB, 'base64url'));
+        return Buffer.concat([decipher.update(Buffer.from(ctB, 'base64url')), decipher.final()]).toString('utf8');
+      } catch {
+        throw new SecretDecryptError(`ciphertext failed authentication under key ${kid} (tampered or wrong context)`);
+      }
+    },
+  };
+}
+
+/** SHA-256 hex of a token: the lookup key for container tokens. */
+export function sha256Hex(value: string): string {
+  return createHash('sha256').update(value, 'utf8').digest('hex');
+}
+
+/** Short, non-reversible label of a token for audit rows and UIs. */
+export function fingerprint(token: string): string {
+  return `sha256:${sha256Hex(token).slice(0, 16)}`;
+}
+
+/** Constant-time string comparison (lengths leak, contents do not). */
+export function safeEqual(a: string, b: string): boolean {
+  const ab = Buffer.from(a, 'utf8');
+  const bb = Buffer.from(b, 'utf8');
+  if (ab.length !== bb.length) {
+    timingSafeEqual(ab, ab); // keep the work similar on mismatch
+    return false;
+  }
+  return timingSafeEqual(ab, bb);
+}
+
+/** A new random token with a recognisable prefix (secret scanners can match `rcc_`). */
+export function newOpaqueToken(prefix: string): string {
+  return `${prefix}_${randomBytes(32).toString('base64url')}`;
+}

@@ -1,0 +1,36 @@
+// Configuration for tests: the real loadConfig over a test environment, never process.env.
+import { randomBytes } from 'node:crypto';
+import { loadConfig, type Config } from '../../lib/config';
+
+/** The suite's own database, recreated by global setup on every run. */
+export function testDatabaseUrl(): string {
+  return process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/repo_connect_test';
+}
+
+/** Temporal dev server address started by global setup. */
+export function testTemporalAddress(): string {
+  const address = process.env.TEST_TEMPORAL_ADDRESS;
+  if (!address) throw new Error('TEST_TEMPORAL_ADDRESS is not set: run tests through jest (global setup starts Temporal)');
+  return address;
+}
+
+const SECRETS_KEY = randomBytes(32).toString('base64');
+
+/** A complete, valid environment for the service under test. */
+export function testEnv(overrides: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  return {
+    NODE_ENV: 'test',
+    DATABASE_URL: testDatabaseUrl(),
+    TEMPORAL_ADDRESS: process.env.TEST_TEMPORAL_ADDRESS ?? '127.0.0.1:7233',
+    ADMIN_API_TOKEN: 'test-admin-token-0123456789',
+    SECRETS_KEY,
+    PORT: '0',
+    LOG_LEVEL: 'silent',
+    ...overrides,
+  };
+}
+
+/** loadConfig over testEnv(overrides). */
+export function testConfig(overrides: Record<string, string | undefined> = {}): Config {
+  return loadConfig(testEnv(overrides));
+}

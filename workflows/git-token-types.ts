@@ -1,0 +1,90 @@
+// Plain-JSON shapes that cross the workflow boundary. None of them may carry a token: activities
+// keep tokens in Postgres (encrypted) and hand the workflow only generations, expiries and
+// fingerprints.
+
+export type DispatchStatus = 'starting' | 'active' | 'degraded' | 'credential_error' | 'stopped' | 'container_unreachable';
+export type CredentialSource = 'integration' | 'town_git_auth' | 'none';
+
+export interface LastError {
+  code: string;
+  message: string;
+  at: string;
+}
+
+/** What an activity may say about a lease: never the token itself. */
+export interface LeaseMeta {
+  generation: number;
+  /** ISO time; null only for a static town token. */
+  expiresAt: string | null;
+  source: CredentialSource;
+  fingerprint: string;
+  /** True when the credential did not change, so no new generation was written. */
+  reused: boolean;
+}
+
+export interface MintLeaseInput {
+  dispatchId: string;
+  /** Idempotency key (workflow run + mint sequence): a retried activity returns the lease it wrote. */
+  mintKey: string;
+  /** Why this mint happens, for logs and metrics: scheduled, pull, changed, initial, retry. */
+  reason: string;
+  /** When the workflow meant to refresh (ISO), to measure lateness. */
+  scheduledFor: string | null;
+}
+
+export interface PushLeaseInput {
+  dispatchId: string;
+}
+
+export interface PushLeaseResult {
+  /** `gone`: the container answered 404/410; `no_lease`: nothing to push. */
+  outcome: 'acknowledged' | 'gone' | 'no_lease';
+  generation: number;
+}
+
+export interface FinishDispatchInput {
+  dispatchId: string;
+  status: Extract<DispatchStatus, 'stopped' | 'container_unreachable'>;
+  reason: string;
+}
+
+/** The live status a query or update returns; mirrors GET /api/dispatches/:id. */
+export interface DispatchView {
+  status: DispatchStatus;
+  credentialSource: CredentialSource;
+  generation: number;
+  tokenExpiresAt: string | null;
+  refreshedAt: string | null;
+  lastError: LastError | null;
+}
+
+/** State carried across continue-as-new. */
+export interface CarriedState extends DispatchView {
+  /** Workflow time of the last mint (ms), for scheduling. */
+  mintedAtMs: number | null;
+  pushedGeneration: number;
+  transientFailures: number;
+  /** When to try again after a failure (ms), or null. */
+  retryAtMs: number | null;
+  mintSeq: number;
+}
+
+export interface GitTokenWorkflowInput {
+  dispatchId: string;
+  rigId: string;
+  townId: string;
+  marginSeconds: number;
+  jitterMaxSeconds: number;
+  /** While waiting on a permanent failure, look again this often even without a signal. */
+  recheckSeconds?: number;
+  /** How long to keep pushing a static (non-expiring) token before calling the container unreachable. */
+  staticPushDeadlineSeconds?: number;
+  /** Refresh cycles per run before continue-as-new. */
+  cyclesPerRun?: number;
+  state?: CarriedState;
+}
+
+export interface GitTokenWorkflowResult {
+  status: DispatchStatus;
+  generation: number;
+}

@@ -1,0 +1,280 @@
+// One long-lived workflow per agent dispatch: mint a token, push it to the container, sleep until
+// just before expiry, refresh, push again; on stop revoke it. Tokens never enter this file: the
+// activities store them encrypted and the workflow only sees generations and expiries.
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  defineUpdate,
+  log,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { createTokenActivities } from '../activities/token-activities';
+import { FailureType, isPermanentFailure } from './failure-types';
+import type {
+  CarriedState,
+  DispatchStatus,
+  DispatchView,
+  GitTokenWorkflowInput,
+  GitTokenWorkflowResult,
+  LeaseMeta,
+} from './git-token-types';
+import { computeRefreshAt, transientBackoffMs } from './refresh-schedule';
+import { CredentialSourceKey, DispatchStatusKey } from './search-attributes';
+
+type Activities = ReturnType<typeof createTokenActivities>;
+
+export const stopSignal = defineSignal<[{ reason?: string }?]>('stop');
+/** The integration, rig connection or town git-auth changed (or a shared grant rotated): mint again. */
+export const credentialsChangedSignal = defineSignal<[{ reason: string }]>('credentialsChanged');
+export const statusQuery = defineQuery<DispatchView>('status');
+/** Used by the pull route: returns once a lease newer than `staleGeneration` exists (or minting failed). */
+export const refreshNowUpdate = defineUpdate<DispatchView, [{ staleGeneration: number }]>('refreshNow');
+
+/** The workflow id of a dispatch. */
+export function gitTokenWorkflowId(dispatchId: string): string {
+  return `git-token-${dispatchId}`;
+}
+
+// Activity presets. Minting retries quickly for blips (three attempts in ~3 s); longer outages are
+// retried by the loop itself, so the dispatch shows `degraded` in the meantime.
+const mintActivities = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '2 seconds', maximumAttempts: 3 },
+});
+const finishActivities = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  scheduleToCloseTimeout: '10 minutes',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+});
+/** Pushes retry until the container's token would expire: past that, the container is unreachable. */
+function pushActivities(deadlineMs: number) {
+  return proxyActivities<Activities>({
+    startToCloseTimeout: '10 seconds',
+    scheduleToCloseTimeout: Math.max(1000, deadlineMs),
+    retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '15 seconds' },
+  });
+}
+
+const DEFAULT_CYCLES_PER_RUN = 100;
+const DEFAULT_RECHECK_SECONDS = 15 * 60;
+const DEFAULT_STATIC_PUSH_DEADLINE_SECONDS = 10 * 60;
+
+function initialState(): CarriedState {
+  return {
+    status: 'starting',
+    credentialSource: 'none',
+    generation: 0,
+    tokenExpiresAt: null,
+    refreshedAt: null,
+    lastError: null,
+    mintedAtMs: null,
+    pushedGeneration: 0,
+    transientFailures: 0,
+    retryAtMs: null,
+    mintSeq: 0,
+  };
+}
+
+function failureCode(err: unknown): { code: string; message: string } {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  if (cause instanceof ApplicationFailure) return { code: cause.type ?? FailureType.providerUnavailable, message: cause.message };
+  return { code: FailureType.providerUnavailable, message: cause instanceof Error ? cause.message : String(cause) };
+}
+
+/** Keeps one dispatch's container supplied with a fresh git token until it stops. */
+export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<GitTokenWorkflowResult> {
+  const s: CarriedState = input.state ?? initialState();
+  const marginMs = input.marginSeconds * 1000;
+  const cyclesPerRun = input.cyclesPerRun ?? DEFAULT_CYCLES_PER_RUN;
+  const recheckMs = (input.recheckSeconds ?? DEFAULT_RECHECK_SECONDS) * 1000;
+  let stopReason: string | null = null;
+  let changed = false;
+  let cycles = 0;
+  let refreshing: Promise<void> | undefined;
+  let publishedStatus: string | undefined = input.state ? s.status : 'starting';
+  let publishedSource: string | undefined = input.state ? s.credentialSource : undefined;
+
+  const view = (): DispatchView => ({
+    status: s.status,
+    credentialSource: s.credentialSource,
+    generation: s.generation,
+    tokenExpiresAt: s.tokenExpiresAt,
+    refreshedAt: s.refreshedAt,
+    lastError: s.lastError,
+  });
+
+  // Search attributes change only with status or source, so history does not grow per refresh.
+  const publish = () => {
+    if (s.status === publishedStatus && s.credentialSource === publishedSource) return;
+    upsertSearchAttributes([
+      { key: DispatchStatusKey, value: s.status },
+      { key: CredentialSourceKey, value: s.credentialSource },
+    ]);
+    publishedStatus = s.status;
+    publishedSource = s.credentialSource;
+  };
+
+  const refreshAt = (): number | null => {
+    if (s.tokenExpiresAt === null || s.mintedAtMs === null) return null;
+    return computeRefreshAt({
+      mintedAtMs: s.mintedAtMs,
+      expiresAtMs: Date.parse(s.tokenExpiresAt),
+      marginMs,
+      jitterMaxMs: input.jitterMaxSeconds * 1000,
+      seed: `${input.dispatchId}:${s.generation}`,
+    });
+  };
+
+  const leaseValid = () => s.generation > 0 && (s.tokenExpiresAt === null || Date.parse(s.tokenExpiresAt) > Date.now());
+
+  /** When the loop should next mint, or null when only a signal can make it mint again. */
+  const nextMintAt = (): number | null => {
+    if (changed) return Date.now();
+    if (s.retryAtMs !== null) return s.retryAtMs;
+    if (s.generation === 0) return Date.now();
+    return refreshAt();
+  };
+
+  const applyLease = (lease: LeaseMeta) => {
+    s.generation = lease.generation;
+    s.tokenExpiresAt = lease.expiresAt;
+    s.credentialSource = lease.source;
+    s.refreshedAt = new Date().toISOString();
+    if (!lease.reused) s.mintedAtMs = Date.now();
+    s.status = 'active';
+    s.lastError = null;
+    s.transientFailures = 0;
+    s.retryAtMs = null;
+  };
+
+  const applyFailure = (err: unknown) => {
+    const { code, message } = failureCode(err);
+    s.lastError = { code, message, at: new Date().toISOString() };
+    if (isPermanentFailure(code)) {
+      s.status = 'credential_error';
+      s.transientFailures = 0;
+      s.retryAtMs = Date.now() + recheckMs; // safety net; a credentialsChanged signal comes sooner
+    } else {
+      s.status = 'degraded';
+      s.transientFailures += 1;
+      s.retryAtMs = Date.now() + transientBackoffMs(s.transientFailures, marginMs);
+    }
+    log.warn('mint failed', { dispatchId: input.dispatchId, code, status: s.status });
+  };
+
+  const mint = async (reason: string): Promise<void> => {
+    const scheduled = reason === 'scheduled' ? refreshAt() : null;
+    changed = false;
+    s.mintSeq += 1;
+    try {
+      const lease = await mintActivities.mintLease({
+        dispatchId: input.dispatchId,
+        mintKey: `${workflowInfo().runId}:${s.mintSeq}`,
+        reason,
+        scheduledFor: scheduled === null ? null : new Date(scheduled).toISOString(),
+      });
+      applyLease(lease);
+    } catch (err) {
+      applyFailure(err);
+    }
+    publish();
+  };
+
+  /** Single flight: a pull arriving while the loop refreshes waits for that refresh. */
+  const refreshOnce = (reason: string): Promise<void> => {
+    refreshing ??= mint(reason).finally(() => {
+      refreshing = undefined;
+    });
+    return refreshing;
+  };
+
+  setHandler(stopSignal, (arg) => {
+    stopReason ??= arg?.reason ?? 'stop requested';
+  });
+  setHandler(credentialsChangedSignal, ({ reason }) => {
+    log.info('credentials changed', { dispatchId: input.dispatchId, reason });
+    changed = true;
+  });
+  setHandler(statusQuery, view);
+  setHandler(
+    refreshNowUpdate,
+    async ({ staleGeneration }) => {
+      if (s.generation > staleGeneration) return view();
+      // While backing off (provider failing) or waiting for a person, pulls must not hammer the provider.
+      if (!changed && s.retryAtMs !== null && s.retryAtMs > Date.now()) return view();
+      await refreshOnce('pull');
+      return view();
+    },
+    {
+      validator: () => {
+        if (stopReason !== null) throw ApplicationFailure.create({ type: 'dispatch_ended', message: 'dispatch has ended', nonRetryable: true });
+      },
+    },
+  );
+
+  publish();
+  for (;;) {
+    if (stopReason !== null) break;
+    const mintAt = nextMintAt();
+    if (mintAt !== null && mintAt <= Date.now()) {
+      const reason = changed ? 'changed' : s.generation === 0 ? 'initial' : s.retryAtMs !== null ? 'retry' : 'scheduled';
+      await refreshOnce(reason);
+      cycles += 1;
+      continue;
+    }
+    if (s.pushedGeneration < s.generation) {
+      const ended = await pushCurrent();
+      if (ended) {
+        stopReason = ended;
+        break;
+      }
+      continue;
+    }
+    if (cycles >= cyclesPerRun || workflowInfo().continueAsNewSuggested) {
+      await condition(allHandlersFinished);
+      if (stopReason === null) return continueAsNew<typeof gitTokenWorkflow>({ ...input, state: { ...s } });
+    }
+    const waitMs = mintAt === null ? undefined : Math.max(1, mintAt - Date.now());
+    const seenGeneration = s.generation;
+    const woke = () => stopReason !== null || changed || s.generation !== seenGeneration;
+    if (waitMs === undefined) await condition(woke);
+    else await condition(woke, waitMs);
+  }
+
+  // Stop: let a pull's refresh finish, then revoke what this dispatch holds and end.
+  await condition(allHandlersFinished);
+  const finalStatus: DispatchStatus = stopReason === 'container_unreachable' ? 'container_unreachable' : 'stopped';
+  await finishActivities.finishDispatch({ dispatchId: input.dispatchId, status: finalStatus, reason: stopReason ?? 'stopped' });
+  s.status = finalStatus;
+  publish();
+  return { status: s.status, generation: s.generation };
+
+  /** Pushes the current lease; returns a stop reason when the container is gone or unreachable. */
+  async function pushCurrent(): Promise<string | null> {
+    const generation = s.generation;
+    const deadlineMs =
+      s.tokenExpiresAt === null
+        ? (input.staticPushDeadlineSeconds ?? DEFAULT_STATIC_PUSH_DEADLINE_SECONDS) * 1000
+        : Date.parse(s.tokenExpiresAt) - Date.now();
+    try {
+      const result = await pushActivities(deadlineMs).pushLease({ dispatchId: input.dispatchId });
+      if (result.outcome === 'gone') return 'container gone';
+      s.pushedGeneration = Math.max(s.pushedGeneration, result.generation);
+      return null;
+    } catch (err) {
+      // Retries ran out before the token expired. A newer lease minted meanwhile gets its own try;
+      // otherwise the container never received a token it could still use.
+      if (s.generation > generation && leaseValid()) return null;
+      log.warn('container unreachable', { dispatchId: input.dispatchId, error: failureCode(err).message });
+      return 'container_unreachable';
+    }
+  }
+}

@@ -1,0 +1,11 @@
+// Search attributes operators filter on in the Temporal UI. Shared by the workflow (upserts), the
+// API (start) and the tooling (registration). @temporalio/common is deterministic-safe.
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+export const RigIdKey = defineSearchAttributeKey('RigId', SearchAttributeType.KEYWORD);
+export const TownIdKey = defineSearchAttributeKey('TownId', SearchAttributeType.KEYWORD);
+export const CredentialSourceKey = defineSearchAttributeKey('CredentialSource', SearchAttributeType.KEYWORD);
+export const DispatchStatusKey = defineSearchAttributeKey('DispatchStatus', SearchAttributeType.KEYWORD);
+
+/** Name → type, as the CLI's `--search-attribute` flag and the operator API want them. */
+export const SEARCH_ATTRIBUTES = { RigId: 'Keyword', TownId: 'Keyword', CredentialSource: 'Keyword', DispatchStatus: 'Keyword' } as const;
