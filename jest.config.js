@@ -1,14 +1,28 @@
 // Jest runs TypeScript through SWC (no type checking here: `npm test` runs `tsc` first).
-// octokit ships ESM only, so those packages are transformed to CommonJS for Jest's module system.
-const esmPackages = [
-  '@octokit',
-  'universal-user-agent',
-  'universal-github-app-jwt',
-  'before-after-hook',
-  'toad-cache',
-  'fast-content-type-parse',
-  'json-with-bigint',
-];
+// Jest's module system cannot require() ES modules, so ESM-only dependencies (octokit and a few
+// others: "type": "module" without a "require" export) are transformed to CommonJS for tests.
+const fs = require('node:fs');
+const path = require('node:path');
+
+function esmOnlyPackages(dir = path.join(__dirname, 'node_modules')) {
+  const names = [];
+  const check = (pkgDir, name) => {
+    try {
+      const pkg = JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8'));
+      if (pkg.type === 'module' && !JSON.stringify(pkg.exports ?? {}).includes('"require"')) names.push(name);
+    } catch {
+      // not a package
+    }
+  };
+  if (!fs.existsSync(dir)) return names;
+  for (const entry of fs.readdirSync(dir)) {
+    if (entry.startsWith('.')) continue;
+    if (entry.startsWith('@')) for (const sub of fs.readdirSync(path.join(dir, entry))) check(path.join(dir, entry, sub), `${entry}/${sub}`);
+    else check(path.join(dir, entry), entry);
+  }
+  return names;
+}
+const esmPackages = esmOnlyPackages().map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
 
 /** @type {import('jest').Config} */
 module.exports = {

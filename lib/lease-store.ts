@@ -3,6 +3,7 @@
 // in the same transaction, so API instances drop cached copies the moment a lease changes.
 import type { Db } from './db';
 import { fingerprint, type SecretBox } from './secrets';
+import { leaseTokenContext } from './secret-contexts';
 import type { CredentialSource, DispatchStatus, LeaseMeta } from '../workflows/git-token-types';
 
 export const LEASE_CHANNEL = 'repo_connect_leases';
@@ -40,8 +41,6 @@ export class DispatchEndedError extends Error {
   }
 }
 
-const leaseContext = (dispatchId: string) => `lease:${dispatchId}`;
-
 export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
   const { db, secrets } = deps;
 
@@ -57,7 +56,7 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
       rigId: row.rigId,
       status: row.status,
       generation: l.generation,
-      token: l.tokenEnc === null ? null : secrets.decrypt(l.tokenEnc, leaseContext(row.id)),
+      token: l.tokenEnc === null ? null : secrets.decrypt(l.tokenEnc, leaseTokenContext(row.id)),
       username: l.username,
       expiresAt: l.expiresAt,
       source: l.credentialSource,
@@ -94,7 +93,7 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
         const data = {
           generation,
           credentialSource: credential.source,
-          tokenEnc: secrets.encrypt(credential.token, leaseContext(dispatchId)),
+          tokenEnc: secrets.encrypt(credential.token, leaseTokenContext(dispatchId)),
           username: credential.username,
           fingerprint: fp,
           expiresAt: credential.expiresAt,

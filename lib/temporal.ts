@@ -2,7 +2,7 @@
 import { Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 
-const KEYWORD = temporal.api.enums.v1.KEYWORD;
+const KEYWORD = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
 import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 
 /** Registers the contract's search attributes on `namespace`, adding only the missing ones. */

@@ -214,7 +214,7 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
       return view();
     },
     {
-      validator: () => {
+      validator: (_arg) => {
         if (stopReason !== null) throw ApplicationFailure.create({ type: 'dispatch_ended', message: 'dispatch has ended', nonRetryable: true });
       },
     },

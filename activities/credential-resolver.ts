@@ -1,0 +1,131 @@
+// Decides where a dispatch's next token comes from and gets it. Precedence: the rig's integration;
+// else the town's static token for the rig's git host; else `no_credentials`. A rig connected
+// through an integration never silently falls back to a town token: when the integration fails,
+// the dispatch says why (least privilege beats a surprise switch to a broader static token).
+import type { Db } from '../lib/db';
+import type { PlatformIntegration } from '../prisma/generated/client';
+import type { GitlabGrants } from '../lib/gitlab-grant';
+import { setIntegrationStatus } from '../lib/integration-status';
+import type { Credential } from '../lib/lease-store';
+import type { GithubClient } from '../lib/providers/types';
+import { ProviderError } from '../lib/providers/types';
+import type { SecretBox } from '../lib/secrets';
+import { townTokenContext } from '../lib/secret-contexts';
+import { FailureType, type FailureCode } from '../workflows/failure-types';
+import { defaultUsernameForHost, gitHost, GITHUB_GIT_USERNAME, GITLAB_GIT_USERNAME } from './credential-fns';
+
+/** A failure that no retry can fix; `code` is one of the contract's typed codes. */
+export class CredentialError extends Error {
+  constructor(
+    readonly code: FailureCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CredentialError';
+  }
+}
+
+export interface ResolvedCredential extends Credential {
+  provider: 'github' | 'gitlab' | 'town';
+  /** A GitLab grant was refreshed by this call: the other dispatches on it must be told. */
+  rotatedGrant: boolean;
+}
+
+export interface ResolverDeps {
+  db: Db;
+  secrets: SecretBox;
+  github: Pick<GithubClient, 'mintInstallationToken' | 'verifyInstallationToken'>;
+  gitlabGrants: Pick<GitlabGrants, 'getValidAccessToken'>;
+  /** Refresh margin: a shared GitLab token with less than this left is refreshed first. */
+  marginSeconds: number;
+  /** Called when a provider showed that a stored integration status is stale. */
+  onIntegrationStatusChanged?: (integrationId: string, status: string) => Promise<void>;
+}
+
+/** Resolves and obtains the credential for a dispatch's rig. */
+export async function resolveCredential(deps: ResolverDeps, dispatchId: string): Promise<ResolvedCredential> {
+  const dispatch = await deps.db.agentDispatch.findUnique({
+    where: { id: dispatchId },
+    select: { rig: { select: { townId: true, gitUrl: true, repositoryId: true, integration: true } } },
+  });
+  if (!dispatch) throw new CredentialError(FailureType.noCredentials, 'dispatch not found');
+  const { rig } = dispatch;
+  const integration = rig.integration;
+
+  if (integration) {
+    if (integration.provider === 'github') return mintGithub(deps, integration, rig.repositoryId);
+    return gitlabToken(deps, integration);
+  }
+
+  const host = gitHost(rig.gitUrl);
+  const townToken = await deps.db.townGitAuth.findUnique({ where: { townId_host: { townId: rig.townId, host } } });
+  if (!townToken) {
+    throw new CredentialError(
+      FailureType.noCredentials,
+      `rig has no integration and the town has no git-auth token for ${host}`,
+    );
+  }
+  return {
+    token: deps.secrets.decrypt(townToken.tokenEnc, townTokenContext(rig.townId, host)),
+    expiresAt: null,
+    username: townToken.username ?? defaultUsernameForHost(host),
+    source: 'town_git_auth',
+    integrationId: null,
+    provider: 'town',
+    rotatedGrant: false,
+  };
+}
+
+type IntegrationRow = PlatformIntegration;
+
+async function mintGithub(deps: ResolverDeps, integration: IntegrationRow, repositoryId: bigint | null): Promise<ResolvedCredential> {
+  // Uninstalled installations never come back (ids are not reused); every other status is
+  // checked with GitHub itself, so a missed unsuspend webhook heals on the next attempt.
+  if (integration.status === 'deleted') {
+    throw new CredentialError(FailureType.installationNotFound, 'the GitHub App was uninstalled from this account');
+  }
+  if (integration.githubInstallationId === null || integration.githubAppType === null) {
+    throw new CredentialError(FailureType.installationNotFound, 'integration has no GitHub installation');
+  }
+  if (repositoryId === null) {
+    throw new CredentialError(FailureType.repositoryNotAccessible, 'rig has no repository id: reconnect it to a repository');
+  }
+  try {
+    const minted = await deps.github.mintInstallationToken(integration.githubAppType, Number(integration.githubInstallationId), [Number(repositoryId)]);
+    await deps.github.verifyInstallationToken(minted.token);
+    if (integration.status !== 'active') await noteStatus(deps, integration.id, 'active', null);
+    return {
+      token: minted.token,
+      expiresAt: minted.expiresAt,
+      username: GITHUB_GIT_USERNAME,
+      source: 'integration',
+      integrationId: integration.id,
+      provider: 'github',
+      rotatedGrant: false,
+    };
+  } catch (err) {
+    if (err instanceof ProviderError && err.code === 'installation_suspended') await noteStatus(deps, integration.id, 'suspended', err.message);
+    if (err instanceof ProviderError && err.code === 'installation_not_found') await noteStatus(deps, integration.id, 'deleted', err.message);
+    throw err;
+  }
+}
+
+async function gitlabToken(deps: ResolverDeps, integration: IntegrationRow): Promise<ResolvedCredential> {
+  if (integration.status === 'deleted') throw new CredentialError(FailureType.installationNotFound, 'the GitLab integration was deleted');
+  // The stored token is reused while it has more than the margin left, so N dispatches cause
+  // one refresh per expiry, not N.
+  const valid = await deps.gitlabGrants.getValidAccessToken(integration.id, deps.marginSeconds);
+  return {
+    token: valid.accessToken,
+    expiresAt: valid.expiresAt,
+    username: GITLAB_GIT_USERNAME,
+    source: 'integration',
+    integrationId: integration.id,
+    provider: 'gitlab',
+    rotatedGrant: valid.refreshed,
+  };
+}
+
+async function noteStatus(deps: ResolverDeps, integrationId: string, status: 'active' | 'suspended' | 'deleted', reason: string | null) {
+  if (await setIntegrationStatus(deps.db, integrationId, status, reason)) await deps.onIntegrationStatusChanged?.(integrationId, status);
+}

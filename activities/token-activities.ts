@@ -1,0 +1,155 @@
+// Activities of the git-token workflow. They are the only code that touches tokens: a token goes
+// from the provider into Postgres (encrypted) and to the container, never into an activity result,
+// so Temporal's history holds generations, expiries and fingerprints only.
+import { ApplicationFailure } from '@temporalio/common';
+import type { DispatchNotifier } from '../lib/dispatch-notifier';
+import { IntegrationUnavailableError } from '../lib/gitlab-grant';
+import { DispatchEndedError, ENDED_STATUSES, type LeaseStore } from '../lib/lease-store';
+import type { Metrics } from '../lib/metrics';
+import { containerTokenContext } from '../lib/secret-contexts';
+import { ProviderError, type GithubClient } from '../lib/providers/types';
+import { FailureType, isPermanentFailure } from '../workflows/failure-types';
+import type {
+  FinishDispatchInput,
+  LeaseMeta,
+  MintLeaseInput,
+  PushLeaseInput,
+  PushLeaseResult,
+} from '../workflows/git-token-types';
+import { CredentialError, resolveCredential, type ResolverDeps, type ResolvedCredential } from './credential-resolver';
+import { pushToContainer } from './container-push';
+
+export interface TokenActivityDeps extends Omit<ResolverDeps, 'github' | 'onIntegrationStatusChanged'> {
+  github: Pick<GithubClient, 'mintInstallationToken' | 'verifyInstallationToken' | 'revokeInstallationToken'>;
+  leases: LeaseStore;
+  notifier: Pick<DispatchNotifier, 'integrationChanged'>;
+  fetch: typeof fetch;
+  metrics?: Metrics;
+  /** Push request timeout; the workflow's retry policy bounds the total. */
+  pushTimeoutMs?: number;
+}
+
+/** Maps any failure of a mint to the contract's typed code and whether retrying can help. */
+export function classifyMintError(err: unknown): { code: string; message: string; permanent: boolean; retryAfterSeconds?: number } {
+  if (err instanceof CredentialError) return { code: err.code, message: err.message, permanent: true };
+  if (err instanceof IntegrationUnavailableError) return { code: err.code, message: err.message, permanent: true };
+  if (err instanceof ProviderError) {
+    // A GitLab token the provider rejects outright needs the user to reconnect.
+    const code = err.code === 'invalid_credentials' ? FailureType.reconnectRequired : err.code;
+    return { code, message: err.message, permanent: isPermanentFailure(code), retryAfterSeconds: err.retryAfterSeconds };
+  }
+  // Database hiccups, bugs: retry, and say only what kind of failure it was.
+  return { code: FailureType.providerUnavailable, message: `internal error (${err instanceof Error ? err.name : 'unknown'})`, permanent: false };
+}
+
+export function createTokenActivities(deps: TokenActivityDeps) {
+  const { leases, metrics } = deps;
+
+  const onIntegrationStatusChanged = async (integrationId: string, status: string) => {
+    await deps.notifier.integrationChanged(integrationId, `integration became ${status}`);
+  };
+
+  async function mintLease(input: MintLeaseInput): Promise<LeaseMeta> {
+    const prior = await leases.byMintKey(input.dispatchId, input.mintKey);
+    if (prior) return prior; // a retry of a mint that already stored its lease
+
+    let credential: ResolvedCredential | undefined;
+    try {
+      credential = await resolveCredential({ ...deps, onIntegrationStatusChanged }, input.dispatchId);
+      const lease = await leases.write(input.dispatchId, credential, input.mintKey);
+      metrics?.mints.inc({ provider: credential.provider, outcome: lease.reused ? 'reused' : 'minted' });
+      if (input.scheduledFor) {
+        metrics?.refreshLateness.observe({ provider: credential.provider }, Math.max(0, Date.now() - Date.parse(input.scheduledFor)) / 1000);
+      }
+      return lease;
+    } catch (err) {
+      if (err instanceof DispatchEndedError) {
+        if (credential?.provider === 'github') await deps.github.revokeInstallationToken(credential.token).catch(() => undefined);
+        throw ApplicationFailure.create({ type: 'dispatch_ended', message: err.message, nonRetryable: true });
+      }
+      const failure = classifyMintError(err);
+      metrics?.mints.inc({ provider: credential?.provider ?? 'unknown', outcome: 'failed' });
+      metrics?.providerErrors.inc({ provider: credential?.provider ?? 'unknown', code: failure.code });
+      await recordMintFailure(input.dispatchId, failure).catch(() => undefined);
+      throw ApplicationFailure.create({
+        type: failure.code,
+        message: failure.message,
+        nonRetryable: failure.permanent,
+        nextRetryDelay: failure.retryAfterSeconds ? `${Math.min(failure.retryAfterSeconds, 60)} seconds` : undefined,
+      });
+    } finally {
+      // Tell the other dispatches sharing the grant that their token just died, so they re-push.
+      if (credential?.rotatedGrant && credential.integrationId) {
+        await deps.notifier.integrationChanged(credential.integrationId, 'gitlab grant rotated', input.dispatchId).catch(() => undefined);
+      }
+    }
+  }
+
+  async function recordMintFailure(dispatchId: string, failure: { code: string; message: string; permanent: boolean }) {
+    const d = await deps.db.agentDispatch.findUnique({ where: { id: dispatchId }, select: { generation: true, credentialSource: true, status: true } });
+    if (!d || ENDED_STATUSES.includes(d.status)) return;
+    await leases.recordFailure(dispatchId, failure.permanent ? 'credential_error' : 'degraded', failure.code, failure.message);
+    await leases.recordEvent(dispatchId, 'refresh_failed', { source: d.credentialSource, generation: d.generation, detail: `${failure.code}: ${failure.message}` });
+  }
+
+  async function pushLease(input: PushLeaseInput): Promise<PushLeaseResult> {
+    const d = await deps.db.agentDispatch.findUnique({
+      where: { id: input.dispatchId },
+      select: { id: true, rigId: true, containerUrl: true, containerTokenEnc: true, status: true },
+    });
+    const lease = await leases.read(input.dispatchId);
+    if (!d || !lease?.token || ENDED_STATUSES.includes(d.status)) return { outcome: 'no_lease', generation: lease?.generation ?? 0 };
+    const started = performance.now();
+    const event = { source: lease.source, generation: lease.generation, fingerprint: lease.fingerprint, expiresAt: lease.expiresAt };
+    const result = await pushToContainer(deps.fetch, {
+      containerUrl: d.containerUrl,
+      containerToken: deps.secrets.decrypt(d.containerTokenEnc, containerTokenContext(d.id)),
+      body: {
+        rig_id: d.rigId,
+        dispatch_id: d.id,
+        token: lease.token,
+        expires_at: lease.expiresAt?.toISOString() ?? null,
+        username: lease.username,
+        generation: lease.generation,
+      },
+      timeoutMs: deps.pushTimeoutMs ?? 5000,
+    });
+    metrics?.pushLatency.observe({ outcome: result.outcome }, (performance.now() - started) / 1000);
+    if (result.outcome === 'acknowledged') {
+      await leases.recordEvent(d.id, 'pushed', event);
+      return { outcome: 'acknowledged', generation: lease.generation };
+    }
+    await leases.recordEvent(d.id, 'push_failed', { ...event, detail: result.detail });
+    if (result.outcome === 'gone') return { outcome: 'gone', generation: lease.generation };
+    throw new Error(`push to container failed: ${result.detail}`); // retried by the workflow's policy
+  }
+
+  async function finishDispatch(input: FinishDispatchInput): Promise<void> {
+    const lease = await leases.read(input.dispatchId);
+    if (lease?.token && lease.source === 'integration') {
+      const integration = await deps.db.tokenLease
+        .findUnique({ where: { dispatchId: input.dispatchId }, select: { integrationId: true } })
+        .then((l) => (l?.integrationId ? deps.db.platformIntegration.findUnique({ where: { id: l.integrationId }, select: { provider: true } }) : null));
+      // GitHub tokens are per dispatch: revoke. A GitLab token is the integration's shared grant:
+      // revoking it would cut off every other dispatch, so a stop only forgets its copy.
+      if (integration?.provider === 'github') {
+        const outcome = await deps.github.revokeInstallationToken(lease.token);
+        metrics?.revocations.inc({ outcome });
+        await leases.recordEvent(input.dispatchId, 'revoked', {
+          source: lease.source,
+          generation: lease.generation,
+          fingerprint: lease.fingerprint,
+          expiresAt: lease.expiresAt,
+          detail: `${outcome} (${input.reason})`,
+        });
+      } else {
+        metrics?.revocations.inc({ outcome: 'not_revocable' });
+      }
+    }
+    await leases.finish(input.dispatchId, input.status, input.reason);
+  }
+
+  return { mintLease, pushLease, finishDispatch };
+}
+
+export type TokenActivities = ReturnType<typeof createTokenActivities>;

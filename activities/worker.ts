@@ -1,0 +1,60 @@
+// The Temporal worker that hosts the git-token workflow and its activities.
+import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
+import type { Core } from '../lib/core';
+import type { Logger } from '../lib/logger';
+import { createTokenActivities } from './token-activities';
+
+export interface TokenWorkerOptions {
+  core: Core;
+  connection: NativeConnection;
+  taskQueue: string;
+  /** A prebuilt bundle (tests build it once); otherwise workflows/ is bundled at start. */
+  workflowBundle?: { code: string } | { codePath: string };
+  maxCachedWorkflows?: number;
+  maxConcurrentActivityTaskExecutions?: number;
+  fetch?: typeof fetch;
+}
+
+let runtimeInstalled = false;
+
+/** Routes the SDK's own logs into pino at `level` (once per process; later calls are ignored). */
+export function installTemporalRuntime(logger: Logger, level: LogLevel = 'WARN'): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({
+    logger: new DefaultLogger(level, (entry) => {
+      const method = entry.level === 'ERROR' ? 'error' : entry.level === 'WARN' ? 'warn' : entry.level === 'INFO' ? 'info' : 'debug';
+      logger[method]({ temporal: entry.meta }, entry.message);
+    }),
+  });
+}
+
+/** Builds (does not run) the worker for `taskQueue`, wiring activities from `core`. */
+export async function createTokenWorker(opts: TokenWorkerOptions): Promise<Worker> {
+  const { core } = opts;
+  const activities = createTokenActivities({
+    db: core.db,
+    secrets: core.secrets,
+    github: core.github,
+    gitlabGrants: core.gitlabGrants,
+    leases: core.leases,
+    notifier: core.notifier,
+    fetch: opts.fetch ?? fetch,
+    metrics: core.metrics,
+    marginSeconds: core.config.tokenRefreshMarginSeconds,
+  });
+  return Worker.create({
+    connection: opts.connection,
+    namespace: core.config.temporal.namespace,
+    taskQueue: opts.taskQueue,
+    activities,
+    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
+    // Each dispatch workflow sleeps most of its life; caching many keeps wake-ups cheap.
+    maxCachedWorkflows: opts.maxCachedWorkflows ?? 2000,
+    maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? 200,
+    // Let running activities (a push, a revoke) finish on shutdown.
+    shutdownGraceTime: '20 seconds',
+  });
+}
+
+export { NativeConnection };

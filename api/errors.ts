@@ -1,0 +1,71 @@
+// Domain errors thrown by services, and the one handler that turns every failure into the
+// contract's error body `{error: {code, message, field?}}` without leaking internals on 5xx.
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
+import { ProviderError } from '../lib/providers/types';
+
+export class AppError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+    readonly headers?: Record<string, string>,
+  ) {
+    super(message);
+    this.name = 'AppError';
+  }
+}
+
+export const badRequest = (field: string, message: string) => new AppError(400, 'invalid_request', message, field);
+export const notFound = (what: string, field?: string) => new AppError(404, 'not_found', `${what} not found`, field);
+export const forbidden = (message: string, field?: string) => new AppError(403, 'forbidden', message, field);
+export const conflict = (code: string, message: string, field?: string) => new AppError(409, code, message, field);
+export const unprocessable = (code: string, message: string, field?: string) => new AppError(422, code, message, field);
+
+/** A provider failure as the API reports it: 502 with the typed code (a rejected token is the caller's 422). */
+export function providerFailure(err: ProviderError, field?: string): AppError {
+  if (err.code === 'invalid_credentials') return unprocessable('invalid_credentials', err.message, field);
+  const headers = err.retryAfterSeconds ? { 'retry-after': String(Math.ceil(err.retryAfterSeconds)) } : undefined;
+  return new AppError(502, err.code, err.message, field, headers);
+}
+
+function fieldOf(issuePath: readonly PropertyKey[] | undefined, instancePath: string | undefined): string | undefined {
+  if (issuePath && issuePath.length > 0) return issuePath.map(String).join('.');
+  const fromInstance = (instancePath ?? '').split('/').filter(Boolean).join('.');
+  return fromInstance || undefined;
+}
+
+/** Registers the error and not-found handlers on `app`. */
+export function registerErrorHandler(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    if (hasZodFastifySchemaValidationErrors(err)) {
+      const first = err.validation[0];
+      const issue = first.params.issue as { path?: PropertyKey[]; message: string; code?: string };
+      const field = fieldOf(issue.path, first.instancePath) ?? err.validationContext ?? 'body';
+      const message = issue.code === 'invalid_type' && /received undefined/.test(issue.message) ? 'is required' : issue.message;
+      return reply.status(400).send({ error: { code: 'invalid_request', message: `${field}: ${message}`, field } });
+    }
+    if (err instanceof AppError) {
+      if (err.headers) reply.headers(err.headers);
+      return reply.status(err.statusCode).send({ error: { code: err.code, message: err.message, ...(err.field ? { field: err.field } : {}) } });
+    }
+    if (err instanceof ProviderError) return reply.send(providerFailure(err));
+    if (isResponseSerializationError(err)) {
+      request.log.error({ err: { message: err.message, method: err.method, url: err.url } }, 'response did not match its schema');
+      return reply.status(500).send({ error: { code: 'internal_error', message: 'internal error' } });
+    }
+    const status = err.statusCode ?? 500;
+    if (status < 500) {
+      // Fastify's own 4xx (bad JSON, body too large, wrong content type).
+      const code = status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : 'invalid_request';
+      return reply.status(status).send({ error: { code, message: err.message } });
+    }
+    request.log.error({ err }, 'unhandled error');
+    return reply.status(500).send({ error: { code: 'internal_error', message: 'internal error' } });
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    reply.status(404).send({ error: { code: 'not_found', message: `route ${request.method} ${request.url.split('?')[0]} not found` } });
+  });
+}

@@ -1,0 +1,40 @@
+// Liveness for load balancers and `npm start`: 200 only when Postgres and Temporal both answer.
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Services } from '../services';
+
+const state = z.enum(['ok', 'down']);
+const health = z.object({ postgres: state, temporal: state });
+
+async function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export const healthRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
+  const { db, temporalConnection } = services.core;
+
+  app.get('/healthz', {
+    schema: { tags: ['operations'], summary: 'Postgres and Temporal reachability', response: { 200: health, 503: health } },
+  }, async (_req, reply) => {
+    const [pg, tp] = await Promise.allSettled([
+      within(2000, db.$queryRaw`SELECT 1`),
+      within(2000, temporalConnection.withDeadline(Date.now() + 2000, () => temporalConnection.healthService.check({}))),
+    ]);
+    const body = { postgres: pg.status === 'fulfilled' ? ('ok' as const) : ('down' as const), temporal: tp.status === 'fulfilled' ? ('ok' as const) : ('down' as const) };
+    return reply.status(body.postgres === 'ok' && body.temporal === 'ok' ? 200 : 503).send(body);
+  });
+
+  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+    const { metrics } = services.core;
+    // Dispatch counts are sampled at scrape time: cheap (indexed) and right across instances.
+    const counts = await db.agentDispatch.groupBy({ by: ['status'], _count: { _all: true } }).catch(() => []);
+    metrics.activeDispatches.reset();
+    for (const c of counts) metrics.activeDispatches.set({ status: c.status }, c._count._all);
+    return reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+};

@@ -1,0 +1,47 @@
+import { z } from 'zod';
+import { integration, isoTime, platformRepository, uuid } from './common';
+
+export const integrationParams = z.object({ integration_id: uuid });
+
+const numericId = z.coerce
+  .number({ error: 'must be a number' })
+  .int('must be an integer')
+  .positive('must be positive')
+  .max(Number.MAX_SAFE_INTEGER);
+
+export const registerGithubBody = z.object({
+  provider: z.literal('github'),
+  owner_id: uuid,
+  installation_id: numericId,
+  app_type: z.enum(['standard', 'lite']).default('standard'),
+});
+
+export const registerGitlabBody = z.object({
+  provider: z.literal('gitlab'),
+  owner_id: uuid,
+  base_url: z.url({ error: 'must be a URL' }).optional(),
+  access_token: z.string().min(1).max(4096),
+  refresh_token: z.string().min(1).max(4096),
+  expires_at: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 time' }),
+});
+
+export const registerBody = z.discriminatedUnion('provider', [registerGithubBody, registerGitlabBody], {
+  error: 'provider must be "github" or "gitlab"',
+});
+
+export const listQuery = z.object({ owner_id: uuid });
+
+export const repositoriesQuery = z.object({
+  q: z.string().max(200).optional(),
+  refresh: z
+    .enum(['true', 'false', '1', '0'])
+    .optional()
+    .transform((v) => v === 'true' || v === '1'),
+});
+
+export const integrationList = z.object({ integrations: z.array(integration) });
+
+export const repositoryList = z.object({
+  repositories: z.array(platformRepository),
+  synced_at: isoTime.nullable(),
+});

@@ -1,0 +1,186 @@
+// Integrations: GitHub App installations and GitLab OAuth grants, their status and their cached
+// repository lists. The connect flows (dashboard) and POST /api/integrations share these paths.
+import { randomUUID } from 'node:crypto';
+import type { z } from 'zod';
+import type { Core } from '../../lib/core';
+import { isUniqueViolation } from '../../lib/db';
+import { IntegrationUnavailableError } from '../../lib/gitlab-grant';
+import { setIntegrationStatus } from '../../lib/integration-status';
+import { ProviderError, type GitlabTokens, type PlatformRepository } from '../../lib/providers/types';
+import { gitlabTokenContext } from '../../lib/secret-contexts';
+import type { PlatformIntegration } from '../../prisma/generated/client';
+import { AppError, badRequest, conflict, notFound, providerFailure, unprocessable } from '../errors';
+import type { registerGithubBody, registerGitlabBody } from '../schemas/integrations';
+import { presentIntegration } from './presenters';
+
+type Deps = Pick<Core, 'db' | 'secrets' | 'github' | 'gitlab' | 'gitlabGrants' | 'notifier' | 'config'>;
+
+/** Normalises a GitLab base URL; plain http only for loopback outside production. */
+export function normaliseGitlabBaseUrl(raw: string, production: boolean): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw badRequest('base_url', 'base_url: must be a URL');
+  }
+  const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback && !production)) {
+    throw badRequest('base_url', 'base_url: must be an https:// URL');
+  }
+  if (url.username || url.password || url.search || url.hash) throw badRequest('base_url', 'base_url: must not contain credentials, a query or a fragment');
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+}
+
+export function createIntegrationService(deps: Deps) {
+  const { db, secrets, github, gitlab } = deps;
+
+  async function get(integrationId: string): Promise<PlatformIntegration> {
+    const row = await db.platformIntegration.findUnique({ where: { id: integrationId } });
+    if (!row) throw notFound('integration', 'integration_id');
+    return row;
+  }
+
+  /** Provider failures mark the integration so every screen shows the same status. */
+  async function noteProviderFailure(row: PlatformIntegration, err: unknown): Promise<never> {
+    const code = err instanceof ProviderError || err instanceof IntegrationUnavailableError ? err.code : undefined;
+    const status = code === 'installation_suspended' ? 'suspended' : code === 'installation_not_found' ? 'deleted' : code === 'reconnect_required' ? 'reconnect_required' : null;
+    if (status && (await setIntegrationStatus(db, row.id, status, (err as Error).message))) {
+      await deps.notifier.integrationChanged(row.id, `integration became ${status}`);
+    }
+    if (err instanceof ProviderError) throw providerFailure(err);
+    if (err instanceof IntegrationUnavailableError) throw new AppError(502, err.code, err.message);
+    throw err;
+  }
+
+  async function fetchRepositories(row: PlatformIntegration): Promise<PlatformRepository[]> {
+    try {
+      if (row.provider === 'github') {
+        return await github.listInstallationRepositories(row.githubAppType ?? 'standard', Number(row.githubInstallationId));
+      }
+      const { accessToken } = await deps.gitlabGrants.getValidAccessToken(row.id, 60);
+      return await gitlab.listProjects({ baseUrl: row.gitlabBaseUrl as string, accessToken });
+    } catch (err) {
+      return noteProviderFailure(row, err);
+    }
+  }
+
+  async function syncRepositories(row: PlatformIntegration) {
+    if (row.status === 'deleted') throw new AppError(502, 'installation_not_found', 'the integration was deleted at the provider');
+    const repositories = await fetchRepositories(row);
+    const updated = await db.platformIntegration.update({
+      where: { id: row.id },
+      data: { repositories: repositories as object[], repositoriesSyncedAt: new Date() },
+    });
+    if (row.status !== 'active' && (await setIntegrationStatus(db, row.id, 'active', null))) {
+      await deps.notifier.integrationChanged(row.id, 'integration became active');
+    }
+    return updated;
+  }
+
+  return {
+    get,
+    syncRepositories,
+
+    async list(ownerId: string) {
+      const rows = await db.platformIntegration.findMany({ where: { ownerId }, orderBy: { createdAt: 'asc' } });
+      return { integrations: rows.map(presentIntegration) };
+    },
+
+    /** Registers (or re-registers) a GitHub App installation after reading it with the app JWT. */
+    async registerGithub(body: z.infer<typeof registerGithubBody>) {
+      if (!github.hasApp(body.app_type)) {
+        throw unprocessable('app_not_configured', `the ${body.app_type} GitHub App is not configured on this service`, 'app_type');
+      }
+      let installation;
+      try {
+        installation = await github.getInstallation(body.app_type, body.installation_id);
+      } catch (err) {
+        if (err instanceof ProviderError) throw providerFailure(err, 'installation_id');
+        throw err;
+      }
+      const status = installation.suspendedAt ? 'suspended' : 'active';
+      const existing = await db.platformIntegration.findUnique({ where: { githubInstallationId: BigInt(body.installation_id) } });
+      if (existing && existing.ownerId !== body.owner_id) {
+        throw conflict('integration_exists', 'this installation is already registered to another owner', 'installation_id');
+      }
+      const data = {
+        status,
+        statusReason: installation.suspendedAt ? `suspended at ${installation.suspendedAt}` : null,
+        accountLogin: installation.account.login,
+        accountId: BigInt(installation.account.id),
+        githubAppType: body.app_type,
+      } as const;
+      if (existing) {
+        const row = await db.platformIntegration.update({
+          where: { id: existing.id },
+          data: { ...data, ...(existing.status !== status ? { statusChangedAt: new Date() } : {}) },
+        });
+        if (existing.status !== status) await deps.notifier.integrationChanged(row.id, `integration became ${status}`);
+        return { created: false, integration: presentIntegration(row) };
+      }
+      try {
+        const row = await db.platformIntegration.create({
+          data: { ...data, ownerId: body.owner_id, provider: 'github', githubInstallationId: BigInt(body.installation_id) },
+        });
+        return { created: true, integration: presentIntegration(row) };
+      } catch (err) {
+        if (isUniqueViolation(err)) throw conflict('integration_exists', 'this installation was registered concurrently', 'installation_id');
+        throw err;
+      }
+    },
+
+    /**
+     * Registers a GitLab grant: refreshes first when the access token is (nearly) expired, reads
+     * the user it belongs to, and stores the pair encrypted. Connecting the same GitLab user again
+     * replaces the grant: that is how `reconnect_required` is fixed.
+     */
+    async registerGitlab(body: Omit<z.infer<typeof registerGitlabBody>, 'expires_at'> & { expires_at: string | Date }) {
+      if (!gitlab.isConfigured()) throw unprocessable('app_not_configured', 'GitLab OAuth is not configured on this service', 'provider');
+      const baseUrl = normaliseGitlabBaseUrl(body.base_url ?? deps.config.gitlab.url, deps.config.nodeEnv === 'production');
+      let tokens: GitlabTokens = { accessToken: body.access_token, refreshToken: body.refresh_token, expiresAt: new Date(body.expires_at) };
+      let user;
+      try {
+        if (tokens.expiresAt.getTime() - Date.now() < deps.config.tokenRefreshMarginSeconds * 1000) {
+          tokens = await gitlab.refresh({ baseUrl, refreshToken: tokens.refreshToken });
+        }
+        user = await gitlab.getUser({ baseUrl, accessToken: tokens.accessToken });
+      } catch (err) {
+        if (err instanceof ProviderError) throw providerFailure(err, err.code === 'reconnect_required' ? 'refresh_token' : 'access_token');
+        throw err;
+      }
+      const where = { ownerId: body.owner_id, provider: 'gitlab' as const, gitlabBaseUrl: baseUrl, accountId: BigInt(user.id) };
+      const existing = await db.platformIntegration.findFirst({ where });
+      const id = existing?.id ?? randomUUID();
+      const grant = {
+        accountLogin: user.username,
+        accessTokenEnc: secrets.encrypt(tokens.accessToken, gitlabTokenContext(id, 'access')),
+        refreshTokenEnc: secrets.encrypt(tokens.refreshToken, gitlabTokenContext(id, 'refresh')),
+        accessTokenExpiresAt: tokens.expiresAt,
+        status: 'active' as const,
+        statusReason: null,
+      };
+      if (existing) {
+        const row = await db.platformIntegration.update({
+          where: { id },
+          data: { ...grant, tokenVersion: { increment: 1 }, statusChangedAt: new Date() },
+        });
+        await deps.notifier.integrationChanged(id, 'gitlab grant reconnected');
+        return { created: false, integration: presentIntegration(row) };
+      }
+      const row = await db.platformIntegration.create({ data: { id, ...where, ...grant } });
+      return { created: true, integration: presentIntegration(row) };
+    },
+
+    /** Repositories from the cache, fetched from the provider when empty or asked to. */
+    async repositories(integrationId: string, opts: { q?: string; refresh?: boolean }) {
+      let row = await get(integrationId);
+      if (opts.refresh || row.repositoriesSyncedAt === null) row = await syncRepositories(row);
+      const all = (row.repositories as unknown as PlatformRepository[]) ?? [];
+      const q = opts.q?.trim().toLowerCase();
+      const repositories = q ? all.filter((r) => r.name.toLowerCase().includes(q) || r.full_name.toLowerCase().includes(q)) : all;
+      return { repositories, synced_at: row.repositoriesSyncedAt?.toISOString() ?? null };
+    },
+  };
+}
+
+export type IntegrationService = ReturnType<typeof createIntegrationService>;

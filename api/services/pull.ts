@@ -1,0 +1,120 @@
+// Containers pulling a token. A fresh lease comes from memory; a stale one makes the dispatch's
+// workflow refresh (the `refreshNow` update), so the workflow stays the only writer of tokens and
+// concurrent stale pulls share one refresh (single flight here, and again inside the workflow).
+import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import type { Core } from '../../lib/core';
+import type { CachedDispatch, CachedLease, LeaseCache } from '../../lib/lease-cache';
+import { sha256Hex } from '../../lib/secrets';
+import { refreshNowUpdate } from '../../workflows/git-token-workflow';
+import { AppError } from '../errors';
+import { createEventBuffer } from './event-buffer';
+import { createRateLimiter } from './rate-limit';
+
+type Deps = Pick<Core, 'db' | 'temporal' | 'config' | 'metrics' | 'logger'> & { cache: LeaseCache };
+
+export interface PulledToken {
+  token: string;
+  expires_at: string | null;
+  username: string;
+  generation: number;
+}
+
+/**
+ * Fresh enough to hand out without a refresh: more than the margin left, or for short-lived
+ * tokens more than half their life (the workflow refreshes no later than that).
+ */
+export function isFresh(lease: CachedLease, marginMs: number, now: number): boolean {
+  if (lease.expiresAtMs === null) return true;
+  const lifetime = lease.expiresAtMs - lease.mintedAtMs;
+  return lease.expiresAtMs - now > Math.min(marginMs, lifetime / 2);
+}
+
+const unauthorized = () => new AppError(401, 'unauthorized', 'unknown container token', undefined, { 'www-authenticate': 'Bearer' });
+
+export function createPullService(deps: Deps) {
+  const { cache, metrics } = deps;
+  const marginMs = deps.config.tokenRefreshMarginSeconds * 1000;
+  const limiter = createRateLimiter({ perMinute: deps.config.pullRateLimitPerMinute });
+  const events = createEventBuffer({ db: deps.db, logger: deps.logger });
+  const inflight = new Map<string, Promise<void>>();
+
+  function answer(entry: CachedDispatch, lease: CachedLease): PulledToken {
+    events.add({ dispatchId: entry.dispatchId, kind: 'pulled', source: lease.source, generation: lease.generation, fingerprint: lease.fingerprint, expiresAt: lease.expiresAtMs });
+    return {
+      token: lease.token,
+      expires_at: lease.expiresAtMs === null ? null : new Date(lease.expiresAtMs).toISOString(),
+      username: lease.username,
+      generation: lease.generation,
+    };
+  }
+
+  /** Asks the workflow for a lease newer than `staleGeneration`; one request per dispatch at a time. */
+  function refresh(entry: CachedDispatch, staleGeneration: number): Promise<void> {
+    let p = inflight.get(entry.dispatchId);
+    if (!p) {
+      p = deps.temporal.workflow
+        .getHandle(entry.workflowId)
+        .executeUpdate(refreshNowUpdate, { args: [{ staleGeneration }] })
+        .then(() => undefined)
+        .catch((err) => {
+          if (err instanceof WorkflowNotFoundError || err instanceof WorkflowUpdateFailedError) return; // ended: the reload says so
+          throw new AppError(503, 'temporal_unavailable', 'could not reach the token workflow; try again', undefined, { 'retry-after': '2' });
+        })
+        .finally(() => inflight.delete(entry.dispatchId));
+      inflight.set(entry.dispatchId, p);
+    }
+    return p;
+  }
+
+  return {
+    /** Serves POST /api/internal/rigs/:rig_id/git-token for the container presenting `bearer`. */
+    async pull(rigId: string, bearer: string | undefined): Promise<PulledToken> {
+      if (!bearer) throw unauthorized();
+      const hash = sha256Hex(bearer);
+      const wait = limiter.take(hash);
+      if (wait > 0) {
+        metrics.pulls.inc({ result: 'rate_limited' });
+        throw new AppError(429, 'rate_limited', 'too many pulls for this container token', undefined, { 'retry-after': String(Math.ceil(wait / 1000)) });
+      }
+      let entry = cache.get(hash);
+      const hit = entry !== undefined;
+      entry ??= (await cache.load(hash)) ?? undefined;
+      if (!entry) {
+        metrics.pulls.inc({ result: 'unauthorized' });
+        throw unauthorized();
+      }
+      // The hash was looked up, not compared: the rig id is not secret, a plain check will do.
+      if (entry.rigId !== rigId) {
+        metrics.pulls.inc({ result: 'forbidden' });
+        throw new AppError(403, 'forbidden', 'this container token belongs to another rig');
+      }
+      if (entry.ended) {
+        metrics.pulls.inc({ result: 'gone' });
+        throw new AppError(410, 'dispatch_ended', 'the dispatch has ended; its tokens are revoked');
+      }
+      if (entry.lease && isFresh(entry.lease, marginMs, Date.now())) {
+        metrics.pulls.inc({ result: hit ? 'hit' : 'miss' });
+        return answer(entry, entry.lease);
+      }
+
+      await refresh(entry, entry.lease?.generation ?? 0);
+      cache.invalidate(entry.dispatchId);
+      const after = await cache.load(hash);
+      if (!after || after.ended) throw new AppError(410, 'dispatch_ended', 'the dispatch has ended; its tokens are revoked');
+      if (after.lease && (after.lease.expiresAtMs === null || after.lease.expiresAtMs > Date.now())) {
+        metrics.pulls.inc({ result: 'refreshed' });
+        return answer(after, after.lease);
+      }
+      metrics.pulls.inc({ result: 'unavailable' });
+      const d = await deps.db.agentDispatch.findUnique({ where: { id: after.dispatchId }, select: { lastErrorCode: true, lastErrorMessage: true } });
+      if (d?.lastErrorCode) throw new AppError(502, d.lastErrorCode, d.lastErrorMessage ?? 'the provider failed');
+      throw new AppError(503, 'token_unavailable', 'no token is available yet; try again shortly', undefined, { 'retry-after': '2' });
+    },
+
+    async close(): Promise<void> {
+      await events.close();
+    },
+  };
+}
+
+export type PullService = ReturnType<typeof createPullService>;

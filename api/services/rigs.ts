@@ -1,0 +1,145 @@
+// Rigs: connected through an integration (repository picked from its list) or by a manual URL
+// that falls back on the town's static tokens.
+import type { z } from 'zod';
+import type { Core } from '../../lib/core';
+import { isUniqueViolation } from '../../lib/db';
+import { gitHost } from '../../activities/credential-fns';
+import type { PlatformIntegration, Rig } from '../../prisma/generated/client';
+import type { PlatformRepository } from '../../lib/providers/types';
+import { badRequest, conflict, forbidden, notFound, unprocessable } from '../errors';
+import type { createRigBody, patchRigBody } from '../schemas/rigs';
+import type { IntegrationService } from './integrations';
+import { presentRig } from './presenters';
+import { branchProblem, gitUrlProblem } from './rig-fns';
+
+type Deps = Pick<Core, 'db' | 'notifier'> & { integrations: IntegrationService };
+
+interface Connection {
+  platformIntegrationId: string;
+  repositoryId: bigint;
+  repositoryFullName: string;
+  gitUrl: string;
+  defaultBranch: string;
+}
+
+export function createRigService(deps: Deps) {
+  const { db } = deps;
+
+  async function getRig(rigId: string): Promise<Rig & { town: { ownerId: string } }> {
+    const rig = await db.rig.findUnique({ where: { id: rigId }, include: { town: { select: { ownerId: true } } } });
+    if (!rig) throw notFound('rig', 'rig_id');
+    return rig;
+  }
+
+  /** Resolves an integration + repository id into what the rig stores; enforces ownership. */
+  async function connection(ownerId: string, integrationId: string, repositoryId: number | undefined): Promise<Connection> {
+    if (repositoryId === undefined) throw badRequest('repository_id', 'repository_id: is required with platform_integration_id');
+    const row = await db.platformIntegration.findUnique({ where: { id: integrationId } });
+    if (!row) throw notFound('integration', 'platform_integration_id');
+    if (row.ownerId !== ownerId) throw forbidden("the integration belongs to another owner than the rig's town", 'platform_integration_id');
+    if (row.status !== 'active') {
+      throw conflict('integration_not_active', `the integration is ${row.status}: fix it before connecting rigs to it`, 'platform_integration_id');
+    }
+    const repo = await findRepository(row, repositoryId);
+    if (!repo) {
+      throw unprocessable('repository_not_accessible', `repository ${repositoryId} is not accessible to this integration`, 'repository_id');
+    }
+    return {
+      platformIntegrationId: row.id,
+      repositoryId: BigInt(repo.id),
+      repositoryFullName: repo.full_name,
+      gitUrl: repo.clone_url, // as the provider gives it
+      defaultBranch: repo.default_branch,
+    };
+  }
+
+  /** Looks in the cache first; a miss refreshes once (the repository may be new). */
+  async function findRepository(row: PlatformIntegration, repositoryId: number): Promise<PlatformRepository | undefined> {
+    const cached = (row.repositories as unknown as PlatformRepository[]).find((r) => r.id === repositoryId);
+    if (cached) return cached;
+    const synced = await deps.integrations.syncRepositories(row);
+    return (synced.repositories as unknown as PlatformRepository[]).find((r) => r.id === repositoryId);
+  }
+
+  function manual(gitUrl: string, defaultBranch: string | undefined) {
+    const problem = gitUrlProblem(gitUrl);
+    if (problem) throw badRequest('git_url', `git_url: ${problem}`);
+    const branch = defaultBranch ?? 'main';
+    const bad = branchProblem(branch);
+    if (bad) throw badRequest('default_branch', `default_branch: ${bad}`);
+    return { gitUrl, defaultBranch: branch };
+  }
+
+  async function save<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      if (isUniqueViolation(err)) throw conflict('rig_exists', 'a rig with this name already exists in the town', 'name');
+      throw err;
+    }
+  }
+
+  return {
+    getRig,
+
+    async create(townId: string, body: z.infer<typeof createRigBody>) {
+      const town = await db.town.findUnique({ where: { id: townId } });
+      if (!town) throw notFound('town', 'town_id');
+      let data;
+      if (body.platform_integration_id !== undefined) {
+        if (body.git_url !== undefined) throw badRequest('git_url', 'git_url: give either platform_integration_id + repository_id or git_url, not both');
+        data = await connection(town.ownerId, body.platform_integration_id, body.repository_id);
+      } else if (body.git_url !== undefined) {
+        if (body.repository_id !== undefined) throw badRequest('repository_id', 'repository_id: needs platform_integration_id');
+        data = manual(body.git_url, body.default_branch);
+      } else {
+        throw badRequest('git_url', 'git_url: is required unless platform_integration_id and repository_id are given');
+      }
+      return presentRig(await save(() => db.rig.create({ data: { townId, name: body.name, ...data } })));
+    },
+
+    async detail(rigId: string) {
+      const rig = await getRig(rigId);
+      const integration = rig.platformIntegrationId ? await db.platformIntegration.findUnique({ where: { id: rig.platformIntegrationId } }) : null;
+      let source: 'integration' | 'town_git_auth' | 'none' = integration ? 'integration' : 'none';
+      if (!integration) {
+        const token = await db.townGitAuth.findUnique({ where: { townId_host: { townId: rig.townId, host: gitHost(rig.gitUrl) } } });
+        if (token) source = 'town_git_auth';
+      }
+      return {
+        ...presentRig(rig),
+        integration: integration ? { id: integration.id, provider: integration.provider, account: integration.accountLogin, status: integration.status } : null,
+        credential_source: source,
+      };
+    },
+
+    /** Reconnects, disconnects or edits a rig; running dispatches mint again from the new source. */
+    async update(rigId: string, body: z.infer<typeof patchRigBody>) {
+      const rig = await getRig(rigId);
+      let data: Partial<Rig> = {};
+      if (body.platform_integration_id) {
+        if (body.git_url !== undefined) throw badRequest('git_url', 'git_url: follows the repository when connecting through an integration');
+        data = await connection(rig.town.ownerId, body.platform_integration_id, body.repository_id);
+      } else if (body.platform_integration_id === null) {
+        data = { platformIntegrationId: null, repositoryId: null, repositoryFullName: null };
+      } else if (body.repository_id !== undefined) {
+        if (!rig.platformIntegrationId) throw badRequest('repository_id', 'repository_id: the rig has no integration; give platform_integration_id too');
+        data = await connection(rig.town.ownerId, rig.platformIntegrationId, body.repository_id);
+      }
+      const connected = data.platformIntegrationId ?? (body.platform_integration_id === null ? null : rig.platformIntegrationId);
+      if (body.git_url !== undefined || (body.default_branch !== undefined && !data.defaultBranch)) {
+        if (connected && body.git_url !== undefined) throw badRequest('git_url', 'git_url: cannot be set on a rig connected through an integration');
+        const m = manual(body.git_url ?? rig.gitUrl, body.default_branch ?? rig.defaultBranch);
+        data = { ...data, ...(connected ? { defaultBranch: m.defaultBranch } : m) };
+      }
+      if (body.name !== undefined) data.name = body.name;
+      const updated = await save(() => db.rig.update({ where: { id: rigId }, data }));
+      if (data.platformIntegrationId !== undefined || data.gitUrl !== undefined || data.repositoryId !== undefined) {
+        await deps.notifier.rigChanged(rigId, 'rig connection changed');
+      }
+      return presentRig(updated);
+    },
+  };
+}
+
+export type RigService = ReturnType<typeof createRigService>;

@@ -1,0 +1,69 @@
+// Towns and their static git-auth tokens (write-only: reads show host, username, fingerprint).
+import type { z } from 'zod';
+import type { Core } from '../../lib/core';
+import { fingerprint } from '../../lib/secrets';
+import { townTokenContext } from '../../lib/secret-contexts';
+import { badRequest, notFound } from '../errors';
+import type { createTownBody, putGitAuthBody } from '../schemas/towns';
+import { presentIntegration, presentTown } from './presenters';
+
+type Deps = Pick<Core, 'db' | 'secrets' | 'notifier'>;
+
+export function createTownService(deps: Deps) {
+  const { db } = deps;
+
+  async function getTown(townId: string) {
+    const town = await db.town.findUnique({ where: { id: townId } });
+    if (!town) throw notFound('town', 'town_id');
+    return town;
+  }
+
+  return {
+    getTown,
+
+    async create(body: z.infer<typeof createTownBody>) {
+      return presentTown(await db.town.create({ data: { name: body.name, ownerId: body.owner_id } }));
+    },
+
+    async detail(townId: string) {
+      const town = await getTown(townId);
+      const [integrations, gitAuth, rigs] = await Promise.all([
+        db.platformIntegration.findMany({ where: { ownerId: town.ownerId }, orderBy: { createdAt: 'asc' } }),
+        db.townGitAuth.findMany({ where: { townId }, orderBy: { host: 'asc' } }),
+        db.rig.findMany({ where: { townId }, orderBy: { name: 'asc' } }),
+      ]);
+      return {
+        ...presentTown(town),
+        integrations: integrations.map(presentIntegration),
+        connect_integration_url: integrations.length === 0 ? `/integrations?owner_id=${town.ownerId}` : null,
+        git_auth: gitAuth.map((g) => ({ host: g.host, username: g.username, fingerprint: g.fingerprint, updated_at: g.updatedAt.toISOString() })),
+        rigs: rigs.map((r) => ({ id: r.id, name: r.name, git_url: r.gitUrl, platform_integration_id: r.platformIntegrationId })),
+      };
+    },
+
+    /** Replaces the town's tokens (PUT semantics), then tells running dispatches that use them. */
+    async putGitAuth(townId: string, body: z.infer<typeof putGitAuthBody>) {
+      await getTown(townId);
+      const seen = new Set<string>();
+      body.tokens.forEach((t, i) => {
+        if (seen.has(t.host)) throw badRequest(`tokens.${i}.host`, `tokens.${i}.host: ${t.host} is listed twice`);
+        seen.add(t.host);
+      });
+      await db.$transaction([
+        db.townGitAuth.deleteMany({ where: { townId } }),
+        db.townGitAuth.createMany({
+          data: body.tokens.map((t) => ({
+            townId,
+            host: t.host,
+            username: t.username ?? null,
+            tokenEnc: deps.secrets.encrypt(t.token, townTokenContext(townId, t.host)),
+            fingerprint: fingerprint(t.token),
+          })),
+        }),
+      ]);
+      await deps.notifier.townChanged(townId, 'town git-auth changed');
+    },
+  };
+}
+
+export type TownService = ReturnType<typeof createTownService>;

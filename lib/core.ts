@@ -1,0 +1,73 @@
+// Builds the long-lived parts one process needs from a Config: Prisma, the Temporal client, the
+// provider clients and the services over them. Only composition roots (bin/repo-connect.ts, and
+// tests standing in for it) call this; everything else receives the parts it needs.
+import { Client, Connection } from '@temporalio/client';
+import type { Config } from './config';
+import { createDb, type Db } from './db';
+import { createDispatchNotifier, type DispatchNotifier } from './dispatch-notifier';
+import { createGitlabGrants, type GitlabGrants } from './gitlab-grant';
+import { createLeaseStore, type LeaseStore } from './lease-store';
+import { createLogger, type Logger } from './logger';
+import { createMetrics, type Metrics } from './metrics';
+import { createGithubClient } from './providers/github';
+import { createGitlabClient } from './providers/gitlab';
+import type { GithubClient, GitlabClient } from './providers/types';
+import { createSecretBox, type SecretBox } from './secrets';
+
+export interface Core {
+  config: Config;
+  db: Db;
+  secrets: SecretBox;
+  metrics: Metrics;
+  logger: Logger;
+  github: GithubClient;
+  gitlab: GitlabClient;
+  gitlabGrants: GitlabGrants;
+  leases: LeaseStore;
+  temporalConnection: Connection;
+  temporal: Client;
+  notifier: DispatchNotifier;
+  close(): Promise<void>;
+}
+
+export interface CoreOptions {
+  logger?: Logger;
+  metrics?: Metrics;
+  dbPoolSize?: number;
+}
+
+/** Wires the process's shared parts from `config`. */
+export async function createCore(config: Config, opts: CoreOptions = {}): Promise<Core> {
+  const logger = opts.logger ?? createLogger(config.logLevel);
+  const metrics = opts.metrics ?? createMetrics();
+  const db = createDb(config.databaseUrl, { max: opts.dbPoolSize });
+  const secrets = createSecretBox(config.secretsKeys);
+  const github = createGithubClient({ apiUrl: config.github.apiUrl, apps: config.github.apps });
+  const gitlab = createGitlabClient({ clientId: config.gitlab.clientId, clientSecret: config.gitlab.clientSecret });
+  const gitlabGrants = createGitlabGrants({
+    db,
+    secrets,
+    gitlab,
+    onRefresh: (outcome) => metrics.gitlabRefreshes.inc({ outcome }),
+  });
+  const temporalConnection = await Connection.connect({ address: config.temporal.address });
+  const temporal = new Client({ connection: temporalConnection, namespace: config.temporal.namespace });
+  return {
+    config,
+    db,
+    secrets,
+    metrics,
+    logger,
+    github,
+    gitlab,
+    gitlabGrants,
+    leases: createLeaseStore({ db, secrets }),
+    temporalConnection,
+    temporal,
+    notifier: createDispatchNotifier({ db, temporal }),
+    async close() {
+      await temporalConnection.close().catch(() => undefined);
+      await db.$disconnect();
+    },
+  };
+}

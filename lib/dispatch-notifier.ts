@@ -1,0 +1,36 @@
+// Tells running dispatch workflows that their credentials changed (integration status, rig
+// connection, town git-auth, or a rotated GitLab grant), so they mint and push again within
+// seconds instead of waiting for their next scheduled refresh.
+import type { Client } from '@temporalio/client';
+import type { Db } from './db';
+import { ENDED_STATUSES } from './lease-store';
+import { credentialsChangedSignal } from '../workflows/git-token-workflow';
+
+export interface DispatchNotifier {
+  integrationChanged(integrationId: string, reason: string, exceptDispatchId?: string): Promise<number>;
+  rigChanged(rigId: string, reason: string): Promise<number>;
+  townChanged(townId: string, reason: string): Promise<number>;
+}
+
+export function createDispatchNotifier(deps: { db: Db; temporal: Pick<Client, 'workflow'> }): DispatchNotifier {
+  const { db, temporal } = deps;
+
+  async function signalAll(where: object, reason: string): Promise<number> {
+    const running = await db.agentDispatch.findMany({
+      where: { ...where, status: { notIn: ENDED_STATUSES } },
+      select: { workflowId: true },
+    });
+    const results = await Promise.allSettled(
+      running.map((d) => temporal.workflow.getHandle(d.workflowId).signal(credentialsChangedSignal, { reason })),
+    );
+    // A workflow that already finished cannot be signalled; that is not an error here.
+    return results.filter((r) => r.status === 'fulfilled').length;
+  }
+
+  return {
+    integrationChanged: (integrationId, reason, exceptDispatchId) =>
+      signalAll({ rig: { platformIntegrationId: integrationId }, ...(exceptDispatchId ? { id: { not: exceptDispatchId } } : {}) }, reason),
+    rigChanged: (rigId, reason) => signalAll({ rigId }, reason),
+    townChanged: (townId, reason) => signalAll({ rig: { townId, platformIntegrationId: null } }, reason),
+  };
+}

@@ -1,0 +1,134 @@
+// The GitLab OAuth grant of an integration is shared by every dispatch on it, and GitLab rotates the
+// refresh token on every use: two refreshes at once kill the grant (one wins, the other gets
+// invalid_grant). So exactly one process refreshes at a time (row lock), re-checks after taking
+// the lock, and saves the rotated pair in the same transaction before anyone uses it.
+import type { Db } from './db';
+import type { SecretBox } from './secrets';
+import { gitlabTokenContext } from './secret-contexts';
+import { ProviderError, type GitlabClient } from './providers/types';
+
+export interface ValidGitlabToken {
+  accessToken: string;
+  expiresAt: Date;
+  /** True when this call performed the refresh (the caller tells the other dispatches). */
+  refreshed: boolean;
+  integrationId: string;
+}
+
+export class IntegrationUnavailableError extends Error {
+  constructor(
+    readonly code: 'reconnect_required' | 'installation_not_found',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'IntegrationUnavailableError';
+  }
+}
+
+
+interface GrantRow {
+  id: string;
+  status: string;
+  gitlab_base_url: string | null;
+  access_token_enc: string | null;
+  refresh_token_enc: string | null;
+  access_token_expires_at: Date | null;
+  token_version: number;
+}
+
+export interface GitlabGrantsDeps {
+  db: Db;
+  secrets: SecretBox;
+  gitlab: Pick<GitlabClient, 'refresh'>;
+  now?: () => number;
+  /** Called after a refresh is saved, e.g. to count it in metrics. */
+  onRefresh?: (outcome: 'ok' | 'invalid_grant' | 'error') => void;
+}
+
+export function createGitlabGrants(deps: GitlabGrantsDeps) {
+  const { db, secrets, gitlab } = deps;
+  const now = deps.now ?? Date.now;
+
+  const usable = (row: GrantRow, minValidityMs: number) =>
+    row.access_token_enc !== null && row.access_token_expires_at !== null && row.access_token_expires_at.getTime() - now() > minValidityMs;
+
+  const check = (row: GrantRow | undefined): GrantRow => {
+    if (!row) throw new IntegrationUnavailableError('installation_not_found', 'integration not found');
+    if (row.status === 'reconnect_required') {
+      throw new IntegrationUnavailableError('reconnect_required', 'GitLab grant was revoked or expired: reconnect the integration');
+    }
+    if (row.status === 'deleted') throw new IntegrationUnavailableError('installation_not_found', 'integration was deleted');
+    if (!row.refresh_token_enc || !row.gitlab_base_url) {
+      throw new IntegrationUnavailableError('reconnect_required', 'integration has no GitLab grant stored: reconnect it');
+    }
+    return row;
+  };
+
+  const answer = (row: GrantRow, refreshed: boolean): ValidGitlabToken => ({
+    accessToken: secrets.decrypt(row.access_token_enc as string, gitlabTokenContext(row.id, 'access')),
+    expiresAt: row.access_token_expires_at as Date,
+    refreshed,
+    integrationId: row.id,
+  });
+
+  return {
+    /**
+     * An access token with more than `minValiditySeconds` left: the stored one when it qualifies,
+     * otherwise one refresh under the integration's row lock.
+     */
+    async getValidAccessToken(integrationId: string, minValiditySeconds: number): Promise<ValidGitlabToken> {
+      const minMs = minValiditySeconds * 1000;
+      const [fast] = await db.$queryRaw<GrantRow[]>`
+        SELECT id, status::text, gitlab_base_url, access_token_enc, refresh_token_enc, access_token_expires_at, token_version
+        FROM platform_integrations WHERE id = ${integrationId}::uuid AND provider = 'gitlab'`;
+      if (usable(check(fast), minMs)) return answer(fast, false);
+
+      return db.$transaction(
+        async (tx) => {
+          const [row] = await tx.$queryRaw<GrantRow[]>`
+            SELECT id, status::text, gitlab_base_url, access_token_enc, refresh_token_enc, access_token_expires_at, token_version
+            FROM platform_integrations WHERE id = ${integrationId}::uuid FOR UPDATE`;
+          // Someone else may have refreshed while we waited for the lock.
+          if (usable(check(row), minMs)) return answer(row, false);
+
+          let tokens;
+          try {
+            tokens = await gitlab.refresh({
+              baseUrl: row.gitlab_base_url as string,
+              refreshToken: secrets.decrypt(row.refresh_token_enc as string, gitlabTokenContext(row.id, 'refresh')),
+            });
+          } catch (err) {
+            if (err instanceof ProviderError && err.code === 'reconnect_required') {
+              deps.onRefresh?.('invalid_grant');
+              await tx.$executeRaw`
+                UPDATE platform_integrations
+                SET status = 'reconnect_required', status_reason = ${err.message}, status_changed_at = now(), updated_at = now()
+                WHERE id = ${row.id}::uuid`;
+              return { reconnect: err } as const;
+            }
+            deps.onRefresh?.('error');
+            throw err;
+          }
+          const updated = await tx.$executeRaw`
+            UPDATE platform_integrations
+            SET access_token_enc = ${secrets.encrypt(tokens.accessToken, gitlabTokenContext(row.id, 'access'))},
+                refresh_token_enc = ${secrets.encrypt(tokens.refreshToken, gitlabTokenContext(row.id, 'refresh'))},
+                access_token_expires_at = ${tokens.expiresAt},
+                token_version = token_version + 1,
+                updated_at = now()
+            WHERE id = ${row.id}::uuid AND token_version = ${row.token_version}`;
+          if (updated !== 1) throw new Error('GitLab grant changed under the row lock (token_version moved)');
+          deps.onRefresh?.('ok');
+          return { accessToken: tokens.accessToken, expiresAt: tokens.expiresAt, refreshed: true, integrationId: row.id };
+        },
+        { maxWait: 30_000, timeout: 30_000 },
+      ).then((result) => {
+        // The status change above must commit, so the failure is raised after the transaction.
+        if ('reconnect' in result) throw new IntegrationUnavailableError('reconnect_required', result.reconnect.message);
+        return result;
+      });
+    },
+  };
+}
+
+export type GitlabGrants = ReturnType<typeof createGitlabGrants>;

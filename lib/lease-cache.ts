@@ -1,0 +1,182 @@
+// In-process cache of dispatch leases, keyed by container-token hash, so a fresh pull touches
+// neither Postgres nor a provider. Correct across API instances: every lease write NOTIFYs
+// `repo_connect_leases` and each instance LISTENs and drops the entry. While the LISTEN connection
+// is down nothing is cached (a missed notification could otherwise serve a superseded token).
+import { Client } from 'pg';
+import type { Db } from './db';
+import type { Logger } from './logger';
+import { LEASE_CHANNEL, ENDED_STATUSES } from './lease-store';
+import { leaseTokenContext } from './secret-contexts';
+import type { SecretBox } from './secrets';
+import type { CredentialSource } from '../workflows/git-token-types';
+
+export interface CachedLease {
+  token: string;
+  username: string;
+  expiresAtMs: number | null;
+  mintedAtMs: number;
+  generation: number;
+  fingerprint: string;
+  source: CredentialSource;
+}
+
+export interface CachedDispatch {
+  dispatchId: string;
+  rigId: string;
+  workflowId: string;
+  ended: boolean;
+  lease: CachedLease | null;
+}
+
+export interface LeaseCacheDeps {
+  db: Db;
+  secrets: SecretBox;
+  databaseUrl: string;
+  logger?: Logger;
+  /** Bounds memory: least recently loaded entries go first. */
+  maxEntries?: number;
+}
+
+export function createLeaseCache(deps: LeaseCacheDeps) {
+  const byHash = new Map<string, CachedDispatch>();
+  const hashByDispatch = new Map<string, string>();
+  const maxEntries = deps.maxEntries ?? 50_000;
+  let listener: Client | undefined;
+  let listening = false;
+  let closed = false;
+  let reconnectTimer: NodeJS.Timeout | undefined;
+  // A load racing a notification must not cache what it read before the change: each
+  // notification stamps its dispatch with a sequence number the load compares against.
+  let seq = 0;
+  /** Loads that started before this sequence must not cache (the stamps below were forgotten). */
+  let floor = 0;
+  const notifiedAt = new Map<string, number>();
+
+  function onNotify(dispatchId: string) {
+    seq += 1;
+    if (notifiedAt.size > 100_000) {
+      notifiedAt.clear();
+      floor = seq;
+    }
+    notifiedAt.set(dispatchId, seq);
+    drop(dispatchId);
+  }
+
+  function mayCache(dispatchId: string, startedAt: number): boolean {
+    return listening && startedAt >= floor && (notifiedAt.get(dispatchId) ?? 0) <= startedAt;
+  }
+
+  function drop(dispatchId: string) {
+    const hash = hashByDispatch.get(dispatchId);
+    if (hash) byHash.delete(hash);
+    hashByDispatch.delete(dispatchId);
+  }
+
+  function clear() {
+    seq += 1;
+    floor = seq;
+    notifiedAt.clear();
+    byHash.clear();
+    hashByDispatch.clear();
+  }
+
+  async function connect(): Promise<void> {
+    const client = new Client({ connectionString: deps.databaseUrl });
+    client.on('notification', (msg) => {
+      if (msg.channel === LEASE_CHANNEL && msg.payload) onNotify(msg.payload);
+    });
+    client.on('error', (err) => {
+      deps.logger?.warn({ err: { message: err.message } }, 'lease cache listener lost; serving from Postgres until it is back');
+      onDisconnect(client);
+    });
+    client.on('end', () => onDisconnect(client));
+    await client.connect();
+    await client.query(`LISTEN ${LEASE_CHANNEL}`);
+    listener = client;
+    listening = true;
+  }
+
+  function onDisconnect(client: Client) {
+    if (listener !== client) return;
+    listening = false;
+    listener = undefined;
+    clear();
+    client.end().catch(() => undefined);
+    if (!closed) scheduleReconnect(1000);
+  }
+
+  function scheduleReconnect(delayMs: number) {
+    reconnectTimer = setTimeout(() => {
+      connect().catch(() => scheduleReconnect(Math.min(delayMs * 2, 30_000)));
+    }, delayMs);
+    reconnectTimer.unref();
+  }
+
+  return {
+    get listening() {
+      return listening;
+    },
+
+    async start(): Promise<void> {
+      await connect();
+    },
+
+    /** The cached entry for a container-token hash, if any. */
+    get(tokenHash: string): CachedDispatch | undefined {
+      return listening ? byHash.get(tokenHash) : undefined;
+    },
+
+    /** Reads the dispatch and lease from Postgres (and caches them while LISTEN is up). */
+    async load(tokenHash: string): Promise<CachedDispatch | null> {
+      const startedAt = seq;
+      const row = await deps.db.agentDispatch.findUnique({
+        where: { containerTokenHash: tokenHash },
+        select: { id: true, rigId: true, workflowId: true, status: true, lease: true },
+      });
+      if (!row) return null;
+      const l = row.lease;
+      const entry: CachedDispatch = {
+        dispatchId: row.id,
+        rigId: row.rigId,
+        workflowId: row.workflowId,
+        ended: ENDED_STATUSES.includes(row.status),
+        lease:
+          l && l.tokenEnc !== null
+            ? {
+                token: deps.secrets.decrypt(l.tokenEnc, leaseTokenContext(row.id)),
+                username: l.username,
+                expiresAtMs: l.expiresAt?.getTime() ?? null,
+                mintedAtMs: l.createdAt.getTime(),
+                generation: l.generation,
+                fingerprint: l.fingerprint,
+                source: l.credentialSource,
+              }
+            : null,
+      };
+      if (mayCache(row.id, startedAt)) {
+        if (byHash.size >= maxEntries) {
+          const oldest = byHash.keys().next().value as string;
+          drop(byHash.get(oldest)!.dispatchId);
+        }
+        drop(row.id);
+        byHash.set(tokenHash, entry);
+        hashByDispatch.set(row.id, tokenHash);
+      }
+      return entry;
+    },
+
+    invalidate: drop,
+
+    async close(): Promise<void> {
+      closed = true;
+      if (reconnectTimer) clearTimeout(reconnectTimer);
+      const l = listener;
+      listener = undefined;
+      listening = false;
+      clear();
+      await l?.end().catch(() => undefined);
+    },
+  };
+}
+
+export type LeaseCache = ReturnType<typeof createLeaseCache>;

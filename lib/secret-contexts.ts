@@ -1,0 +1,7 @@
+// Associated-data labels for encrypted columns. Binding each ciphertext to its row and column
+// means a ciphertext copied into another row (or column) fails to decrypt instead of leaking.
+
+export const townTokenContext = (townId: string, host: string) => `town:${townId}:${host}`;
+export const gitlabTokenContext = (integrationId: string, kind: 'access' | 'refresh') => `integration:${integrationId}:${kind}`;
+export const leaseTokenContext = (dispatchId: string) => `lease:${dispatchId}`;
+export const containerTokenContext = (dispatchId: string) => `container:${dispatchId}`;

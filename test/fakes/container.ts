@@ -1,0 +1,144 @@
+// A fake agent container host: one HTTP listener serving many containers under /c/<name>, each
+// checking its own bearer on POST /git-token like the real push receiver. Containers can be made
+// to fail (drop connections, answer 500, 404/410 "gone", hang) to drive the workflow's paths.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { timingSafeEqual, createHash } from 'node:crypto';
+
+export type ContainerMode = 'ok' | 'drop' | 'error' | 'gone' | 'hang';
+
+export interface ReceivedPush {
+  rig_id: string;
+  dispatch_id: string;
+  token: string;
+  expires_at: string | null;
+  username: string;
+  generation: number;
+  receivedAt: number;
+}
+
+interface Box {
+  bearer?: string;
+  mode: ContainerMode;
+  pushes: ReceivedPush[];
+  rejected: number;
+  waiters: Array<{ predicate: (p: ReceivedPush) => boolean; resolve: (p: ReceivedPush) => void }>;
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+export class FakeContainerHost {
+  private readonly boxes = new Map<string, Box>();
+  private constructor(
+    private readonly server: Server,
+    readonly baseUrl: string,
+  ) {}
+
+  /** Starts the listener on a free loopback port. */
+  static async start(): Promise<FakeContainerHost> {
+    let host: FakeContainerHost | undefined;
+    const server = createServer((req, res) => host!.handle(req, res));
+    server.keepAliveTimeout = 30_000;
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as { port: number };
+    host = new FakeContainerHost(server, `http://127.0.0.1:${port}`);
+    return host;
+  }
+
+  /** Registers a container and returns its URL (what a dispatch's `container_url` is). */
+  add(name: string): string {
+    this.boxes.set(name, { mode: 'ok', pushes: [], rejected: 0, waiters: [] });
+    return `${this.baseUrl}/c/${name}`;
+  }
+
+  /** The container token this container accepts (known only after the dispatch is created). */
+  setBearer(name: string, token: string): void {
+    this.box(name).bearer = token;
+  }
+
+  setMode(name: string, mode: ContainerMode): void {
+    this.box(name).mode = mode;
+  }
+
+  pushes(name: string): ReceivedPush[] {
+    return this.box(name).pushes;
+  }
+
+  latest(name: string): ReceivedPush | undefined {
+    return this.box(name).pushes.at(-1);
+  }
+
+  rejected(name: string): number {
+    return this.box(name).rejected;
+  }
+
+  /** Resolves with the first push (already received or future) that satisfies `predicate`. */
+  waitForPush(name: string, predicate: (p: ReceivedPush) => boolean, timeoutMs = 30_000): Promise<ReceivedPush> {
+    const box = this.box(name);
+    const seen = box.pushes.find(predicate);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        box.waiters = box.waiters.filter((w) => w.resolve !== done);
+        reject(new Error(`no matching push to ${name} within ${timeoutMs} ms (${box.pushes.length} received)`));
+      }, timeoutMs);
+      const done = (p: ReceivedPush) => {
+        clearTimeout(timer);
+        resolve(p);
+      };
+      box.waiters.push({ predicate, resolve: done });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+
+  private box(name: string): Box {
+    const box = this.boxes.get(name);
+    if (!box) throw new Error(`unknown container ${name}`);
+    return box;
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const match = /^\/c\/([^/]+)\/git-token$/.exec(req.url ?? '');
+    const box = match ? this.boxes.get(match[1]) : undefined;
+    if (!match || !box || req.method !== 'POST') {
+      res.writeHead(404).end();
+      return;
+    }
+    if (box.mode === 'drop') {
+      req.socket.destroy();
+      return;
+    }
+    if (box.mode === 'hang') return; // the caller's timeout fires
+    if (box.mode === 'gone') {
+      res.writeHead(410).end();
+      return;
+    }
+    if (box.mode === 'error') {
+      res.writeHead(500).end();
+      return;
+    }
+    const auth = req.headers.authorization ?? '';
+    const presented = auth.startsWith('Bearer ') ? auth.slice(7) : '';
+    if (!box.bearer || !timingSafeEqual(digest(presented), digest(box.bearer))) {
+      box.rejected += 1;
+      res.writeHead(401).end();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const push = { ...(JSON.parse(Buffer.concat(chunks).toString('utf8')) as ReceivedPush), receivedAt: Date.now() };
+      box.pushes.push(push);
+      for (const w of [...box.waiters]) {
+        if (w.predicate(push)) {
+          box.waiters = box.waiters.filter((x) => x !== w);
+          w.resolve(push);
+        }
+      }
+      res.writeHead(204).end();
+    });
+  }
+}
