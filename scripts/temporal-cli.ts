@@ -124,7 +124,9 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   // Dev-only tuning: visibility reads see writes at once, so the UI and tests filter reliably.
   args.push('--dynamic-config-value', 'system.forceSearchAttributesCacheRefreshOnRead=true');
 
-  const child = spawn(opts.cli, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Own process group: a terminal's Ctrl-C reaches the service first, and the server is stopped
+  // after it, so workers drain against a live server.
+  const child = spawn(opts.cli, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);

@@ -19,6 +19,7 @@ export const healthRoutes: FastifyPluginAsyncZod<{ services: Services }> = async
   const { db, temporalConnection } = services.core;
 
   app.get('/healthz', {
+    logLevel: 'warn', // probed every few seconds: keep it out of the info log
     schema: { tags: ['operations'], summary: 'Postgres and Temporal reachability', response: { 200: health, 503: health } },
   }, async (_req, reply) => {
     const [pg, tp] = await Promise.allSettled([
@@ -29,7 +30,7 @@ export const healthRoutes: FastifyPluginAsyncZod<{ services: Services }> = async
     return reply.status(body.postgres === 'ok' && body.temporal === 'ok' ? 200 : 503).send(body);
   });
 
-  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+  app.get('/metrics', { logLevel: 'warn', schema: { hide: true } }, async (_req, reply) => {
     const { metrics } = services.core;
     // Dispatch counts are sampled at scrape time: cheap (indexed) and right across instances.
     const counts = await db.agentDispatch.groupBy({ by: ['status'], _count: { _all: true } }).catch(() => []);

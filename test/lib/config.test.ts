@@ -1,0 +1,75 @@
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfig } from '../../lib/config';
+
+const key = randomBytes(32).toString('base64');
+const pem = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
+const minimal = { ADMIN_API_TOKEN: 'a'.repeat(24), SECRETS_KEY: key };
+
+function problems(env: Record<string, string | undefined>): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('applies the contract defaults', () => {
+    const c = loadConfig(minimal);
+    expect(c).toMatchObject({
+      databaseUrl: 'postgresql://postgres@127.0.0.1:5432/repo_connect',
+      temporal: { address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'git-tokens' },
+      port: 8080,
+      host: '127.0.0.1',
+      publicUrl: 'http://127.0.0.1:8080',
+      github: { apiUrl: 'https://api.github.com', apps: {} },
+      gitlab: { url: 'https://gitlab.com' },
+      tokenRefreshMarginSeconds: 300,
+    });
+    expect(c.secretsKeys[0]).toHaveLength(32);
+  });
+
+  it('names every missing or bad variable at once', () => {
+    const found = problems({ PORT: 'eighty', TEMPORAL_ADDRESS: 'nope', SECRETS_KEY: 'short', GITHUB_API_URL: 'ftp://x', TOKEN_REFRESH_MARGIN_SECONDS: '-1' });
+    const names = found.map((p) => p.split(' ')[0]).sort();
+    expect(names).toEqual(['ADMIN_API_TOKEN', 'GITHUB_API_URL', 'PORT', 'SECRETS_KEY', 'TEMPORAL_ADDRESS', 'TOKEN_REFRESH_MARGIN_SECONDS']);
+    expect(found).toContain('ADMIN_API_TOKEN is required');
+    expect(found.find((p) => p.startsWith('SECRETS_KEY'))).toMatch(/32 bytes/);
+  });
+
+  it('requires each GitHub app to be configured completely, with a usable key, inline or from a file', () => {
+    expect(problems({ ...minimal, GITHUB_APP_ID: '123' })).toEqual([
+      'GITHUB_APP_PRIVATE_KEY is required when any of GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY, GITHUB_APP_SLUG is set',
+      'GITHUB_APP_SLUG is required when any of GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY, GITHUB_APP_SLUG is set',
+    ]);
+    expect(problems({ ...minimal, GITHUB_LITE_APP_ID: 'abc', GITHUB_LITE_APP_PRIVATE_KEY: '-----BEGIN nonsense', GITHUB_LITE_APP_SLUG: 's' })).toEqual([
+      'GITHUB_LITE_APP_ID must be the numeric app id',
+      'GITHUB_LITE_APP_PRIVATE_KEY is not a valid PEM private key',
+    ]);
+    const file = join(mkdtempSync(join(tmpdir(), 'rc-')), 'app.pem');
+    writeFileSync(file, pem);
+    const c = loadConfig({ ...minimal, GITHUB_APP_ID: '1', GITHUB_APP_PRIVATE_KEY: file, GITHUB_APP_SLUG: 'std', GITHUB_LITE_APP_ID: '2', GITHUB_LITE_APP_PRIVATE_KEY: pem.replace(/\n/g, '\\n'), GITHUB_LITE_APP_SLUG: 'lite' });
+    expect(c.github.apps.standard).toMatchObject({ appId: '1', slug: 'std', privateKey: pem });
+    expect(c.github.apps.lite).toMatchObject({ appId: '2', slug: 'lite', privateKey: pem });
+    expect(problems({ ...minimal, GITHUB_APP_ID: '1', GITHUB_APP_PRIVATE_KEY: '/no/such/file.pem', GITHUB_APP_SLUG: 's' })).toEqual([
+      'GITHUB_APP_PRIVATE_KEY is neither PEM text nor a readable file (/no/such/file.pem)',
+    ]);
+  });
+
+  it('needs the GitLab client id and secret together, and PUBLIC_URL in production', () => {
+    expect(problems({ ...minimal, GITLAB_CLIENT_ID: 'x' })).toEqual(['GITLAB_CLIENT_ID and GITLAB_CLIENT_SECRET must be set together']);
+    expect(problems({ ...minimal, NODE_ENV: 'production' })).toEqual(['PUBLIC_URL is required in production (OAuth redirect URIs are built from it)']);
+  });
+
+  it('keeps previous secrets keys for decryption after a rotation', () => {
+    const old = randomBytes(32).toString('base64');
+    const c = loadConfig({ ...minimal, SECRETS_KEY_PREVIOUS: old });
+    expect(c.secretsKeys.map((k) => k.toString('base64'))).toEqual([key, old]);
+    expect(problems({ ...minimal, SECRETS_KEY_PREVIOUS: 'bad' })[0]).toMatch(/SECRETS_KEY_PREVIOUS/);
+  });
+});

@@ -1,0 +1,50 @@
+// The lint rule that keeps workflows/ deterministic must actually refuse what it is meant to.
+// ESLint runs in a child process (its config is ESM, which Jest's module system cannot load).
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+
+const root = join(__dirname, '../..');
+
+const cases: Array<{ file: string; code: string; expect: RegExp | null }> = [
+  { file: 'workflows/a.ts', code: "import { readFileSync } from 'node:fs';\nexport const x = readFileSync;\n", expect: /no Node APIs/ },
+  { file: 'workflows/b.ts', code: "import { createHash } from 'crypto';\nexport const x = createHash;\n", expect: /no Node APIs/ },
+  { file: 'workflows/c.ts', code: "import { PrismaClient } from '../prisma/generated/client';\nexport const x = PrismaClient;\n", expect: /No database access/ },
+  { file: 'workflows/d.ts', code: "import Fastify from 'fastify';\nexport const x = Fastify;\n", expect: /No HTTP server code/ },
+  { file: 'workflows/e.ts', code: "import { Client } from '@temporalio/client';\nexport const x = Client;\n", expect: /only @temporalio\/workflow/ },
+  { file: 'workflows/f.ts', code: "import { createTokenActivities } from '../activities/token-activities';\nexport const x = createTokenActivities;\n", expect: /as types only/ },
+  { file: 'workflows/g.ts', code: 'export const x = () => process.env.X;\n', expect: /No process in workflows/ },
+  {
+    file: 'workflows/ok.ts',
+    code: "import type { createTokenActivities } from '../activities/token-activities';\nimport { sleep } from '@temporalio/workflow';\nexport type A = ReturnType<typeof createTokenActivities>;\nexport const s = sleep;\n",
+    expect: null,
+  },
+  { file: 'lib/ok.ts', code: "import { readFileSync } from 'node:fs';\nexport const x = readFileSync;\n", expect: null },
+];
+
+const script = `
+const { ESLint } = require('eslint');
+(async () => {
+  const eslint = new ESLint({ cwd: ${JSON.stringify(root)} });
+  const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+  const out = [];
+  for (const c of cases) {
+    const [r] = await eslint.lintText(c.code, { filePath: c.file });
+    out.push(r.messages.map((m) => m.message).join('\\n'));
+  }
+  process.stdout.write(JSON.stringify(out));
+})().catch((e) => { console.error(e); process.exit(2); });
+`;
+
+let messages: string[];
+beforeAll(() => {
+  const r = spawnSync(process.execPath, ['-e', script], { cwd: root, input: JSON.stringify(cases), encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`eslint failed: ${r.stderr}`);
+  messages = JSON.parse(r.stdout);
+});
+
+describe('workflow boundary lint', () => {
+  it.each(cases.map((c, i) => [c.file, c.expect, i] as const))('%s → %s', (_file, expected, i) => {
+    if (expected === null) expect(messages[i]).toBe('');
+    else expect(messages[i]).toMatch(expected);
+  });
+});
