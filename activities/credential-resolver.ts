@@ -6,7 +6,7 @@ import type { Db } from '../lib/db';
 import type { PlatformIntegration } from '../prisma/generated/client';
 import type { GitlabGrants } from '../lib/gitlab-grant';
 import { setIntegrationStatus } from '../lib/integration-status';
-import type { Credential } from '../lib/lease-store';
+import { DispatchEndedError, type Credential } from '../lib/lease-store';
 import type { GithubClient } from '../lib/providers/types';
 import { ProviderError } from '../lib/providers/types';
 import type { SecretBox } from '../lib/secrets';
@@ -48,7 +48,7 @@ export async function resolveCredential(deps: ResolverDeps, dispatchId: string):
     where: { id: dispatchId },
     select: { rig: { select: { townId: true, gitUrl: true, repositoryId: true, integration: true } } },
   });
-  if (!dispatch) throw new CredentialError(FailureType.noCredentials, 'dispatch not found');
+  if (!dispatch) throw new DispatchEndedError(dispatchId);
   const { rig } = dispatch;
   const integration = rig.integration;
 

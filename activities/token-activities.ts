@@ -127,12 +127,16 @@ export function createTokenActivities(deps: TokenActivityDeps) {
   async function finishDispatch(input: FinishDispatchInput): Promise<void> {
     const lease = await leases.read(input.dispatchId);
     if (lease?.token && lease.source === 'integration') {
-      const integration = await deps.db.tokenLease
-        .findUnique({ where: { dispatchId: input.dispatchId }, select: { integrationId: true } })
-        .then((l) => (l?.integrationId ? deps.db.platformIntegration.findUnique({ where: { id: l.integrationId }, select: { provider: true } }) : null));
-      // GitHub tokens are per dispatch: revoke. A GitLab token is the integration's shared grant:
-      // revoking it would cut off every other dispatch, so a stop only forgets its copy.
+      const row = await deps.db.tokenLease.findUnique({ where: { dispatchId: input.dispatchId }, select: { integrationId: true } });
+      const integration = row?.integrationId
+        ? await deps.db.platformIntegration.findUnique({ where: { id: row.integrationId }, select: { provider: true } })
+        : null;
+      // GitHub tokens are per dispatch: revoke the current one and the one it replaced. A GitLab
+      // token is the integration's shared grant: revoking it would cut off every other dispatch,
+      // so a stop only forgets its copy.
       if (integration?.provider === 'github') {
+        const previous = await leases.previousToken(input.dispatchId);
+        if (previous) await deps.github.revokeInstallationToken(previous);
         const outcome = await deps.github.revokeInstallationToken(lease.token);
         metrics?.revocations.inc({ outcome });
         await leases.recordEvent(input.dispatchId, 'revoked', {
@@ -140,7 +144,7 @@ export function createTokenActivities(deps: TokenActivityDeps) {
           generation: lease.generation,
           fingerprint: lease.fingerprint,
           expiresAt: lease.expiresAt,
-          detail: `${outcome} (${input.reason})`,
+          detail: `${outcome} (${input.reason})${previous ? '; replaced token revoked too' : ''}`,
         });
       } else {
         metrics?.revocations.inc({ outcome: 'not_revocable' });

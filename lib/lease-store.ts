@@ -90,7 +90,13 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
           return { generation: current.generation, expiresAt: iso(current.expiresAt), source: current.credentialSource, fingerprint: fp, reused: true };
         }
         const generation = (current?.generation ?? 0) + 1;
+        // Keep the replaced token (still valid for up to the margin) so a stop can revoke it too.
+        const replacedStillValid = current?.tokenEnc && (current.expiresAt === null || current.expiresAt > now);
         const data = {
+          previousTokenEnc: replacedStillValid
+            ? secrets.encrypt(secrets.decrypt(current.tokenEnc!, leaseTokenContext(dispatchId)), `${leaseTokenContext(dispatchId)}:previous`)
+            : null,
+          previousExpiresAt: replacedStillValid ? current.expiresAt : null,
           generation,
           credentialSource: credential.source,
           tokenEnc: secrets.encrypt(credential.token, leaseTokenContext(dispatchId)),
@@ -130,10 +136,17 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
       return { generation: l.generation, expiresAt: iso(l.expiresAt), source: l.credentialSource, fingerprint: l.fingerprint, reused: false };
     },
 
-    /** Ends the dispatch: final status, token wiped, caches told. Returns the token it wiped. */
+    /** The token the current one replaced, while it is still valid. */
+    async previousToken(dispatchId: string): Promise<string | null> {
+      const l = await db.tokenLease.findUnique({ where: { dispatchId }, select: { previousTokenEnc: true, previousExpiresAt: true } });
+      if (!l?.previousTokenEnc || (l.previousExpiresAt !== null && l.previousExpiresAt <= new Date())) return null;
+      return secrets.decrypt(l.previousTokenEnc, `${leaseTokenContext(dispatchId)}:previous`);
+    },
+
+    /** Ends the dispatch: final status, tokens wiped, caches told. */
     async finish(dispatchId: string, status: DispatchStatus, reason: string): Promise<void> {
       await db.$transaction(async (tx) => {
-        await tx.tokenLease.updateMany({ where: { dispatchId }, data: { tokenEnc: null } });
+        await tx.tokenLease.updateMany({ where: { dispatchId }, data: { tokenEnc: null, previousTokenEnc: null } });
         await tx.agentDispatch.update({
           where: { id: dispatchId },
           data: {

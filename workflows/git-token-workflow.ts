@@ -157,6 +157,10 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
 
   const applyFailure = (err: unknown) => {
     const { code, message } = failureCode(err);
+    if (code === 'dispatch_ended') {
+      stopReason ??= 'dispatch ended';
+      return;
+    }
     s.lastError = { code, message, at: new Date().toISOString() };
     if (isPermanentFailure(code)) {
       s.status = 'credential_error';

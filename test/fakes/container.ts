@@ -35,13 +35,13 @@ export class FakeContainerHost {
 
   /** Starts the listener on a free loopback port. */
   static async start(): Promise<FakeContainerHost> {
-    let host: FakeContainerHost | undefined;
-    const server = createServer((req, res) => host!.handle(req, res));
+    const holder: { host?: FakeContainerHost } = {};
+    const server = createServer((req, res) => holder.host!.handle(req, res));
     server.keepAliveTimeout = 30_000;
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const { port } = server.address() as { port: number };
-    host = new FakeContainerHost(server, `http://127.0.0.1:${port}`);
-    return host;
+    holder.host = new FakeContainerHost(server, `http://127.0.0.1:${port}`);
+    return holder.host;
   }
 
   /** Registers a container and returns its URL (what a dispatch's `container_url` is). */

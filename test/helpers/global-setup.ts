@@ -6,32 +6,48 @@ import { Client } from 'pg';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { migrate } from '../../lib/migrate';
 import { freePort, PROJECT_ROOT, resolveTemporalCli, startDevServer, type DevServer } from '../../scripts/temporal-cli';
-import { testDatabaseUrl } from './test-env';
+import { testServerUrl } from './test-env';
 
 declare global {
-  // eslint-disable-next-line no-var
   var __TEMPORAL_DEV_SERVER__: DevServer | undefined;
 }
 
-async function recreateDatabase(url: string): Promise<void> {
-  const target = new URL(url);
-  const name = target.pathname.slice(1);
-  if (!/^[a-z0-9_]+_test$/.test(name)) throw new Error(`refusing to recreate ${name}: test databases end in _test`);
-  target.pathname = '/postgres';
-  const admin = new Client({ connectionString: target.toString() });
+/** Creates this run's database and drops those of earlier runs whose process is gone. */
+async function createRunDatabase(): Promise<string> {
+  const server = new URL(testServerUrl());
+  server.pathname = '/postgres';
+  const admin = new Client({ connectionString: server.toString() });
   await admin.connect();
   try {
+    const { rows } = await admin.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname LIKE 'repo_connect_test_%'");
+    for (const { datname } of rows) {
+      const pid = Number(datname.split('_').pop());
+      if (Number.isInteger(pid) && !alive(pid)) await admin.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+    }
+    const name = `repo_connect_test_${process.pid}`;
     await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
     await admin.query(`CREATE DATABASE "${name}"`);
+    const url = new URL(testServerUrl());
+    url.pathname = `/${name}`;
+    return url.toString();
   } finally {
     await admin.end();
   }
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export default async function globalSetup(): Promise<void> {
   const started = Date.now();
-  const dbUrl = testDatabaseUrl();
-  await recreateDatabase(dbUrl);
+  const dbUrl = await createRunDatabase();
+  process.env.TEST_DATABASE_URL = dbUrl;
   await migrate(dbUrl);
 
   const cacheDir = join(PROJECT_ROOT, '.cache');

@@ -2,9 +2,16 @@
 import { randomBytes } from 'node:crypto';
 import { loadConfig, type Config } from '../../lib/config';
 
-/** The suite's own database, recreated by global setup on every run. */
+/** Server URL the suite creates its databases on (any database name in it is ignored). */
+export function testServerUrl(): string {
+  return process.env.TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+}
+
+/** This run's own database, created by global setup (one per jest run, so runs never collide). */
 export function testDatabaseUrl(): string {
-  return process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/repo_connect_test';
+  const url = process.env.TEST_DATABASE_URL;
+  if (!url) throw new Error('TEST_DATABASE_URL is not set: run tests through jest (global setup creates the database)');
+  return url;
 }
 
 /** Temporal dev server address started by global setup. */

@@ -111,6 +111,8 @@ CREATE TABLE "token_leases" (
     "generation" INTEGER NOT NULL,
     "credential_source" "CredentialSource" NOT NULL,
     "token_enc" TEXT,
+    "previous_token_enc" TEXT,
+    "previous_expires_at" TIMESTAMPTZ(3),
     "username" VARCHAR(255) NOT NULL,
     "fingerprint" VARCHAR(80) NOT NULL,
     "expires_at" TIMESTAMPTZ(3),

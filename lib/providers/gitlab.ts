@@ -1,0 +1,131 @@
+// GitLab OAuth client over plain fetch. The base URL is per call because each integration may point
+// at gitlab.com or a self-managed instance (possibly under a path prefix).
+import {
+  activeProjects,
+  buildAuthorizeUrl,
+  classifyGitlabApiFailure,
+  classifyGitlabTokenFailure,
+  gitlabUrl,
+  nextPage,
+  parseTokenResponse,
+  type GitlabFailure,
+  type GitlabProjectJson,
+} from './gitlab-fns';
+import { ProviderError, type GitlabClient, type GitlabTokens } from './types';
+
+export interface GitlabClientOptions {
+  clientId?: string;
+  clientSecret?: string;
+  /** Per HTTP call; default 10 s. */
+  timeoutMs?: number;
+}
+
+interface Answer {
+  status: number;
+  headers: Headers;
+  body: unknown;
+}
+
+// A runaway X-Next-Page (or a misbehaving proxy) must not page forever: 1000 pages = 100k projects.
+const MAX_PAGES = 1000;
+
+/** Builds the GitlabClient; the OAuth application is optional until a GitLab flow is used. */
+export function createGitlabClient(opts: GitlabClientOptions): GitlabClient {
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const configured = Boolean(opts.clientId && opts.clientSecret);
+
+  // Resolves with any HTTP answer; rejects only with a ProviderError for no answer at all.
+  async function send(url: string, init: RequestInit, action: string): Promise<Answer> {
+    try {
+      const res = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+      const text = await res.text();
+      let body: unknown = text;
+      try {
+        body = text ? JSON.parse(text) : undefined;
+      } catch {
+        // Not JSON (an HTML error page from a proxy): classification goes by status alone.
+      }
+      return { status: res.status, headers: res.headers, body };
+    } catch (err) {
+      // Duck-typed: fetch's DOMException may come from another realm (jest), where instanceof fails.
+      const { name, cause } = (err ?? {}) as { name?: string; cause?: { message?: string } };
+      const timedOut = name === 'TimeoutError' || name === 'AbortError';
+      throw new ProviderError('provider_unavailable', `GitLab did not answer ${action} (${timedOut ? `timed out after ${timeoutMs} ms` : cause?.message || 'network error'})`);
+    }
+  }
+
+  const failure = (a: Answer): GitlabFailure => {
+    const headers: Record<string, string> = {};
+    a.headers.forEach((value, name) => (headers[name] = value));
+    return { status: a.status, headers, body: a.body };
+  };
+
+  async function tokenGrant(baseUrl: string, params: Record<string, string>, action: string, previousRefreshToken?: string): Promise<GitlabTokens> {
+    if (!configured) {
+      throw new ProviderError('provider_unavailable', 'the GitLab OAuth application is not configured (set GITLAB_CLIENT_ID and GITLAB_CLIENT_SECRET)');
+    }
+    const body = new URLSearchParams({ client_id: opts.clientId!, client_secret: opts.clientSecret!, ...params });
+    const answer = await send(
+      gitlabUrl(baseUrl, '/oauth/token'),
+      { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' }, body },
+      action,
+    );
+    if (answer.status !== 200) throw classifyGitlabTokenFailure(failure(answer), action);
+    return parseTokenResponse((answer.body ?? {}) as object, Date.now(), previousRefreshToken);
+  }
+
+  async function apiGet(baseUrl: string, path: string, accessToken: string, action: string): Promise<Answer> {
+    const answer = await send(
+      gitlabUrl(baseUrl, path),
+      { headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json' } },
+      action,
+    );
+    if (answer.status !== 200) throw classifyGitlabApiFailure(failure(answer), action);
+    return answer;
+  }
+
+  return {
+    isConfigured: () => configured,
+
+    authorizeUrl({ baseUrl, state, codeChallenge, redirectUri }) {
+      if (!configured) {
+        throw new ProviderError('provider_unavailable', 'the GitLab OAuth application is not configured (set GITLAB_CLIENT_ID and GITLAB_CLIENT_SECRET)');
+      }
+      return buildAuthorizeUrl({ baseUrl, clientId: opts.clientId!, redirectUri, state, codeChallenge });
+    },
+
+    exchangeCode({ baseUrl, code, codeVerifier, redirectUri }) {
+      return tokenGrant(
+        baseUrl,
+        { grant_type: 'authorization_code', code, code_verifier: codeVerifier, redirect_uri: redirectUri },
+        'exchanging an authorization code',
+      );
+    },
+
+    refresh({ baseUrl, refreshToken }) {
+      // GitLab rotates the refresh token; if an instance ever answers without one, the old one still stands.
+      return tokenGrant(baseUrl, { grant_type: 'refresh_token', refresh_token: refreshToken }, 'refreshing the GitLab token', refreshToken);
+    },
+
+    async getUser({ baseUrl, accessToken }) {
+      const { body } = await apiGet(baseUrl, '/api/v4/user', accessToken, 'reading the GitLab user');
+      const user = (body ?? {}) as { id?: unknown; username?: unknown };
+      if (typeof user.id !== 'number' || typeof user.username !== 'string') {
+        throw new ProviderError('provider_unavailable', 'GitLab answered /api/v4/user without an id and username');
+      }
+      return { id: user.id, username: user.username };
+    },
+
+    async listProjects({ baseUrl, accessToken }) {
+      const projects: GitlabProjectJson[] = [];
+      let page: number | undefined = 1;
+      for (let i = 0; page !== undefined && i < MAX_PAGES; i++) {
+        const path = `/api/v4/projects?membership=true&archived=false&per_page=100&page=${page}`;
+        const answer = await apiGet(baseUrl, path, accessToken, `listing GitLab projects (page ${page})`);
+        if (Array.isArray(answer.body)) projects.push(...(answer.body as GitlabProjectJson[]));
+        page = nextPage(answer.headers.get('x-next-page'));
+      }
+      return activeProjects(projects);
+    },
+  };
+}

@@ -1,0 +1,224 @@
+// A fake GitHub (Enterprise Server layout: API under /api/v3) on a real HTTP port: app JWTs checked
+// for real, installation tokens scoped and expiring, paginated listings, the install page, and
+// failures on demand. State and rules live in github-state.ts; this file routes and administers.
+import type { AppType, GithubAppConfig } from '../../lib/config';
+import { FakeHttpService, statusText, type FakeRequest, type FakeResponse } from './fake-http';
+import { newAppKeyPair, verifyAppJwt } from './github-auth';
+import { GithubState, type FakeRepo, type Level, type RepoSpec } from './github-state';
+import { deliverWebhook, INSTALL_PATH, installationPayload, installedPageHtml, installPageHtml, setupRedirect } from './github-web';
+
+export type { RepoSpec } from './github-state';
+export type { FailureSpec, RequestLogEntry } from './fake-http';
+
+export interface FakeGithubApp {
+  appId: string;
+  privateKeyPem: string;
+  slug: string;
+}
+
+const API_PREFIX = '/api/v3';
+
+export class FakeGitHub extends FakeHttpService {
+  /** The rule engine behind the HTTP surface, for tests that need more than the helpers below. */
+  readonly state = new GithubState();
+  private readonly pendingRepos = new Map<string, RepoSpec[] | number>();
+
+  /** Starts a fake on 127.0.0.1 and a random port. */
+  static async start(opts: { tokenLifetimeSeconds?: number; newTokenUnauthorizedMs?: number } = {}): Promise<FakeGitHub> {
+    const fake = new FakeGitHub();
+    fake.state.tokenLifetimeSeconds = opts.tokenLifetimeSeconds ?? 3600;
+    fake.state.newTokenUnauthorizedMs = opts.newTokenUnauthorizedMs ?? 0;
+    await fake.listen();
+    fake.state.webUrl = fake.webUrl;
+    return fake;
+  }
+
+  /** GitHub's webhook delivery (see github-web.ts). */
+  static deliverWebhook = deliverWebhook;
+
+  get apiUrl(): string {
+    return `${this.webUrl}${API_PREFIX}`;
+  }
+  get webUrl(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+  get tokenLifetimeSeconds(): number {
+    return this.state.tokenLifetimeSeconds;
+  }
+  set tokenLifetimeSeconds(value: number) {
+    this.state.tokenLifetimeSeconds = value;
+  }
+  /** For this long after a mint the new token gets 401 everywhere (GitHub's replication lag). */
+  get newTokenUnauthorizedMs(): number {
+    return this.state.newTokenUnauthorizedMs;
+  }
+  set newTokenUnauthorizedMs(value: number) {
+    this.state.newTokenUnauthorizedMs = value;
+  }
+  get stats(): GithubState['stats'] {
+    return this.state.stats;
+  }
+  /** Bodies of every POST …/access_tokens (repository_ids, permissions) and the status answered; no tokens. */
+  get accessTokenRequests(): GithubState['accessTokenRequests'] {
+    return this.state.accessTokenRequests;
+  }
+
+  /** Registers an app with a fresh RSA key; the fake keeps only the public half. */
+  async createApp(opts: { slug: string; setupUrl?: string; permissions?: Record<string, Level> }): Promise<FakeGithubApp> {
+    const { privateKeyPem, publicKey } = await newAppKeyPair();
+    const appId = String(this.state.newId());
+    const permissions = opts.permissions ?? { contents: 'write', metadata: 'read' };
+    this.state.apps.set(appId, { appId, slug: opts.slug, publicKey, setupUrl: opts.setupUrl, permissions });
+    return { appId, privateKeyPem, slug: opts.slug };
+  }
+
+  /** The service's config entry for an app of this fake. */
+  appConfig(app: FakeGithubApp, appType: AppType = 'standard'): GithubAppConfig {
+    return { appType, appId: app.appId, privateKey: app.privateKeyPem, slug: app.slug };
+  }
+
+  /** Installs an app on an account; a number of repositories generates repo-001, repo-002, … */
+  addInstallation(opts: {
+    appId: string;
+    account: { login: string; id?: number; type?: string };
+    repositories: number | RepoSpec[];
+    repositorySelection?: 'all' | 'selected';
+  }): { installationId: number; repositories: Array<Record<string, unknown> & { id: number; name: string; full_name: string }> } {
+    if (!this.state.apps.has(opts.appId)) throw new Error(`fake GitHub: no app ${opts.appId}`);
+    const account = { login: opts.account.login, id: opts.account.id ?? this.state.newId(), type: opts.account.type ?? 'Organization' };
+    const id = this.state.newId();
+    const inst = { id, appId: opts.appId, account, repoIds: new Set<number>(), suspendedAt: null, selection: opts.repositorySelection ?? 'selected' };
+    this.state.installations.set(id, inst);
+    const repos = expandSpecs(opts.repositories).map((spec) => this.addRepository(id, spec));
+    return { installationId: id, repositories: repos };
+  }
+
+  suspend(installationId: number): void {
+    this.state.installation(installationId).suspendedAt = new Date().toISOString();
+  }
+  unsuspend(installationId: number): void {
+    this.state.installation(installationId).suspendedAt = null;
+  }
+  /** Uninstalls: the installation and its tokens are gone (404 / 401 afterwards). */
+  remove(installationId: number): void {
+    this.state.installations.delete(installationId);
+  }
+
+  /** Gives the installation access to a repository (created on the account if new). */
+  addRepository(installationId: number, spec: RepoSpec): Record<string, unknown> & { id: number; name: string; full_name: string } {
+    const inst = this.state.installation(installationId);
+    const repo: FakeRepo = this.state.ensureRepo(inst.account, spec);
+    inst.repoIds.add(repo.id);
+    return this.state.repoJson(repo) as Record<string, unknown> & { id: number; name: string; full_name: string };
+  }
+  removeRepository(installationId: number, repoId: number): void {
+    this.state.installation(installationId).repoIds.delete(repoId);
+  }
+
+  /** Repositories the next install through the web page gets (default 3). */
+  setPendingInstallRepositories(slug: string, specs: RepoSpec[] | number): void {
+    this.pendingRepos.set(slug, specs);
+  }
+
+  isTokenLive(token: string, repoFullName?: string, access?: Level): boolean {
+    return this.state.isTokenLive(token, repoFullName, access);
+  }
+  issuedTokens(): string[] {
+    return this.state.issuedTokens();
+  }
+
+  /** An `installation` webhook payload (action e.g. created, deleted, suspend, unsuspend). */
+  installationWebhookPayload(installationId: number, action: string): Record<string, unknown> {
+    const inst = this.state.installation(installationId);
+    return installationPayload(inst, this.state.apps.get(inst.appId)?.slug ?? '', action);
+  }
+
+  protected relativePath(pathname: string): string | undefined {
+    if (pathname.startsWith(`${API_PREFIX}/`)) return pathname.slice(API_PREFIX.length);
+    return INSTALL_PATH.test(pathname) ? pathname : undefined;
+  }
+
+  protected injectable(_method: string, path: string): boolean {
+    return !INSTALL_PATH.test(path);
+  }
+
+  protected failureBody(status: number): unknown {
+    if (status === 429 || status === 403) return { message: 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.' };
+    return { message: statusText(status) };
+  }
+
+  protected handle(req: FakeRequest): FakeResponse {
+    const { method, path } = req;
+    const install = INSTALL_PATH.exec(path);
+    if (install) return this.installPage(req, decodeURIComponent(install[1]));
+    const appRoute = /^\/app\/installations\/(\d+)(\/access_tokens)?$/.exec(path);
+    if (appRoute || path === '/app') {
+      const jwt = verifyAppJwt(req.headers.authorization, (id) => this.state.apps.get(id)?.publicKey);
+      if (!jwt.ok) return { status: 401, json: { message: jwt.message, documentation_url: 'https://docs.github.com/rest' } };
+      const app = this.state.apps.get(jwt.appId)!;
+      if (path === '/app' && method === 'GET') return { status: 200, json: { id: Number(app.appId), slug: app.slug, name: app.slug, permissions: app.permissions } };
+      if (appRoute && appRoute[2] && method === 'POST') return this.state.mint(app.appId, Number(appRoute[1]), req.body);
+      if (appRoute && !appRoute[2] && method === 'GET') return this.getInstallation(app.appId, Number(appRoute[1]));
+    }
+    if (path === '/installation/repositories' && method === 'GET') return this.listRepositories(req);
+    if (path === '/installation/token' && method === 'DELETE') {
+      const auth = this.state.authenticate(req.headers.authorization);
+      if ('status' in auth) return auth;
+      this.state.revoke(auth.token);
+      return { status: 204 };
+    }
+    return { status: 404, json: { message: 'Not Found', documentation_url: 'https://docs.github.com/rest' } };
+  }
+
+  private getInstallation(appId: string, installationId: number): FakeResponse {
+    this.state.stats.installationReads++;
+    const inst = this.state.installations.get(installationId);
+    if (!inst || inst.appId !== appId) return { status: 404, json: { message: 'Not Found' } };
+    const app = this.state.apps.get(appId)!;
+    return {
+      status: 200,
+      json: { id: inst.id, account: inst.account, suspended_at: inst.suspendedAt, repository_selection: inst.selection, app_id: Number(appId), app_slug: app.slug, target_type: inst.account.type, permissions: app.permissions },
+    };
+  }
+
+  private listRepositories(req: FakeRequest): FakeResponse {
+    const perPage = Math.min(100, Math.max(1, Number(req.query.get('per_page') ?? 30) || 30));
+    const page = Math.max(1, Number(req.query.get('page') ?? 1) || 1);
+    if (perPage === 1) this.state.stats.verifications++;
+    else this.state.stats.repositoryPages++;
+    const auth = this.state.authenticate(req.headers.authorization);
+    if ('status' in auth) return auth;
+    const repos = this.state.scopedRepos(auth.record, auth.inst);
+    const lastPage = Math.max(1, Math.ceil(repos.length / perPage));
+    const link = (p: number, rel: string) => `<${this.apiUrl}/installation/repositories?per_page=${perPage}&page=${p}>; rel="${rel}"`;
+    const links = [
+      ...(page > 1 ? [link(page - 1, 'prev'), link(1, 'first')] : []),
+      ...(page < lastPage ? [link(page + 1, 'next'), link(lastPage, 'last')] : []),
+    ];
+    return {
+      status: 200,
+      headers: links.length ? { link: links.join(', ') } : {},
+      json: {
+        total_count: repos.length,
+        repository_selection: auth.record.repoIds ? 'selected' : auth.inst.selection,
+        repositories: repos.slice((page - 1) * perPage, page * perPage).map((r) => this.state.repoJson(r)),
+      },
+    };
+  }
+
+  private installPage(req: FakeRequest, slug: string): FakeResponse {
+    const app = [...this.state.apps.values()].find((a) => a.slug === slug);
+    if (!app) return { status: 404, html: '<h1>Not Found</h1>' };
+    if (req.method === 'GET') return { status: 200, html: installPageHtml(slug, req.query.get('state') ?? '', req.path) };
+    const state = String(req.body.state ?? '');
+    const login = String(req.body.account ?? '').trim() || 'fake-org';
+    const { installationId } = this.addInstallation({ appId: app.appId, account: { login }, repositories: this.pendingRepos.get(slug) ?? 3 });
+    if (!app.setupUrl) return { status: 200, html: installedPageHtml(slug, installationId) };
+    return { status: 302, headers: { location: setupRedirect(app.setupUrl, installationId, state) } };
+  }
+}
+
+function expandSpecs(repositories: number | RepoSpec[]): RepoSpec[] {
+  if (typeof repositories !== 'number') return repositories;
+  return Array.from({ length: repositories }, (_, i) => ({ name: `repo-${String(i + 1).padStart(3, '0')}` }));
+}

@@ -1,0 +1,209 @@
+// A fake GitLab on a real HTTP port, optionally under a path prefix like a self-managed instance at
+// https://host/gitlab: OAuth with PKCE and rotating refresh tokens (gitlab-oauth.ts), /api/v4/user
+// and paginated /api/v4/projects, and failures on demand.
+import { randomInt } from 'node:crypto';
+import { FakeHttpService, statusText, type FakeRequest, type FakeResponse } from './fake-http';
+import { GitlabOAuth } from './gitlab-oauth';
+
+export type { FailureSpec, RequestLogEntry } from './fake-http';
+
+export interface ProjectSpec {
+  name?: string;
+  /** `project` (placed under `<username>-group/`) or a full `group/sub/project` path. */
+  path: string;
+  visibility?: 'private' | 'internal' | 'public';
+  default_branch?: string;
+  archived?: boolean;
+}
+
+interface FakeProject {
+  id: number;
+  name: string;
+  path: string;
+  path_with_namespace: string;
+  visibility: string;
+  default_branch: string;
+  archived: boolean;
+}
+
+interface FakeUser {
+  id: number;
+  username: string;
+  projects: FakeProject[];
+}
+
+const UNAUTHORIZED: FakeResponse = { status: 401, json: { message: '401 Unauthorized' } };
+
+export class FakeGitLab extends FakeHttpService {
+  readonly oauth = new GitlabOAuth();
+  private readonly users = new Map<number, FakeUser>();
+  private authorizeUserId?: number;
+  private pathPrefix = '';
+  // Random starting ids: test files share one database, and ids from two fakes must not collide.
+  private nextId = randomInt(1_000_000, 1_500_000_000);
+  private readonly apiStats = { userCalls: 0, projectPages: 0 };
+
+  /** Starts a fake on 127.0.0.1 and a random port; `pathPrefix` (e.g. '/gitlab') mimics a sub-path install. */
+  static async start(opts: { pathPrefix?: string } = {}): Promise<FakeGitLab> {
+    const fake = new FakeGitLab();
+    fake.pathPrefix = (opts.pathPrefix ?? '').replace(/\/+$/, '');
+    await fake.listen();
+    return fake;
+  }
+
+  /** What the service calls GITLAB_URL / an integration's base_url. */
+  get baseUrl(): string {
+    return `http://127.0.0.1:${this.port}${this.pathPrefix}`;
+  }
+  get accessTokenLifetimeSeconds(): number {
+    return this.oauth.accessTokenLifetimeSeconds;
+  }
+  set accessTokenLifetimeSeconds(value: number) {
+    this.oauth.accessTokenLifetimeSeconds = value;
+  }
+  /** A snapshot: refreshes / invalidGrants / codeExchanges / revokes (OAuth), userCalls / projectPages (API). */
+  get stats(): GitlabOAuth['stats'] & { userCalls: number; projectPages: number } {
+    return { ...this.oauth.stats, ...this.apiStats };
+  }
+
+  registerApplication(app: { clientId: string; clientSecret: string; redirectUri: string }): void {
+    this.oauth.apps.set(app.clientId, { ...app });
+  }
+
+  addUser(opts: { username: string }): { id: number; username: string } {
+    const user = { id: this.nextId++, username: opts.username, projects: [] };
+    this.users.set(user.id, user);
+    return { id: user.id, username: user.username };
+  }
+
+  /** Gives a user projects; a number generates `<username>-group/project-001`, … */
+  addProjects(userId: number, projects: number | ProjectSpec[]): Array<FakeProject & { http_url_to_repo: string }> {
+    const user = this.user(userId);
+    const specs = typeof projects === 'number' ? Array.from({ length: projects }, (_, i) => ({ path: `project-${String(i + 1).padStart(3, '0')}` })) : projects;
+    const added = specs.map((spec: ProjectSpec): FakeProject => {
+      const full = spec.path.includes('/') ? spec.path : `${user.username}-group/${spec.path}`;
+      const path = full.split('/').pop()!;
+      return { id: this.nextId++, name: spec.name ?? path, path, path_with_namespace: full, visibility: spec.visibility ?? 'private', default_branch: spec.default_branch ?? 'main', archived: spec.archived ?? false };
+    });
+    user.projects.push(...added);
+    return added.map((p) => ({ ...p, http_url_to_repo: this.cloneUrl(p) }));
+  }
+
+  /** Issues a grant directly (what a completed OAuth flow would have produced). */
+  grant(userId: number, clientId: string): { accessToken: string; refreshToken: string; expiresAt: Date } {
+    this.user(userId);
+    if (!this.oauth.apps.has(clientId)) throw new Error(`fake GitLab: no application ${clientId}`);
+    const { accessToken, refreshToken, expiresAt } = this.oauth.issue(userId, clientId);
+    return { accessToken, refreshToken, expiresAt };
+  }
+
+  /** The user revokes the application: every access and refresh token of theirs dies. */
+  revokeGrant(userId: number): void {
+    this.oauth.revokeUser(userId);
+  }
+
+  /** Which user the authorize page signs in as (default: the first user, created if none). */
+  setAuthorizeUser(userId: number): void {
+    this.user(userId);
+    this.authorizeUserId = userId;
+  }
+
+  isAccessTokenLive(token: string): boolean {
+    return this.oauth.userOf(token) !== undefined;
+  }
+  /** Every access and refresh token ever issued. */
+  issuedTokens(): string[] {
+    return this.oauth.issuedTokens();
+  }
+  /** Every authorization code ever issued (they travel in redirect URLs, so they must not reach logs either). */
+  issuedCodes(): string[] {
+    return this.oauth.issuedCodes();
+  }
+
+  protected relativePath(pathname: string): string | undefined {
+    if (!this.pathPrefix) return pathname;
+    return pathname.startsWith(`${this.pathPrefix}/`) ? pathname.slice(this.pathPrefix.length) : undefined;
+  }
+
+  protected injectable(_method: string, path: string): boolean {
+    return path !== '/oauth/authorize';
+  }
+
+  protected failureBody(status: number): unknown {
+    return { message: `${status} ${statusText(status)}` };
+  }
+
+  protected handle(req: FakeRequest): FakeResponse {
+    const { method, path } = req;
+    if (path === '/oauth/authorize' && method === 'GET') return this.oauth.authorizePage(req, `${this.pathPrefix}/oauth/authorize`);
+    if (path === '/oauth/authorize' && method === 'POST') return this.oauth.authorizeSubmit(req, this.authorizingUser());
+    if (path === '/oauth/token' && method === 'POST') return this.oauth.token(req);
+    if (path === '/oauth/revoke' && method === 'POST') return this.oauth.revoke(req);
+    if (path === '/api/v4/user' && method === 'GET') {
+      this.apiStats.userCalls++;
+      const user = this.authenticated(req);
+      if (!user) return UNAUTHORIZED;
+      return { status: 200, json: { id: user.id, username: user.username, name: user.username, state: 'active', web_url: `${this.baseUrl}/${user.username}` } };
+    }
+    if (path === '/api/v4/projects' && method === 'GET') return this.listProjects(req);
+    return { status: 404, json: { message: '404 Not Found' } };
+  }
+
+  private listProjects(req: FakeRequest): FakeResponse {
+    this.apiStats.projectPages++;
+    const user = this.authenticated(req);
+    if (!user) return UNAUTHORIZED;
+    const archived = req.query.get('archived');
+    const projects = user.projects.filter((p) => archived === null || String(p.archived) === archived);
+    const perPage = Math.min(100, Math.max(1, Number(req.query.get('per_page') ?? 20) || 20));
+    const page = Math.max(1, Number(req.query.get('page') ?? 1) || 1);
+    const totalPages = Math.max(1, Math.ceil(projects.length / perPage));
+    const pageUrl = (p: number) => {
+      const query = new URLSearchParams(req.query);
+      query.set('page', String(p));
+      query.set('per_page', String(perPage));
+      return `${this.baseUrl}/api/v4/projects?${query}`;
+    };
+    const links = [
+      ...(page > 1 ? [`<${pageUrl(page - 1)}>; rel="prev"`] : []),
+      ...(page < totalPages ? [`<${pageUrl(page + 1)}>; rel="next"`] : []),
+      `<${pageUrl(1)}>; rel="first"`,
+      `<${pageUrl(totalPages)}>; rel="last"`,
+    ];
+    return {
+      status: 200,
+      headers: {
+        'x-page': String(page),
+        'x-per-page': String(perPage),
+        'x-next-page': page < totalPages ? String(page + 1) : '',
+        'x-prev-page': page > 1 ? String(page - 1) : '',
+        'x-total': String(projects.length),
+        'x-total-pages': String(totalPages),
+        link: links.join(', '),
+      },
+      json: projects.slice((page - 1) * perPage, page * perPage).map((p) => ({ ...p, http_url_to_repo: this.cloneUrl(p), web_url: `${this.baseUrl}/${p.path_with_namespace}` })),
+    };
+  }
+
+  private authenticated(req: FakeRequest): FakeUser | undefined {
+    const match = /^bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+    const userId = this.oauth.userOf(match?.[1]);
+    return userId === undefined ? undefined : this.users.get(userId);
+  }
+
+  private authorizingUser(): number {
+    if (this.authorizeUserId !== undefined) return this.authorizeUserId;
+    const first = this.users.keys().next();
+    return first.done ? this.addUser({ username: 'fake-user' }).id : first.value;
+  }
+
+  private user(userId: number): FakeUser {
+    const user = this.users.get(userId);
+    if (!user) throw new Error(`fake GitLab: no user ${userId}`);
+    return user;
+  }
+
+  private cloneUrl(p: FakeProject): string {
+    return `${this.baseUrl}/${p.path_with_namespace}.git`;
+  }
+}

@@ -1,0 +1,100 @@
+// Builders for end-to-end scenarios: a fake GitHub/GitLab wired into a harness, and the API calls
+// a user would make to get from nothing to a running dispatch.
+import { FakeContainerHost } from '../fakes/container';
+import { FakeGitHub, type FakeGithubApp } from '../fakes/github';
+import { ADMIN, newOwner, type Harness } from './harness';
+
+export interface GithubWorld {
+  gh: FakeGitHub;
+  standard: FakeGithubApp;
+  lite: FakeGithubApp;
+  /** Environment for startHarness pointing the service at this fake. */
+  env: Record<string, string>;
+}
+
+/** A fake GitHub with a standard and a lite app, and the service env that uses them. */
+export async function githubWorld(opts: { tokenLifetimeSeconds?: number } = {}): Promise<GithubWorld> {
+  const gh = await FakeGitHub.start();
+  if (opts.tokenLifetimeSeconds) gh.tokenLifetimeSeconds = opts.tokenLifetimeSeconds;
+  const standard = await gh.createApp({ slug: 'rc-standard' });
+  const lite = await gh.createApp({ slug: 'rc-lite', permissions: { contents: 'read', metadata: 'read' } });
+  return {
+    gh,
+    standard,
+    lite,
+    env: {
+      GITHUB_API_URL: gh.apiUrl,
+      GITHUB_APP_ID: standard.appId,
+      GITHUB_APP_PRIVATE_KEY: standard.privateKeyPem,
+      GITHUB_APP_SLUG: standard.slug,
+      GITHUB_LITE_APP_ID: lite.appId,
+      GITHUB_LITE_APP_PRIVATE_KEY: lite.privateKeyPem,
+      GITHUB_LITE_APP_SLUG: lite.slug,
+    },
+  };
+}
+
+export interface Dispatched {
+  dispatchId: string;
+  workflowId: string;
+  containerToken: string;
+  container: string;
+  rigId: string;
+}
+
+/** Registers a GitHub installation for a new owner and creates a town and a rig on `repoIndex`. */
+export async function githubRig(h: Harness, world: GithubWorld, opts: { appType?: 'standard' | 'lite'; repos?: number; login?: string } = {}) {
+  const appType = opts.appType ?? 'standard';
+  const app = appType === 'lite' ? world.lite : world.standard;
+  const inst = world.gh.addInstallation({ appId: app.appId, account: { login: opts.login ?? `acme-${Math.random().toString(36).slice(2, 8)}` }, repositories: opts.repos ?? 3 });
+  const owner = newOwner();
+  const integration = await h.call<{ id: string; status: string }>('POST', '/api/integrations', { provider: 'github', owner_id: owner, installation_id: inst.installationId, app_type: appType });
+  if (integration.status !== 201) throw new Error(`register failed: ${JSON.stringify(integration.body)}`);
+  const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'gh-town', owner_id: owner });
+  const repo = inst.repositories[0];
+  const rig = await h.call<{ id: string; git_url: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
+    name: repo.name,
+    platform_integration_id: integration.body.id,
+    repository_id: repo.id,
+  });
+  if (rig.status !== 201) throw new Error(`rig failed: ${JSON.stringify(rig.body)}`);
+  return { installationId: inst.installationId, repositories: inst.repositories, repo, owner, integrationId: integration.body.id, townId: town.body.id, rigId: rig.body.id };
+}
+
+/** Starts a dispatch for `rigId` into a new fake container named `name`. */
+export async function dispatchTo(h: Harness, containers: FakeContainerHost, rigId: string, name: string): Promise<Dispatched> {
+  const url = containers.add(name);
+  const res = await h.call<{ dispatch_id: string; workflow_id: string; container_token: string }>('POST', `/api/rigs/${rigId}/dispatches`, { container_url: url });
+  if (res.status !== 201) throw new Error(`dispatch failed: ${res.status} ${JSON.stringify(res.body)}`);
+  containers.setBearer(name, res.body.container_token);
+  return { dispatchId: res.body.dispatch_id, workflowId: res.body.workflow_id, containerToken: res.body.container_token, container: name, rigId };
+}
+
+/** POST /api/internal/rigs/:rig/git-token as the container would. */
+export async function pull(h: Harness, rigId: string, containerToken: string) {
+  const res = await fetch(`${h.url}/api/internal/rigs/${rigId}/git-token`, { method: 'POST', headers: { authorization: `Bearer ${containerToken}` } });
+  return { status: res.status, headers: res.headers, body: (await res.json().catch(() => null)) as { token: string; expires_at: string | null; username: string; generation: number } & { error?: { code: string } } };
+}
+
+/** Every string in `value`, with byte arrays (Temporal payloads) decoded as UTF-8. */
+export function allText(value: unknown, out: string[] = []): string[] {
+  if (value instanceof Uint8Array) out.push(Buffer.from(value).toString('utf8'));
+  else if (typeof value === 'string') out.push(value);
+  else if (Array.isArray(value)) for (const v of value) allText(v, out);
+  else if (value && typeof value === 'object') for (const v of Object.values(value)) allText(v, out);
+  return out;
+}
+
+/** Text of every workflow history in `workflowIds` (all runs, payloads decoded), for secret scans. */
+export async function historiesJson(h: Harness, workflowIds: string[]): Promise<string> {
+  const parts: string[] = [];
+  for (const id of workflowIds) {
+    for await (const wf of h.core.temporal.workflow.list({ query: `WorkflowId = "${id}"` })) {
+      const history = await h.core.temporal.workflow.getHandle(id, wf.runId).fetchHistory();
+      parts.push(allText(history).join('\n'));
+    }
+  }
+  return parts.join('\n');
+}
+
+export { ADMIN };

@@ -1,0 +1,160 @@
+// GitHub App tokens through the whole product: API → workflow on the real dev server → fake GitHub
+// (JWT checked, tokens scoped and expiring) → fake container. Lifetimes are seconds long.
+import { FakeContainerHost, type ReceivedPush } from '../fakes/container';
+import { eventually, startHarness, type Harness } from '../helpers/harness';
+import { dispatchTo, githubRig, githubWorld, historiesJson, pull, type GithubWorld } from '../helpers/scenario';
+
+const LIFETIME = 8;
+const MARGIN = 3;
+
+let world: GithubWorld;
+let h: Harness;
+let containers: FakeContainerHost;
+const workflowIds: string[] = [];
+
+beforeAll(async () => {
+  world = await githubWorld({ tokenLifetimeSeconds: LIFETIME });
+  containers = await FakeContainerHost.start();
+  // Three cycles per run, so the multi-cycle test also crosses continue-as-new.
+  h = await startHarness({ env: { ...world.env, TOKEN_REFRESH_MARGIN_SECONDS: String(MARGIN), REFRESH_JITTER_MAX_SECONDS: '0.5' }, workflowDefaults: { cyclesPerRun: 3 } });
+});
+
+afterAll(async () => {
+  await h?.close();
+  await containers?.close();
+  await world?.gh.close();
+});
+
+/** Validity the token had left when the container received it. */
+const leftAtPush = (p: ReceivedPush) => (Date.parse(p.expires_at!) - p.receivedAt) / 1000;
+
+it('pushes a working, repository-scoped token and refreshes it before expiry, cycle after cycle, across continue-as-new', async () => {
+  const rig = await githubRig(h, world, { repos: 3 });
+  const d = await dispatchTo(h, containers, rig.rigId, 'gh-cycles');
+  workflowIds.push(d.workflowId);
+  const liveAtPush: boolean[] = [];
+  const otherRepoAtPush: boolean[] = [];
+  for (let g = 1; g <= 5; g++) {
+    const p = await containers.waitForPush(d.container, (x) => x.generation === g, 20_000);
+    liveAtPush.push(world.gh.isTokenLive(p.token, rig.repo.full_name, 'write'));
+    otherRepoAtPush.push(world.gh.isTokenLive(p.token, rig.repositories[1].full_name, 'read'));
+  }
+  const pushes = containers.pushes(d.container);
+  expect(liveAtPush).toEqual([true, true, true, true, true]);
+  expect(otherRepoAtPush).toEqual([false, false, false, false, false]); // least privilege: one repository
+  expect(pushes[0]).toMatchObject({ username: 'x-access-token', rig_id: rig.rigId, dispatch_id: d.dispatchId });
+  expect(pushes[0].token.length).toBeGreaterThan(500);
+
+  // Each new token arrived while the previous one still had validity left (no gap for git).
+  for (let i = 1; i < 5; i++) expect(pushes[i].receivedAt).toBeLessThan(Date.parse(pushes[i - 1].expires_at!));
+  for (const p of pushes.slice(0, 5)) expect(leftAtPush(p)).toBeGreaterThan(MARGIN - 1);
+
+  // One upstream mint per cycle, each scoped to the rig's repository with the standard permissions.
+  // (The repository listing behind the rig picker mints one unscoped, metadata-only token.)
+  const mints = world.gh.accessTokenRequests.filter((r) => r.installationId === rig.installationId && r.repositoryIds !== null);
+  expect(mints.length).toBeGreaterThanOrEqual(5);
+  expect(mints.length).toBeLessThanOrEqual(6); // the sixth may be in flight
+  for (const m of mints) expect(m).toMatchObject({ repositoryIds: [rig.repo.id], permissions: { contents: 'write', metadata: 'read' }, status: 201 });
+
+  // Continue-as-new happened (3 cycles per run) and the loop kept going.
+  const runs: string[] = [];
+  for await (const wf of h.core.temporal.workflow.list({ query: `WorkflowId = "${d.workflowId}"` })) runs.push(wf.runId);
+  expect(runs.length).toBeGreaterThanOrEqual(2);
+
+  const s = await h.call<{ status: string; generation: number; credential_source: string }>('GET', `/api/dispatches/${d.dispatchId}`);
+  expect(s.body).toMatchObject({ status: 'active', credential_source: 'integration' });
+  expect(s.body.generation).toBeGreaterThanOrEqual(5);
+});
+
+it('gives lite installations read-only tokens', async () => {
+  const rig = await githubRig(h, world, { appType: 'lite', repos: 1 });
+  const d = await dispatchTo(h, containers, rig.rigId, 'gh-lite');
+  workflowIds.push(d.workflowId);
+  const p = await containers.waitForPush(d.container, (x) => x.generation === 1);
+  expect(world.gh.isTokenLive(p.token, rig.repo.full_name, 'read')).toBe(true);
+  expect(world.gh.isTokenLive(p.token, rig.repo.full_name, 'write')).toBe(false);
+  expect(world.gh.accessTokenRequests.find((r) => r.installationId === rig.installationId && r.repositoryIds !== null)).toMatchObject({
+    repositoryIds: [rig.repo.id],
+    permissions: { contents: 'read', metadata: 'read' },
+  });
+  await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
+});
+
+it('pushes only a token GitHub already accepts (waits out the replication lag)', async () => {
+  world.gh.newTokenUnauthorizedMs = 1500;
+  try {
+    const rig = await githubRig(h, world, { repos: 1 });
+    const d = await dispatchTo(h, containers, rig.rigId, 'gh-lag');
+    workflowIds.push(d.workflowId);
+    const p = await containers.waitForPush(d.container, (x) => x.generation === 1);
+    expect(world.gh.isTokenLive(p.token, rig.repo.full_name, 'write')).toBe(true);
+    await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
+  } finally {
+    world.gh.newTokenUnauthorizedMs = 0;
+  }
+});
+
+it('revokes the token at stop and refuses pulls afterwards', async () => {
+  const rig = await githubRig(h, world, { repos: 1 });
+  const d = await dispatchTo(h, containers, rig.rigId, 'gh-stop');
+  workflowIds.push(d.workflowId);
+  const p = await containers.waitForPush(d.container, (x) => x.generation === 1);
+  expect((await pull(h, rig.rigId, d.containerToken)).body.token).toBe(p.token);
+
+  expect((await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`)).status).toBe(202);
+  await eventually(async () => (await h.call<{ status: string }>('GET', `/api/dispatches/${d.dispatchId}`)).body.status === 'stopped');
+  expect(world.gh.isTokenLive(p.token)).toBe(false);
+  expect((await pull(h, rig.rigId, d.containerToken)).status).toBe(410);
+  const events = await h.call<{ events: Array<{ kind: string; fingerprint: string | null; detail: string | null }> }>('GET', `/api/dispatches/${d.dispatchId}/events`);
+  expect(events.body.events.find((e) => e.kind === 'revoked')).toMatchObject({ detail: expect.stringMatching(/^revoked/) });
+  expect(world.gh.stats.revokes).toBeGreaterThanOrEqual(1);
+});
+
+it('ends as stopped when the container answers 410, token revoked', async () => {
+  const rig = await githubRig(h, world, { repos: 1 });
+  const d = await dispatchTo(h, containers, rig.rigId, 'gh-gone');
+  workflowIds.push(d.workflowId);
+  const first = await containers.waitForPush(d.container, (x) => x.generation === 1);
+  containers.setMode(d.container, 'gone');
+  const s = await eventually(async () => {
+    const r = await h.call<{ status: string }>('GET', `/api/dispatches/${d.dispatchId}`);
+    return r.body.status === 'stopped' ? r.body : null;
+  }, 20_000);
+  expect(s.status).toBe('stopped');
+  // Both the token the container refused and the one it held before are revoked.
+  const last = (await h.core.db.tokenEvent.findFirst({ where: { dispatchId: d.dispatchId, kind: 'revoked' } }))!;
+  expect(last.detail).toMatch(/replaced token revoked too/);
+  expect(world.gh.isTokenLive(first.token)).toBe(false);
+});
+
+it('ends as container_unreachable, token revoked, when pushes fail until the token expires', async () => {
+  const rig = await githubRig(h, world, { repos: 1 });
+  const name = 'gh-unreachable';
+  const url = containers.add(name);
+  containers.setMode(name, 'drop');
+  const res = await h.call<{ dispatch_id: string; workflow_id: string }>('POST', `/api/rigs/${rig.rigId}/dispatches`, { container_url: url });
+  workflowIds.push(res.body.workflow_id);
+  const s = await eventually(async () => {
+    const r = await h.call<{ status: string; last_error: { code: string } | null }>('GET', `/api/dispatches/${res.body.dispatch_id}`);
+    return r.body.status === 'container_unreachable' ? r.body : null;
+  }, 30_000);
+  expect(s.last_error?.code).toBe('container_unreachable');
+  const lease = await h.core.db.tokenLease.findUnique({ where: { dispatchId: res.body.dispatch_id } });
+  expect(lease?.tokenEnc).toBeNull();
+  const events = await h.call<{ events: Array<{ kind: string }> }>('GET', `/api/dispatches/${res.body.dispatch_id}/events`);
+  expect(events.body.events.filter((e) => e.kind === 'push_failed').length).toBeGreaterThan(1);
+  expect(events.body.events.some((e) => e.kind === 'revoked')).toBe(true);
+});
+
+it('keeps no token in any workflow history or log line', async () => {
+  const tokens = world.gh.issuedTokens();
+  expect(tokens.length).toBeGreaterThan(5);
+  const text = await historiesJson(h, workflowIds);
+  expect(text.length).toBeGreaterThan(1000);
+  const logText = h.logs.join('');
+  for (const t of tokens) {
+    expect(text.includes(t)).toBe(false);
+    expect(logText.includes(t)).toBe(false);
+  }
+  for (const c of workflowIds) expect(text).toContain(c.replace('git-token-', '')); // the scan did read those histories
+});
