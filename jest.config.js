@@ -38,5 +38,6 @@ module.exports = {
   testTimeout: 60_000,
   // Two cores here; workflow tests are I/O bound, so a few workers overlap well.
   maxWorkers: process.env.JEST_MAX_WORKERS ?? 3,
-  forceExit: false,
+  // The Temporal SDK's native runtime can hold the process open after the last test; exit anyway.
+  forceExit: true,
 };
