@@ -6,8 +6,10 @@ const { loadConfig, missingSettings, errorCode } = require('../lib/config');
 const { createReceiver } = require('../lib/receiver');
 
 const PREFIX = 'repo-connect-token-receiver: ';
-const { config, problems } = loadConfig(process.env);
-const missing = missingSettings(config, ['rigId', 'containerToken']).map((v) => `${v} is required`);
+// The token file is read per push, so the receiver may start before the dispatch that fills it.
+const { config, problems } = loadConfig(process.env, { lazyContainerToken: true });
+const needed = /** @type {Array<'rigId' | 'containerToken'>} */ (config.containerTokenFile ? ['rigId'] : ['rigId', 'containerToken']);
+const missing = missingSettings(config, needed).map((v) => `${v} is required`);
 if (problems.length || missing.length) {
   process.stderr.write(`${PREFIX}bad configuration: ${[...missing, ...problems].join('; ')}\n`);
   process.exit(2);
@@ -15,7 +17,8 @@ if (problems.length || missing.length) {
 
 const receiver = createReceiver({
   rigId: /** @type {string} */ (config.rigId),
-  containerToken: /** @type {string} */ (config.containerToken),
+  containerToken: config.containerTokenFile ? undefined : config.containerToken,
+  containerTokenFile: config.containerTokenFile,
   tokenFile: config.tokenFile,
   log: (line) => process.stdout.write(`${PREFIX}${line}\n`),
 });

@@ -12,6 +12,7 @@ const path = require('node:path');
  * @property {string | undefined} serviceUrl     REPO_CONNECT_URL without a trailing slash
  * @property {string | undefined} rigId          REPO_CONNECT_RIG_ID
  * @property {string | undefined} containerToken REPO_CONNECT_CONTAINER_TOKEN or the _FILE's content
+ * @property {string | undefined} containerTokenFile REPO_CONNECT_CONTAINER_TOKEN_FILE, resolved
  * @property {string} tokenFile                  REPO_CONNECT_TOKEN_FILE
  * @property {string[]} gitHosts                 REPO_CONNECT_GIT_HOST, lower-cased; empty = any host
  * @property {number} minValiditySeconds         REPO_CONNECT_MIN_VALIDITY_SECONDS
@@ -28,10 +29,13 @@ const VARIABLE = {
 
 /**
  * Reads the kit's settings from `env`; `problems` names each variable that is set but unusable.
+ * With `lazyContainerToken` the container token file is not read here (the receiver reads it on
+ * every push, so it can start before the dispatch exists and follow a new one).
  * @param {NodeJS.ProcessEnv} env
+ * @param {{ lazyContainerToken?: boolean }} [opts]
  * @returns {{ config: KitConfig, problems: string[] }}
  */
-function loadConfig(env) {
+function loadConfig(env, opts = {}) {
   /** @type {string[]} */
   const problems = [];
   const value = (/** @type {string} */ name) => {
@@ -60,7 +64,7 @@ function loadConfig(env) {
   if (containerToken !== undefined && tokenPath !== undefined) {
     problems.push('set only one of REPO_CONNECT_CONTAINER_TOKEN and REPO_CONNECT_CONTAINER_TOKEN_FILE');
     containerToken = undefined;
-  } else if (tokenPath !== undefined) {
+  } else if (tokenPath !== undefined && !opts.lazyContainerToken) {
     try {
       containerToken = fs.readFileSync(tokenPath, 'utf8').trim() || undefined;
       if (containerToken === undefined) problems.push('REPO_CONNECT_CONTAINER_TOKEN_FILE is empty');
@@ -81,6 +85,7 @@ function loadConfig(env) {
       serviceUrl,
       rigId: value('REPO_CONNECT_RIG_ID'),
       containerToken,
+      containerTokenFile: tokenPath === undefined ? undefined : path.resolve(tokenPath),
       tokenFile: path.resolve(value('REPO_CONNECT_TOKEN_FILE') ?? path.join(home, '.repo-connect', 'git-token.json')),
       gitHosts: (value('REPO_CONNECT_GIT_HOST') ?? '')
         .split(',')

@@ -3,6 +3,7 @@
 // The push receiver: repo-connect POSTs each new token here as soon as it is minted, so git in the
 // container rarely has to pull. Everything answered here is read by the service's workflow, which
 // treats any 2xx as delivered and 404/410 as "container gone", so those two are reserved for paths.
+const fsp = require('node:fs/promises');
 const http = require('node:http');
 const { checkPushBody } = require('./payload');
 const { sameSecret, sha256Hex, writeTokenRecord } = require('./token-file');
@@ -12,7 +13,10 @@ const MAX_BODY_BYTES = 64 * 1024;
 /**
  * @typedef {object} ReceiverOptions
  * @property {string} rigId           pushes for any other rig are refused (403)
- * @property {string} containerToken  the bearer the service presents
+ * @property {string} [containerToken]  the bearer the service presents, or:
+ * @property {string} [containerTokenFile] a file holding it, read on every push: the receiver can
+ *   start before the dispatch exists (a container's address is usually known only once it runs)
+ *   and follows a new dispatch without a restart
  * @property {string} tokenFile
  * @property {(line: string) => void} [log] one line per event; never given a token
  */
@@ -23,7 +27,17 @@ const MAX_BODY_BYTES = 64 * 1024;
  */
 function createReceiver(opts) {
   const log = opts.log ?? (() => undefined);
-  const dispatchKey = sha256Hex(opts.containerToken);
+
+  /** The bearer pushes must carry; undefined while its file is missing or empty. */
+  async function expectedBearer() {
+    if (opts.containerToken !== undefined) return opts.containerToken;
+    try {
+      return (await fsp.readFile(/** @type {string} */ (opts.containerTokenFile), 'utf8')).trim() || undefined;
+    } catch (err) {
+      if (/** @type {NodeJS.ErrnoException} */ (err).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
 
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err) => {
@@ -45,8 +59,14 @@ function createReceiver(opts) {
     if (pathname !== '/git-token') return send(res, 404, problem('not_found', 'no such path'));
     if (req.method !== 'POST') return send(res, 405, problem('method_not_allowed', 'use POST'), { Allow: 'POST' });
 
+    const expected = await expectedBearer();
+    if (expected === undefined) {
+      // Not 404/410 (those end the dispatch): the service retries a 503 until the file is there.
+      log(`refused a push: no container token in ${opts.containerTokenFile} yet`);
+      return send(res, 503, problem('not_ready', 'no container token yet'), { 'Retry-After': '1' });
+    }
     const auth = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    if (!auth || !sameSecret(auth[1], opts.containerToken)) {
+    if (!auth || !sameSecret(auth[1], expected)) {
       log(`refused a push with a bad bearer from ${req.socket.remoteAddress ?? 'unknown'}`);
       return send(res, 401, problem('unauthorized', 'bad bearer token'), { 'WWW-Authenticate': 'Bearer' });
     }
@@ -72,7 +92,7 @@ function createReceiver(opts) {
       generation: body.generation,
       rig_id: body.rig_id,
       dispatch_id: body.dispatch_id,
-      container_token_sha256: dispatchKey,
+      container_token_sha256: sha256Hex(expected),
       source: 'push',
       written_at: new Date().toISOString(),
     });

@@ -34,7 +34,7 @@ export interface Receiver {
 const kitRequire = createRequire(join(KIT_DIR, 'package.json'));
 
 export const receiverLib = kitRequire('./lib/receiver.js') as {
-  createReceiver(opts: { rigId: string; containerToken: string; tokenFile: string; log?: (line: string) => void }): Receiver;
+  createReceiver(opts: { rigId: string; containerToken?: string; containerTokenFile?: string; tokenFile: string; log?: (line: string) => void }): Receiver;
   MAX_BODY_BYTES: number;
 };
 

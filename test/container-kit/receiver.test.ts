@@ -1,7 +1,7 @@
 // The push receiver over real HTTP: what the service's workflow sees when it POSTs a token, and
 // what git's helper later finds in the token file.
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expiresIn, RECEIVER_BIN, receiverLib, tempDir, tokenFileLib, type Receiver } from './kit';
 
@@ -106,6 +106,34 @@ describe('repo-connect-token-receiver', () => {
     }
   });
 
+  it('with a container token file, reads it per push: 503 until it exists, then follows a new dispatch without restart', async () => {
+    const bearerFile = join(tmp.dir, 'container-token');
+    const lazy = receiverLib.createReceiver({ rigId: RIG, containerTokenFile: bearerFile, tokenFile, log: (l) => logs.push(l) });
+    const url = `http://127.0.0.1:${await lazy.listen(0, '127.0.0.1')}/git-token`;
+    const send = async (bearer: string, body: unknown) => {
+      const res = await fetch(url, { method: 'POST', headers: { Authorization: `Bearer ${bearer}` }, body: JSON.stringify(body) });
+      return { status: res.status, retryAfter: res.headers.get('retry-after'), body: await res.json() };
+    };
+    try {
+      // The service pushes as soon as it mints; the container may not have its token yet. Not a
+      // 404/410, which the service would read as "container gone".
+      expect(await send(CONTAINER_TOKEN, pushBody(1))).toEqual({ status: 503, retryAfter: '1', body: { error: { code: 'not_ready', message: 'no container token yet' } } });
+      expect(() => statSync(tokenFile)).toThrow(/ENOENT/);
+
+      writeFileSync(bearerFile, `${CONTAINER_TOKEN}\n`, { mode: 0o600 });
+      expect((await send(CONTAINER_TOKEN, pushBody(4))).body).toEqual({ stored: true, generation: 4 });
+
+      // Dispatched again: a new token in the file, the old one refused, generations start over.
+      writeFileSync(bearerFile, 'ct_second_dispatch_0123456789\n');
+      expect((await send(CONTAINER_TOKEN, pushBody(5))).status).toBe(401);
+      expect((await send('ct_second_dispatch_0123456789', pushBody(1, { dispatch_id: 'd-2' }))).body).toEqual({ stored: true, generation: 1 });
+      expect(JSON.parse(readFileSync(tokenFile, 'utf8'))).toMatchObject({ generation: 1, dispatch_id: 'd-2' });
+      expect(logs.join('\n')).not.toContain(CONTAINER_TOKEN);
+    } finally {
+      await lazy.close();
+    }
+  });
+
   it('answers 401 to a missing or wrong bearer and writes nothing', async () => {
     expect((await push(pushBody(1), null)).status).toBe(401);
     const wrong = await push(pushBody(1), `${CONTAINER_TOKEN}x`);
@@ -186,6 +214,33 @@ describe('repo-connect-token-receiver bin', () => {
     expect(await exited).toBe(0);
     expect(output).toContain('stored generation 1');
     expect(output).not.toContain('ghs_');
+    expect(output).not.toContain(CONTAINER_TOKEN);
+  });
+
+  it('starts before its container token file exists and stores pushes once it does', async () => {
+    const bearerFile = join(tmp.dir, 'container-token');
+    const child = spawn(process.execPath, [RECEIVER_BIN], {
+      env: { PATH: process.env.PATH, HOME: tmp.dir, REPO_CONNECT_RIG_ID: RIG, REPO_CONNECT_CONTAINER_TOKEN_FILE: bearerFile, REPO_CONNECT_RECEIVER_PORT: '0', REPO_CONNECT_RECEIVER_HOST: '127.0.0.1' },
+    });
+    let output = '';
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout.on('data', (c: Buffer) => {
+        output += c.toString();
+        const m = /listening on 127\.0\.0\.1:(\d+)/.exec(output);
+        if (m) resolve(Number(m[1]));
+      });
+      child.on('exit', () => reject(new Error(`receiver exited: ${output}`)));
+    });
+    const send = () => fetch(`http://127.0.0.1:${port}/git-token`, { method: 'POST', headers: { Authorization: `Bearer ${CONTAINER_TOKEN}` }, body: JSON.stringify(pushBody(1)) });
+    expect((await send()).status).toBe(503);
+    writeFileSync(bearerFile, CONTAINER_TOKEN, { mode: 0o600 });
+    expect((await send()).status).toBe(200);
+
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(output).toContain('no container token in');
     expect(output).not.toContain(CONTAINER_TOKEN);
   });
 

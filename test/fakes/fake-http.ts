@@ -59,6 +59,14 @@ export abstract class FakeHttpService {
   /** The body an injected failure sends when the test gives none. */
   protected abstract failureBody(status: number): unknown;
 
+  /**
+   * Lets a subclass answer a raw request itself, before the body is read and parsed: streaming
+   * protocols (git smart HTTP) need the untouched request. Returns whether it took the request.
+   */
+  protected takeover(_req: IncomingMessage, _res: ServerResponse): boolean {
+    return false;
+  }
+
   /** The next `count` matching API requests fail with `spec`. */
   failNext(count: number, spec: FailureSpec): void {
     this.failures.push({ remaining: count, spec });
@@ -76,7 +84,9 @@ export abstract class FakeHttpService {
   }
 
   protected async listen(): Promise<void> {
-    const server = createServer((req, res) => void this.dispatch(req, res));
+    const server = createServer((req, res) => {
+      if (!this.takeover(req, res)) void this.dispatch(req, res);
+    });
     server.keepAliveTimeout = 5_000;
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     this.server = server;

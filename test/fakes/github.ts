@@ -1,6 +1,7 @@
 // A fake GitHub (Enterprise Server layout: API under /api/v3) on a real HTTP port: app JWTs checked
 // for real, installation tokens scoped and expiring, paginated listings, the install page, and
 // failures on demand. State and rules live in github-state.ts; this file routes and administers.
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppType, GithubAppConfig } from '../../lib/config';
 import { FakeHttpService, statusText, type FakeRequest, type FakeResponse } from './fake-http';
 import { newAppKeyPair, verifyAppJwt } from './github-auth';
@@ -17,11 +18,15 @@ export interface FakeGithubApp {
 }
 
 const API_PREFIX = '/api/v3';
+// git smart HTTP on the clone URL (`<webUrl>/<owner>/<repo>.git`), as github.com serves it.
+const GIT_PATH = /^\/[^/]+\/[^/]+\.git\/(?:info\/refs|git-upload-pack|git-receive-pack)$/;
 
 export class FakeGitHub extends FakeHttpService {
   /** The rule engine behind the HTTP surface, for tests that need more than the helpers below. */
   readonly state = new GithubState();
   private readonly pendingRepos = new Map<string, RepoSpec[] | number>();
+  /** Serves git on clone URLs when set (see git-server.ts); unset, those paths answer 404. */
+  gitHandler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
 
   /** Starts a fake on 127.0.0.1 and a random port. */
   static async start(opts: { tokenLifetimeSeconds?: number; newTokenUnauthorizedMs?: number } = {}): Promise<FakeGitHub> {
@@ -131,6 +136,12 @@ export class FakeGitHub extends FakeHttpService {
   installationWebhookPayload(installationId: number, action: string): Record<string, unknown> {
     const inst = this.state.installation(installationId);
     return installationPayload(inst, this.state.apps.get(inst.appId)?.slug ?? '', action);
+  }
+
+  protected override takeover(req: IncomingMessage, res: ServerResponse): boolean {
+    if (!this.gitHandler || !GIT_PATH.test(new URL(req.url ?? '/', 'http://127.0.0.1').pathname)) return false;
+    this.gitHandler(req, res);
+    return true;
   }
 
   protected relativePath(pathname: string): string | undefined {
