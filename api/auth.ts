@@ -52,9 +52,14 @@ export function isAdminToken(config: Config, presented: string): boolean {
   return safeEqual(presented, config.adminApiToken);
 }
 
+/** The credentials of an `Authorization: Bearer …` header (the scheme is case-insensitive). */
+export function bearerOf(header: string | undefined): string | undefined {
+  const m = header ? /^bearer\s+(\S+)\s*$/i.exec(header) : null;
+  return m ? m[1] : undefined;
+}
+
 function bearer(request: FastifyRequest): string | undefined {
-  const h = request.headers.authorization;
-  return h?.startsWith('Bearer ') ? h.slice(7).trim() : undefined;
+  return bearerOf(request.headers.authorization);
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);

@@ -30,20 +30,33 @@ export function providerFailure(err: ProviderError, field?: string): AppError {
   return new AppError(502, err.code, err.message, field, headers);
 }
 
-function fieldOf(issuePath: readonly PropertyKey[] | undefined, instancePath: string | undefined): string | undefined {
-  if (issuePath && issuePath.length > 0) return issuePath.map(String).join('.');
-  const fromInstance = (instancePath ?? '').split('/').filter(Boolean).join('.');
-  return fromInstance || undefined;
+/** The dotted path of the bad input (`tokens.0.host`) from a validation error's `/tokens/0/host`. */
+function fieldOf(instancePath: string | undefined): string | undefined {
+  return (instancePath ?? '').split('/').filter(Boolean).join('.') || undefined;
+}
+
+function valueAt(root: unknown, instancePath: string | undefined): unknown {
+  let value = root;
+  for (const key of (instancePath ?? '').split('/').filter(Boolean)) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<string, unknown>)[key];
+  }
+  return value;
 }
 
 /** Registers the error and not-found handlers on `app`. */
 export function registerErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     if (hasZodFastifySchemaValidationErrors(err)) {
+      // fastify-type-provider-zod ≥ 7 gives one entry per zod issue: keyword = issue code,
+      // instancePath = the issue path, message = the issue message.
       const first = err.validation[0];
-      const issue = first.params.issue as { path?: PropertyKey[]; message: string; code?: string };
-      const field = fieldOf(issue.path, first.instancePath) ?? err.validationContext ?? 'body';
-      const message = issue.code === 'invalid_type' && /received undefined/.test(issue.message) ? 'is required' : issue.message;
+      const field = fieldOf(first.instancePath) ?? err.validationContext ?? 'body';
+      // Custom messages ("must be a UUID") replace zod's "received undefined", so a missing value is
+      // recognised by looking it up in what was sent.
+      const part = { body: request.body, querystring: request.query, params: request.params, headers: request.headers }[err.validationContext ?? 'body'];
+      const sent = valueAt(part, first.instancePath);
+      const message = first.keyword === 'invalid_type' && sent === undefined ? 'is required' : first.message ?? 'is invalid';
       return reply.status(400).send({ error: { code: 'invalid_request', message: `${field}: ${message}`, field } });
     }
     if (err instanceof AppError) {
@@ -59,7 +72,8 @@ export function registerErrorHandler(app: FastifyInstance): void {
     if (status < 500) {
       // Fastify's own 4xx (bad JSON, body too large, wrong content type).
       const code = status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : 'invalid_request';
-      return reply.status(status).send({ error: { code, message: err.message } });
+      // A 400 from Fastify itself is about the body as a whole (not JSON, empty).
+      return reply.status(status).send({ error: { code, message: err.message, ...(status === 400 ? { field: 'body' } : {}) } });
     }
     request.log.error({ err }, 'unhandled error');
     return reply.status(500).send({ error: { code: 'internal_error', message: 'internal error' } });

@@ -33,6 +33,7 @@ export interface Config {
   tokenRefreshMarginSeconds: number;
   refreshJitterMaxSeconds: number;
   pullRateLimitPerMinute: number;
+  providerTimeoutMs: number;
   workerMetricsPort: number;
   logLevel: string;
 }
@@ -95,6 +96,7 @@ const schema = z.object({
   TOKEN_REFRESH_MARGIN_SECONDS: z.coerce.number().int().min(1).max(3000).default(300),
   REFRESH_JITTER_MAX_SECONDS: z.coerce.number().min(0).max(600).default(60),
   PULL_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(120),
+  PROVIDER_TIMEOUT_SECONDS: z.coerce.number().min(0.1).max(120).default(10),
   WORKER_METRICS_PORT: port.default(9464),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -181,6 +183,7 @@ export function loadConfig(env: Env = process.env): Config {
     tokenRefreshMarginSeconds: e.TOKEN_REFRESH_MARGIN_SECONDS,
     refreshJitterMaxSeconds: e.REFRESH_JITTER_MAX_SECONDS,
     pullRateLimitPerMinute: e.PULL_RATE_LIMIT_PER_MINUTE,
+    providerTimeoutMs: Math.round(e.PROVIDER_TIMEOUT_SECONDS * 1000),
     workerMetricsPort: e.WORKER_METRICS_PORT,
     logLevel: e.LOG_LEVEL,
   };

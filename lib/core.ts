@@ -42,8 +42,9 @@ export async function createCore(config: Config, opts: CoreOptions = {}): Promis
   const metrics = opts.metrics ?? createMetrics();
   const db = createDb(config.databaseUrl, { max: opts.dbPoolSize });
   const secrets = createSecretBox(config.secretsKeys);
-  const github = createGithubClient({ apiUrl: config.github.apiUrl, apps: config.github.apps });
-  const gitlab = createGitlabClient({ clientId: config.gitlab.clientId, clientSecret: config.gitlab.clientSecret });
+  const timeoutMs = config.providerTimeoutMs;
+  const github = createGithubClient({ apiUrl: config.github.apiUrl, apps: config.github.apps, timeoutMs });
+  const gitlab = createGitlabClient({ clientId: config.gitlab.clientId, clientSecret: config.gitlab.clientSecret, timeoutMs });
   const gitlabGrants = createGitlabGrants({
     db,
     secrets,

@@ -1,5 +1,6 @@
 // Container-facing routes, authenticated by the dispatch's container token.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { bearerOf } from '../auth';
 import type { Services } from '../services';
 import { errorBody } from '../schemas/common';
 import { pullParams, pulledToken } from '../schemas/internal';
@@ -14,8 +15,7 @@ export const internalRoutes: FastifyPluginAsyncZod<{ services: Services }> = asy
       response: { 200: pulledToken, 401: errorBody, 403: errorBody, 404: errorBody, 410: errorBody, 429: errorBody, 502: errorBody, 503: errorBody },
     },
   }, async (req, reply) => {
-    const h = req.headers.authorization;
-    const token = await services.pull.pull(req.params.rig_id, h?.startsWith('Bearer ') ? h.slice(7).trim() : undefined);
+    const token = await services.pull.pull(req.params.rig_id, bearerOf(req.headers.authorization));
     // Never cached by anything between the service and the container.
     return reply.header('cache-control', 'no-store').send(token);
   });

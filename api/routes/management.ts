@@ -3,6 +3,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { requireAdmin } from '../auth';
+import { AppError } from '../errors';
 import type { Services } from '../services';
 import { errorResponses } from '../schemas/common';
 import { integration } from '../schemas/common';
@@ -15,6 +16,15 @@ const security = [{ adminBearer: [] }];
 
 export const managementRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
   app.addHook('onRequest', requireAdmin(services.config));
+  // JSON only: Fastify would otherwise parse text/plain and form bodies into something that fails
+  // validation with a confusing message (or, for forms, passes it).
+  app.addHook('preParsing', async (req) => {
+    const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+    const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+    if (hasBody && type !== 'application/json') {
+      throw new AppError(415, 'unsupported_media_type', 'request bodies must be JSON (Content-Type: application/json)');
+    }
+  });
 
   app.post('/towns', {
     schema: { tags: ['towns'], summary: 'Create a town', security, body: towns.createTownBody, response: { 201: towns.town, ...errorResponses } },
@@ -42,14 +52,15 @@ export const managementRoutes: FastifyPluginAsyncZod<{ services: Services }> = a
     schema: {
       tags: ['integrations'],
       summary: 'Register a GitHub App installation or a GitLab OAuth grant',
-      description: 'Creates the integration (201) or updates the one already registered for the same installation / GitLab user (200).',
+      description: 'Creates the integration, or updates the one already registered for the same installation / GitLab user (same id); 201 either way.',
       security,
       body: integrations.registerBody,
-      response: { 200: integration, 201: integration, ...errorResponses },
+      response: { 201: integration, ...errorResponses },
     },
   }, async (req, reply) => {
     const result = req.body.provider === 'github' ? await services.integrations.registerGithub(req.body) : await services.integrations.registerGitlab(req.body);
-    return reply.status(result.created ? 201 : 200).send(result.integration);
+    // 201 whether the row is new or re-registered (the contract's answer); the id tells them apart.
+    return reply.status(201).send(result.integration);
   });
 
   app.get('/integrations', {

@@ -8,7 +8,7 @@ const repositoryId = z.coerce.number({ error: 'must be a number' }).int().positi
 /** Either through an integration (platform_integration_id + repository_id) or manual (git_url). */
 export const createRigBody = z.object({
   name: z.string().trim().min(1, 'must not be empty').max(200),
-  platform_integration_id: uuid.optional(),
+  platform_integration_id: uuid.nullable().optional(),
   repository_id: repositoryId.optional(),
   git_url: z.string().trim().max(2000).optional(),
   default_branch: z.string().trim().max(255).optional(),

@@ -31,6 +31,9 @@ export function normaliseGitlabBaseUrl(raw: string, production: boolean): string
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
 }
 
+// 250 + 500 + 1000 ms between attempts: rides out a short GitLab blip within one request.
+const GITLAB_USER_ATTEMPTS = 4;
+
 export function createIntegrationService(deps: Deps) {
   const { db, secrets, github, gitlab } = deps;
 
@@ -57,10 +60,51 @@ export function createIntegrationService(deps: Deps) {
       if (row.provider === 'github') {
         return await github.listInstallationRepositories(row.githubAppType ?? 'standard', Number(row.githubInstallationId));
       }
-      const { accessToken } = await deps.gitlabGrants.getValidAccessToken(row.id, 60);
-      return await gitlab.listProjects({ baseUrl: row.gitlabBaseUrl as string, accessToken });
+      return await listGitlabProjects(row);
     } catch (err) {
       return noteProviderFailure(row, err);
+    }
+  }
+
+  async function listGitlabProjects(row: PlatformIntegration): Promise<PlatformRepository[]> {
+    const baseUrl = row.gitlabBaseUrl as string;
+    const first = await deps.gitlabGrants.getValidAccessToken(row.id, 60);
+    try {
+      return await gitlab.listProjects({ baseUrl, accessToken: first.accessToken });
+    } catch (err) {
+      if (!(err instanceof ProviderError) || err.code !== 'invalid_credentials') throw err;
+    }
+    // GitLab rejected a token that had not expired (the user revoked the app, or it was rotated
+    // elsewhere): ask for one newer than it. A dead grant then shows as reconnect_required from
+    // the refresh, which also marks the integration.
+    const remaining = Math.ceil((first.expiresAt.getTime() - Date.now()) / 1000);
+    const newer = await deps.gitlabGrants.getValidAccessToken(row.id, Math.max(remaining, 0) + 1);
+    try {
+      return await gitlab.listProjects({ baseUrl, accessToken: newer.accessToken });
+    } catch (err) {
+      if (err instanceof ProviderError && err.code === 'invalid_credentials') {
+        throw new ProviderError('reconnect_required', 'GitLab rejects even a freshly refreshed token: reconnect the account', err.status);
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * GET /api/v4/user during registration. After we refreshed, the caller's refresh token is used up
+   * and the new pair lives only in memory, so a GitLab blip is retried rather than losing the grant.
+   */
+  async function gitlabUser(baseUrl: string, accessToken: string, refreshed: boolean) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await gitlab.getUser({ baseUrl, accessToken });
+      } catch (err) {
+        const transient = err instanceof ProviderError && err.code === 'provider_unavailable';
+        if (!refreshed || !transient) throw err;
+        if (attempt >= GITLAB_USER_ATTEMPTS) {
+          throw new ProviderError('reconnect_required', `${err.message}; the grant had just been refreshed, so the refresh token sent is used up: connect the account again`, err.status);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** (attempt - 1)));
+      }
     }
   }
 
@@ -140,10 +184,9 @@ export function createIntegrationService(deps: Deps) {
       let tokens: GitlabTokens = { accessToken: body.access_token, refreshToken: body.refresh_token, expiresAt: new Date(body.expires_at) };
       let user;
       try {
-        if (tokens.expiresAt.getTime() - Date.now() < deps.config.tokenRefreshMarginSeconds * 1000) {
-          tokens = await gitlab.refresh({ baseUrl, refreshToken: tokens.refreshToken });
-        }
-        user = await gitlab.getUser({ baseUrl, accessToken: tokens.accessToken });
+        const refresh = tokens.expiresAt.getTime() - Date.now() < deps.config.tokenRefreshMarginSeconds * 1000;
+        if (refresh) tokens = await gitlab.refresh({ baseUrl, refreshToken: tokens.refreshToken });
+        user = await gitlabUser(baseUrl, tokens.accessToken, refresh);
       } catch (err) {
         if (err instanceof ProviderError) throw providerFailure(err, err.code === 'reconnect_required' ? 'refresh_token' : 'access_token');
         throw err;

@@ -2,6 +2,8 @@
 
 /** Why a manual git URL is refused, or null when it is acceptable. */
 export function gitUrlProblem(raw: string): string | null {
+  // scp-like ssh syntax (git@host:owner/repo.git) is not a URL at all; say what it is.
+  if (/^[\w.-]+@[\w.-]+:(?!\/\/)/.test(raw)) return 'must use https:// (ssh remotes like git@host:owner/repo.git are not supported)';
   let url: URL;
   try {
     url = new URL(raw);
@@ -10,7 +12,8 @@ export function gitUrlProblem(raw: string): string | null {
   }
   if (url.protocol !== 'https:') return 'must use https:// (tokens are sent only over TLS; ssh and http URLs are not supported)';
   if (url.username || url.password) return 'must not contain credentials: store tokens in the town git-auth settings instead';
-  if (url.search || url.hash) return 'must not contain a query or fragment';
+  // A bare "?" or "#" leaves search/hash empty, so the raw text is checked too.
+  if (url.search || url.hash || /[?#]/.test(raw)) return 'must not contain a query or fragment';
   if (!url.hostname || url.pathname.replace(/\/+$/, '').length <= 1) return 'must name a repository path, like https://host/owner/repo.git';
   return null;
 }

@@ -86,7 +86,8 @@ export function createRigService(deps: Deps) {
       const town = await db.town.findUnique({ where: { id: townId } });
       if (!town) throw notFound('town', 'town_id');
       let data;
-      if (body.platform_integration_id !== undefined) {
+      // null means "no integration" (a manual rig), as the rig itself shows it.
+      if (body.platform_integration_id != null) {
         if (body.git_url !== undefined) throw badRequest('git_url', 'git_url: give either platform_integration_id + repository_id or git_url, not both');
         data = await connection(town.ownerId, body.platform_integration_id, body.repository_id);
       } else if (body.git_url !== undefined) {
@@ -127,10 +128,18 @@ export function createRigService(deps: Deps) {
         data = await connection(rig.town.ownerId, rig.platformIntegrationId, body.repository_id);
       }
       const connected = data.platformIntegrationId ?? (body.platform_integration_id === null ? null : rig.platformIntegrationId);
-      if (body.git_url !== undefined || (body.default_branch !== undefined && !data.defaultBranch)) {
-        if (connected && body.git_url !== undefined) throw badRequest('git_url', 'git_url: cannot be set on a rig connected through an integration');
-        const m = manual(body.git_url ?? rig.gitUrl, body.default_branch ?? rig.defaultBranch);
-        data = { ...data, ...(connected ? { defaultBranch: m.defaultBranch } : m) };
+      // Only what was sent is validated: a provider's clone URL kept from a connection is used as
+      // given and need not pass the manual-URL rules just because the branch changes.
+      if (body.git_url !== undefined) {
+        if (connected) throw badRequest('git_url', 'git_url: cannot be set on a rig connected through an integration');
+        const problem = gitUrlProblem(body.git_url);
+        if (problem) throw badRequest('git_url', `git_url: ${problem}`);
+        data.gitUrl = body.git_url;
+      }
+      if (body.default_branch !== undefined && !data.defaultBranch) {
+        const bad = branchProblem(body.default_branch);
+        if (bad) throw badRequest('default_branch', `default_branch: ${bad}`);
+        data.defaultBranch = body.default_branch;
       }
       if (body.name !== undefined) data.name = body.name;
       const updated = await save(() => db.rig.update({ where: { id: rigId }, data }));

@@ -33,6 +33,8 @@ export function testEnv(overrides: Record<string, string | undefined> = {}): Rec
     SECRETS_KEY,
     PORT: '0',
     LOG_LEVEL: 'silent',
+    // Provider calls time out after 3 s in tests (10 s by default), so timeout tests stay short.
+    PROVIDER_TIMEOUT_SECONDS: '3',
     ...overrides,
   };
 }

@@ -145,7 +145,7 @@ it('marks the integration reconnect_required on invalid_grant, waits without pol
     refresh_token: grant.refreshToken,
     expires_at: grant.expiresAt.toISOString(),
   });
-  expect(again.status).toBe(200);
+  expect(again.status).toBe(201);
   expect(again.body).toMatchObject({ id: integrationId, status: 'active' });
   const resumed = await containers.waitForPush(d.container, (p) => p.token === grant.accessToken, 10_000);
   expect(resumed.generation).toBeGreaterThan(1);
