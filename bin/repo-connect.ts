@@ -7,6 +7,7 @@ import { createLogger } from '../lib/logger';
 import { migrate } from '../lib/migrate';
 import { ensureSearchAttributes } from '../lib/temporal';
 import { startApi, type RunningApi } from '../api/server';
+import { dashboardPlugin } from '../api/dashboard';
 import { createTokenWorker, installTemporalRuntime, NativeConnection } from '../activities/worker';
 
 async function main(): Promise<void> {
@@ -31,7 +32,7 @@ async function main(): Promise<void> {
 
   let api: RunningApi | undefined;
   if (config.role !== 'worker') {
-    api = await startApi(core);
+    api = await startApi(core, { plugins: [dashboardPlugin] });
     logger.info({ url: api.url, publicUrl: config.publicUrl }, 'api listening');
   }
 

@@ -1,0 +1,136 @@
+// What GitHub's webhooks change: an installation's status (uninstalled, suspended, unsuspended)
+// and its repository list. Status changes signal the integration's running dispatches so they mint
+// again at once; the token activities then ask GitHub itself, so a lost or forged-but-replayed
+// event cannot keep a healthy installation marked suspended for long.
+import { z } from 'zod';
+import type { Core } from '../../lib/core';
+import { isUniqueViolation } from '../../lib/db';
+import { setIntegrationStatus, type IntegrationStatus } from '../../lib/integration-status';
+import type { IntegrationService } from './integrations';
+
+type Deps = Pick<Core, 'db' | 'notifier' | 'logger'> & {
+  integrations: Pick<IntegrationService, 'get' | 'syncRepositories'>;
+  /** How long a delivery may wait for follow-up work before it is answered (GitHub gives up at 10 s). */
+  budgetMs?: number;
+};
+
+export interface WebhookOutcome {
+  status: 200 | 202;
+  body: { result: 'pong' | 'status_changed' | 'unchanged' | 'repositories_updated' | 'ignored'; detail: string; integration_id?: string; integration_status?: IntegrationStatus };
+}
+
+const installationEvent = z.object({ action: z.string(), installation: z.object({ id: z.number().int().positive() }) });
+const repositoriesEvent = installationEvent.extend({
+  repositories_added: z.array(z.object({ id: z.number().int() })).default([]),
+  repositories_removed: z.array(z.object({ id: z.number().int() })).default([]),
+});
+
+const STATUS_BY_ACTION: Record<string, IntegrationStatus> = { deleted: 'deleted', suspend: 'suspended', unsuspend: 'active' };
+// Replays are refused by delivery id; ids older than this are forgotten (installation events are rare).
+const RETENTION_MS = 90 * 24 * 60 * 60 * 1000;
+const PRUNE_EVERY_MS = 60 * 60 * 1000;
+
+/** A verified delivery whose payload lacks what its event needs (400). */
+export class WebhookPayloadError extends Error {}
+
+/** Handles verified GitHub deliveries: replay bookkeeping, status changes, repository lists. */
+export function createGithubWebhookService(deps: Deps) {
+  const { db, logger } = deps;
+  const budgetMs = deps.budgetMs ?? 5000;
+  const pending = new Set<Promise<unknown>>();
+  let lastPruneMs = 0;
+
+  /** Waits up to the budget; work that takes longer finishes in the background (logged if it fails). */
+  async function withinBudget(what: string, work: Promise<unknown>): Promise<boolean> {
+    const tracked = work.catch((err) => logger.warn({ err: { message: (err as Error).message, code: (err as { code?: string }).code } }, `webhook follow-up failed: ${what}`));
+    pending.add(tracked);
+    void tracked.finally(() => pending.delete(tracked));
+    let timer: NodeJS.Timeout | undefined;
+    const done = await Promise.race([tracked.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), budgetMs)))]);
+    clearTimeout(timer);
+    return done;
+  }
+
+  function parse<T>(schema: z.ZodType<T>, payload: unknown): T {
+    const parsed = schema.safeParse(payload);
+    if (!parsed.success) throw new WebhookPayloadError(`payload: ${parsed.error.issues[0]?.path.join('.') || 'body'} ${parsed.error.issues[0]?.message ?? 'is invalid'}`);
+    return parsed.data;
+  }
+
+  const findByInstallation = (id: number) => db.platformIntegration.findUnique({ where: { githubInstallationId: BigInt(id) } });
+  const ignored = (detail: string): WebhookOutcome => ({ status: 202, body: { result: 'ignored', detail } });
+
+  async function installation(payload: unknown): Promise<WebhookOutcome> {
+    const e = parse(installationEvent, payload);
+    const status = STATUS_BY_ACTION[e.action];
+    if (!status) return ignored(`installation action ${e.action} needs nothing here`);
+    const row = await findByInstallation(e.installation.id);
+    if (!row) return ignored(`installation ${e.installation.id} is not registered here`);
+    const reason = status === 'active' ? null : `${e.action === 'deleted' ? 'uninstalled' : 'suspended'} on GitHub (webhook)`;
+    const changed = await setIntegrationStatus(db, row.id, status, reason);
+    if (changed) await withinBudget('signalling dispatches', deps.notifier.integrationChanged(row.id, `installation ${e.action} (webhook)`));
+    const current = changed ? status : row.status;
+    return { status: 200, body: { result: changed ? 'status_changed' : 'unchanged', detail: `installation ${e.action}`, integration_id: row.id, integration_status: current } };
+  }
+
+  async function installationRepositories(payload: unknown): Promise<WebhookOutcome> {
+    const e = parse(repositoriesEvent, payload);
+    const row = await findByInstallation(e.installation.id);
+    if (!row) return ignored(`installation ${e.installation.id} is not registered here`);
+    if (row.status === 'deleted') return ignored('the integration was deleted');
+    const removed = e.repositories_removed.map((r) => r.id);
+    if (removed.length > 0) {
+      // One statement, so a concurrent sync cannot resurrect a removed repository from a stale read.
+      await db.$executeRaw`UPDATE "platform_integrations"
+        SET "repositories" = (SELECT COALESCE(jsonb_agg(r), '[]'::jsonb) FROM jsonb_array_elements("repositories") r WHERE NOT ((r->>'id')::bigint = ANY(${removed}::bigint[]))),
+            "updated_at" = CURRENT_TIMESTAMP
+        WHERE "id" = ${row.id}::uuid`;
+      // Dispatches on a removed repository mint again now and show repository_not_accessible.
+      await withinBudget('signalling dispatches', deps.notifier.integrationChanged(row.id, 'repositories removed from the installation (webhook)'));
+    }
+    // The payload lacks default_branch and clone_url, which the picker and rigs need: list again
+    // from GitHub rather than guess them. A never-synced cache is filled on first use instead.
+    let synced = false;
+    if (e.repositories_added.length > 0 && row.repositoriesSyncedAt !== null) {
+      synced = await withinBudget('syncing repositories', deps.integrations.get(row.id).then((fresh) => deps.integrations.syncRepositories(fresh)));
+    }
+    const detail = `${e.repositories_added.length} added, ${removed.length} removed${e.repositories_added.length && row.repositoriesSyncedAt !== null && !synced ? ' (sync continues in the background)' : ''}`;
+    return { status: 200, body: { result: 'repositories_updated', detail, integration_id: row.id, integration_status: row.status } };
+  }
+
+  return {
+    /** Records a delivery id; false when it was processed before (a replay). */
+    async claim(deliveryId: string, event: string): Promise<boolean> {
+      if (Date.now() - lastPruneMs > PRUNE_EVERY_MS) {
+        lastPruneMs = Date.now();
+        await db.githubWebhookDelivery.deleteMany({ where: { receivedAt: { lt: new Date(Date.now() - RETENTION_MS) } } });
+      }
+      try {
+        await db.githubWebhookDelivery.create({ data: { id: deliveryId, event } });
+        return true;
+      } catch (err) {
+        if (isUniqueViolation(err)) return false;
+        throw err;
+      }
+    },
+
+    /** Forgets a delivery whose processing failed, so GitHub's redelivery (same id) is processed. */
+    async release(deliveryId: string): Promise<void> {
+      await db.githubWebhookDelivery.deleteMany({ where: { id: deliveryId } });
+    },
+
+    async handle(event: string, payload: unknown): Promise<WebhookOutcome> {
+      if (event === 'ping') return { status: 200, body: { result: 'pong', detail: 'webhook configured' } };
+      if (event === 'installation') return installation(payload);
+      if (event === 'installation_repositories') return installationRepositories(payload);
+      return ignored(`event ${event} is not used by this service`);
+    },
+
+    /** Resolves when background follow-ups have finished (shutdown, tests). */
+    async idle(): Promise<void> {
+      while (pending.size > 0) await Promise.allSettled([...pending]);
+    },
+  };
+}
+
+export type GithubWebhookService = ReturnType<typeof createGithubWebhookService>;

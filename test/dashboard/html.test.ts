@@ -1,0 +1,29 @@
+// Escaping by construction and the login redirect's open-redirect guard (pure, no I/O).
+import { html, jsonScript } from '../../api/dashboard/html';
+import { safeNext } from '../../api/dashboard/session';
+
+it('escapes interpolations and nests trusted fragments as they are', () => {
+  const name = `<script>alert("x")</script>&'`;
+  const out = html`<p title="${name}">${name} ${html`<b>${name}</b>`} ${[1, null, false, undefined, 'a']}</p>`.value;
+  expect(out).toBe(
+    '<p title="&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;">&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39; ' +
+      '<b>&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;</b> 1a</p>',
+  );
+});
+
+it('embeds page data that cannot close its script element', () => {
+  const out = jsonScript('data', { name: '</script><script>alert(1)</script>' }).value;
+  expect(out).not.toContain('</script><script>');
+  expect(JSON.parse(out.replace(/^<script[^>]*>/, '').replace(/<\/script>$/, ''))).toEqual({ name: '</script><script>alert(1)</script>' });
+});
+
+it.each([
+  ['/towns/1?x=2', '/towns/1?x=2'],
+  ['//evil.example', '/'],
+  ['/\\evil.example', '/'],
+  ['https://evil.example/', '/'],
+  ['towns', '/'],
+  [undefined, '/'],
+])('keeps next=%s on this site (%s)', (next, expected) => {
+  expect(safeNext(next)).toBe(expected);
+});

@@ -1,0 +1,171 @@
+// GitHub webhooks against the real service and worker: signatures, replays, and installation events
+// that change an integration's status and, through its running dispatches, what containers get.
+import { randomUUID } from 'node:crypto';
+import { FakeContainerHost } from '../fakes/container';
+import { FakeGitHub } from '../fakes/github';
+import { eventually, type Harness } from '../helpers/harness';
+import { dispatchTo, githubRig } from '../helpers/scenario';
+import { dashboardWorld, startDashboard, WEBHOOK_SECRET, type DashboardWorld } from '../dashboard/dashboard-world';
+
+let world: DashboardWorld;
+let h: Harness;
+let containers: FakeContainerHost;
+let hook: string;
+
+beforeAll(async () => {
+  world = await dashboardWorld({ gitlab: false });
+  containers = await FakeContainerHost.start();
+  h = await startDashboard(world);
+  hook = `${h.url}/webhooks/github`;
+});
+
+afterAll(async () => {
+  await h?.close();
+  await containers?.close();
+  await world?.close();
+});
+
+const deliver = (event: string, payload: object, opts: { deliveryId?: string; badSignature?: boolean } = {}) =>
+  FakeGitHub.deliverWebhook(hook, WEBHOOK_SECRET, event, payload, opts);
+
+interface DispatchView { status: string; generation: number; last_error: { code: string } | null }
+const dispatchOf = async (id: string) => (await h.call<DispatchView>('GET', `/api/dispatches/${id}`)).body;
+const statusOf = async (integrationId: string) => (await h.core.db.platformIntegration.findUniqueOrThrow({ where: { id: integrationId } })).status;
+
+it('answers ping, and refuses unsigned or wrongly signed deliveries (401)', async () => {
+  const ping = await deliver('ping', { zen: 'Keep it logically awesome.', hook_id: 1 });
+  expect(ping.status).toBe(200);
+  expect(await ping.json()).toMatchObject({ result: 'pong' });
+
+  const bad = await deliver('ping', { zen: 'x' }, { badSignature: true });
+  expect(bad.status).toBe(401);
+  expect((await bad.json()).error.code).toBe('invalid_signature');
+
+  const unsigned = await fetch(hook, { method: 'POST', headers: { 'content-type': 'application/json', 'x-github-event': 'ping', 'x-github-delivery': randomUUID() }, body: '{}' });
+  expect(unsigned.status).toBe(401);
+});
+
+it('processes a delivery once and refuses its replay (409)', async () => {
+  const rig = await githubRig(h, world, { repos: 1 });
+  const deliveryId = randomUUID();
+  const payload = world.gh.installationWebhookPayload(rig.installationId, 'suspend');
+  const first = await deliver('installation', payload, { deliveryId });
+  expect(first.status).toBe(200);
+  expect(await first.json()).toMatchObject({ result: 'status_changed', integration_id: rig.integrationId, integration_status: 'suspended' });
+
+  await h.core.db.platformIntegration.update({ where: { id: rig.integrationId }, data: { status: 'active' } });
+  const replay = await deliver('installation', payload, { deliveryId });
+  expect(replay.status).toBe(409);
+  expect((await replay.json()).error.code).toBe('delivery_replayed');
+  expect(await statusOf(rig.integrationId)).toBe('active'); // the replay changed nothing
+});
+
+it('suspends and unsuspends: the running dispatch shows installation_suspended, then gets tokens again', async () => {
+  const rig = await githubRig(h, world, { repos: 2 });
+  const d = await dispatchTo(h, containers, rig.rigId, 'wh-suspend');
+  await containers.waitForPush(d.container, (p) => p.generation === 1);
+
+  world.gh.suspend(rig.installationId);
+  const started = Date.now();
+  const res = await deliver('installation', world.gh.installationWebhookPayload(rig.installationId, 'suspend'));
+  expect(res.status).toBe(200);
+  expect(Date.now() - started).toBeLessThan(5000);
+  expect(await statusOf(rig.integrationId)).toBe('suspended');
+  const suspended = await eventually(async () => {
+    const s = await dispatchOf(d.dispatchId);
+    return s.status === 'credential_error' ? s : null;
+  }, 20_000, 'credential_error');
+  expect(suspended.last_error?.code).toBe('installation_suspended');
+  const rigView = await h.call<{ integration: { status: string } }>('GET', `/api/rigs/${rig.rigId}`);
+  expect(rigView.body.integration.status).toBe('suspended');
+
+  world.gh.unsuspend(rig.installationId);
+  expect((await deliver('installation', world.gh.installationWebhookPayload(rig.installationId, 'unsuspend'))).status).toBe(200);
+  expect(await statusOf(rig.integrationId)).toBe('active');
+  const push = await containers.waitForPush(d.container, (p) => p.generation >= 2, 20_000);
+  expect(world.gh.isTokenLive(push.token, rig.repo.full_name, 'write')).toBe(true);
+  expect(await dispatchOf(d.dispatchId)).toMatchObject({ status: 'active', last_error: null });
+  await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
+});
+
+it('marks an uninstalled app deleted: the row and the rig reference stay, dispatches show installation_not_found', async () => {
+  const rig = await githubRig(h, world, { repos: 1 });
+  const d = await dispatchTo(h, containers, rig.rigId, 'wh-deleted');
+  await containers.waitForPush(d.container, (p) => p.generation === 1);
+  const payload = world.gh.installationWebhookPayload(rig.installationId, 'deleted');
+  world.gh.remove(rig.installationId);
+  expect((await deliver('installation', payload)).status).toBe(200);
+  expect(await statusOf(rig.integrationId)).toBe('deleted');
+  const view = await h.call<{ platform_integration_id: string; integration: { status: string }; credential_source: string }>('GET', `/api/rigs/${rig.rigId}`);
+  expect(view.body).toMatchObject({ platform_integration_id: rig.integrationId, integration: { status: 'deleted' }, credential_source: 'integration' });
+  const s = await eventually(async () => {
+    const x = await dispatchOf(d.dispatchId);
+    return x.status === 'credential_error' ? x : null;
+  }, 20_000, 'credential_error');
+  expect(s.last_error?.code).toBe('installation_not_found');
+  // Deleted is final: a late unsuspend does not bring it back.
+  expect(await (await deliver('installation', { ...payload, action: 'unsuspend' })).json()).toMatchObject({ result: 'unchanged', integration_status: 'deleted' });
+});
+
+it('keeps the cached repository list in step with installation_repositories', async () => {
+  const rig = await githubRig(h, world, { repos: 3 });
+  const base = { installation: { id: rig.installationId }, repository_selection: 'selected', sender: { login: 'someone' } };
+  const cached = async () => (await h.call<{ repositories: Array<{ id: number; default_branch: string; private: boolean }> }>('GET', `/api/integrations/${rig.integrationId}/repositories`)).body.repositories;
+  const pagesBefore = world.gh.stats.repositoryPages;
+
+  // Removed: applied to the cache from the payload alone, no listing.
+  const removed = rig.repositories[2];
+  world.gh.removeRepository(rig.installationId, removed.id);
+  const res = await deliver('installation_repositories', {
+    ...base,
+    action: 'removed',
+    repositories_added: [],
+    repositories_removed: [{ id: removed.id, name: removed.name, full_name: removed.full_name, private: true }],
+  });
+  expect(await res.json()).toMatchObject({ result: 'repositories_updated', detail: '0 added, 1 removed' });
+  expect((await cached()).map((r) => r.id)).toEqual([rig.repositories[0].id, rig.repositories[1].id]);
+  expect(world.gh.stats.repositoryPages).toBe(pagesBefore);
+
+  // Added: the payload has no default branch or clone URL, so the list is fetched again.
+  const added = world.gh.addRepository(rig.installationId, { name: 'fresh-repo', default_branch: 'trunk', private: true });
+  const res2 = await deliver('installation_repositories', {
+    ...base,
+    action: 'added',
+    repositories_added: [{ id: added.id, name: added.name, full_name: added.full_name, private: true }],
+    repositories_removed: [],
+  });
+  expect(await res2.json()).toMatchObject({ result: 'repositories_updated', detail: '1 added, 0 removed' });
+  const after = await cached();
+  expect(after.map((r) => r.id)).not.toContain(removed.id);
+  expect(after.find((r) => r.id === added.id)).toMatchObject({ default_branch: 'trunk', private: true });
+});
+
+it('accepts form-encoded deliveries and answers 202 for installations and events it does not use', async () => {
+  const payload = { action: 'suspend', installation: { id: 987654321 } };
+  const body = `payload=${encodeURIComponent(JSON.stringify(payload))}`;
+  const { githubSignature } = await import('../../api/webhooks/github-signature');
+  const res = await fetch(hook, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-github-event': 'installation', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': githubSignature(WEBHOOK_SECRET, body) },
+    body,
+  });
+  expect(res.status).toBe(202);
+  expect(await res.json()).toMatchObject({ result: 'ignored' });
+  expect((await deliver('push', { ref: 'refs/heads/main' })).status).toBe(202);
+  expect((await deliver('installation', { action: 'suspend' })).status).toBe(400);
+});
+
+describe('without GITHUB_WEBHOOK_SECRET', () => {
+  it('refuses every delivery with 503 and says why', async () => {
+    const bare = await dashboardWorld({ gitlab: false });
+    const h2 = await startDashboard(bare, { worker: false, env: { GITHUB_WEBHOOK_SECRET: undefined } });
+    try {
+      const res = await FakeGitHub.deliverWebhook(`${h2.url}/webhooks/github`, WEBHOOK_SECRET, 'ping', { zen: 'x' });
+      expect(res.status).toBe(503);
+      expect((await res.json()).error).toMatchObject({ code: 'webhooks_not_configured', message: expect.stringContaining('GITHUB_WEBHOOK_SECRET') });
+    } finally {
+      await h2.close();
+      await bare.close();
+    }
+  });
+});
