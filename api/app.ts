@@ -61,8 +61,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   // Request metrics by route pattern (never the raw URL: it may hold ids without bound).
   const { httpRequests } = services.core.metrics;
-  app.addHook('onResponse', async (req, reply) => {
+  app.addHook('onResponse', (req, reply, done) => {
     httpRequests.observe({ route: req.routeOptions.url ?? 'unmatched', method: req.method, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    done();
   });
 
   // Routes.

@@ -11,6 +11,7 @@ import type { SecretBox } from './secrets';
 import type { CredentialSource } from '../workflows/git-token-types';
 
 export interface CachedLease {
+  dispatchId: string;
   token: string;
   username: string;
   expiresAtMs: number | null;
@@ -18,6 +19,19 @@ export interface CachedLease {
   generation: number;
   fingerprint: string;
   source: CredentialSource;
+  /** The pull route's response body, serialised once per lease instead of once per pull. */
+  json: string;
+}
+
+/** Builds a cached lease, with its response body. */
+export function cachedLease(l: Omit<CachedLease, 'json'>): CachedLease {
+  const body = {
+    token: l.token,
+    expires_at: l.expiresAtMs === null ? null : new Date(l.expiresAtMs).toISOString(),
+    username: l.username,
+    generation: l.generation,
+  };
+  return { ...l, json: JSON.stringify(body) };
 }
 
 export interface CachedDispatch {
@@ -142,7 +156,8 @@ export function createLeaseCache(deps: LeaseCacheDeps) {
         ended: ENDED_STATUSES.includes(row.status),
         lease:
           l && l.tokenEnc !== null
-            ? {
+            ? cachedLease({
+                dispatchId: row.id,
                 token: deps.secrets.decrypt(l.tokenEnc, leaseTokenContext(row.id)),
                 username: l.username,
                 expiresAtMs: l.expiresAt?.getTime() ?? null,
@@ -150,7 +165,7 @@ export function createLeaseCache(deps: LeaseCacheDeps) {
                 generation: l.generation,
                 fingerprint: l.fingerprint,
                 source: l.credentialSource,
-              }
+              })
             : null,
       };
       if (mayCache(row.id, startedAt)) {

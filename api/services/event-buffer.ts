@@ -1,42 +1,49 @@
-// Pulls are audited without putting Postgres on the hot path: `pulled` events are buffered and
-// written in batches once a second (and on close).
+// Pulls are audited without putting Postgres on the hot path: each flush (once a second, and on
+// close) writes one `pulled` row per dispatch and generation pulled in that second, with the
+// count and the time of the last pull. Every pull is accounted for; a container hammering the
+// route costs one row a second, not one per request.
 import type { Db } from '../../lib/db';
 import type { Logger } from '../../lib/logger';
 import type { CredentialSource } from '../../workflows/git-token-types';
 
-export interface BufferedEvent {
+export interface PulledLease {
   dispatchId: string;
-  kind: 'pulled';
   source: CredentialSource;
   generation: number;
   fingerprint: string;
-  expiresAt: number | null;
+  expiresAtMs: number | null;
 }
 
-export function createEventBuffer(deps: { db: Db; logger?: Logger; flushMs?: number; maxBuffered?: number }) {
-  let pending: Array<BufferedEvent & { at: Date }> = [];
-  const maxBuffered = deps.maxBuffered ?? 10_000;
+interface Pending {
+  lease: PulledLease;
+  count: number;
+  lastAt: number;
+}
+
+export function createEventBuffer(deps: { db: Db; logger?: Logger; flushMs?: number }) {
+  // Keyed by the lease object itself: the cache hands out one object per dispatch generation.
+  let pending = new Map<PulledLease, Pending>();
   let flushing: Promise<void> = Promise.resolve();
 
   async function flush(): Promise<void> {
-    if (pending.length === 0) return;
-    const batch = pending;
-    pending = [];
+    if (pending.size === 0) return;
+    const batch = [...pending.values()];
+    pending = new Map();
     try {
       await deps.db.tokenEvent.createMany({
-        data: batch.map((e) => ({
-          dispatchId: e.dispatchId,
-          kind: e.kind,
-          source: e.source,
-          generation: e.generation,
-          fingerprint: e.fingerprint,
-          expiresAt: e.expiresAt === null ? null : new Date(e.expiresAt),
-          at: e.at,
+        data: batch.map(({ lease, count, lastAt }) => ({
+          dispatchId: lease.dispatchId,
+          kind: 'pulled' as const,
+          source: lease.source,
+          generation: lease.generation,
+          fingerprint: lease.fingerprint,
+          expiresAt: lease.expiresAtMs === null ? null : new Date(lease.expiresAtMs),
+          detail: count === 1 ? null : `${count} pulls`,
+          at: new Date(lastAt),
         })),
-        skipDuplicates: true,
       });
     } catch (err) {
-      deps.logger?.warn({ err: { message: (err as Error).message }, dropped: batch.length }, 'could not write pull events');
+      deps.logger?.warn({ err: { message: (err as Error).message }, rows: batch.length }, 'could not write pull events');
     }
   }
 
@@ -46,9 +53,15 @@ export function createEventBuffer(deps: { db: Db; logger?: Logger; flushMs?: num
   timer.unref();
 
   return {
-    add(event: BufferedEvent): void {
-      if (pending.length >= maxBuffered) return; // shed audit load rather than memory under a flood
-      pending.push({ ...event, at: new Date() });
+    /** Counts one pull of `lease`. */
+    add(lease: PulledLease): void {
+      const p = pending.get(lease);
+      if (p) {
+        p.count += 1;
+        p.lastAt = Date.now();
+      } else {
+        pending.set(lease, { lease, count: 1, lastAt: Date.now() });
+      }
     },
     /** Writes what is pending now. */
     flush(): Promise<void> {

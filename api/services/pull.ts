@@ -12,12 +12,6 @@ import { createRateLimiter } from './rate-limit';
 
 type Deps = Pick<Core, 'db' | 'temporal' | 'config' | 'metrics' | 'logger'> & { cache: LeaseCache };
 
-export interface PulledToken {
-  token: string;
-  expires_at: string | null;
-  username: string;
-  generation: number;
-}
 
 /**
  * Fresh enough to hand out without a refresh: more than the margin left, or for short-lived
@@ -38,14 +32,10 @@ export function createPullService(deps: Deps) {
   const events = createEventBuffer({ db: deps.db, logger: deps.logger });
   const inflight = new Map<string, Promise<void>>();
 
-  function answer(entry: CachedDispatch, lease: CachedLease): PulledToken {
-    events.add({ dispatchId: entry.dispatchId, kind: 'pulled', source: lease.source, generation: lease.generation, fingerprint: lease.fingerprint, expiresAt: lease.expiresAtMs });
-    return {
-      token: lease.token,
-      expires_at: lease.expiresAtMs === null ? null : new Date(lease.expiresAtMs).toISOString(),
-      username: lease.username,
-      generation: lease.generation,
-    };
+  /** The response body (JSON text `{token, expires_at, username, generation}`), audited. */
+  function answer(lease: CachedLease): string {
+    events.add(lease);
+    return lease.json;
   }
 
   /** Asks the workflow for a lease newer than `staleGeneration`; one request per dispatch at a time. */
@@ -67,8 +57,8 @@ export function createPullService(deps: Deps) {
   }
 
   return {
-    /** Serves POST /api/internal/rigs/:rig_id/git-token for the container presenting `bearer`. */
-    async pull(rigId: string, bearer: string | undefined): Promise<PulledToken> {
+    /** Serves POST /api/internal/rigs/:rig_id/git-token for the container presenting `bearer`; returns the JSON body. */
+    async pull(rigId: string, bearer: string | undefined): Promise<string> {
       if (!bearer) throw unauthorized();
       const hash = sha256Hex(bearer);
       const wait = limiter.take(hash);
@@ -94,7 +84,7 @@ export function createPullService(deps: Deps) {
       }
       if (entry.lease && isFresh(entry.lease, marginMs, Date.now())) {
         metrics.pulls.inc({ result: hit ? 'hit' : 'miss' });
-        return answer(entry, entry.lease);
+        return answer(entry.lease);
       }
 
       await refresh(entry, entry.lease?.generation ?? 0);
@@ -103,7 +93,7 @@ export function createPullService(deps: Deps) {
       if (!after || after.ended) throw new AppError(410, 'dispatch_ended', 'the dispatch has ended; its tokens are revoked');
       if (after.lease && (after.lease.expiresAtMs === null || after.lease.expiresAtMs > Date.now())) {
         metrics.pulls.inc({ result: 'refreshed' });
-        return answer(after, after.lease);
+        return answer(after.lease);
       }
       metrics.pulls.inc({ result: 'unavailable' });
       const d = await deps.db.agentDispatch.findUnique({ where: { id: after.dispatchId }, select: { lastErrorCode: true, lastErrorMessage: true } });

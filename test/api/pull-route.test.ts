@@ -52,6 +52,9 @@ it('authenticates by container token: 401 unknown, 403 other rig, 410 after the 
   await containers.waitForPush(da.container, (p) => p.generation === 1);
 
   expect((await pull(h, a.rigId, 'rcc_not-a-real-token')).status).toBe(401);
+  const badRig = await pull(h, 'not-a-uuid', da.containerToken);
+  expect(badRig.status).toBe(400);
+  expect(badRig.body.error).toMatchObject({ code: 'invalid_request', field: 'rig_id' });
   const none = await fetch(`${h.url}/api/internal/rigs/${a.rigId}/git-token`, { method: 'POST' });
   expect(none.status).toBe(401);
   expect(none.headers.get('www-authenticate')).toBe('Bearer');
@@ -98,8 +101,12 @@ it('serves a fresh lease from memory, and limits each container token with 429 a
   expect(await hits()).toBe(14); // all but the first came from memory
   expect(world.gh.stats.mints).toBe(mints); // and none reached GitHub
 
-  // The pulls are audited (batched off the hot path).
-  await eventually(async () => (await h.core.db.tokenEvent.count({ where: { dispatchId: d.dispatchId, kind: 'pulled' } })) === 15, 5000);
+  // Every served pull is audited, off the hot path: one row per second and generation, with the count.
+  const pulledCount = async () => {
+    const rows = await h.core.db.tokenEvent.findMany({ where: { dispatchId: d.dispatchId, kind: 'pulled' } });
+    return rows.reduce((n, r) => n + (r.detail ? Number(/^(\d+) pulls$/.exec(r.detail)![1]) : 1), 0);
+  };
+  await eventually(async () => (await pulledCount()) === 15, 5000);
   await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
 });
 

@@ -73,7 +73,7 @@ export async function dispatchTo(h: Harness, containers: FakeContainerHost, rigI
 /** POST /api/internal/rigs/:rig/git-token as the container would. */
 export async function pull(h: Harness, rigId: string, containerToken: string) {
   const res = await fetch(`${h.url}/api/internal/rigs/${rigId}/git-token`, { method: 'POST', headers: { authorization: `Bearer ${containerToken}` } });
-  return { status: res.status, headers: res.headers, body: (await res.json().catch(() => null)) as { token: string; expires_at: string | null; username: string; generation: number } & { error?: { code: string } } };
+  return { status: res.status, headers: res.headers, body: (await res.json().catch(() => null)) as { token: string; expires_at: string | null; username: string; generation: number } & { error?: { code: string; field?: string } } };
 }
 
 /** Every string in `value`, with byte arrays (Temporal payloads) decoded as UTF-8. */

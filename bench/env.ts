@@ -1,0 +1,122 @@
+// The benchmark's world: its own Temporal dev server and Postgres database, the fakes, and the
+// service as real processes (ROLE=api and ROLE=worker) so their cost is measured where it lands.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Client } from 'pg';
+import { migrate } from '../lib/migrate';
+import { freePort, PROJECT_ROOT, resolveTemporalCli, startDevServer, type DevServer } from '../scripts/temporal-cli';
+
+export const BENCH_DB = 'repo_connect_bench';
+
+export interface ServiceProcess {
+  child: ChildProcess;
+  url: string;
+  metricsUrl?: string;
+  output(): string;
+  rssMb(): number;
+  stop(): Promise<void>;
+}
+
+/** Recreates the bench database and applies migrations. */
+export async function benchDatabase(serverUrl = 'postgresql://postgres@127.0.0.1:5432/postgres'): Promise<string> {
+  const admin = new Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS "${BENCH_DB}" WITH (FORCE)`);
+  await admin.query(`CREATE DATABASE "${BENCH_DB}"`);
+  await admin.end();
+  const url = new URL(serverUrl);
+  url.pathname = `/${BENCH_DB}`;
+  await migrate(url.toString());
+  return url.toString();
+}
+
+/** A headless in-memory Temporal dev server on a free port. */
+export async function benchTemporal(): Promise<DevServer> {
+  const cli = await resolveTemporalCli(process.env, (l) => process.stderr.write(`${l}\n`));
+  return startDevServer({ cli, port: await freePort() });
+}
+
+/** Resident set size of a process in MB, from /proc. */
+export function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return kb / 1024;
+}
+
+/** Runs bin/repo-connect.ts as a child process with `env`; resolves once it says it is ready. */
+export async function startService(role: 'api' | 'worker', env: Record<string, string>): Promise<ServiceProcess> {
+  const port = await freePort();
+  const metricsPort = await freePort();
+  // One node process (tsx as a loader, not its CLI), so RSS and profiles are the service's own.
+  // Profiling hook: BENCH_API_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the API.
+  const nodeArgs = role === 'api' && process.env.BENCH_API_NODE_ARGS ? process.env.BENCH_API_NODE_ARGS.split(' ') : [];
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', join(PROJECT_ROOT, 'bin', 'repo-connect.ts')], {
+    cwd: PROJECT_ROOT,
+    env: {
+      PATH: process.env.PATH,
+      NODE_ENV: 'production',
+      ROLE: role, PORT: String(port), WORKER_METRICS_PORT: String(metricsPort), PUBLIC_URL: `http://127.0.0.1:${port}`, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (b: Buffer) => (out = (out + b.toString()).slice(-20_000)));
+  child.stderr!.on('data', (b: Buffer) => (out = (out + b.toString()).slice(-20_000)));
+  // Ready when it answers: /healthz for the API, the worker's own /metrics for a worker.
+  const probe = role === 'api' ? `http://127.0.0.1:${port}/healthz` : `http://127.0.0.1:${metricsPort}/metrics`;
+  const deadline = Date.now() + 120_000;
+  while (!(await fetch(probe).then((r) => r.ok).catch(() => false))) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${role} did not start: ${out}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const pid = child.pid!;
+  return {
+    child,
+    url: `http://127.0.0.1:${port}`,
+    metricsUrl: role === 'worker' ? `http://127.0.0.1:${metricsPort}/metrics` : undefined,
+    output: () => out,
+    rssMb: () => rssMb(pid),
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGINT'); // SIGINT lets --cpu-prof write its profile
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
+/** The service environment shared by the bench's processes. */
+export function serviceEnv(base: { databaseUrl: string; temporalAddress: string; taskQueue: string }, extra: Record<string, string>): Record<string, string> {
+  return {
+    DATABASE_URL: base.databaseUrl,
+    TEMPORAL_ADDRESS: base.temporalAddress,
+    TEMPORAL_TASK_QUEUE: base.taskQueue,
+    ADMIN_API_TOKEN: 'bench-admin-token-0123456789',
+    SECRETS_KEY: randomBytes(32).toString('base64'),
+    LOG_LEVEL: 'warn',
+    ...extra,
+  };
+}
+
+/** p-th percentile (0..100) of `values` (nearest rank). */
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank];
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight. */
+export async function pool<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        results[i] = await fn(items[i], i);
+      }
+    }),
+  );
+  return results;
+}

@@ -1,0 +1,116 @@
+// `npm run bench`: the token loop at scale and the pull route against bare Fastify, on real
+// processes, a real Temporal dev server and Postgres, with the fakes at the HTTP edge. Writes
+// bench/results/latest.json and prints a summary with each figure beside its goal.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { FakeGitHub } from '../test/fakes/github';
+import { PROJECT_ROOT } from '../scripts/temporal-cli';
+import { benchDatabase, benchTemporal, serviceEnv, startService, type ServiceProcess } from './env';
+import { runPullBench } from './pull-route';
+import { runTokenLoop } from './token-loop';
+
+const DISPATCHES = Number(process.env.BENCH_DISPATCHES ?? 1000);
+const CYCLES = Number(process.env.BENCH_CYCLES ?? 3);
+const LIFETIME = Number(process.env.BENCH_TOKEN_LIFETIME_SECONDS ?? 30);
+const MARGIN = 10;
+const JITTER = 3;
+const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 8);
+/** `pull` or `loop` runs one half (for profiling); the default runs both. */
+const ONLY = process.env.BENCH_ONLY;
+
+const log = (line: string) => process.stdout.write(`[bench] ${line}\n`);
+
+async function main() {
+  const started = Date.now();
+  const temporal = await benchTemporal();
+  const databaseUrl = await benchDatabase();
+  const gh = await FakeGitHub.start();
+  const app = await gh.createApp({ slug: 'bench-app' });
+  const env = serviceEnv(
+    { databaseUrl, temporalAddress: temporal.address, taskQueue: 'bench-git-tokens' },
+    {
+      GITHUB_API_URL: gh.apiUrl,
+      GITHUB_APP_ID: app.appId,
+      GITHUB_APP_PRIVATE_KEY: app.privateKeyPem,
+      GITHUB_APP_SLUG: app.slug,
+      TOKEN_REFRESH_MARGIN_SECONDS: String(MARGIN),
+      REFRESH_JITTER_MAX_SECONDS: String(JITTER),
+      // The bench drives one container token far harder than any container would.
+      PULL_RATE_LIMIT_PER_MINUTE: '100000000',
+    },
+  );
+  const procs: ServiceProcess[] = [];
+  try {
+    log(`starting api and worker processes (Temporal ${temporal.address}, database ${databaseUrl.split('/').pop()})`);
+    const api = await startService('api', env);
+    procs.push(api);
+    const worker = await startService('worker', env);
+    procs.push(worker);
+
+    gh.tokenLifetimeSeconds = 3600;
+    const pull = ONLY === 'loop' ? null : await runPullBench({ api, gh, app, adminToken: env.ADMIN_API_TOKEN, databaseUrl, seconds: LOAD_SECONDS, log });
+    if (pull) log(`pull route ${pull.pull_route.req_per_s.toFixed(0)} req/s vs bare Fastify ${pull.bare_fastify.req_per_s.toFixed(0)} req/s`);
+
+    gh.tokenLifetimeSeconds = LIFETIME;
+    const loop = ONLY === 'pull' ? null : await runTokenLoop({ api, worker, gh, app, adminToken: env.ADMIN_API_TOKEN, databaseUrl, dispatches: DISPATCHES, cycles: CYCLES, marginSeconds: MARGIN, jitterMaxSeconds: JITTER, log });
+
+    const results = {
+      at: new Date().toISOString(),
+      machine: { cpus: cpus().length, model: cpus()[0]?.model, loadavg_at_end: loadavg(), node: process.version },
+      settings: { dispatches: DISPATCHES, cycles: CYCLES, token_lifetime_s: LIFETIME, margin_s: MARGIN, jitter_max_s: JITTER, load_seconds: LOAD_SECONDS },
+      token_loop: loop,
+      pull_route: pull,
+      duration_s: (Date.now() - started) / 1000,
+    };
+    const dir = join(PROJECT_ROOT, 'bench', 'results');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+    writeFileSync(join(dir, `${results.at.replace(/[:.]/g, '-')}.json`), `${JSON.stringify(results, null, 2)}\n`);
+    printTable(results);
+    log(`wrote bench/results/latest.json in ${results.duration_s.toFixed(0)} s`);
+  } finally {
+    for (const p of procs.reverse()) await p.stop().catch(() => undefined);
+    await gh.close();
+    await temporal.stop();
+  }
+}
+
+function printTable(r: { token_loop: Awaited<ReturnType<typeof runTokenLoop>> | null; pull_route: Awaited<ReturnType<typeof runPullBench>> | null }) {
+  const t = r.token_loop;
+  const p = r.pull_route;
+  const f = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : String(n));
+  const rows: Array<[string, string, string, boolean | null]> = [];
+  if (t) rows.push(
+    ['dispatch start rate (through the API)', `${f(t.start_rate_per_s, 0)} /s`, '—', null],
+    ['all first tokens at containers', `${f(t.all_first_tokens_s, 1)} s`, '—', null],
+    ['refresh lateness p50', `${f(t.refresh_lateness_p50_s)} s`, '—', null],
+    ['refresh lateness p99', `${f(t.refresh_lateness_p99_s)} s`, '≤ 2 s', t.refresh_lateness_p99_s <= 2],
+    ['least validity left at a push', `${f(t.least_validity_at_push_s)} s`, `≥ ${MARGIN - 2} s`, t.least_validity_at_push_s >= MARGIN - 2],
+    ['pushes of an expired token', String(t.expired_at_push), '0', t.expired_at_push === 0],
+    ['refreshes that landed after expiry', String(t.refreshes_after_expiry), '0', t.refreshes_after_expiry === 0],
+    ['upstream mints per dispatch-cycle', f(t.upstream_mints_per_dispatch_cycle, 3), '1', Math.abs(t.upstream_mints_per_dispatch_cycle - 1) < 0.005],
+    ['check calls per dispatch-cycle', f(t.check_calls_per_dispatch_cycle, 3), '1', Math.abs(t.check_calls_per_dispatch_cycle - 1) < 0.005],
+    [`worker RSS with ${t.dispatches} workflows`, `${f(t.worker_rss_after_mb, 0)} MB`, '≤ 250 MB', t.worker_rss_after_mb <= 250],
+    ['worker RSS growth per 1,000 workflows', `${f(t.worker_rss_per_1000_workflows_mb, 0)} MB`, '—', null],
+  );
+  if (p) rows.push(
+    ['bare Fastify (baseline)', `${f(p.bare_fastify.req_per_s, 0)} req/s, p50 ${p.bare_fastify.p50_ms} ms, p99 ${p.bare_fastify.p99_ms} ms`, '—', null],
+    ['pull route, fresh lease', `${f(p.pull_route.req_per_s, 0)} req/s, p50 ${p.pull_route.p50_ms} ms, p99 ${p.pull_route.p99_ms} ms`, 'p99 ≤ 5 ms', p.pull_route.p99_ms <= 5],
+    ['pull route / bare Fastify throughput', f(p.pull_vs_bare_throughput_ratio), '≥ 0.50', p.pull_vs_bare_throughput_ratio >= 0.5],
+    ['100 concurrent stale pulls: upstream mints', String(p.stale_pulls_upstream_mints), '1', p.stale_pulls_upstream_mints === 1],
+    ['100 concurrent stale pulls: served the new token', `${p.stale_pulls_ok}/100`, '100/100', p.stale_pulls_ok === 100],
+  );
+  const w0 = Math.max(...rows.map((x) => x[0].length));
+  const w1 = Math.max(...rows.map((x) => x[1].length));
+  process.stdout.write('\n');
+  for (const [name, value, goal, ok] of rows) {
+    process.stdout.write(`${name.padEnd(w0)}  ${value.padEnd(w1)}  ${goal.padEnd(11)} ${ok === null ? '' : ok ? 'ok' : 'MISSED'}\n`);
+  }
+  process.stdout.write('\n');
+}
+
+main().catch((err) => {
+  process.stderr.write(`[bench] failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,135 @@
+// 1,000 dispatches started together against the fakes (30 s tokens), three refresh cycles each:
+// start rate, refresh lateness, validity left at each push, upstream calls per cycle, worker RSS.
+import { Client } from 'pg';
+import { FakeContainerHost, type ReceivedPush } from '../test/fakes/container';
+import type { FakeGitHub, FakeGithubApp } from '../test/fakes/github';
+import { computeRefreshAt } from '../workflows/refresh-schedule';
+import { percentile, pool, type ServiceProcess } from './env';
+
+export interface TokenLoopOptions {
+  api: ServiceProcess;
+  worker: ServiceProcess;
+  gh: FakeGitHub;
+  app: FakeGithubApp;
+  adminToken: string;
+  databaseUrl: string;
+  dispatches: number;
+  cycles: number;
+  marginSeconds: number;
+  jitterMaxSeconds: number;
+  log: (line: string) => void;
+}
+
+async function call<T>(o: TokenLoopOptions, method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(`${o.api.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${o.adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (res.status >= 300) throw new Error(`${method} ${path} → ${res.status} ${await res.text()}`);
+  return (await res.json()) as T;
+}
+
+/** Rigs for the dispatches: 10 installations × 10 repositories, 10 dispatches per rig. */
+async function createRigs(o: TokenLoopOptions, count: number): Promise<string[]> {
+  const rigIds: string[] = [];
+  for (let i = 0; i < Math.ceil(count / 10); i++) {
+    const owner = crypto.randomUUID();
+    const inst = o.gh.addInstallation({ appId: o.app.appId, account: { login: `bench-${i}` }, repositories: 10 });
+    const integ = await call<{ id: string }>(o, 'POST', '/api/integrations', { provider: 'github', owner_id: owner, installation_id: inst.installationId, app_type: 'standard' });
+    const town = await call<{ id: string }>(o, 'POST', '/api/towns', { name: `bench-${i}`, owner_id: owner });
+    for (const repo of inst.repositories) {
+      const rig = await call<{ id: string }>(o, 'POST', `/api/towns/${town.id}/rigs`, { name: repo.name, platform_integration_id: integ.id, repository_id: repo.id });
+      rigIds.push(rig.id);
+    }
+  }
+  return rigIds.slice(0, count);
+}
+
+export async function runTokenLoop(o: TokenLoopOptions) {
+  const containers = await FakeContainerHost.start();
+  const rigs = await createRigs(o, Math.ceil(o.dispatches / 10));
+  const rssBefore = o.worker.rssMb();
+  const mintsBefore = o.gh.accessTokenRequests.filter((r) => r.repositoryIds !== null).length;
+  const verifiesBefore = o.gh.stats.verifications;
+
+  o.log(`starting ${o.dispatches} dispatches`);
+  const started = performance.now();
+  const ds = await pool(
+    Array.from({ length: o.dispatches }, (_, i) => i),
+    64,
+    async (i) => {
+      const name = `d${i}`;
+      const url = containers.add(name);
+      const d = await call<{ dispatch_id: string; container_token: string }>(o, 'POST', `/api/rigs/${rigs[i % rigs.length]}/dispatches`, { container_url: url });
+      containers.setBearer(name, d.container_token);
+      return { name, id: d.dispatch_id };
+    },
+  );
+  const startSeconds = (performance.now() - started) / 1000;
+  await Promise.all(ds.map((d) => containers.waitForPush(d.name, (p) => p.generation === 1, 180_000)));
+  const allFirstSeconds = (performance.now() - started) / 1000;
+  o.log(`all ${o.dispatches} containers hold a token after ${allFirstSeconds.toFixed(1)} s; waiting ${o.cycles} refresh cycles`);
+
+  const lastGen = o.cycles + 1;
+  await Promise.all(ds.map((d) => containers.waitForPush(d.name, (p) => p.generation === lastGen, 600_000)));
+  const rssAfter = o.worker.rssMb();
+
+  // Planned refresh times come from the same pure function the workflow uses, fed with the mint
+  // time and expiry recorded in the ledger.
+  const db = new Client({ connectionString: o.databaseUrl });
+  await db.connect();
+  const { rows } = await db.query<{ dispatch_id: string; generation: number; at: Date; expires_at: Date }>(
+    "SELECT dispatch_id, generation, at, expires_at FROM token_events WHERE kind = 'minted'",
+  );
+  await db.end();
+  const minted = new Map(rows.map((r) => [`${r.dispatch_id}:${r.generation}`, r]));
+
+  const lateness: number[] = [];
+  const validityLeft: number[] = [];
+  let expiredAtPush = 0;
+  let gaps = 0;
+  for (const d of ds) {
+    const pushes = containers.pushes(d.name).filter((p, i, all) => all.findIndex((q) => q.generation === p.generation) === i);
+    for (const p of pushes) {
+      const left = (Date.parse(p.expires_at!) - p.receivedAt) / 1000;
+      validityLeft.push(left);
+      if (left <= 0) expiredAtPush++;
+    }
+    for (let g = 1; g < lastGen; g++) {
+      const m = minted.get(`${d.id}:${g}`);
+      const next = pushes.find((p: ReceivedPush) => p.generation === g + 1);
+      if (!m || !next) continue;
+      const planned = computeRefreshAt({
+        mintedAtMs: m.at.getTime(),
+        expiresAtMs: m.expires_at.getTime(),
+        marginMs: o.marginSeconds * 1000,
+        jitterMaxMs: o.jitterMaxSeconds * 1000,
+        seed: `${d.id}:${g}`,
+      });
+      lateness.push((next.receivedAt - planned) / 1000);
+      if (next.receivedAt >= m.expires_at.getTime()) gaps++;
+    }
+  }
+  const generations = ds.length * lastGen;
+  const mints = o.gh.accessTokenRequests.filter((r) => r.repositoryIds !== null).length - mintsBefore;
+  await containers.close();
+  return {
+    dispatches: o.dispatches,
+    cycles: o.cycles,
+    start_rate_per_s: o.dispatches / startSeconds,
+    all_first_tokens_s: allFirstSeconds,
+    refresh_lateness_p50_s: percentile(lateness, 50),
+    refresh_lateness_p99_s: percentile(lateness, 99),
+    refresh_lateness_max_s: Math.max(...lateness),
+    least_validity_at_push_s: Math.min(...validityLeft),
+    expired_at_push: expiredAtPush,
+    refreshes_after_expiry: gaps,
+    upstream_mints_per_dispatch_cycle: mints / generations,
+    check_calls_per_dispatch_cycle: (o.gh.stats.verifications - verifiesBefore) / generations,
+    worker_rss_before_mb: rssBefore,
+    worker_rss_after_mb: rssAfter,
+    worker_rss_per_1000_workflows_mb: ((rssAfter - rssBefore) / o.dispatches) * 1000,
+    measured_refreshes: lateness.length,
+  };
+}
