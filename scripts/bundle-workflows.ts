@@ -1,0 +1,24 @@
+// Bundles workflows/ for the Temporal worker into the file given as the first argument.
+// Runs as its own short-lived process: webpack's memory goes back to the OS when it exits,
+// instead of staying in the long-running worker's RSS (~100 MB measured).
+import { renameSync, writeFileSync } from 'node:fs';
+import { bundleWorkflowCode } from '@temporalio/worker';
+
+const out = process.argv[2];
+if (!out) {
+  process.stderr.write('usage: bundle-workflows <output.js>\n');
+  process.exit(2);
+}
+const quiet = () => undefined;
+bundleWorkflowCode({
+  workflowsPath: require.resolve('../workflows'),
+  logger: { log: quiet, trace: quiet, debug: quiet, info: quiet, warn: (m: string) => process.stderr.write(`${m}\n`), error: (m: string) => process.stderr.write(`${m}\n`) },
+})
+  .then(({ code }) => {
+    writeFileSync(`${out}.tmp`, code);
+    renameSync(`${out}.tmp`, out); // atomic: a concurrent reader never sees half a bundle
+  })
+  .catch((err) => {
+    process.stderr.write(`bundling failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
