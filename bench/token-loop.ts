@@ -49,6 +49,12 @@ async function createRigs(o: TokenLoopOptions, count: number): Promise<string[]>
 export async function runTokenLoop(o: TokenLoopOptions) {
   const containers = await FakeContainerHost.start();
   const rigs = await createRigs(o, Math.ceil(o.dispatches / 10));
+  // One dispatch first, so the worker's workflow sandbox exists before the baseline is taken.
+  const warmUrl = containers.add('warmup');
+  const warm = await call<{ dispatch_id: string; container_token: string }>(o, 'POST', `/api/rigs/${rigs[0]}/dispatches`, { container_url: warmUrl });
+  containers.setBearer('warmup', warm.container_token);
+  await containers.waitForPush('warmup', (p) => p.generation === 1, 60_000);
+  await call(o, 'POST', `/api/dispatches/${warm.dispatch_id}/stop`);
   const rssBefore = o.worker.rssMb();
   const mintsBefore = o.gh.accessTokenRequests.filter((r) => r.repositoryIds !== null).length;
   const verifiesBefore = o.gh.stats.verifications;

@@ -34,6 +34,12 @@ export interface CurrentLease {
 
 export type EventKind = 'minted' | 'pushed' | 'push_failed' | 'pulled' | 'refresh_failed' | 'revoked';
 
+/**
+ * Waiting for a pooled connection is normal when hundreds of refreshes land together; failing
+ * after Prisma's default 2 s would make Temporal retry the activity and mint a token again.
+ */
+const TX_OPTIONS = { maxWait: 20_000, timeout: 20_000 };
+
 export class DispatchEndedError extends Error {
   constructor(readonly dispatchId: string) {
     super(`dispatch ${dispatchId} has ended`);
@@ -126,7 +132,7 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
         });
         await tx.$executeRaw`SELECT pg_notify(${LEASE_CHANNEL}, ${dispatchId})`;
         return { generation, expiresAt: iso(credential.expiresAt), source: credential.source, fingerprint: fp, reused: false };
-      });
+      }, TX_OPTIONS);
     },
 
     /** The lease written by `mintKey`, if it is still current (a retried mint returns it unchanged). */
@@ -158,7 +164,7 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
           },
         });
         await tx.$executeRaw`SELECT pg_notify(${LEASE_CHANNEL}, ${dispatchId})`;
-      });
+      }, TX_OPTIONS);
     },
 
     /** Records a failed mint on the dispatch so GET /api/dispatches/:id shows why. */
