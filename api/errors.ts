@@ -75,7 +75,7 @@ export function registerErrorHandler(app: FastifyInstance): void {
       // A 400 from Fastify itself is about the body as a whole (not JSON, empty).
       return reply.status(status).send({ error: { code, message: err.message, ...(status === 400 ? { field: 'body' } : {}) } });
     }
-    request.log.error({ err }, 'unhandled error');
+    request.log.error({ err, reqId: request.id }, 'unhandled error');
     return reply.status(500).send({ error: { code: 'internal_error', message: 'internal error' } });
   });
 
