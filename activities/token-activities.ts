@@ -54,22 +54,26 @@ export function createTokenActivities(deps: TokenActivityDeps) {
     if (prior) return prior; // a retry of a mint that already stored its lease
 
     let credential: ResolvedCredential | undefined;
+    let stored = false;
     try {
       credential = await resolveCredential({ ...deps, onIntegrationStatusChanged }, input.dispatchId);
       const lease = await leases.write(input.dispatchId, credential, input.mintKey);
-      metrics?.mints.inc({ provider: credential.provider, outcome: lease.reused ? 'reused' : 'minted' });
+      stored = true;
+      metrics?.mints.inc({ provider: credential.provider, outcome: lease.reused ? 'reused' : 'minted', reason: input.reason });
       if (input.scheduledFor) {
         metrics?.refreshLateness.observe({ provider: credential.provider }, Math.max(0, Date.now() - Date.parse(input.scheduledFor)) / 1000);
       }
       return lease;
     } catch (err) {
+      // A GitHub token minted but not stored would live on for an hour with nobody to revoke it.
+      if (credential?.provider === 'github' && !stored) await deps.github.revokeInstallationToken(credential.token).catch(() => undefined);
       if (err instanceof DispatchEndedError) {
-        if (credential?.provider === 'github') await deps.github.revokeInstallationToken(credential.token).catch(() => undefined);
         throw ApplicationFailure.create({ type: 'dispatch_ended', message: err.message, nonRetryable: true });
       }
       const failure = classifyMintError(err);
-      metrics?.mints.inc({ provider: credential?.provider ?? 'unknown', outcome: 'failed' });
-      metrics?.providerErrors.inc({ provider: credential?.provider ?? 'unknown', code: failure.code });
+      const provider = credential?.provider ?? (await providerOf(input.dispatchId).catch(() => 'unknown'));
+      metrics?.mints.inc({ provider, outcome: 'failed', reason: input.reason });
+      metrics?.providerErrors.inc({ provider, code: failure.code });
       await recordMintFailure(input.dispatchId, failure).catch(() => undefined);
       throw ApplicationFailure.create({
         type: failure.code,
@@ -83,6 +87,12 @@ export function createTokenActivities(deps: TokenActivityDeps) {
         await deps.notifier.integrationChanged(credential.integrationId, 'gitlab grant rotated', input.dispatchId).catch(() => undefined);
       }
     }
+  }
+
+  /** Where the dispatch's tokens come from, for labelling a mint that failed before it knew. */
+  async function providerOf(dispatchId: string): Promise<string> {
+    const d = await deps.db.agentDispatch.findUnique({ where: { id: dispatchId }, select: { rig: { select: { integration: { select: { provider: true } } } } } });
+    return d?.rig.integration?.provider ?? 'town';
   }
 
   async function recordMintFailure(dispatchId: string, failure: { code: string; message: string; permanent: boolean }) {

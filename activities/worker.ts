@@ -3,12 +3,13 @@ import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from 
 import type { Core } from '../lib/core';
 import type { Logger } from '../lib/logger';
 import { createTokenActivities } from './token-activities';
+import { prebuiltWorkflowBundle } from './workflow-bundle';
 
 export interface TokenWorkerOptions {
   core: Core;
   connection: NativeConnection;
   taskQueue: string;
-  /** A prebuilt bundle (tests build it once); otherwise workflows/ is bundled at start. */
+  /** A prebuilt bundle (tests build it once); otherwise the cached one under .cache/ (built if missing). */
   workflowBundle?: { code: string } | { codePath: string };
   maxCachedWorkflows?: number;
   maxConcurrentActivityTaskExecutions?: number;
@@ -17,7 +18,7 @@ export interface TokenWorkerOptions {
 
 let runtimeInstalled = false;
 
-/** Routes the SDK's own logs into pino at `level` (once per process; later calls are ignored). */
+/** Routes the SDK's own logs into pino at `level`, leaving signals to the caller (once per process; later calls are ignored). */
 export function installTemporalRuntime(logger: Logger, level: LogLevel = 'WARN'): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
@@ -26,6 +27,9 @@ export function installTemporalRuntime(logger: Logger, level: LogLevel = 'WARN')
       const method = entry.level === 'ERROR' ? 'error' : entry.level === 'WARN' ? 'warn' : entry.level === 'INFO' ? 'info' : 'debug';
       logger[method]({ temporal: entry.meta }, entry.message);
     }),
+    // The composition root owns SIGTERM/SIGINT: it closes the API before draining the worker (an
+    // in-flight pull may be waiting on the workflow). The SDK's own handlers would drain first.
+    shutdownSignals: [],
   });
 }
 
@@ -48,10 +52,11 @@ export async function createTokenWorker(opts: TokenWorkerOptions): Promise<Worke
     namespace: core.config.temporal.namespace,
     taskQueue: opts.taskQueue,
     activities,
-    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
-    // Each dispatch workflow sleeps most of its life; caching many keeps wake-ups cheap.
-    maxCachedWorkflows: opts.maxCachedWorkflows ?? 2000,
-    maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? 200,
+    workflowBundle: opts.workflowBundle ?? prebuiltWorkflowBundle(),
+    // Dispatch workflows sleep most of their life, so a bounded cache (each cached run costs
+    // about half a megabyte) and a replay of a short history on wake-up beat keeping all in memory.
+    maxCachedWorkflows: opts.maxCachedWorkflows ?? core.config.worker.maxCachedWorkflows,
+    maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? core.config.worker.maxConcurrentActivities,
     // Let running activities (a push, a revoke) finish on shutdown.
     shutdownGraceTime: '20 seconds',
   });

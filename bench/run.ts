@@ -38,6 +38,8 @@ async function main() {
       REFRESH_JITTER_MAX_SECONDS: String(JITTER),
       // The bench drives one container token far harder than any container would.
       PULL_RATE_LIMIT_PER_MINUTE: '100000000',
+      // Worker tuning under test can be passed through (e.g. WORKER_MAX_CACHED_WORKFLOWS).
+      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('WORKER_') || k === 'DATABASE_POOL_SIZE') as Array<[string, string]>),
     },
   );
   const procs: ServiceProcess[] = [];

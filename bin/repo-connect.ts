@@ -10,6 +10,9 @@ import { startApi, type RunningApi } from '../api/server';
 import { dashboardPlugin } from '../api/dashboard';
 import { createTokenWorker, installTemporalRuntime, NativeConnection } from '../activities/worker';
 
+/** Longer than the worker's shutdownGraceTime (20 s) plus closing the API and connections. */
+const SHUTDOWN_DEADLINE_MS = 40_000;
+
 async function main(): Promise<void> {
   let config;
   try {
@@ -42,7 +45,9 @@ async function main(): Promise<void> {
   if (config.role !== 'api') {
     const connection = await NativeConnection.connect({ address: config.temporal.address });
     const worker = await createTokenWorker({ core, connection, taskQueue: config.temporal.taskQueue });
-    shutdownWorker = () => worker.shutdown();
+    shutdownWorker = () => {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+    };
     workerRun = worker.run().finally(() => connection.close());
     logger.info({ taskQueue: config.temporal.taskQueue }, 'worker running');
     if (config.role === 'worker') {
@@ -51,27 +56,51 @@ async function main(): Promise<void> {
         if (req.url !== '/metrics') return void res.writeHead(404).end();
         res.writeHead(200, { 'content-type': core.metrics.registry.contentType }).end(await core.metrics.registry.metrics());
       }).listen(config.workerMetricsPort, config.host);
+      metricsServer.on('error', (err) => {
+        logger.error({ err }, 'metrics listener failed');
+        void stop('metrics-listener-failed', 1);
+      });
     }
   }
 
   let stopping = false;
-  const stop = async (signal: string) => {
+  // Order matters: the API closes first (no new requests, in-flight ones finish; a pull may be
+  // waiting on the workflow, which needs a worker), then the worker drains its running
+  // activities (shutdownGraceTime), then connections close.
+  const stop = async (reason: string, code = 0) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'shutting down: finishing in-flight requests and activities');
-    await api?.close();
+    logger.info({ reason }, 'shutting down: finishing in-flight requests and activities');
+    // Past this, something hangs: exit rather than wait for the orchestrator's SIGKILL.
+    setTimeout(() => {
+      logger.error({ reason }, 'shutdown did not finish in time');
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS).unref();
+    if (api) {
+      // server.close() reaps only connections idle at that moment; one whose request finishes later
+      // would stay open for the keep-alive timeout (72 s), so keep reaping until the close is done.
+      const server = api.app.server;
+      const reaper = setInterval(() => server.closeIdleConnections(), 200);
+      await api.close().finally(() => clearInterval(reaper));
+      logger.info('api closed');
+    }
     shutdownWorker?.();
-    await workerRun;
-    metricsServer?.close();
+    await workerRun?.catch(() => undefined);
+    if (workerRun) logger.info('worker drained');
+    if (metricsServer) {
+      const closed = new Promise((resolve) => metricsServer!.close(resolve));
+      metricsServer.closeAllConnections(); // scrapers keep connections alive
+      await closed;
+    }
     await core.close();
-    logger.info('stopped');
-    process.exit(0);
+    logger.info({ code }, 'stopped');
+    process.exit(code);
   };
   process.once('SIGINT', () => void stop('SIGINT'));
   process.once('SIGTERM', () => void stop('SIGTERM'));
   workerRun?.catch((err) => {
     logger.error({ err }, 'worker failed');
-    void stop('worker-failed').then(() => process.exit(1));
+    void stop('worker-failed', 1);
   });
 }
 

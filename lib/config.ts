@@ -34,6 +34,8 @@ export interface Config {
   refreshJitterMaxSeconds: number;
   pullRateLimitPerMinute: number;
   providerTimeoutMs: number;
+  databasePoolSize: number;
+  worker: { maxCachedWorkflows: number; maxConcurrentActivities: number };
   workerMetricsPort: number;
   logLevel: string;
 }
@@ -97,9 +99,15 @@ const schema = z.object({
   REFRESH_JITTER_MAX_SECONDS: z.coerce.number().min(0).max(600).default(60),
   PULL_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(120),
   PROVIDER_TIMEOUT_SECONDS: z.coerce.number().min(0.1).max(120).default(10),
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+  WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(1).default(250),
+  WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).default(100),
   WORKER_METRICS_PORT: port.default(9464),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
+
+/** Every environment variable the service reads (deployment files are checked against this list). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(schema.shape);
 
 type Env = Record<string, string | undefined>;
 
@@ -184,6 +192,8 @@ export function loadConfig(env: Env = process.env): Config {
     refreshJitterMaxSeconds: e.REFRESH_JITTER_MAX_SECONDS,
     pullRateLimitPerMinute: e.PULL_RATE_LIMIT_PER_MINUTE,
     providerTimeoutMs: Math.round(e.PROVIDER_TIMEOUT_SECONDS * 1000),
+    databasePoolSize: e.DATABASE_POOL_SIZE,
+    worker: { maxCachedWorkflows: e.WORKER_MAX_CACHED_WORKFLOWS, maxConcurrentActivities: e.WORKER_MAX_CONCURRENT_ACTIVITIES },
     workerMetricsPort: e.WORKER_METRICS_PORT,
     logLevel: e.LOG_LEVEL,
   };

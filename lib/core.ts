@@ -40,7 +40,7 @@ export interface CoreOptions {
 export async function createCore(config: Config, opts: CoreOptions = {}): Promise<Core> {
   const logger = opts.logger ?? createLogger(config.logLevel);
   const metrics = opts.metrics ?? createMetrics();
-  const db = createDb(config.databaseUrl, { max: opts.dbPoolSize });
+  const db = createDb(config.databaseUrl, { max: opts.dbPoolSize ?? config.databasePoolSize });
   const secrets = createSecretBox(config.secretsKeys);
   const timeoutMs = config.providerTimeoutMs;
   const github = createGithubClient({ apiUrl: config.github.apiUrl, apps: config.github.apps, timeoutMs });

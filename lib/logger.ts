@@ -4,34 +4,41 @@ import pino, { type Logger, type LoggerOptions } from 'pino';
 
 export type { Logger };
 
-/** Paths pino censors; `*` matches one level, so common nestings are listed. */
-export const REDACT_PATHS = [
-  'req.headers.authorization',
-  'req.headers.cookie',
-  'res.headers["set-cookie"]',
-  'headers.authorization',
-  'headers.cookie',
+/** Keys whose values are secrets wherever they sit in a logged object. */
+const SECRET_KEYS = [
   'authorization',
+  'cookie',
+  'set-cookie',
   'token',
   'access_token',
   'refresh_token',
   'container_token',
+  'accessToken',
+  'refreshToken',
+  'containerToken',
   'privateKey',
   'private_key',
   'password',
-  '*.token',
-  '*.access_token',
-  '*.refresh_token',
-  '*.container_token',
-  '*.privateKey',
-  '*.private_key',
-  '*.password',
-  '*.authorization',
-  'body.token',
-  'body.tokens[*].token',
-  'err.config.headers.authorization',
-  'err.request.headers.authorization',
+  'secret',
+  'client_secret',
+  'clientSecret',
+  'webhookSecret',
+  'adminApiToken',
+  'secretsKeys',
 ];
+
+// pino's `*` matches exactly one level, so each key is listed at the depths logged objects reach
+// (`req.headers.authorization`, `err.request.headers.authorization`, `config.github.apps.*.privateKey`).
+const DEPTHS = ['', '*', '*.*', '*.*.*', '*.*.*.*'];
+
+/** Paths pino censors. */
+export const REDACT_PATHS = DEPTHS.flatMap((prefix) =>
+  SECRET_KEYS.map((key) => {
+    const segment = /^[A-Za-z_$][\w$]*$/.test(key) ? key : `["${key}"]`;
+    if (prefix === '') return segment;
+    return segment.startsWith('[') ? `${prefix}${segment}` : `${prefix}.${segment}`;
+  }),
+).concat(['body.tokens[*].token', '*.tokens[*].token']);
 
 /** pino options shared by the API (Fastify's logger) and the worker. */
 export function loggerOptions(level: string): LoggerOptions {

@@ -4,7 +4,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export interface Metrics {
   registry: Registry;
-  mints: Counter<'provider' | 'outcome'>;
+  mints: Counter<'provider' | 'outcome' | 'reason'>;
   refreshLateness: Histogram<'provider'>;
   pushLatency: Histogram<'outcome'>;
   pulls: Counter<'result'>;
@@ -24,8 +24,8 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
     registry,
     mints: new Counter({
       name: 'repo_connect_token_mints_total',
-      help: 'Token mints and refreshes by provider (github, gitlab, town) and outcome (minted, reused, failed).',
-      labelNames: ['provider', 'outcome'],
+      help: 'Token mints by provider (github, gitlab, town), outcome (minted, reused, failed) and reason (initial; refreshes: scheduled, pull, changed, retry).',
+      labelNames: ['provider', 'outcome', 'reason'],
       registers,
     }),
     refreshLateness: new Histogram({

@@ -5,6 +5,7 @@ import type { Services } from '../services';
 
 const state = z.enum(['ok', 'down']);
 const health = z.object({ postgres: state, temporal: state });
+const exposition = z.string().describe('# HELP / # TYPE lines and samples, one per line');
 
 async function within<T>(ms: number, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -30,7 +31,14 @@ export const healthRoutes: FastifyPluginAsyncZod<{ services: Services }> = async
     return reply.status(body.postgres === 'ok' && body.temporal === 'ok' ? 200 : 503).send(body);
   });
 
-  app.get('/metrics', { logLevel: 'warn', schema: { hide: true } }, async (_req, reply) => {
+  app.get('/metrics', {
+    logLevel: 'warn', // scraped every few seconds
+    schema: {
+      tags: ['operations'],
+      summary: 'Prometheus metrics (repo_connect_*); no auth, so restrict it by network',
+      response: { 200: { description: 'Prometheus text exposition format 0.0.4', content: { 'text/plain': { schema: exposition } } } },
+    },
+  }, async (_req, reply) => {
     const { metrics } = services.core;
     // Dispatch counts are sampled at scrape time: cheap (indexed) and right across instances.
     const counts = await db.agentDispatch.groupBy({ by: ['status'], _count: { _all: true } }).catch(() => []);

@@ -2,6 +2,7 @@
 // a request log without secrets, and failure injection (failNext / setOutage / hangs).
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { recordIssuedTokens } from '../helpers/test-logs';
 
 export interface FakeRequest {
   method: string;
@@ -95,6 +96,9 @@ export abstract class FakeHttpService {
 
   /** Stops listening, drops open connections and releases hung requests. */
   async close(): Promise<void> {
+    // Tokens made without an HTTP answer (grants set up by a test) are checked by the log scan too.
+    const issued = (this as { issuedTokens?: () => string[] }).issuedTokens;
+    if (typeof issued === 'function') recordIssuedTokens(issued.call(this));
     for (const release of this.hangs) release();
     this.hangs.clear();
     const server = this.server;
@@ -119,6 +123,7 @@ export abstract class FakeHttpService {
       response = { status: 500, json: { message: `fake crashed: ${err instanceof Error ? err.message : String(err)}` } };
     }
     this.log(method, path ?? url.pathname, url.searchParams, response.status);
+    recordIssuedTokens(issuedIn(response.json));
     if (res.destroyed || res.writableEnded) return;
     const headers: Record<string, string> = { ...response.headers };
     let payload = '';
@@ -168,6 +173,13 @@ export abstract class FakeHttpService {
     if (this.requests.length >= MAX_LOG) this.requests.splice(0, MAX_LOG / 2);
     this.requests.push({ method, path, query: safe.toString(), status });
   }
+}
+
+/** Tokens an answer hands out (GitHub's `token`, GitLab's OAuth pair), for the run's log scan. */
+function issuedIn(json: unknown): string[] {
+  if (typeof json !== 'object' || json === null) return [];
+  const body = json as Record<string, unknown>;
+  return ['token', 'access_token', 'refresh_token'].map((k) => body[k]).filter((v): v is string => typeof v === 'string');
 }
 
 /** The standard reason phrase for a status. */

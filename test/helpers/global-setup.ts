@@ -1,6 +1,6 @@
 // Starts what the whole suite shares: a fresh test database with migrations applied, one Temporal
 // dev server (in memory, headless, on a free port) and the workflow bundle built once.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { bundleWorkflowCode } from '@temporalio/worker';
@@ -44,6 +44,19 @@ function alive(pid: number): boolean {
   }
 }
 
+/** This run's log directory (global teardown scans it for tokens); drops those of dead runs. */
+function createRunLogDir(root: string): string {
+  if (existsSync(root)) {
+    for (const name of readdirSync(root)) {
+      if (/^\d+$/.test(name) && !alive(Number(name))) rmSync(join(root, name), { recursive: true, force: true });
+    }
+  }
+  const dir = join(root, String(process.pid));
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
 export default async function globalSetup(): Promise<void> {
   const started = Date.now();
   const dbUrl = await createRunDatabase();
@@ -52,6 +65,7 @@ export default async function globalSetup(): Promise<void> {
 
   const cacheDir = join(PROJECT_ROOT, '.cache');
   mkdirSync(cacheDir, { recursive: true });
+  process.env.TEST_LOG_DIR = createRunLogDir(join(cacheDir, 'test-logs'));
   const [server, bundle] = await Promise.all([
     (async () => {
       const cli = await resolveTemporalCli(process.env, (l) => process.stderr.write(`${l}\n`));

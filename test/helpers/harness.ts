@@ -13,6 +13,7 @@ import type { AppOptions } from '../../api/app';
 import { createTokenWorker, installTemporalRuntime, NativeConnection } from '../../activities/worker';
 import type { GitTokenWorkflowInput } from '../../workflows/git-token-types';
 import { testConfig, testTemporalAddress } from './test-env';
+import { appendRunLog, logFileName } from './test-logs';
 
 export const ADMIN = 'test-admin-token-0123456789';
 
@@ -42,9 +43,13 @@ export interface Harness {
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const taskQueue = `test-${randomUUID()}`;
   const logs: string[] = [];
+  // Also kept on disk for the run-wide token scan in global teardown (see test-logs.ts).
+  const logFile = logFileName('harness');
   const sink = new Writable({
     write(chunk, _enc, cb) {
-      logs.push(chunk.toString());
+      const line = chunk.toString();
+      logs.push(line);
+      appendRunLog(logFile, line);
       cb();
     },
   });
