@@ -27,14 +27,12 @@ export class CredentialError extends Error {
 
 export interface ResolvedCredential extends Credential {
   provider: 'github' | 'gitlab' | 'town';
-  /** A GitLab grant was refreshed by this call: the other dispatches on it must be told. */
-  rotatedGrant: boolean;
 }
 
 export interface ResolverDeps {
   db: Db;
   secrets: SecretBox;
-  github: Pick<GithubClient, 'mintInstallationToken' | 'verifyInstallationToken'>;
+  github: Pick<GithubClient, 'mintInstallationToken' | 'verifyInstallationToken' | 'revokeInstallationToken' | 'getInstallation'>;
   gitlabGrants: Pick<GitlabGrants, 'getValidAccessToken'>;
   /** Refresh margin: a shared GitLab token with less than this left is refreshed first. */
   marginSeconds: number;
@@ -43,7 +41,7 @@ export interface ResolverDeps {
 }
 
 /** Resolves and obtains the credential for a dispatch's rig. */
-export async function resolveCredential(deps: ResolverDeps, dispatchId: string): Promise<ResolvedCredential> {
+export async function resolveCredential(deps: ResolverDeps, dispatchId: string, opts: { minValiditySeconds?: number } = {}): Promise<ResolvedCredential> {
   const dispatch = await deps.db.agentDispatch.findUnique({
     where: { id: dispatchId },
     select: { rig: { select: { townId: true, gitUrl: true, repositoryId: true, integration: true } } },
@@ -54,7 +52,7 @@ export async function resolveCredential(deps: ResolverDeps, dispatchId: string):
 
   if (integration) {
     if (integration.provider === 'github') return mintGithub(deps, integration, rig.repositoryId);
-    return gitlabToken(deps, integration);
+    return gitlabToken(deps, integration, Math.max(deps.marginSeconds, opts.minValiditySeconds ?? 0));
   }
 
   const host = gitHost(rig.gitUrl);
@@ -72,7 +70,7 @@ export async function resolveCredential(deps: ResolverDeps, dispatchId: string):
     source: 'town_git_auth',
     integrationId: null,
     provider: 'town',
-    rotatedGrant: false,
+    revocable: false,
   };
 }
 
@@ -90,9 +88,17 @@ async function mintGithub(deps: ResolverDeps, integration: IntegrationRow, repos
   if (repositoryId === null) {
     throw new CredentialError(FailureType.repositoryNotAccessible, 'rig has no repository id: reconnect it to a repository');
   }
+  const appType = integration.githubAppType;
+  const installationId = Number(integration.githubInstallationId);
   try {
-    const minted = await deps.github.mintInstallationToken(integration.githubAppType, Number(integration.githubInstallationId), [Number(repositoryId)]);
-    await deps.github.verifyInstallationToken(minted.token);
+    const minted = await deps.github.mintInstallationToken(appType, installationId, [Number(repositoryId)]);
+    try {
+      await deps.github.verifyInstallationToken(minted.token);
+    } catch (err) {
+      // A token we will not hand out must not stay alive for an hour.
+      await deps.github.revokeInstallationToken(minted.token).catch(() => undefined);
+      throw err;
+    }
     if (integration.status !== 'active') await noteStatus(deps, integration.id, 'active', null);
     return {
       token: minted.token,
@@ -101,20 +107,29 @@ async function mintGithub(deps: ResolverDeps, integration: IntegrationRow, repos
       source: 'integration',
       integrationId: integration.id,
       provider: 'github',
-      rotatedGrant: false,
+      revocable: true,
     };
   } catch (err) {
     if (err instanceof ProviderError && err.code === 'installation_suspended') await noteStatus(deps, integration.id, 'suspended', err.message);
-    if (err instanceof ProviderError && err.code === 'installation_not_found') await noteStatus(deps, integration.id, 'deleted', err.message);
+    if (err instanceof ProviderError && err.code === 'installation_not_found') {
+      // `deleted` is final, so one 404 from the token endpoint is not enough: ask for the
+      // installation itself. Only a second 404 marks it; anything else is a passing failure.
+      const gone = await deps.github.getInstallation(appType, installationId).then(
+        () => false,
+        (e) => e instanceof ProviderError && e.code === 'installation_not_found',
+      );
+      if (!gone) throw new ProviderError('provider_unavailable', 'GitHub answered 404 for a token of an installation that exists; retrying', err.status);
+      await noteStatus(deps, integration.id, 'deleted', err.message);
+    }
     throw err;
   }
 }
 
-async function gitlabToken(deps: ResolverDeps, integration: IntegrationRow): Promise<ResolvedCredential> {
+async function gitlabToken(deps: ResolverDeps, integration: IntegrationRow, minValiditySeconds: number): Promise<ResolvedCredential> {
   if (integration.status === 'deleted') throw new CredentialError(FailureType.installationNotFound, 'the GitLab integration was deleted');
-  // The stored token is reused while it has more than the margin left, so N dispatches cause
-  // one refresh per expiry, not N.
-  const valid = await deps.gitlabGrants.getValidAccessToken(integration.id, deps.marginSeconds);
+  // The stored token is reused while it has more than the workflow's lead left, so N dispatches
+  // cause one refresh per expiry, not N (the refresher tells the others).
+  const valid = await deps.gitlabGrants.getValidAccessToken(integration.id, minValiditySeconds);
   return {
     token: valid.accessToken,
     expiresAt: valid.expiresAt,
@@ -122,7 +137,7 @@ async function gitlabToken(deps: ResolverDeps, integration: IntegrationRow): Pro
     source: 'integration',
     integrationId: integration.id,
     provider: 'gitlab',
-    rotatedGrant: valid.refreshed,
+    revocable: false,
   };
 }
 

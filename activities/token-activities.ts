@@ -5,6 +5,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { DispatchNotifier } from '../lib/dispatch-notifier';
 import { IntegrationUnavailableError } from '../lib/gitlab-grant';
 import { DispatchEndedError, ENDED_STATUSES, type LeaseStore } from '../lib/lease-store';
+import { fingerprint } from '../lib/secrets';
 import type { Metrics } from '../lib/metrics';
 import { containerTokenContext } from '../lib/secret-contexts';
 import { ProviderError, type GithubClient } from '../lib/providers/types';
@@ -20,7 +21,7 @@ import { CredentialError, resolveCredential, type ResolverDeps, type ResolvedCre
 import { pushToContainer } from './container-push';
 
 export interface TokenActivityDeps extends Omit<ResolverDeps, 'github' | 'onIntegrationStatusChanged'> {
-  github: Pick<GithubClient, 'mintInstallationToken' | 'verifyInstallationToken' | 'revokeInstallationToken'>;
+  github: Pick<GithubClient, 'mintInstallationToken' | 'verifyInstallationToken' | 'revokeInstallationToken' | 'getInstallation'>;
   leases: LeaseStore;
   notifier: Pick<DispatchNotifier, 'integrationChanged'>;
   fetch: typeof fetch;
@@ -49,24 +50,42 @@ export function createTokenActivities(deps: TokenActivityDeps) {
     await deps.notifier.integrationChanged(integrationId, `integration became ${status}`);
   };
 
+  /** Revokes a GitHub token, trying a few times; never throws (returns the outcome). */
+  async function revokeBestEffort(token: string): Promise<string> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await deps.github.revokeInstallationToken(token);
+      } catch (err) {
+        if (attempt >= 3) return `failed (${err instanceof ProviderError ? err.code : 'error'})`;
+        await new Promise((r) => setTimeout(r, 500 * attempt));
+      }
+    }
+  }
+
   async function mintLease(input: MintLeaseInput): Promise<LeaseMeta> {
     const prior = await leases.byMintKey(input.dispatchId, input.mintKey);
     if (prior) return prior; // a retry of a mint that already stored its lease
 
     let credential: ResolvedCredential | undefined;
-    let stored = false;
     try {
-      credential = await resolveCredential({ ...deps, onIntegrationStatusChanged }, input.dispatchId);
-      const lease = await leases.write(input.dispatchId, credential, input.mintKey);
-      stored = true;
+      credential = await resolveCredential({ ...deps, onIntegrationStatusChanged }, input.dispatchId, { minValiditySeconds: input.minValiditySeconds });
+      const written = await leases.write(input.dispatchId, credential, input.mintKey);
+      // Tokens nobody will hold: a duplicate attempt's, or replaced ones after a switch of source.
+      const surplus = [...written.revokeNow, ...(written.duplicate && credential.revocable ? [credential.token] : [])];
+      for (const token of surplus) await revokeBestEffort(token);
+      const lease = written.meta;
       metrics?.mints.inc({ provider: credential.provider, outcome: lease.reused ? 'reused' : 'minted', reason: input.reason });
       if (input.scheduledFor) {
         metrics?.refreshLateness.observe({ provider: credential.provider }, Math.max(0, Date.now() - Date.parse(input.scheduledFor)) / 1000);
       }
       return lease;
     } catch (err) {
-      // A GitHub token minted but not stored would live on for an hour with nobody to revoke it.
-      if (credential?.provider === 'github' && !stored) await deps.github.revokeInstallationToken(credential.token).catch(() => undefined);
+      // A GitHub token minted but not stored would live on for an hour with nobody to revoke it,
+      // unless the store did commit and only its answer was lost (then it is the lease).
+      if (credential?.revocable) {
+        const stored = await leases.byMintKey(input.dispatchId, input.mintKey).catch(() => null);
+        if (!stored || stored.fingerprint !== fingerprint(credential.token)) await revokeBestEffort(credential.token);
+      }
       if (err instanceof DispatchEndedError) {
         throw ApplicationFailure.create({ type: 'dispatch_ended', message: err.message, nonRetryable: true });
       }
@@ -81,11 +100,6 @@ export function createTokenActivities(deps: TokenActivityDeps) {
         nonRetryable: failure.permanent,
         nextRetryDelay: failure.retryAfterSeconds ? `${Math.min(failure.retryAfterSeconds, 60)} seconds` : undefined,
       });
-    } finally {
-      // Tell the other dispatches sharing the grant that their token just died, so they re-push.
-      if (credential?.rotatedGrant && credential.integrationId) {
-        await deps.notifier.integrationChanged(credential.integrationId, 'gitlab grant rotated', input.dispatchId).catch(() => undefined);
-      }
     }
   }
 
@@ -98,7 +112,10 @@ export function createTokenActivities(deps: TokenActivityDeps) {
   async function recordMintFailure(dispatchId: string, failure: { code: string; message: string; permanent: boolean }) {
     const d = await deps.db.agentDispatch.findUnique({ where: { id: dispatchId }, select: { generation: true, credentialSource: true, status: true } });
     if (!d || ENDED_STATUSES.includes(d.status)) return;
-    await leases.recordFailure(dispatchId, failure.permanent ? 'credential_error' : 'degraded', failure.code, failure.message);
+    // `degraded` means the container holds a token while the provider fails; before the first
+    // token a passing failure leaves the dispatch `starting` and only records the error.
+    const status = failure.permanent ? 'credential_error' : d.status === 'starting' ? 'starting' : 'degraded';
+    await leases.recordFailure(dispatchId, status, failure.code, failure.message);
     await leases.recordEvent(dispatchId, 'refresh_failed', { source: d.credentialSource, generation: d.generation, detail: `${failure.code}: ${failure.message}` });
   }
 
@@ -107,60 +124,57 @@ export function createTokenActivities(deps: TokenActivityDeps) {
       where: { id: input.dispatchId },
       select: { id: true, rigId: true, containerUrl: true, containerTokenEnc: true, status: true },
     });
+    if (!d || ENDED_STATUSES.includes(d.status)) return { outcome: 'gone', generation: 0, expiresAt: null };
     const lease = await leases.read(input.dispatchId);
-    if (!d || !lease?.token || ENDED_STATUSES.includes(d.status)) return { outcome: 'no_lease', generation: lease?.generation ?? 0 };
+    if (!lease?.token) return { outcome: 'no_lease', generation: lease?.generation ?? 0, expiresAt: null };
     const started = performance.now();
+    const expiresAt = lease.expiresAt?.toISOString() ?? null;
     const event = { source: lease.source, generation: lease.generation, fingerprint: lease.fingerprint, expiresAt: lease.expiresAt };
     const result = await pushToContainer(deps.fetch, {
       containerUrl: d.containerUrl,
       containerToken: deps.secrets.decrypt(d.containerTokenEnc, containerTokenContext(d.id)),
-      body: {
-        rig_id: d.rigId,
-        dispatch_id: d.id,
-        token: lease.token,
-        expires_at: lease.expiresAt?.toISOString() ?? null,
-        username: lease.username,
-        generation: lease.generation,
-      },
+      body: { rig_id: d.rigId, dispatch_id: d.id, token: lease.token, expires_at: expiresAt, username: lease.username, generation: lease.generation },
       timeoutMs: deps.pushTimeoutMs ?? 5000,
     });
     metrics?.pushLatency.observe({ outcome: result.outcome }, (performance.now() - started) / 1000);
     if (result.outcome === 'acknowledged') {
       await leases.recordEvent(d.id, 'pushed', event);
-      return { outcome: 'acknowledged', generation: lease.generation };
+      return { outcome: 'acknowledged', generation: lease.generation, expiresAt };
     }
     await leases.recordEvent(d.id, 'push_failed', { ...event, detail: result.detail });
-    if (result.outcome === 'gone') return { outcome: 'gone', generation: lease.generation };
+    if (result.outcome === 'gone') return { outcome: 'gone', generation: lease.generation, expiresAt };
     throw new Error(`push to container failed: ${result.detail}`); // retried by the workflow's policy
   }
 
+  /**
+   * Ends a dispatch: first marked ended (pulls answer 410 at once), then its GitHub tokens (the
+   * current one and the one it replaced) revoked as well as GitHub allows, then all of its
+   * tokens forgotten. A failing revocation never keeps a dispatch running: it is recorded, and
+   * the token expires within the hour. GitLab tokens are the integration's shared grant and town
+   * tokens are static: a stop only forgets its copy of them.
+   */
   async function finishDispatch(input: FinishDispatchInput): Promise<void> {
     const lease = await leases.read(input.dispatchId);
-    if (lease?.token && lease.source === 'integration') {
-      const row = await deps.db.tokenLease.findUnique({ where: { dispatchId: input.dispatchId }, select: { integrationId: true } });
-      const integration = row?.integrationId
-        ? await deps.db.platformIntegration.findUnique({ where: { id: row.integrationId }, select: { provider: true } })
-        : null;
-      // GitHub tokens are per dispatch: revoke the current one and the one it replaced. A GitLab
-      // token is the integration's shared grant: revoking it would cut off every other dispatch,
-      // so a stop only forgets its copy.
-      if (integration?.provider === 'github') {
-        const previous = await leases.previousToken(input.dispatchId);
-        if (previous) await deps.github.revokeInstallationToken(previous);
-        const outcome = await deps.github.revokeInstallationToken(lease.token);
-        metrics?.revocations.inc({ outcome });
-        await leases.recordEvent(input.dispatchId, 'revoked', {
-          source: lease.source,
-          generation: lease.generation,
-          fingerprint: lease.fingerprint,
-          expiresAt: lease.expiresAt,
-          detail: `${outcome} (${input.reason})${previous ? '; replaced token revoked too' : ''}`,
-        });
-      } else {
-        metrics?.revocations.inc({ outcome: 'not_revocable' });
+    const revocable = await leases.revocableTokens(input.dispatchId);
+    await leases.end(input.dispatchId, input.status, input.reason);
+    if (lease && revocable.length > 0) {
+      const outcomes: string[] = [];
+      for (const t of revocable) {
+        const outcome = await revokeBestEffort(t.token);
+        metrics?.revocations.inc({ outcome: outcome.startsWith('failed') ? 'failed' : outcome });
+        outcomes.push(t.which === 'current' ? outcome : `replaced token ${outcome}`);
       }
+      await leases.recordEvent(input.dispatchId, 'revoked', {
+        source: lease.source,
+        generation: lease.generation,
+        fingerprint: lease.fingerprint,
+        expiresAt: lease.expiresAt,
+        detail: `${outcomes.join('; ')} (${input.reason})`,
+      });
+    } else if (lease?.token) {
+      metrics?.revocations.inc({ outcome: 'not_revocable' });
     }
-    await leases.finish(input.dispatchId, input.status, input.reason);
+    await leases.wipe(input.dispatchId);
   }
 
   return { mintLease, pushLease, finishDispatch };

@@ -45,14 +45,16 @@ export async function createCore(config: Config, opts: CoreOptions = {}): Promis
   const timeoutMs = config.providerTimeoutMs;
   const github = createGithubClient({ apiUrl: config.github.apiUrl, apps: config.github.apps, timeoutMs });
   const gitlab = createGitlabClient({ clientId: config.gitlab.clientId, clientSecret: config.gitlab.clientSecret, timeoutMs });
+  const temporalConnection = await Connection.connect({ address: config.temporal.address });
+  const temporal = new Client({ connection: temporalConnection, namespace: config.temporal.namespace });
+  const notifier = createDispatchNotifier({ db, temporal });
   const gitlabGrants = createGitlabGrants({
     db,
     secrets,
     gitlab,
     onRefresh: (outcome) => metrics.gitlabRefreshes.inc({ outcome }),
+    onRotated: (integrationId) => notifier.integrationChanged(integrationId, 'gitlab grant rotated'),
   });
-  const temporalConnection = await Connection.connect({ address: config.temporal.address });
-  const temporal = new Client({ connection: temporalConnection, namespace: config.temporal.namespace });
   return {
     config,
     db,
@@ -65,7 +67,7 @@ export async function createCore(config: Config, opts: CoreOptions = {}): Promis
     leases: createLeaseStore({ db, secrets }),
     temporalConnection,
     temporal,
-    notifier: createDispatchNotifier({ db, temporal }),
+    notifier,
     async close() {
       await temporalConnection.close().catch(() => undefined);
       await db.$disconnect();

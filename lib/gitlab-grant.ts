@@ -5,7 +5,7 @@
 import type { Db } from './db';
 import type { SecretBox } from './secrets';
 import { gitlabTokenContext } from './secret-contexts';
-import { ProviderError, type GitlabClient } from './providers/types';
+import { ProviderError, type GitlabClient, type GitlabTokens } from './providers/types';
 
 export interface ValidGitlabToken {
   accessToken: string;
@@ -43,6 +43,11 @@ export interface GitlabGrantsDeps {
   now?: () => number;
   /** Called after a refresh is saved, e.g. to count it in metrics. */
   onRefresh?: (outcome: 'ok' | 'invalid_grant' | 'error') => void;
+  /**
+   * Called once a rotated pair is saved: GitLab killed the old access token, so every dispatch
+   * holding it must be told, whoever caused the refresh (a dispatch, a pull, a repository list).
+   */
+  onRotated?: (integrationId: string) => Promise<unknown>;
 }
 
 export function createGitlabGrants(deps: GitlabGrantsDeps) {
@@ -83,50 +88,66 @@ export function createGitlabGrants(deps: GitlabGrantsDeps) {
         FROM platform_integrations WHERE id = ${integrationId}::uuid AND provider = 'gitlab'`;
       if (usable(check(fast), minMs)) return answer(fast, false);
 
-      return db.$transaction(
-        async (tx) => {
-          const [row] = await tx.$queryRaw<GrantRow[]>`
-            SELECT id, status::text, gitlab_base_url, access_token_enc, refresh_token_enc, access_token_expires_at, token_version
-            FROM platform_integrations WHERE id = ${integrationId}::uuid FOR UPDATE`;
-          // Someone else may have refreshed while we waited for the lock.
-          if (usable(check(row), minMs)) return answer(row, false);
+      // Set when GitLab answered a refresh: if the transaction then fails (timeout, lost
+      // connection), the rotated pair is saved outside it, or the grant would be dead.
+      let rotated: { tokens: GitlabTokens; fromVersion: number } | undefined;
+      const saveRotated = (client: Pick<Db, '$executeRaw'>, id: string, r: NonNullable<typeof rotated>) => client.$executeRaw`
+        UPDATE platform_integrations
+        SET access_token_enc = ${secrets.encrypt(r.tokens.accessToken, gitlabTokenContext(id, 'access'))},
+            refresh_token_enc = ${secrets.encrypt(r.tokens.refreshToken, gitlabTokenContext(id, 'refresh'))},
+            access_token_expires_at = ${r.tokens.expiresAt},
+            token_version = token_version + 1,
+            updated_at = now()
+        WHERE id = ${id}::uuid AND token_version = ${r.fromVersion}`;
 
-          let tokens;
-          try {
-            tokens = await gitlab.refresh({
-              baseUrl: row.gitlab_base_url as string,
-              refreshToken: secrets.decrypt(row.refresh_token_enc as string, gitlabTokenContext(row.id, 'refresh')),
-            });
-          } catch (err) {
-            if (err instanceof ProviderError && err.code === 'reconnect_required') {
-              deps.onRefresh?.('invalid_grant');
-              await tx.$executeRaw`
-                UPDATE platform_integrations
-                SET status = 'reconnect_required', status_reason = ${err.message}, status_changed_at = now(), updated_at = now()
-                WHERE id = ${row.id}::uuid`;
-              return { reconnect: err } as const;
+      const result = await db
+        .$transaction(
+          async (tx) => {
+            // Waiting long for the lock would eat the time the refresh needs inside this
+            // transaction; give up early instead (a retry finds the token refreshed).
+            await tx.$executeRaw`SET LOCAL lock_timeout = '5s'`;
+            const [row] = await tx.$queryRaw<GrantRow[]>`
+              SELECT id, status::text, gitlab_base_url, access_token_enc, refresh_token_enc, access_token_expires_at, token_version
+              FROM platform_integrations WHERE id = ${integrationId}::uuid FOR UPDATE`;
+            // Someone else may have refreshed while we waited for the lock.
+            if (usable(check(row), minMs)) return answer(row, false);
+
+            try {
+              const tokens = await gitlab.refresh({
+                baseUrl: row.gitlab_base_url as string,
+                refreshToken: secrets.decrypt(row.refresh_token_enc as string, gitlabTokenContext(row.id, 'refresh')),
+              });
+              rotated = { tokens, fromVersion: row.token_version };
+            } catch (err) {
+              if (err instanceof ProviderError && err.code === 'reconnect_required') {
+                deps.onRefresh?.('invalid_grant');
+                await tx.$executeRaw`
+                  UPDATE platform_integrations
+                  SET status = 'reconnect_required', status_reason = ${err.message}, status_changed_at = now(), updated_at = now()
+                  WHERE id = ${row.id}::uuid`;
+                return { reconnect: err } as const;
+              }
+              deps.onRefresh?.('error');
+              throw err;
             }
-            deps.onRefresh?.('error');
-            throw err;
-          }
-          const updated = await tx.$executeRaw`
-            UPDATE platform_integrations
-            SET access_token_enc = ${secrets.encrypt(tokens.accessToken, gitlabTokenContext(row.id, 'access'))},
-                refresh_token_enc = ${secrets.encrypt(tokens.refreshToken, gitlabTokenContext(row.id, 'refresh'))},
-                access_token_expires_at = ${tokens.expiresAt},
-                token_version = token_version + 1,
-                updated_at = now()
-            WHERE id = ${row.id}::uuid AND token_version = ${row.token_version}`;
-          if (updated !== 1) throw new Error('GitLab grant changed under the row lock (token_version moved)');
-          deps.onRefresh?.('ok');
-          return { accessToken: tokens.accessToken, expiresAt: tokens.expiresAt, refreshed: true, integrationId: row.id };
-        },
-        { maxWait: 30_000, timeout: 30_000 },
-      ).then((result) => {
-        // The status change above must commit, so the failure is raised after the transaction.
-        if ('reconnect' in result) throw new IntegrationUnavailableError('reconnect_required', result.reconnect.message);
-        return result;
-      });
+            if ((await saveRotated(tx, row.id, rotated)) !== 1) throw new Error('GitLab grant changed under the row lock (token_version moved)');
+            return { accessToken: rotated.tokens.accessToken, expiresAt: rotated.tokens.expiresAt, refreshed: true, integrationId: row.id };
+          },
+          { maxWait: 30_000, timeout: 30_000 },
+        )
+        .catch(async (err) => {
+          if (!rotated) throw err;
+          const saved = await saveRotated(db, integrationId, rotated);
+          if (saved !== 1) throw err;
+          return { accessToken: rotated.tokens.accessToken, expiresAt: rotated.tokens.expiresAt, refreshed: true, integrationId };
+        });
+      // The status change above must commit, so the failure is raised after the transaction.
+      if ('reconnect' in result) throw new IntegrationUnavailableError('reconnect_required', result.reconnect.message);
+      if (result.refreshed) {
+        deps.onRefresh?.('ok');
+        await deps.onRotated?.(integrationId).catch(() => undefined);
+      }
+      return result;
     },
   };
 }

@@ -40,7 +40,13 @@ export interface CachedDispatch {
   workflowId: string;
   ended: boolean;
   lease: CachedLease | null;
+  loadedAt: number;
 }
+
+const HEARTBEAT_MS = 10_000;
+const HEARTBEAT_TIMEOUT_MS = 5_000;
+/** A safety net under LISTEN/NOTIFY: no entry is trusted for longer than this. */
+const MAX_ENTRY_AGE_MS = 60_000;
 
 export interface LeaseCacheDeps {
   db: Db;
@@ -59,6 +65,7 @@ export function createLeaseCache(deps: LeaseCacheDeps) {
   let listening = false;
   let closed = false;
   let reconnectTimer: NodeJS.Timeout | undefined;
+  let heartbeat: NodeJS.Timeout | undefined;
   // A load racing a notification must not cache what it read before the change: each
   // notification stamps its dispatch with a sequence number the load compares against.
   let seq = 0;
@@ -95,7 +102,9 @@ export function createLeaseCache(deps: LeaseCacheDeps) {
   }
 
   async function connect(): Promise<void> {
-    const client = new Client({ connectionString: deps.databaseUrl });
+    // TCP keepalive plus a heartbeat: a half-open connection would otherwise look alive while
+    // notifications silently stop.
+    const client = new Client({ connectionString: deps.databaseUrl, keepAlive: true });
     client.on('notification', (msg) => {
       if (msg.channel === LEASE_CHANNEL && msg.payload) onNotify(msg.payload);
     });
@@ -104,16 +113,30 @@ export function createLeaseCache(deps: LeaseCacheDeps) {
       onDisconnect(client);
     });
     client.on('end', () => onDisconnect(client));
-    await client.connect();
-    await client.query(`LISTEN ${LEASE_CHANNEL}`);
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${LEASE_CHANNEL}`);
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      throw err;
+    }
+    // Loads that started while nobody listened may hold what a missed notification replaced.
+    seq += 1;
+    floor = seq;
     listener = client;
     listening = true;
+    heartbeat = setInterval(() => {
+      const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('heartbeat timed out')), HEARTBEAT_TIMEOUT_MS).unref());
+      Promise.race([client.query('SELECT 1'), timeout]).catch(() => onDisconnect(client));
+    }, HEARTBEAT_MS);
+    heartbeat.unref();
   }
 
   function onDisconnect(client: Client) {
     if (listener !== client) return;
     listening = false;
     listener = undefined;
+    if (heartbeat) clearInterval(heartbeat);
     clear();
     client.end().catch(() => undefined);
     if (!closed) scheduleReconnect(1000);
@@ -137,7 +160,9 @@ export function createLeaseCache(deps: LeaseCacheDeps) {
 
     /** The cached entry for a container-token hash, if any. */
     get(tokenHash: string): CachedDispatch | undefined {
-      return listening ? byHash.get(tokenHash) : undefined;
+      if (!listening) return undefined;
+      const entry = byHash.get(tokenHash);
+      return entry && Date.now() - entry.loadedAt < MAX_ENTRY_AGE_MS ? entry : undefined;
     },
 
     /** Reads the dispatch and lease from Postgres (and caches them while LISTEN is up). */
@@ -154,6 +179,7 @@ export function createLeaseCache(deps: LeaseCacheDeps) {
         rigId: row.rigId,
         workflowId: row.workflowId,
         ended: ENDED_STATUSES.includes(row.status),
+        loadedAt: Date.now(),
         lease:
           l && l.tokenEnc !== null
             ? cachedLease({
@@ -188,6 +214,7 @@ export function createLeaseCache(deps: LeaseCacheDeps) {
       const l = listener;
       listener = undefined;
       listening = false;
+      if (heartbeat) clearInterval(heartbeat);
       clear();
       await l?.end().catch(() => undefined);
     },

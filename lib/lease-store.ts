@@ -11,6 +11,8 @@ export const ENDED_STATUSES: DispatchStatus[] = ['stopped', 'container_unreachab
 
 export interface Credential {
   token: string;
+  /** True for per-dispatch GitHub installation tokens: the only kind a stop revokes. */
+  revocable: boolean;
   /** null only for static town tokens. */
   expiresAt: Date | null;
   username: string;
@@ -30,6 +32,14 @@ export interface CurrentLease {
   source: CredentialSource;
   fingerprint: string;
   mintKey: string;
+}
+
+export interface WriteResult {
+  meta: LeaseMeta;
+  /** Another attempt of the same mint already stored its token: this attempt's token is surplus. */
+  duplicate: boolean;
+  /** Replaced GitHub tokens nobody will hold any more (the rig switched source): revoke them now. */
+  revokeNow: string[];
 }
 
 export type EventKind = 'minted' | 'pushed' | 'push_failed' | 'pulled' | 'refresh_failed' | 'revoked';
@@ -79,7 +89,7 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
      * one transaction with the `minted` event and the cache notification. Returns the unchanged
      * lease (reused) when the credential is the one the dispatch already holds.
      */
-    async write(dispatchId: string, credential: Credential, mintKey: string): Promise<LeaseMeta> {
+    async write(dispatchId: string, credential: Credential, mintKey: string): Promise<WriteResult> {
       const fp = fingerprint(credential.token);
       return db.$transaction(async (tx) => {
         // Lock the dispatch row: concurrent writers (a retried activity) serialise here.
@@ -88,21 +98,41 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
         if (locked.length === 0 || ENDED_STATUSES.includes(locked[0].status)) throw new DispatchEndedError(dispatchId);
         const current = await tx.tokenLease.findUnique({ where: { dispatchId } });
         const now = new Date();
+        const currentMeta = (reused: boolean): LeaseMeta => ({
+          generation: current!.generation,
+          expiresAt: iso(current!.expiresAt),
+          source: current!.credentialSource,
+          fingerprint: current!.fingerprint,
+          reused,
+        });
+        if (current && current.tokenEnc !== null && current.mintKey === mintKey && current.fingerprint !== fp) {
+          return { meta: currentMeta(false), duplicate: true, revokeNow: [] };
+        }
         if (current && current.tokenEnc !== null && current.fingerprint === fp) {
           await tx.agentDispatch.update({
             where: { id: dispatchId },
             data: { status: 'active', refreshedAt: now, lastErrorCode: null, lastErrorMessage: null, lastErrorAt: null },
           });
-          return { generation: current.generation, expiresAt: iso(current.expiresAt), source: current.credentialSource, fingerprint: fp, reused: true };
+          return { meta: currentMeta(true), duplicate: false, revokeNow: [] };
         }
         const generation = (current?.generation ?? 0) + 1;
-        // Keep the replaced token (still valid for up to the margin) so a stop can revoke it too.
-        const replacedStillValid = current?.tokenEnc && (current.expiresAt === null || current.expiresAt > now);
+        // Replaced GitHub tokens stay valid for up to the margin. Within one integration the last
+        // one is kept (encrypted) for the stop to revoke; older ones, or any after a switch of
+        // source, are revoked by the caller now. Town and GitLab tokens are never kept or revoked.
+        const valid = (enc: string | null, exp: Date | null) => enc !== null && exp !== null && exp > now;
+        const replacedRevocable = current !== null && current.revocable && valid(current.tokenEnc, current.expiresAt);
+        const sameIntegration = current !== null && current.integrationId === credential.integrationId;
+        const revokeNow: string[] = [];
+        if (current?.previousTokenEnc && valid(current.previousTokenEnc, current.previousExpiresAt)) {
+          revokeNow.push(secrets.decrypt(current.previousTokenEnc, `${leaseTokenContext(dispatchId)}:previous`));
+        }
+        const replacedToken = replacedRevocable ? secrets.decrypt(current!.tokenEnc!, leaseTokenContext(dispatchId)) : null;
+        const keepPrevious = replacedToken !== null && credential.revocable && sameIntegration;
+        if (replacedToken !== null && !keepPrevious) revokeNow.push(replacedToken);
         const data = {
-          previousTokenEnc: replacedStillValid
-            ? secrets.encrypt(secrets.decrypt(current.tokenEnc!, leaseTokenContext(dispatchId)), `${leaseTokenContext(dispatchId)}:previous`)
-            : null,
-          previousExpiresAt: replacedStillValid ? current.expiresAt : null,
+          previousTokenEnc: keepPrevious ? secrets.encrypt(replacedToken!, `${leaseTokenContext(dispatchId)}:previous`) : null,
+          previousExpiresAt: keepPrevious ? current!.expiresAt : null,
+          revocable: credential.revocable,
           generation,
           credentialSource: credential.source,
           tokenEnc: secrets.encrypt(credential.token, leaseTokenContext(dispatchId)),
@@ -131,7 +161,11 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
           data: { dispatchId, kind: 'minted', source: credential.source, generation, fingerprint: fp, expiresAt: credential.expiresAt, at: now },
         });
         await tx.$executeRaw`SELECT pg_notify(${LEASE_CHANNEL}, ${dispatchId})`;
-        return { generation, expiresAt: iso(credential.expiresAt), source: credential.source, fingerprint: fp, reused: false };
+        return {
+          meta: { generation, expiresAt: iso(credential.expiresAt), source: credential.source, fingerprint: fp, reused: false },
+          duplicate: false,
+          revokeNow,
+        };
       }, TX_OPTIONS);
     },
 
@@ -142,18 +176,23 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
       return { generation: l.generation, expiresAt: iso(l.expiresAt), source: l.credentialSource, fingerprint: l.fingerprint, reused: false };
     },
 
-    /** The token the current one replaced, while it is still valid. */
-    async previousToken(dispatchId: string): Promise<string | null> {
-      const l = await db.tokenLease.findUnique({ where: { dispatchId }, select: { previousTokenEnc: true, previousExpiresAt: true } });
-      if (!l?.previousTokenEnc || (l.previousExpiresAt !== null && l.previousExpiresAt <= new Date())) return null;
-      return secrets.decrypt(l.previousTokenEnc, `${leaseTokenContext(dispatchId)}:previous`);
+    /** The GitHub tokens this dispatch still holds (current and replaced), for revocation at stop. */
+    async revocableTokens(dispatchId: string): Promise<Array<{ token: string; which: 'current' | 'replaced' }>> {
+      const l = await db.tokenLease.findUnique({ where: { dispatchId } });
+      const now = new Date();
+      const out: Array<{ token: string; which: 'current' | 'replaced' }> = [];
+      if (!l?.revocable) return out;
+      if (l.previousTokenEnc && l.previousExpiresAt && l.previousExpiresAt > now) {
+        out.push({ token: secrets.decrypt(l.previousTokenEnc, `${leaseTokenContext(dispatchId)}:previous`), which: 'replaced' });
+      }
+      if (l.tokenEnc && (l.expiresAt === null || l.expiresAt > now)) out.push({ token: secrets.decrypt(l.tokenEnc, leaseTokenContext(dispatchId)), which: 'current' });
+      return out;
     },
 
-    /** Ends the dispatch: final status, tokens wiped, caches told. */
-    async finish(dispatchId: string, status: DispatchStatus, reason: string): Promise<void> {
+    /** Marks the dispatch ended and tells every cache, so pulls answer 410 from now on. */
+    async end(dispatchId: string, status: DispatchStatus, reason: string): Promise<void> {
       await db.$transaction(async (tx) => {
-        await tx.tokenLease.updateMany({ where: { dispatchId }, data: { tokenEnc: null, previousTokenEnc: null } });
-        await tx.agentDispatch.update({
+        await tx.agentDispatch.updateMany({
           where: { id: dispatchId },
           data: {
             status,
@@ -167,8 +206,13 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
       }, TX_OPTIONS);
     },
 
+    /** Forgets the dispatch's tokens: nothing is kept that no one may use. */
+    async wipe(dispatchId: string): Promise<void> {
+      await db.tokenLease.updateMany({ where: { dispatchId }, data: { tokenEnc: null, previousTokenEnc: null } });
+    },
+
     /** Records a failed mint on the dispatch so GET /api/dispatches/:id shows why. */
-    async recordFailure(dispatchId: string, status: 'degraded' | 'credential_error', code: string, message: string): Promise<void> {
+    async recordFailure(dispatchId: string, status: 'starting' | 'degraded' | 'credential_error', code: string, message: string): Promise<void> {
       await db.agentDispatch.updateMany({
         where: { id: dispatchId, status: { notIn: ENDED_STATUSES } },
         data: { status, lastErrorCode: code, lastErrorMessage: message, lastErrorAt: new Date() },

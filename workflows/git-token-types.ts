@@ -30,6 +30,11 @@ export interface MintLeaseInput {
   reason: string;
   /** When the workflow meant to refresh (ISO), to measure lateness. */
   scheduledFor: string | null;
+  /**
+   * A shared (GitLab) token with less than this left is refreshed rather than reused: the
+   * workflow's own lead time, so a scheduled refresh never gets back the token it is replacing.
+   */
+  minValiditySeconds?: number;
 }
 
 export interface PushLeaseInput {
@@ -37,9 +42,11 @@ export interface PushLeaseInput {
 }
 
 export interface PushLeaseResult {
-  /** `gone`: the container answered 404/410; `no_lease`: nothing to push. */
+  /** `gone`: the container answered 404/410 (or the dispatch no longer exists); `no_lease`: nothing to push. */
   outcome: 'acknowledged' | 'gone' | 'no_lease';
   generation: number;
+  /** Expiry of the token pushed (ISO), null for a static token or when nothing was pushed. */
+  expiresAt: string | null;
 }
 
 export interface FinishDispatchInput {
@@ -63,6 +70,8 @@ export interface CarriedState extends DispatchView {
   /** Workflow time of the last mint (ms), for scheduling. */
   mintedAtMs: number | null;
   pushedGeneration: number;
+  /** Expiry of the token the container acknowledged last (ISO; null for none or a static token). */
+  pushedExpiresAt: string | null;
   transientFailures: number;
   /** When to try again after a failure (ms), or null. */
   retryAtMs: number | null;

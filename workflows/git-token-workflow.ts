@@ -4,6 +4,7 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -46,7 +47,9 @@ export function gitTokenWorkflowId(dispatchId: string): string {
 // Activity presets. Minting retries quickly for blips (three attempts in ~3 s); longer outages are
 // retried by the loop itself, so the dispatch shows `degraded` in the meantime.
 const mintActivities = proxyActivities<Activities>({
-  startToCloseTimeout: '30 seconds',
+  // Above the worst case inside: mint (10 s) + verification (~16 s) + a lease write waiting for a
+  // pooled connection (20 s). A timeout here would mint a second token.
+  startToCloseTimeout: '60 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '2 seconds', maximumAttempts: 3 },
 });
 const finishActivities = proxyActivities<Activities>({
@@ -77,6 +80,7 @@ function initialState(): CarriedState {
     lastError: null,
     mintedAtMs: null,
     pushedGeneration: 0,
+    pushedExpiresAt: null,
     transientFailures: 0,
     retryAtMs: null,
     mintSeq: 0,
@@ -176,6 +180,7 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
 
   const mint = async (reason: string): Promise<void> => {
     const scheduled = reason === 'scheduled' ? refreshAt() : null;
+    const lead = scheduled !== null && s.tokenExpiresAt !== null ? (Date.parse(s.tokenExpiresAt) - scheduled) / 1000 : undefined;
     changed = false;
     s.mintSeq += 1;
     try {
@@ -184,8 +189,13 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
         mintKey: `${workflowInfo().runId}:${s.mintSeq}`,
         reason,
         scheduledFor: scheduled === null ? null : new Date(scheduled).toISOString(),
+        ...(lead !== undefined ? { minValiditySeconds: Math.ceil(lead) + 1 } : {}),
       });
       applyLease(lease);
+      // A scheduled refresh that got the same token back must not spin on a refresh time that
+      // has already passed: look again shortly.
+      const next = refreshAt();
+      if (lease.reused && next !== null && next <= Date.now()) s.retryAtMs = Date.now() + transientBackoffMs(1, marginMs);
     } catch (err) {
       applyFailure(err);
     }
@@ -244,7 +254,11 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
     }
     if (cycles >= cyclesPerRun || workflowInfo().continueAsNewSuggested) {
       await condition(allHandlersFinished);
-      if (stopReason === null) return continueAsNew<typeof gitTokenWorkflow>({ ...input, state: { ...s } });
+      // A signal or a pull's mint may have arrived while handlers finished: handle it in this run.
+      if (stopReason === null && !changed && s.pushedGeneration >= s.generation) {
+        return continueAsNew<typeof gitTokenWorkflow>({ ...input, state: { ...s } });
+      }
+      continue;
     }
     const waitMs = mintAt === null ? undefined : Math.max(1, mintAt - Date.now());
     const seenGeneration = s.generation;
@@ -256,29 +270,57 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
   // Stop: let a pull's refresh finish, then revoke what this dispatch holds and end.
   await condition(allHandlersFinished);
   const finalStatus: DispatchStatus = stopReason === 'container_unreachable' ? 'container_unreachable' : 'stopped';
-  await finishActivities.finishDispatch({ dispatchId: input.dispatchId, status: finalStatus, reason: stopReason ?? 'stopped' });
+  try {
+    await finishActivities.finishDispatch({ dispatchId: input.dispatchId, status: finalStatus, reason: stopReason ?? 'stopped' });
+  } catch (err) {
+    // Ten minutes of retries could not reach Postgres: end anyway, the reason is in the history.
+    log.error('could not record the end of the dispatch', { dispatchId: input.dispatchId, error: failureCode(err).message });
+  }
   s.status = finalStatus;
   publish();
   return { status: s.status, generation: s.generation };
 
-  /** Pushes the current lease; returns a stop reason when the container is gone or unreachable. */
+  /**
+   * Pushes the current lease; returns a stop reason when the container is gone or unreachable.
+   * Retries run until the token the container holds would expire, but a stop, a credential change
+   * or a newer lease interrupts them at once.
+   */
   async function pushCurrent(): Promise<string | null> {
     const generation = s.generation;
-    const deadlineMs =
-      s.tokenExpiresAt === null
-        ? (input.staticPushDeadlineSeconds ?? DEFAULT_STATIC_PUSH_DEADLINE_SECONDS) * 1000
-        : Date.parse(s.tokenExpiresAt) - Date.now();
-    try {
-      const result = await pushActivities(deadlineMs).pushLease({ dispatchId: input.dispatchId });
-      if (result.outcome === 'gone') return 'container gone';
-      s.pushedGeneration = Math.max(s.pushedGeneration, result.generation);
-      return null;
-    } catch (err) {
-      // Retries ran out before the token expired. A newer lease minted meanwhile gets its own try;
-      // otherwise the container never received a token it could still use.
-      if (s.generation > generation && leaseValid()) return null;
-      log.warn('container unreachable', { dispatchId: input.dispatchId, error: failureCode(err).message });
-      return 'container_unreachable';
+    const containerExpiry = s.pushedGeneration > 0 ? s.pushedExpiresAt : s.tokenExpiresAt;
+    const isStatic = s.tokenExpiresAt === null && (s.pushedGeneration === 0 || s.pushedExpiresAt === null);
+    const deadlineMs = isStatic
+      ? (input.staticPushDeadlineSeconds ?? DEFAULT_STATIC_PUSH_DEADLINE_SECONDS) * 1000
+      : Date.parse(containerExpiry ?? s.tokenExpiresAt ?? new Date().toISOString()) - Date.now();
+    const pushScope = new CancellationScope();
+    const waitScope = new CancellationScope();
+    const pushing = pushScope.run(() => pushActivities(deadlineMs).pushLease({ dispatchId: input.dispatchId }));
+    const interrupted = waitScope.run(() => condition(() => stopReason !== null || changed || s.generation > generation));
+    type Outcome = { kind: 'done'; result: Awaited<typeof pushing> } | { kind: 'failed'; err: unknown } | { kind: 'interrupted' };
+    const outcome: Outcome = await Promise.race([
+      pushing.then(
+        (result): Outcome => ({ kind: 'done', result }),
+        (err): Outcome => ({ kind: 'failed', err }),
+      ),
+      interrupted.then((): Outcome => ({ kind: 'interrupted' })),
+    ]);
+    if (outcome.kind === 'interrupted') {
+      pushScope.cancel();
+      await pushing.catch(() => undefined);
+      return null; // the loop stops, mints or pushes the newer lease
     }
+    waitScope.cancel();
+    await interrupted.catch(() => undefined);
+    if (outcome.kind === 'done') {
+      if (outcome.result.outcome === 'gone') return 'container gone';
+      // Nothing to push (no lease yet, or it was wiped): do not retry in a loop.
+      s.pushedGeneration = outcome.result.outcome === 'no_lease' ? s.generation : Math.max(s.pushedGeneration, outcome.result.generation);
+      if (outcome.result.outcome === 'acknowledged') s.pushedExpiresAt = outcome.result.expiresAt;
+      return null;
+    }
+    // Retries ran out: the container could not be reached for as long as its token lived.
+    if (s.generation > generation && leaseValid()) return null;
+    log.warn('container unreachable', { dispatchId: input.dispatchId, error: failureCode(outcome.err).message });
+    return 'container_unreachable';
   }
 }

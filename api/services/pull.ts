@@ -23,6 +23,9 @@ export function isFresh(lease: CachedLease, marginMs: number, now: number): bool
   return lease.expiresAtMs - now > Math.min(marginMs, lifetime / 2);
 }
 
+/** How long a stale pull waits for the workflow's refresh (a mint plus its verification fit). */
+const REFRESH_DEADLINE_MS = 30_000;
+
 const unauthorized = () => new AppError(401, 'unauthorized', 'unknown container token', undefined, { 'www-authenticate': 'Bearer' });
 
 export function createPullService(deps: Deps) {
@@ -45,9 +48,12 @@ export function createPullService(deps: Deps) {
   function refresh(entry: CachedDispatch, staleGeneration: number): Promise<void> {
     let p = inflight.get(entry.dispatchId);
     if (!p) {
-      p = deps.temporal.workflow
-        .getHandle(entry.workflowId)
-        .executeUpdate(refreshNowUpdate, { args: [{ staleGeneration }] })
+      // Bounded: with the worker down a pull must fail (and the credential helper retry), not hang.
+      const conn = deps.temporal.connection;
+      p = conn
+        .withDeadline(Date.now() + REFRESH_DEADLINE_MS, () =>
+          deps.temporal.workflow.getHandle(entry.workflowId).executeUpdate(refreshNowUpdate, { args: [{ staleGeneration }] }),
+        )
         .then(() => undefined)
         .catch((err) => {
           if (err instanceof WorkflowNotFoundError || err instanceof WorkflowUpdateFailedError) return; // ended: the reload says so

@@ -124,8 +124,9 @@ it('counts mints, refreshes, pushes, pulls, provider errors, grant refreshes, re
   expect(valueOf(m, 'repo_connect_pulls_total', { result: 'miss' })).toBe(1);
   expect(valueOf(m, 'repo_connect_pulls_total', { result: 'hit' })).toBe(1);
 
-  // Stop revokes the GitHub token; the GitLab grant is shared, so nothing is revoked there.
-  expect(valueOf(m, 'repo_connect_token_revocations_total', { outcome: 'revoked' })).toBe(1);
+  // Stop revokes the GitHub tokens (the current one and the one it replaced, still valid); the
+  // GitLab grant is shared, so nothing is revoked there.
+  expect(valueOf(m, 'repo_connect_token_revocations_total', { outcome: 'revoked' })).toBe(2);
   expect(valueOf(m, 'repo_connect_token_revocations_total', { outcome: 'not_revocable' })).toBe(1);
 
   // Sampled from Postgres at scrape time (the database is shared with other test files).

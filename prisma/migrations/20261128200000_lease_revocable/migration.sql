@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "token_leases" ADD COLUMN     "revocable" BOOLEAN NOT NULL DEFAULT false;
