@@ -3,7 +3,6 @@
 // through an integration never silently falls back to a town token: when the integration fails,
 // the dispatch says why (least privilege beats a surprise switch to a broader static token).
 import type { Db } from '../lib/db';
-import type { PlatformIntegration } from '../prisma/generated/client';
 import type { GitlabGrants } from '../lib/gitlab-grant';
 import { setIntegrationStatus } from '../lib/integration-status';
 import { DispatchEndedError, type Credential } from '../lib/lease-store';
@@ -42,21 +41,29 @@ export interface ResolverDeps {
 
 /** Resolves and obtains the credential for a dispatch's rig. */
 export async function resolveCredential(deps: ResolverDeps, dispatchId: string, opts: { minValiditySeconds?: number } = {}): Promise<ResolvedCredential> {
-  const dispatch = await deps.db.agentDispatch.findUnique({
-    where: { id: dispatchId },
-    select: { rig: { select: { townId: true, gitUrl: true, repositoryId: true, integration: true } } },
-  });
-  if (!dispatch) throw new DispatchEndedError(dispatchId);
-  const { rig } = dispatch;
-  const integration = rig.integration;
+  // Raw SQL: this runs once per refresh of every dispatch (see lib/lease-store.ts on the cost).
+  const [rig] = await deps.db.$queryRaw<RigRow[]>`
+    SELECT r.town_id, r.git_url, r.repository_id, i.id AS integration_id, i.provider::text AS provider, i.status::text AS status,
+           i.github_installation_id, i.github_app_type::text AS github_app_type
+    FROM agent_dispatches d JOIN gastown_rigs r ON r.id = d.rig_id
+    LEFT JOIN platform_integrations i ON i.id = r.platform_integration_id
+    WHERE d.id = ${dispatchId}::uuid`;
+  if (!rig) throw new DispatchEndedError(dispatchId);
 
-  if (integration) {
-    if (integration.provider === 'github') return mintGithub(deps, integration, rig.repositoryId);
+  if (rig.integration_id) {
+    const integration: IntegrationRow = {
+      id: rig.integration_id,
+      status: rig.status!,
+      githubInstallationId: rig.github_installation_id,
+      githubAppType: rig.github_app_type,
+    };
+    if (rig.provider === 'github') return mintGithub(deps, integration, rig.repository_id);
     return gitlabToken(deps, integration, Math.max(deps.marginSeconds, opts.minValiditySeconds ?? 0));
   }
 
-  const host = gitHost(rig.gitUrl);
-  const townToken = await deps.db.townGitAuth.findUnique({ where: { townId_host: { townId: rig.townId, host } } });
+  const host = gitHost(rig.git_url);
+  const [townToken] = await deps.db.$queryRaw<Array<{ token_enc: string; username: string | null }>>`
+    SELECT token_enc, username FROM town_git_auth WHERE town_id = ${rig.town_id}::uuid AND host = ${host}`;
   if (!townToken) {
     throw new CredentialError(
       FailureType.noCredentials,
@@ -64,7 +71,7 @@ export async function resolveCredential(deps: ResolverDeps, dispatchId: string, 
     );
   }
   return {
-    token: deps.secrets.decrypt(townToken.tokenEnc, townTokenContext(rig.townId, host)),
+    token: deps.secrets.decrypt(townToken.token_enc, townTokenContext(rig.town_id, host)),
     expiresAt: null,
     username: townToken.username ?? defaultUsernameForHost(host),
     source: 'town_git_auth',
@@ -74,7 +81,23 @@ export async function resolveCredential(deps: ResolverDeps, dispatchId: string, 
   };
 }
 
-type IntegrationRow = PlatformIntegration;
+interface RigRow {
+  town_id: string;
+  git_url: string;
+  repository_id: bigint | null;
+  integration_id: string | null;
+  provider: 'github' | 'gitlab' | null;
+  status: string | null;
+  github_installation_id: bigint | null;
+  github_app_type: 'standard' | 'lite' | null;
+}
+
+interface IntegrationRow {
+  id: string;
+  status: string;
+  githubInstallationId: bigint | null;
+  githubAppType: 'standard' | 'lite' | null;
+}
 
 async function mintGithub(deps: ResolverDeps, integration: IntegrationRow, repositoryId: bigint | null): Promise<ResolvedCredential> {
   // Uninstalled installations never come back (ids are not reused); every other status is

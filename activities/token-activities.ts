@@ -6,6 +6,7 @@ import type { DispatchNotifier } from '../lib/dispatch-notifier';
 import { IntegrationUnavailableError } from '../lib/gitlab-grant';
 import { DispatchEndedError, ENDED_STATUSES, type LeaseStore } from '../lib/lease-store';
 import { fingerprint } from '../lib/secrets';
+import type { Logger } from '../lib/logger';
 import type { Metrics } from '../lib/metrics';
 import { containerTokenContext } from '../lib/secret-contexts';
 import { ProviderError, type GithubClient } from '../lib/providers/types';
@@ -26,6 +27,8 @@ export interface TokenActivityDeps extends Omit<ResolverDeps, 'github' | 'onInte
   notifier: Pick<DispatchNotifier, 'integrationChanged'>;
   fetch: typeof fetch;
   metrics?: Metrics;
+  /** Where unexpected failures are described for operators (Temporal sees only their class). */
+  logger?: Pick<Logger, 'error'>;
   /** Push request timeout; the workflow's retry policy bounds the total. */
   pushTimeoutMs?: number;
 }
@@ -90,6 +93,9 @@ export function createTokenActivities(deps: TokenActivityDeps) {
         throw ApplicationFailure.create({ type: 'dispatch_ended', message: err.message, nonRetryable: true });
       }
       const failure = classifyMintError(err);
+      if (failure.message.startsWith('internal error')) {
+        deps.logger?.error({ err: { name: (err as Error)?.name, message: (err as Error)?.message }, dispatchId: input.dispatchId }, 'mint failed unexpectedly');
+      }
       const provider = credential?.provider ?? (await providerOf(input.dispatchId).catch(() => 'unknown'));
       metrics?.mints.inc({ provider, outcome: 'failed', reason: input.reason });
       metrics?.providerErrors.inc({ provider, code: failure.code });
@@ -120,13 +126,10 @@ export function createTokenActivities(deps: TokenActivityDeps) {
   }
 
   async function pushLease(input: PushLeaseInput): Promise<PushLeaseResult> {
-    const d = await deps.db.agentDispatch.findUnique({
-      where: { id: input.dispatchId },
-      select: { id: true, rigId: true, containerUrl: true, containerTokenEnc: true, status: true },
-    });
-    if (!d || ENDED_STATUSES.includes(d.status)) return { outcome: 'gone', generation: 0, expiresAt: null };
     const lease = await leases.read(input.dispatchId);
-    if (!lease?.token) return { outcome: 'no_lease', generation: lease?.generation ?? 0, expiresAt: null };
+    if (!lease || ENDED_STATUSES.includes(lease.status)) return { outcome: 'gone', generation: 0, expiresAt: null };
+    if (!lease.token) return { outcome: 'no_lease', generation: lease.generation, expiresAt: null };
+    const d = { id: lease.dispatchId, rigId: lease.rigId, containerUrl: lease.containerUrl, containerTokenEnc: lease.containerTokenEnc };
     const started = performance.now();
     const expiresAt = lease.expiresAt?.toISOString() ?? null;
     const event = { source: lease.source, generation: lease.generation, fingerprint: lease.fingerprint, expiresAt: lease.expiresAt };

@@ -45,6 +45,7 @@ export async function createTokenWorker(opts: TokenWorkerOptions): Promise<Worke
     notifier: core.notifier,
     fetch: opts.fetch ?? fetch,
     metrics: core.metrics,
+    logger: core.logger,
     marginSeconds: core.config.tokenRefreshMarginSeconds,
   });
   return Worker.create({

@@ -50,8 +50,9 @@ export async function startService(role: 'api' | 'worker', env: Record<string, s
   const port = await freePort();
   const metricsPort = await freePort();
   // One node process (tsx as a loader, not its CLI), so RSS and profiles are the service's own.
-  // Profiling hook: BENCH_API_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the API.
-  const nodeArgs = role === 'api' && process.env.BENCH_API_NODE_ARGS ? process.env.BENCH_API_NODE_ARGS.split(' ') : [];
+  // Profiling hooks: BENCH_API_NODE_ARGS / BENCH_WORKER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const extra = role === 'api' ? process.env.BENCH_API_NODE_ARGS : process.env.BENCH_WORKER_NODE_ARGS;
+  const nodeArgs = extra ? extra.split(' ') : [];
   const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', join(PROJECT_ROOT, 'bin', 'repo-connect.ts')], {
     cwd: PROJECT_ROOT,
     env: {

@@ -25,7 +25,7 @@ async function load(url: string, headers: Record<string, string>, seconds: numbe
 
 async function startBare(): Promise<{ url: string; stop: () => void }> {
   const port = await freePort();
-  const child = spawn(process.execPath, [require.resolve('tsx/cli'), join(PROJECT_ROOT, 'bench', 'bare-server.ts'), String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'bench', 'bare-server.ts'), String(port)], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve) => child.stdout!.on('data', (b: Buffer) => b.toString().includes('listening') && resolve()));
   return { url: `http://127.0.0.1:${port}/constant`, stop: () => child.kill('SIGTERM') };
 }

@@ -47,7 +47,7 @@ async function createRigs(o: TokenLoopOptions, count: number): Promise<string[]>
 }
 
 export async function runTokenLoop(o: TokenLoopOptions) {
-  const containers = await FakeContainerHost.start();
+  const containers = await FakeContainerHost.start({ acceptBeforeBearer: true });
   const rigs = await createRigs(o, Math.ceil(o.dispatches / 10));
   // One dispatch first, so the worker's workflow sandbox exists before the baseline is taken.
   const warmUrl = containers.add('warmup');
@@ -118,6 +118,7 @@ export async function runTokenLoop(o: TokenLoopOptions) {
     }
   }
   const generations = ds.length * lastGen;
+  const badBearers = ds.reduce((n, d) => n + containers.rejected(d.name), 0);
   const mints = o.gh.accessTokenRequests.filter((r) => r.repositoryIds !== null).length - mintsBefore;
   await containers.close();
   return {
@@ -137,5 +138,6 @@ export async function runTokenLoop(o: TokenLoopOptions) {
     worker_rss_after_mb: rssAfter,
     worker_rss_per_1000_workflows_mb: ((rssAfter - rssBefore) / o.dispatches) * 1000,
     measured_refreshes: lateness.length,
+    pushes_with_a_wrong_bearer: badBearers,
   };
 }

@@ -90,7 +90,8 @@ async function main(): Promise<void> {
   const applied = await migrate(config.databaseUrl);
   log(applied.length ? `applied migrations: ${applied.join(', ')}` : 'database schema is up to date');
 
-  const service = spawn(process.execPath, [require.resolve('tsx/cli'), join(PROJECT_ROOT, 'bin', 'repo-connect.ts')], { stdio: 'inherit', env });
+  // One node process with tsx as its loader, so signals reach the service itself.
+  const service = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'bin', 'repo-connect.ts')], { cwd: PROJECT_ROOT, stdio: 'inherit', env });
   let stopping = false;
   const stopAll = async (code: number) => {
     if (stopping) return;

@@ -21,6 +21,8 @@ interface Box {
   mode: ContainerMode;
   pushes: ReceivedPush[];
   rejected: number;
+  /** Bearer digests of pushes accepted before the container knew its token. */
+  unverified: Buffer[];
   waiters: Array<{ predicate: (p: ReceivedPush) => boolean; resolve: (p: ReceivedPush) => void }>;
 }
 
@@ -31,28 +33,36 @@ export class FakeContainerHost {
   private constructor(
     private readonly server: Server,
     readonly baseUrl: string,
+    private readonly acceptBeforeBearer: boolean,
   ) {}
 
-  /** Starts the listener on a free loopback port. */
-  static async start(): Promise<FakeContainerHost> {
+  /**
+   * Starts the listener on a free loopback port. `acceptBeforeBearer` (benchmarks): a container
+   * whose token is not known yet accepts pushes and checks their bearer once it is set, as a
+   * container configured a moment after its dispatch was created would.
+   */
+  static async start(opts: { acceptBeforeBearer?: boolean } = {}): Promise<FakeContainerHost> {
     const holder: { host?: FakeContainerHost } = {};
     const server = createServer((req, res) => holder.host!.handle(req, res));
     server.keepAliveTimeout = 30_000;
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const { port } = server.address() as { port: number };
-    holder.host = new FakeContainerHost(server, `http://127.0.0.1:${port}`);
+    holder.host = new FakeContainerHost(server, `http://127.0.0.1:${port}`, opts.acceptBeforeBearer ?? false);
     return holder.host;
   }
 
   /** Registers a container and returns its URL (what a dispatch's `container_url` is). */
   add(name: string): string {
-    this.boxes.set(name, { mode: 'ok', pushes: [], rejected: 0, waiters: [] });
+    this.boxes.set(name, { mode: 'ok', pushes: [], rejected: 0, unverified: [], waiters: [] });
     return `${this.baseUrl}/c/${name}`;
   }
 
   /** The container token this container accepts (known only after the dispatch is created). */
   setBearer(name: string, token: string): void {
-    this.box(name).bearer = token;
+    const box = this.box(name);
+    box.bearer = token;
+    const expected = digest(token);
+    for (const seen of box.unverified.splice(0)) if (!timingSafeEqual(seen, expected)) box.rejected += 1;
   }
 
   setMode(name: string, mode: ContainerMode): void {
@@ -122,7 +132,8 @@ export class FakeContainerHost {
     }
     const auth = req.headers.authorization ?? '';
     const presented = auth.startsWith('Bearer ') ? auth.slice(7) : '';
-    if (!box.bearer || !timingSafeEqual(digest(presented), digest(box.bearer))) {
+    if (!box.bearer && this.acceptBeforeBearer) box.unverified.push(digest(presented));
+    else if (!box.bearer || !timingSafeEqual(digest(presented), digest(box.bearer))) {
       box.rejected += 1;
       res.writeHead(401).end();
       return;

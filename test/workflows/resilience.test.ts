@@ -100,7 +100,10 @@ describe('with the worker in its own process', () => {
   /** Runs the real service entry point as a worker-only process for this harness's task queue. */
   async function startWorkerProcess(): Promise<ChildProcess> {
     const c = h.core.config;
-    const child = spawn(process.execPath, [require.resolve('tsx/cli'), join(__dirname, '../../bin/repo-connect.ts')], {
+    // One node process (tsx as a loader, not its CLI): SIGKILL must kill the worker itself, not a
+    // launcher that would leave it orphaned.
+    const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, '../../bin/repo-connect.ts')], {
+      cwd: join(__dirname, '../..'),
       env: {
         PATH: process.env.PATH,
         NODE_ENV: 'test',

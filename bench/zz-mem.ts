@@ -1,0 +1,26 @@
+import { FakeContainerHost } from '../test/fakes/container';
+import { benchDatabase, benchTemporal, pool, serviceEnv, startService } from './env';
+(async () => {
+  const temporal = await benchTemporal();
+  const databaseUrl = await benchDatabase();
+  const env = serviceEnv({ databaseUrl, temporalAddress: temporal.address, taskQueue: 'mem' }, { WORKER_MAX_CACHED_WORKFLOWS: process.env.CACHE ?? '2000' });
+  const api = await startService('api', env);
+  const worker = await startService('worker', env);
+  const call = async (m: string, p: string, b?: unknown) => { const r = await fetch(api.url + p, { method: m, headers: { authorization: `Bearer ${env.ADMIN_API_TOKEN}`, ...(b ? { 'content-type': 'application/json' } : {}) }, body: b ? JSON.stringify(b) : undefined }); const t = await r.text(); return (t ? JSON.parse(t) : null) as any; };
+  const containers = await FakeContainerHost.start({ acceptBeforeBearer: true });
+  const town = await call('POST', '/api/towns', { name: 't', owner_id: crypto.randomUUID() });
+  await call('PUT', `/api/towns/${town.id}/git-auth`, { tokens: [{ host: 'git.example.com', token: 'static' }] });
+  const rig = await call('POST', `/api/towns/${town.id}/rigs`, { name: 'r', git_url: 'https://git.example.com/a/b.git' });
+  const N = Number(process.env.N ?? 1000);
+  const one = async (i: number) => { const u = containers.add(`c${i}`); const d = await call('POST', `/api/rigs/${rig.id}/dispatches`, { container_url: u }); containers.setBearer(`c${i}`, d.container_token); await containers.waitForPush(`c${i}`, (p) => p.generation === 1, 300_000); };
+  await one(-1);
+  await new Promise((r) => setTimeout(r, 3000));
+  const before = worker.rssMb();
+  const t0 = Date.now();
+  await pool(Array.from({ length: N }, (_, i) => i), 32, one);
+  console.log('started', N, 'in', (Date.now() - t0) / 1000, 's');
+  await new Promise((r) => setTimeout(r, 5000));
+  const after = worker.rssMb();
+  console.log(JSON.stringify({ cache: env.WORKER_MAX_CACHED_WORKFLOWS, before, after, per1000: ((after - before) / N) * 1000 }));
+  await worker.stop(); await api.stop(); await containers.close(); await temporal.stop();
+})();
