@@ -61,6 +61,8 @@ export async function startService(role: 'api' | 'worker', env: Record<string, s
       ROLE: role, PORT: String(port), WORKER_METRICS_PORT: String(metricsPort), PUBLIC_URL: `http://127.0.0.1:${port}`, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // Never outlive the bench, even when it crashes.
+  process.once('exit', () => child.kill('SIGKILL'));
   let out = '';
   child.stdout!.on('data', (b: Buffer) => (out = (out + b.toString()).slice(-20_000)));
   child.stderr!.on('data', (b: Buffer) => (out = (out + b.toString()).slice(-20_000)));

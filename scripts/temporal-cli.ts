@@ -132,6 +132,10 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     stderr = (stderr + d.toString()).slice(-4000);
   });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  // Detached, so it would outlive a crashed parent: never leave it behind.
+  const reap = () => child.kill('SIGKILL');
+  process.once('exit', reap);
+  void exited.then(() => process.removeListener('exit', reap));
 
   const deadline = Date.now() + 60_000;
   for (;;) {

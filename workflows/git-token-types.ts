@@ -20,6 +20,8 @@ export interface LeaseMeta {
   fingerprint: string;
   /** True when the credential did not change, so no new generation was written. */
   reused: boolean;
+  /** Set when the mint also pushed the new lease: acknowledged, or the container is gone. */
+  pushed?: 'acknowledged' | 'gone';
 }
 
 export interface MintLeaseInput {
@@ -30,6 +32,8 @@ export interface MintLeaseInput {
   reason: string;
   /** When the workflow meant to refresh (ISO), to measure lateness. */
   scheduledFor: string | null;
+  /** Push a new lease to the container at once (one attempt; the loop retries failures). */
+  push?: boolean;
   /**
    * A shared (GitLab) token with less than this left is refreshed rather than reused: the
    * workflow's own lead time, so a scheduled refresh never gets back the token it is replacing.

@@ -50,6 +50,8 @@ const mintActivities = proxyActivities<Activities>({
   // Above the worst case inside: mint (10 s) + verification (~16 s) + a lease write waiting for a
   // pooled connection (20 s). A timeout here would mint a second token.
   startToCloseTimeout: '60 seconds',
+  // The activity heartbeats, so a worker that dies mid-mint is noticed in seconds, not a minute.
+  heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '2 seconds', maximumAttempts: 3 },
 });
 const finishActivities = proxyActivities<Activities>({
@@ -189,9 +191,16 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
         mintKey: `${workflowInfo().runId}:${s.mintSeq}`,
         reason,
         scheduledFor: scheduled === null ? null : new Date(scheduled).toISOString(),
+        push: true,
         ...(lead !== undefined ? { minValiditySeconds: Math.ceil(lead) + 1 } : {}),
       });
       applyLease(lease);
+      if (lease.pushed === 'acknowledged') {
+        s.pushedGeneration = Math.max(s.pushedGeneration, lease.generation);
+        s.pushedExpiresAt = lease.expiresAt;
+      } else if (lease.pushed === 'gone') {
+        stopReason ??= 'container gone';
+      }
       // A scheduled refresh that got the same token back must not spin on a refresh time that
       // has already passed: look again shortly.
       const next = refreshAt();

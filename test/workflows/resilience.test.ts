@@ -134,6 +134,7 @@ describe('with the worker in its own process', () => {
     worker = await startWorkerProcess();
     const d = await dispatchTo(h, containers, rig.rigId, 'killed');
     const first = await containers.waitForPush(d.container, (p) => p.generation === 1, 30_000);
+    await new Promise((r) => setTimeout(r, 2000)); // the mint activity has reported; the workflow sleeps
 
     worker.kill('SIGKILL'); // no graceful shutdown: the process just dies while the workflow sleeps
     await new Promise((r) => worker!.once('exit', r));
