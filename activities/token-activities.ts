@@ -47,7 +47,10 @@ export function classifyMintError(err: unknown): { code: string; message: string
   return { code: FailureType.providerUnavailable, message: `internal error (${err instanceof Error ? err.name : 'unknown'})`, permanent: false };
 }
 
-/** Heartbeats every 3 s while an activity runs (a no-op outside one, e.g. in unit tests). */
+/**
+ * Heartbeats every 3 s while a (remote) activity runs, so a dead worker is noticed in seconds. A
+ * no-op for local activities (the workflow task covers them) and outside an activity.
+ */
 function heartbeatWhileRunning(): () => void {
   let ctx: Context | undefined;
   try {
@@ -55,6 +58,7 @@ function heartbeatWhileRunning(): () => void {
   } catch {
     return () => undefined;
   }
+  if (ctx.info.isLocal) return () => undefined;
   const timer = setInterval(() => ctx!.heartbeat(), 3000);
   return () => clearInterval(timer);
 }

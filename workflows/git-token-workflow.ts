@@ -13,6 +13,7 @@ import {
   defineUpdate,
   log,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -44,14 +45,16 @@ export function gitTokenWorkflowId(dispatchId: string): string {
   return `git-token-${dispatchId}`;
 }
 
-// Activity presets. Minting retries quickly for blips (three attempts in ~3 s); longer outages are
-// retried by the loop itself, so the dispatch shows `degraded` in the meantime.
-const mintActivities = proxyActivities<Activities>({
+// Activity presets. Minting (which also pushes) is a local activity: it takes a second, and run
+// inside the workflow task it saves the Temporal server an activity task and a workflow task per
+// refresh, which is most of the server's work for a sleeping fleet. It retries quickly for blips
+// (three attempts in ~3 s); longer outages are retried by the loop itself, so the dispatch shows
+// `degraded` in the meantime. A worker that dies mid-mint loses its workflow task, and the next
+// worker runs the mint again, which returns the lease the first attempt stored (mint key).
+const mintActivities = proxyLocalActivities<Activities>({
   // Above the worst case inside: mint (10 s) + verification (~16 s) + a lease write waiting for a
   // pooled connection (20 s). A timeout here would mint a second token.
   startToCloseTimeout: '60 seconds',
-  // The activity heartbeats, so a worker that dies mid-mint is noticed in seconds, not a minute.
-  heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '2 seconds', maximumAttempts: 3 },
 });
 const finishActivities = proxyActivities<Activities>({
