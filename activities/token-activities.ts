@@ -167,7 +167,7 @@ export function createTokenActivities(deps: TokenActivityDeps) {
   /** One push of the current lease; `failed` means worth retrying. */
   async function pushOnce(dispatchId: string): Promise<PushLeaseResult | { outcome: 'failed'; detail: string }> {
     const lease = await leases.read(dispatchId);
-    if (!lease || ENDED_STATUSES.includes(lease.status)) return { outcome: 'gone', generation: 0, expiresAt: null };
+    if (!lease || lease.ended) return { outcome: 'gone', generation: 0, expiresAt: null };
     if (!lease.token) return { outcome: 'no_lease', generation: lease.generation, expiresAt: null };
     const d = { id: lease.dispatchId, rigId: lease.rigId, containerUrl: lease.containerUrl, containerTokenEnc: lease.containerTokenEnc };
     const started = performance.now();
@@ -205,7 +205,7 @@ export function createTokenActivities(deps: TokenActivityDeps) {
   async function finishDispatch(input: FinishDispatchInput): Promise<void> {
     const lease = await leases.read(input.dispatchId);
     const revocable = await leases.revocableTokens(input.dispatchId);
-    await leases.end(input.dispatchId, input.status, input.reason);
+    await leases.end(input.dispatchId);
     if (lease && revocable.length > 0) {
       const outcomes: string[] = [];
       for (const t of revocable) {
@@ -224,6 +224,7 @@ export function createTokenActivities(deps: TokenActivityDeps) {
       metrics?.revocations.inc({ outcome: 'not_revocable' });
     }
     await leases.wipe(input.dispatchId);
+    await leases.finalize(input.dispatchId, input.status, input.reason);
   }
 
   return { mintLease, pushLease, finishDispatch };

@@ -170,7 +170,7 @@ export function createLeaseCache(deps: LeaseCacheDeps) {
       const startedAt = seq;
       const row = await deps.db.agentDispatch.findUnique({
         where: { containerTokenHash: tokenHash },
-        select: { id: true, rigId: true, workflowId: true, status: true, lease: true },
+        select: { id: true, rigId: true, workflowId: true, status: true, endedAt: true, lease: true },
       });
       if (!row) return null;
       const l = row.lease;
@@ -178,7 +178,8 @@ export function createLeaseCache(deps: LeaseCacheDeps) {
         dispatchId: row.id,
         rigId: row.rigId,
         workflowId: row.workflowId,
-        ended: ENDED_STATUSES.includes(row.status),
+        // Ending starts by stamping ended_at (then tokens are revoked, then the status is final).
+        ended: row.endedAt !== null || ENDED_STATUSES.includes(row.status),
         loadedAt: Date.now(),
         lease:
           l && l.tokenEnc !== null

@@ -29,6 +29,8 @@ export interface CurrentLease {
   dispatchId: string;
   rigId: string;
   status: DispatchStatus;
+  /** True once the dispatch is ending or has ended: nothing may be minted or pushed. */
+  ended: boolean;
   containerUrl: string;
   containerTokenEnc: string;
   generation: number;
@@ -67,6 +69,7 @@ interface LeaseRow {
   id: string;
   rig_id: string;
   status: DispatchStatus;
+  ended_at: Date | null;
   container_url: string;
   container_token_enc: string;
   generation: number | null;
@@ -89,7 +92,7 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
 
   async function row(dispatchId: string): Promise<LeaseRow | undefined> {
     const [r] = await db.$queryRaw<LeaseRow[]>`
-      SELECT d.id, d.rig_id, d.status::text AS status, d.container_url, d.container_token_enc,
+      SELECT d.id, d.rig_id, d.status::text AS status, d.ended_at, d.container_url, d.container_token_enc,
              l.generation, l.credential_source::text AS credential_source, l.token_enc, l.previous_token_enc,
              l.previous_expires_at, l.revocable, l.username, l.fingerprint, l.expires_at, l.integration_id, l.mint_key
       FROM agent_dispatches d LEFT JOIN token_leases l ON l.dispatch_id = d.id
@@ -114,6 +117,7 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
         dispatchId: r.id,
         rigId: r.rig_id,
         status: r.status,
+        ended: r.ended_at !== null || ENDED_STATUSES.includes(r.status),
         containerUrl: r.container_url,
         containerTokenEnc: r.container_token_enc,
         generation: r.generation ?? 0,
@@ -136,11 +140,11 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
       return db.$transaction(async (tx) => {
         // Lock the dispatch row: concurrent writers (a retried activity) serialise here.
         const [current] = await tx.$queryRaw<LeaseRow[]>`
-          SELECT d.id, d.status::text AS status, l.generation, l.credential_source::text AS credential_source, l.token_enc,
+          SELECT d.id, d.status::text AS status, d.ended_at, l.generation, l.credential_source::text AS credential_source, l.token_enc,
                  l.previous_token_enc, l.previous_expires_at, l.revocable, l.fingerprint, l.expires_at, l.integration_id, l.mint_key
           FROM agent_dispatches d LEFT JOIN token_leases l ON l.dispatch_id = d.id
           WHERE d.id = ${dispatchId}::uuid FOR UPDATE OF d`;
-        if (!current || ENDED_STATUSES.includes(current.status)) throw new DispatchEndedError(dispatchId);
+        if (!current || current.ended_at !== null || ENDED_STATUSES.includes(current.status)) throw new DispatchEndedError(dispatchId);
         const now = new Date();
         const held = current.token_enc !== null;
         if (held && current.mint_key === mintKey && current.fingerprint !== fp) {
@@ -219,12 +223,25 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
       return out;
     },
 
-    /** Marks the dispatch ended and tells every cache, so pulls answer 410 from now on. */
-    async end(dispatchId: string, status: DispatchStatus, reason: string): Promise<void> {
+    /**
+     * First step of ending: stamps ended_at and tells every cache, so pulls answer 410 and no
+     * mint or push happens from now on. The status stays until `finalize` (after revocation),
+     * so `stopped` means the tokens were revoked where the provider allows.
+     */
+    async end(dispatchId: string): Promise<void> {
+      await db.$executeRaw`
+        WITH ended AS (
+          UPDATE agent_dispatches SET ended_at = COALESCE(ended_at, now()), updated_at = now() WHERE id = ${dispatchId}::uuid RETURNING 1
+        )
+        SELECT pg_notify(${LEASE_CHANNEL}, ${dispatchId}) FROM (SELECT count(*) FROM ended) AS done`;
+    },
+
+    /** Last step of ending: the final status (and why, for an unreachable container). */
+    async finalize(dispatchId: string, status: DispatchStatus, reason: string): Promise<void> {
       const unreachable = status === 'container_unreachable';
       await db.$executeRaw`
         WITH ended AS (
-          UPDATE agent_dispatches SET status = ${status}::"DispatchStatus", ended_at = now(), updated_at = now(),
+          UPDATE agent_dispatches SET status = ${status}::"DispatchStatus", ended_at = COALESCE(ended_at, now()), updated_at = now(),
             last_error_code = CASE WHEN ${unreachable} THEN 'container_unreachable' ELSE last_error_code END,
             last_error_message = CASE WHEN ${unreachable} THEN ${reason} ELSE last_error_message END,
             last_error_at = CASE WHEN ${unreachable} THEN now() ELSE last_error_at END
@@ -243,7 +260,7 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
       await db.$executeRaw`
         UPDATE agent_dispatches SET status = ${status}::"DispatchStatus", last_error_code = ${code}, last_error_message = ${message},
           last_error_at = now(), updated_at = now()
-        WHERE id = ${dispatchId}::uuid AND status NOT IN ('stopped', 'container_unreachable')`;
+        WHERE id = ${dispatchId}::uuid AND status NOT IN ('stopped', 'container_unreachable') AND ended_at IS NULL`;
     },
 
     /** Appends to the audit ledger. */

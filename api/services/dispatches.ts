@@ -106,8 +106,9 @@ export function createDispatchService(deps: Deps) {
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) throw new AppError(503, 'temporal_unavailable', 'could not reach the token workflow; try again');
         // The workflow is gone (terminated by an operator): record the end ourselves.
-        await deps.leases.end(dispatchId, 'stopped', 'token workflow no longer exists');
+        await deps.leases.end(dispatchId);
         await deps.leases.wipe(dispatchId);
+        await deps.leases.finalize(dispatchId, 'stopped', 'token workflow no longer exists');
       }
     },
 
