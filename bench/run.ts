@@ -93,6 +93,8 @@ function printTable(r: { token_loop: Awaited<ReturnType<typeof runTokenLoop>> | 
     ['refreshes that landed after expiry', String(t.refreshes_after_expiry), '0', t.refreshes_after_expiry === 0],
     ['upstream mints per dispatch-cycle', f(t.upstream_mints_per_dispatch_cycle, 3), '1', Math.abs(t.upstream_mints_per_dispatch_cycle - 1) < 0.005],
     ['check calls per dispatch-cycle', f(t.check_calls_per_dispatch_cycle, 3), '1', Math.abs(t.check_calls_per_dispatch_cycle - 1) < 0.005],
+    [`stop all ${t.dispatches} (API → revoked and ended)`, `${f(t.stop_all_s, 1)} s, ${t.stopped} stopped`, `${t.dispatches}`, t.stopped === t.dispatches],
+    ['dispatches whose last token is still live after stop', String(t.tokens_live_after_stop), '0', t.tokens_live_after_stop === 0],
     [`worker RSS with ${t.dispatches} workflows`, `${f(t.worker_rss_after_mb, 0)} MB`, '≤ 250 MB', t.worker_rss_after_mb <= 250],
     ['worker RSS growth per 1,000 workflows', `${f(t.worker_rss_per_1000_workflows_mb, 0)} MB`, '—', null],
   );

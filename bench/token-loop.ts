@@ -81,13 +81,25 @@ export async function runTokenLoop(o: TokenLoopOptions) {
   await Promise.all(ds.map((d) => containers.waitForPush(d.name, (p) => p.generation === lastGen, 600_000)));
   const rssAfter = o.worker.rssMb();
 
+  // Dispatches that got their first token early are a cycle or two further by now: stop them all,
+  // then compare upstream calls with the generations the ledger recorded over the same window.
+  const stopping = performance.now();
+  await pool(ds, 64, (d) => call(o, 'POST', `/api/dispatches/${d.id}/stop`));
+  const stopped = await waitUntilStopped(o, ds.map((d) => d.id));
+  const stopSeconds = (performance.now() - stopping) / 1000;
+  const mints = o.gh.accessTokenRequests.filter((r) => r.repositoryIds !== null).length - mintsBefore;
+  const verifies = o.gh.stats.verifications - verifiesBefore;
+
   // Planned refresh times come from the same pure function the workflow uses, fed with the mint
   // time and expiry recorded in the ledger.
   const db = new Client({ connectionString: o.databaseUrl });
   await db.connect();
+  const ids = ds.map((d) => d.id);
   const { rows } = await db.query<{ dispatch_id: string; generation: number; at: Date; expires_at: Date }>(
-    "SELECT dispatch_id, generation, at, expires_at FROM token_events WHERE kind = 'minted'",
+    "SELECT dispatch_id, generation, at, expires_at FROM token_events WHERE kind = 'minted' AND dispatch_id = ANY($1::uuid[])",
+    [ids],
   );
+  const revoked = await db.query<{ n: string }>("SELECT count(DISTINCT dispatch_id) AS n FROM token_events WHERE kind = 'revoked' AND dispatch_id = ANY($1::uuid[])", [ids]);
   await db.end();
   const minted = new Map(rows.map((r) => [`${r.dispatch_id}:${r.generation}`, r]));
 
@@ -117,9 +129,12 @@ export async function runTokenLoop(o: TokenLoopOptions) {
       if (next.receivedAt >= m.expires_at.getTime()) gaps++;
     }
   }
-  const generations = ds.length * lastGen;
+  const generations = rows.length;
   const badBearers = ds.reduce((n, d) => n + containers.rejected(d.name), 0);
-  const mints = o.gh.accessTokenRequests.filter((r) => r.repositoryIds !== null).length - mintsBefore;
+  const liveAfterStop = ds.filter((d) => {
+    const last = containers.latest(d.name);
+    return last !== undefined && o.gh.isTokenLive(last.token);
+  }).length;
   await containers.close();
   return {
     dispatches: o.dispatches,
@@ -132,12 +147,36 @@ export async function runTokenLoop(o: TokenLoopOptions) {
     least_validity_at_push_s: Math.min(...validityLeft),
     expired_at_push: expiredAtPush,
     refreshes_after_expiry: gaps,
+    generations_minted: generations,
+    upstream_mints: mints,
     upstream_mints_per_dispatch_cycle: mints / generations,
-    check_calls_per_dispatch_cycle: (o.gh.stats.verifications - verifiesBefore) / generations,
+    check_calls_per_dispatch_cycle: verifies / generations,
+    stop_all_s: stopSeconds,
+    stopped,
+    revoked_at_stop: Number(revoked.rows[0]?.n ?? 0),
+    tokens_live_after_stop: liveAfterStop,
     worker_rss_before_mb: rssBefore,
     worker_rss_after_mb: rssAfter,
     worker_rss_per_1000_workflows_mb: ((rssAfter - rssBefore) / o.dispatches) * 1000,
     measured_refreshes: lateness.length,
     pushes_with_a_wrong_bearer: badBearers,
   };
+}
+
+/** Polls Postgres until every dispatch has ended (revoked and final); returns how many did. */
+async function waitUntilStopped(o: TokenLoopOptions, ids: string[], timeoutMs = 180_000): Promise<number> {
+  const db = new Client({ connectionString: o.databaseUrl });
+  await db.connect();
+  try {
+    for (const deadline = Date.now() + timeoutMs; ; await new Promise((r) => setTimeout(r, 500))) {
+      const { rows } = await db.query<{ n: string }>(
+        "SELECT count(*) AS n FROM agent_dispatches WHERE id = ANY($1::uuid[]) AND status IN ('stopped', 'container_unreachable')",
+        [ids],
+      );
+      const n = Number(rows[0]?.n ?? 0);
+      if (n === ids.length || Date.now() > deadline) return n;
+    }
+  } finally {
+    await db.end();
+  }
 }
