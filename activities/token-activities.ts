@@ -5,7 +5,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { DispatchNotifier } from '../lib/dispatch-notifier';
 import { IntegrationUnavailableError } from '../lib/gitlab-grant';
-import { DispatchEndedError, ENDED_STATUSES, type LeaseStore } from '../lib/lease-store';
+import { DispatchEndedError, ENDED_STATUSES, metaOf, type CurrentLease, type LeaseStore } from '../lib/lease-store';
 import { fingerprint } from '../lib/secrets';
 import type { Logger } from '../lib/logger';
 import type { Metrics } from '../lib/metrics';
@@ -21,6 +21,9 @@ import type {
 } from '../workflows/git-token-types';
 import { CredentialError, resolveCredential, type ResolverDeps, type ResolvedCredential } from './credential-resolver';
 import { pushToContainer } from './container-push';
+
+/** A lease that holds a token: what a push sends. */
+type HeldLease = CurrentLease & { token: string };
 
 export interface TokenActivityDeps extends Omit<ResolverDeps, 'github' | 'onIntegrationStatusChanged'> {
   github: Pick<GithubClient, 'mintInstallationToken' | 'verifyInstallationToken' | 'revokeInstallationToken' | 'getInstallation'>;
@@ -97,21 +100,27 @@ export function createTokenActivities(deps: TokenActivityDeps) {
   }
 
   async function mintAndPush(input: MintLeaseInput): Promise<LeaseMeta> {
-    const lease = await mintOnly(input);
-    if (!input.push || lease.reused) return lease;
-    const pushed = await pushOnce(input.dispatchId).catch(() => ({ outcome: 'failed' as const, detail: 'error' }));
-    if (pushed.outcome === 'acknowledged' && pushed.generation === lease.generation) return { ...lease, pushed: 'acknowledged' };
+    const { meta: lease, stored } = await mintOnly(input);
+    if (!input.push || lease.reused || !stored) return lease;
+    // The lease just written, pushed without reading it back.
+    const pushed = await send(stored).catch(() => ({ outcome: 'failed' as const, detail: 'error' }));
+    if (pushed.outcome === 'acknowledged') return { ...lease, pushed: 'acknowledged' };
     return pushed.outcome === 'gone' ? { ...lease, pushed: 'gone' } : lease;
   }
 
-  async function mintOnly(input: MintLeaseInput): Promise<LeaseMeta> {
-    const prior = await leases.byMintKey(input.dispatchId, input.mintKey);
-    if (prior) return prior; // a retry of a mint that already stored its lease
+  /** Mints and stores; `stored` is the new lease as a push needs it (absent when nothing new was written). */
+  async function mintOnly(input: MintLeaseInput): Promise<{ meta: LeaseMeta; stored?: HeldLease }> {
+    const seen = await leases.read(input.dispatchId);
+    if (seen && seen.token !== null && seen.mintKey === input.mintKey) {
+      // A retry of a mint that already stored its lease.
+      return { meta: metaOf(seen.seen, false) };
+    }
 
     let credential: ResolvedCredential | undefined;
     try {
+      if (!seen || seen.ended) throw new DispatchEndedError(input.dispatchId);
       credential = await resolveCredential({ ...deps, onIntegrationStatusChanged }, input.dispatchId, { minValiditySeconds: input.minValiditySeconds });
-      const written = await leases.write(input.dispatchId, credential, input.mintKey);
+      const written = await leases.write(input.dispatchId, credential, input.mintKey, seen.seen);
       // Tokens nobody will hold: a duplicate attempt's, or replaced ones after a switch of source.
       const surplus = [...written.revokeNow, ...(written.duplicate && credential.revocable ? [credential.token] : [])];
       for (const token of surplus) await revokeBestEffort(token);
@@ -120,7 +129,9 @@ export function createTokenActivities(deps: TokenActivityDeps) {
       if (input.scheduledFor) {
         metrics?.refreshLateness.observe({ provider: credential.provider }, Math.max(0, Date.now() - Date.parse(input.scheduledFor)) / 1000);
       }
-      return lease;
+      if (lease.reused || written.duplicate) return { meta: lease };
+      const { token, username, expiresAt, source } = credential;
+      return { meta: lease, stored: { ...seen, token, username, expiresAt, source, generation: lease.generation, fingerprint: lease.fingerprint, mintKey: input.mintKey } };
     } catch (err) {
       // A GitHub token minted but not stored would live on for an hour with nobody to revoke it,
       // unless the store did commit and only its answer was lost (then it is the lease).
@@ -168,7 +179,12 @@ export function createTokenActivities(deps: TokenActivityDeps) {
   async function pushOnce(dispatchId: string): Promise<PushLeaseResult | { outcome: 'failed'; detail: string }> {
     const lease = await leases.read(dispatchId);
     if (!lease || lease.ended) return { outcome: 'gone', generation: 0, expiresAt: null };
-    if (!lease.token) return { outcome: 'no_lease', generation: lease.generation, expiresAt: null };
+    if (lease.token === null) return { outcome: 'no_lease', generation: lease.generation, expiresAt: null };
+    return send({ ...lease, token: lease.token });
+  }
+
+  /** Sends `lease` (which holds a token) to the dispatch's container and records the outcome. */
+  async function send(lease: HeldLease): Promise<PushLeaseResult | { outcome: 'failed'; detail: string }> {
     const d = { id: lease.dispatchId, rigId: lease.rigId, containerUrl: lease.containerUrl, containerTokenEnc: lease.containerTokenEnc };
     const started = performance.now();
     const expiresAt = lease.expiresAt?.toISOString() ?? null;

@@ -40,6 +40,8 @@ export interface CurrentLease {
   source: CredentialSource;
   fingerprint: string;
   mintKey: string;
+  /** The row as read: lets `write` store the next generation in one statement when nothing changed since. */
+  readonly seen: LeaseRow;
 }
 
 export interface WriteResult {
@@ -65,7 +67,8 @@ export class DispatchEndedError extends Error {
   }
 }
 
-interface LeaseRow {
+/** A dispatch joined with its lease, as read from Postgres. */
+export interface LeaseRow {
   id: string;
   rig_id: string;
   status: DispatchStatus;
@@ -87,6 +90,90 @@ interface LeaseRow {
 
 const previousContext = (dispatchId: string) => `${leaseTokenContext(dispatchId)}:previous`;
 
+/** What the workflow may know of a lease row. */
+export const metaOf = (r: Pick<LeaseRow, 'generation' | 'expires_at' | 'credential_source' | 'fingerprint'>, reused: boolean): LeaseMeta => ({
+  generation: r.generation ?? 0,
+  expiresAt: iso(r.expires_at),
+  source: r.credential_source ?? 'none',
+  fingerprint: r.fingerprint ?? '',
+  reused,
+});
+
+const isEnded = (r: Pick<LeaseRow, 'ended_at' | 'status'>) => r.ended_at !== null || ENDED_STATUSES.includes(r.status);
+
+/** Raw queries of the client or of a transaction. */
+type Sql = Pick<Db, '$queryRaw'>;
+
+/**
+ * Marks the dispatch active again for a credential it already holds. With `seen`, only while the
+ * lease is still the one read and the dispatch has not ended; returns whether it was written.
+ */
+async function touch(sql: Sql, dispatchId: string, seen?: LeaseRow): Promise<boolean> {
+  const now = new Date();
+  const rows = await sql.$queryRaw<unknown[]>`
+    UPDATE agent_dispatches d SET status = 'active', refreshed_at = ${now}, last_error_code = NULL,
+      last_error_message = NULL, last_error_at = NULL, updated_at = ${now}
+    WHERE d.id = ${dispatchId}::uuid
+      AND (${seen === undefined} OR (d.ended_at IS NULL AND d.status NOT IN ('stopped', 'container_unreachable')
+        AND EXISTS (SELECT 1 FROM token_leases l WHERE l.dispatch_id = d.id AND l.generation = ${seen?.generation ?? 0}::int
+                    AND l.fingerprint = ${seen?.fingerprint ?? ''})))
+    RETURNING 1 AS written`;
+  return rows.length > 0;
+}
+
+/**
+ * Writes a new generation: the lease, the dispatch's status, the `minted` event and the cache
+ * notification in one statement. With `seen`, the dispatch row is locked in the statement and
+ * the write happens only while it runs and its lease is still the generation read; returns
+ * whether it was written.
+ */
+async function storeNext(
+  sql: Sql,
+  dispatchId: string,
+  credential: Credential,
+  mintKey: string,
+  fp: string,
+  step: { generation: number; tokenEnc: string; previousEnc: string | null; previousExpiresAt: Date | null },
+  seen?: LeaseRow,
+): Promise<boolean> {
+  const now = new Date();
+  const guarded = seen !== undefined;
+  const expected = seen?.generation ?? 0;
+  const { generation, tokenEnc, previousEnc, previousExpiresAt } = step;
+  const source = credential.source;
+  const rows = await sql.$queryRaw<unknown[]>`
+    WITH d AS (
+      SELECT id FROM agent_dispatches
+      WHERE id = ${dispatchId}::uuid AND (NOT ${guarded} OR (ended_at IS NULL AND status NOT IN ('stopped', 'container_unreachable')))
+      FOR UPDATE
+    ), lease AS (
+      INSERT INTO token_leases (dispatch_id, generation, credential_source, token_enc, previous_token_enc, previous_expires_at,
+                                revocable, username, fingerprint, expires_at, integration_id, mint_key, created_at)
+      SELECT d.id, ${generation}::int, ${source}::"CredentialSource", ${tokenEnc}, ${previousEnc}, ${previousExpiresAt},
+             ${credential.revocable}, ${credential.username}, ${fp}, ${credential.expiresAt}, ${credential.integrationId}::uuid, ${mintKey}, ${now}
+      FROM d
+      ON CONFLICT (dispatch_id) DO UPDATE SET
+        generation = EXCLUDED.generation, credential_source = EXCLUDED.credential_source, token_enc = EXCLUDED.token_enc,
+        previous_token_enc = EXCLUDED.previous_token_enc, previous_expires_at = EXCLUDED.previous_expires_at,
+        revocable = EXCLUDED.revocable, username = EXCLUDED.username, fingerprint = EXCLUDED.fingerprint,
+        expires_at = EXCLUDED.expires_at, integration_id = EXCLUDED.integration_id, mint_key = EXCLUDED.mint_key,
+        created_at = EXCLUDED.created_at
+      WHERE NOT ${guarded} OR token_leases.generation = ${expected}::int
+      RETURNING dispatch_id
+    ), dispatch AS (
+      UPDATE agent_dispatches SET status = 'active', credential_source = ${source}::"CredentialSource", generation = ${generation}::int,
+        token_expires_at = ${credential.expiresAt}, refreshed_at = ${now}, last_error_code = NULL, last_error_message = NULL,
+        last_error_at = NULL, updated_at = ${now}
+      WHERE id IN (SELECT dispatch_id FROM lease) RETURNING 1
+    ), event AS (
+      INSERT INTO token_events (dispatch_id, kind, source, generation, fingerprint, expires_at, at)
+      SELECT dispatch_id, 'minted', ${source}::"CredentialSource", ${generation}::int, ${fp}, ${credential.expiresAt}, ${now} FROM lease
+      RETURNING 1
+    )
+    SELECT 1 AS written FROM lease, dispatch, event, LATERAL (SELECT pg_notify(${LEASE_CHANNEL}, ${dispatchId})) AS notified`;
+  return rows.length > 0;
+}
+
 export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
   const { db, secrets } = deps;
 
@@ -100,13 +187,40 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
     return r;
   }
 
-  const metaOf = (r: Pick<LeaseRow, 'generation' | 'expires_at' | 'credential_source' | 'fingerprint'>, reused: boolean): LeaseMeta => ({
-    generation: r.generation ?? 0,
-    expiresAt: iso(r.expires_at),
-    source: r.credential_source ?? 'none',
-    fingerprint: r.fingerprint ?? '',
-    reused,
-  });
+  type Step =
+    | { kind: 'duplicate'; result: WriteResult }
+    | { kind: 'reused'; result: WriteResult }
+    | { kind: 'next'; result: WriteResult; generation: number; tokenEnc: string; previousEnc: string | null; previousExpiresAt: Date | null };
+
+  /** What storing `credential` over `current` means: nothing (another attempt's), a touch, or a new generation. */
+  function plan(current: LeaseRow, credential: Credential, mintKey: string, fp: string): Step {
+    const held = current.token_enc !== null;
+    if (held && current.mint_key === mintKey && current.fingerprint !== fp) {
+      return { kind: 'duplicate', result: { meta: metaOf(current, false), duplicate: true, revokeNow: [] } };
+    }
+    if (held && current.fingerprint === fp) return { kind: 'reused', result: { meta: metaOf(current, true), duplicate: false, revokeNow: [] } };
+    const now = new Date();
+    const generation = (current.generation ?? 0) + 1;
+    // Replaced GitHub tokens stay valid for up to the margin. Within one integration the last
+    // one is kept (encrypted) for the stop to revoke; older ones, or any after a switch of
+    // source, are revoked by the caller now. Town and GitLab tokens are never kept or revoked.
+    const valid = (enc: string | null, exp: Date | null) => enc !== null && exp !== null && exp > now;
+    const revokeNow: string[] = [];
+    if (current.previous_token_enc && valid(current.previous_token_enc, current.previous_expires_at)) {
+      revokeNow.push(secrets.decrypt(current.previous_token_enc, previousContext(current.id)));
+    }
+    const replaced = current.revocable && valid(current.token_enc, current.expires_at) ? secrets.decrypt(current.token_enc!, leaseTokenContext(current.id)) : null;
+    const keepPrevious = replaced !== null && credential.revocable && current.integration_id === credential.integrationId;
+    if (replaced !== null && !keepPrevious) revokeNow.push(replaced);
+    return {
+      kind: 'next',
+      generation,
+      tokenEnc: secrets.encrypt(credential.token, leaseTokenContext(current.id)),
+      previousEnc: keepPrevious ? secrets.encrypt(replaced!, previousContext(current.id)) : null,
+      previousExpiresAt: keepPrevious ? current.expires_at : null,
+      result: { meta: { generation, expiresAt: iso(credential.expiresAt), source: credential.source, fingerprint: fp, reused: false }, duplicate: false, revokeNow },
+    };
+  }
 
   return {
     /** The dispatch (with what a push needs) and its lease, decrypted; null when it does not exist. */
@@ -127,16 +241,26 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
         source: r.credential_source ?? 'none',
         fingerprint: r.fingerprint ?? '',
         mintKey: r.mint_key ?? '',
+        seen: r,
       };
     },
 
     /**
-     * Stores `credential` as the dispatch's next generation and marks the dispatch active, all in
-     * one transaction with the `minted` event and the cache notification. Returns the unchanged
-     * lease (reused) when the credential is the one the dispatch already holds.
+     * Stores `credential` as the dispatch's next generation and marks the dispatch active, with the
+     * `minted` event and the cache notification, atomically. Returns the unchanged lease (reused)
+     * when the credential is the one the dispatch already holds. Given the row the caller read
+     * (`seen`), it is one guarded statement, which holds while nothing was written since (the
+     * workflow is the lease's only writer); otherwise, or when the guard fails, it locks the
+     * dispatch row and decides again inside a transaction.
      */
-    async write(dispatchId: string, credential: Credential, mintKey: string): Promise<WriteResult> {
+    async write(dispatchId: string, credential: Credential, mintKey: string, seen?: LeaseRow): Promise<WriteResult> {
       const fp = fingerprint(credential.token);
+      if (seen && !isEnded(seen)) {
+        const step = plan(seen, credential, mintKey, fp);
+        if (step.kind === 'duplicate') return step.result;
+        const done = step.kind === 'reused' ? await touch(db, dispatchId, seen) : await storeNext(db, dispatchId, credential, mintKey, fp, step, seen);
+        if (done) return step.result;
+      }
       return db.$transaction(async (tx) => {
         // Lock the dispatch row: concurrent writers (a retried activity) serialise here.
         const [current] = await tx.$queryRaw<LeaseRow[]>`
@@ -144,61 +268,11 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
                  l.previous_token_enc, l.previous_expires_at, l.revocable, l.fingerprint, l.expires_at, l.integration_id, l.mint_key
           FROM agent_dispatches d LEFT JOIN token_leases l ON l.dispatch_id = d.id
           WHERE d.id = ${dispatchId}::uuid FOR UPDATE OF d`;
-        if (!current || current.ended_at !== null || ENDED_STATUSES.includes(current.status)) throw new DispatchEndedError(dispatchId);
-        const now = new Date();
-        const held = current.token_enc !== null;
-        if (held && current.mint_key === mintKey && current.fingerprint !== fp) {
-          return { meta: metaOf(current, false), duplicate: true, revokeNow: [] };
-        }
-        if (held && current.fingerprint === fp) {
-          await tx.$executeRaw`
-            UPDATE agent_dispatches SET status = 'active', refreshed_at = ${now}, last_error_code = NULL,
-              last_error_message = NULL, last_error_at = NULL, updated_at = ${now}
-            WHERE id = ${dispatchId}::uuid`;
-          return { meta: metaOf(current, true), duplicate: false, revokeNow: [] };
-        }
-        const generation = (current.generation ?? 0) + 1;
-        // Replaced GitHub tokens stay valid for up to the margin. Within one integration the last
-        // one is kept (encrypted) for the stop to revoke; older ones, or any after a switch of
-        // source, are revoked by the caller now. Town and GitLab tokens are never kept or revoked.
-        const valid = (enc: string | null, exp: Date | null) => enc !== null && exp !== null && exp > now;
-        const revokeNow: string[] = [];
-        if (current.previous_token_enc && valid(current.previous_token_enc, current.previous_expires_at)) {
-          revokeNow.push(secrets.decrypt(current.previous_token_enc, previousContext(dispatchId)));
-        }
-        const replaced = current.revocable && valid(current.token_enc, current.expires_at) ? secrets.decrypt(current.token_enc!, leaseTokenContext(dispatchId)) : null;
-        const keepPrevious = replaced !== null && credential.revocable && current.integration_id === credential.integrationId;
-        if (replaced !== null && !keepPrevious) revokeNow.push(replaced);
-        const previousEnc = keepPrevious ? secrets.encrypt(replaced!, previousContext(dispatchId)) : null;
-        const previousExpiresAt = keepPrevious ? current.expires_at : null;
-        const tokenEnc = secrets.encrypt(credential.token, leaseTokenContext(dispatchId));
-        const source = credential.source;
-        // $executeRaw: the statement's result (pg_notify returns void) is not read.
-        await tx.$executeRaw`
-          WITH lease AS (
-            INSERT INTO token_leases (dispatch_id, generation, credential_source, token_enc, previous_token_enc, previous_expires_at,
-                                      revocable, username, fingerprint, expires_at, integration_id, mint_key, created_at)
-            VALUES (${dispatchId}::uuid, ${generation}::int, ${source}::"CredentialSource", ${tokenEnc}, ${previousEnc}, ${previousExpiresAt},
-                    ${credential.revocable}, ${credential.username}, ${fp}, ${credential.expiresAt}, ${credential.integrationId}::uuid, ${mintKey}, ${now})
-            ON CONFLICT (dispatch_id) DO UPDATE SET
-              generation = EXCLUDED.generation, credential_source = EXCLUDED.credential_source, token_enc = EXCLUDED.token_enc,
-              previous_token_enc = EXCLUDED.previous_token_enc, previous_expires_at = EXCLUDED.previous_expires_at,
-              revocable = EXCLUDED.revocable, username = EXCLUDED.username, fingerprint = EXCLUDED.fingerprint,
-              expires_at = EXCLUDED.expires_at, integration_id = EXCLUDED.integration_id, mint_key = EXCLUDED.mint_key,
-              created_at = EXCLUDED.created_at
-            RETURNING 1
-          ), dispatch AS (
-            UPDATE agent_dispatches SET status = 'active', credential_source = ${source}::"CredentialSource", generation = ${generation}::int,
-              token_expires_at = ${credential.expiresAt}, refreshed_at = ${now}, last_error_code = NULL, last_error_message = NULL,
-              last_error_at = NULL, updated_at = ${now}
-            WHERE id = ${dispatchId}::uuid RETURNING 1
-          ), event AS (
-            INSERT INTO token_events (dispatch_id, kind, source, generation, fingerprint, expires_at, at)
-            VALUES (${dispatchId}::uuid, 'minted', ${source}::"CredentialSource", ${generation}::int, ${fp}, ${credential.expiresAt}, ${now})
-            RETURNING 1
-          )
-          SELECT pg_notify(${LEASE_CHANNEL}, ${dispatchId}) FROM lease, dispatch, event`;
-        return { meta: { generation, expiresAt: iso(credential.expiresAt), source, fingerprint: fp, reused: false }, duplicate: false, revokeNow };
+        if (!current || isEnded(current)) throw new DispatchEndedError(dispatchId);
+        const step = plan(current, credential, mintKey, fp);
+        if (step.kind === 'reused') await touch(tx, dispatchId);
+        if (step.kind === 'next') await storeNext(tx, dispatchId, credential, mintKey, fp, step);
+        return step.result;
       }, TX_OPTIONS);
     },
 

@@ -1,0 +1,120 @@
+// The lease store against the real Postgres: the one-statement write that the refresh loop takes,
+// and the locked path it falls back on when the lease changed after it was read.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createCore, type Core } from '../../lib/core';
+import { createMetrics } from '../../lib/metrics';
+import { DispatchEndedError, type Credential } from '../../lib/lease-store';
+import { fingerprint } from '../../lib/secrets';
+import { containerTokenContext } from '../../lib/secret-contexts';
+import { testConfig, testTemporalAddress } from '../helpers/test-env';
+
+let core: Core;
+
+beforeAll(async () => {
+  core = await createCore(testConfig({ TEMPORAL_ADDRESS: testTemporalAddress() }), { metrics: createMetrics({ defaults: false }), dbPoolSize: 3 });
+});
+afterAll(async () => {
+  await core?.close();
+});
+
+async function newDispatch(): Promise<string> {
+  const town = await core.db.town.create({ data: { name: 'leases', ownerId: randomUUID() } });
+  const rig = await core.db.rig.create({ data: { townId: town.id, name: `r-${randomUUID()}`, gitUrl: 'https://git.example.com/a/b.git', defaultBranch: 'main' } });
+  const id = randomUUID();
+  const containerToken = randomBytes(16).toString('hex');
+  await core.db.agentDispatch.create({
+    data: {
+      id,
+      rigId: rig.id,
+      containerUrl: 'http://127.0.0.1:9/c',
+      containerTokenHash: fingerprint(containerToken),
+      containerTokenEnc: core.secrets.encrypt(containerToken, containerTokenContext(id)),
+      workflowId: `git-token-${id}`,
+    },
+  });
+  return id;
+}
+
+const github = (integrationId: string | null = randomUUID()): Credential => ({
+  token: `ghs_${randomBytes(24).toString('hex')}`,
+  revocable: true,
+  expiresAt: new Date(Date.now() + 3600_000),
+  username: 'x-access-token',
+  source: 'integration',
+  integrationId,
+});
+
+async function minted(dispatchId: string): Promise<number[]> {
+  const events = await core.db.tokenEvent.findMany({ where: { dispatchId, kind: 'minted' }, orderBy: { generation: 'asc' } });
+  return events.map((e) => e.generation);
+}
+
+it('writes generation after generation from what it read, keeping the replaced token for the stop', async () => {
+  const id = await newDispatch();
+  const integration = randomUUID();
+  const first = github(integration);
+  const a = await core.leases.write(id, first, 'run:1', (await core.leases.read(id))!.seen);
+  expect(a).toMatchObject({ meta: { generation: 1, fingerprint: fingerprint(first.token), reused: false }, duplicate: false, revokeNow: [] });
+
+  const second = github(integration);
+  const b = await core.leases.write(id, second, 'run:2', (await core.leases.read(id))!.seen);
+  expect(b).toMatchObject({ meta: { generation: 2 }, duplicate: false, revokeNow: [] });
+
+  const lease = await core.leases.read(id);
+  expect(lease).toMatchObject({ generation: 2, token: second.token, mintKey: 'run:2', status: 'active' });
+  expect((await core.leases.revocableTokens(id)).map((t) => [t.which, t.token])).toEqual([
+    ['replaced', first.token],
+    ['current', second.token],
+  ]);
+  expect(await minted(id)).toEqual([1, 2]);
+});
+
+it('falls back to the locked path when the lease changed after it was read, and never loses a generation', async () => {
+  const id = await newDispatch();
+  const integration = randomUUID();
+  await core.leases.write(id, github(integration), 'run:1');
+  const stale = (await core.leases.read(id))!.seen; // generation 1
+  await core.leases.write(id, github(integration), 'run:2', stale); // generation 2
+  const third = github(integration);
+  const c = await core.leases.write(id, third, 'run:3', stale); // read at 1, stored at 2: decided again under the lock
+  expect(c.meta.generation).toBe(3);
+  // Generation 1 was replaced twice since: it is revoked now, generation 2 is kept for the stop.
+  expect(c.revokeNow).toHaveLength(1);
+  expect((await core.leases.read(id))!.token).toBe(third.token);
+  expect(await minted(id)).toEqual([1, 2, 3]);
+});
+
+it('answers a second attempt of the same mint with the lease the first stored (its own token is surplus)', async () => {
+  const id = await newDispatch();
+  const seen = (await core.leases.read(id))!.seen;
+  const winner = github();
+  await core.leases.write(id, winner, 'run:7', seen);
+  const late = await core.leases.write(id, github(), 'run:7', seen);
+  expect(late).toMatchObject({ duplicate: true, meta: { generation: 1, fingerprint: fingerprint(winner.token) } });
+  expect((await core.leases.read(id))!.token).toBe(winner.token);
+  expect(await minted(id)).toEqual([1]);
+});
+
+it('reuses an unchanged credential without a new generation', async () => {
+  const id = await newDispatch();
+  const shared: Credential = { ...github(), revocable: false };
+  await core.leases.write(id, shared, 'run:1');
+  await core.leases.recordFailure(id, 'degraded', 'provider_unavailable', 'blip');
+  const again = await core.leases.write(id, shared, 'run:2', (await core.leases.read(id))!.seen);
+  expect(again).toMatchObject({ meta: { generation: 1, reused: true }, duplicate: false });
+  const d = await core.db.agentDispatch.findUniqueOrThrow({ where: { id } });
+  expect([d.status, d.lastErrorCode, d.generation]).toEqual(['active', null, 1]);
+  expect(await minted(id)).toEqual([1]);
+});
+
+it('refuses to write for a dispatch that ended after it was read', async () => {
+  const id = await newDispatch();
+  const held = github();
+  await core.leases.write(id, held, 'run:1');
+  const seen = (await core.leases.read(id))!.seen;
+  await core.leases.end(id);
+  await expect(core.leases.write(id, github(), 'run:2', seen)).rejects.toBeInstanceOf(DispatchEndedError); // a new token
+  await expect(core.leases.write(id, held, 'run:3', seen)).rejects.toBeInstanceOf(DispatchEndedError); // the same one
+  expect((await core.leases.read(id))!.generation).toBe(1);
+  expect(await minted(id)).toEqual([1]);
+});
