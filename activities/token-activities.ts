@@ -29,7 +29,6 @@ export interface TokenActivityDeps extends Omit<ResolverDeps, 'github' | 'onInte
   github: Pick<GithubClient, 'mintInstallationToken' | 'verifyInstallationToken' | 'revokeInstallationToken' | 'getInstallation'>;
   leases: LeaseStore;
   notifier: Pick<DispatchNotifier, 'integrationChanged'>;
-  fetch: typeof fetch;
   metrics?: Metrics;
   /** Where unexpected failures are described for operators (Temporal sees only their class). */
   logger?: Pick<Logger, 'error'>;
@@ -189,7 +188,7 @@ export function createTokenActivities(deps: TokenActivityDeps) {
     const started = performance.now();
     const expiresAt = lease.expiresAt?.toISOString() ?? null;
     const event = { source: lease.source, generation: lease.generation, fingerprint: lease.fingerprint, expiresAt: lease.expiresAt };
-    const result = await pushToContainer(deps.fetch, {
+    const result = await pushToContainer({
       containerUrl: d.containerUrl,
       containerToken: deps.secrets.decrypt(d.containerTokenEnc, containerTokenContext(d.id)),
       body: { rig_id: d.rigId, dispatch_id: d.id, token: lease.token, expires_at: expiresAt, username: lease.username, generation: lease.generation },

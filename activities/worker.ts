@@ -13,7 +13,6 @@ export interface TokenWorkerOptions {
   workflowBundle?: { code: string } | { codePath: string };
   maxCachedWorkflows?: number;
   maxConcurrentActivityTaskExecutions?: number;
-  fetch?: typeof fetch;
 }
 
 let runtimeInstalled = false;
@@ -43,7 +42,6 @@ export async function createTokenWorker(opts: TokenWorkerOptions): Promise<Worke
     gitlabGrants: core.gitlabGrants,
     leases: core.leases,
     notifier: core.notifier,
-    fetch: opts.fetch ?? fetch,
     metrics: core.metrics,
     logger: core.logger,
     marginSeconds: core.config.tokenRefreshMarginSeconds,
