@@ -52,8 +52,10 @@ export async function createTokenWorker(opts: TokenWorkerOptions): Promise<Worke
     taskQueue: opts.taskQueue,
     activities,
     workflowBundle: opts.workflowBundle ?? prebuiltWorkflowBundle(),
-    // Dispatch workflows sleep most of their life, so a bounded cache (each cached run costs
-    // about half a megabyte) and a replay of a short history on wake-up beat keeping all in memory.
+    // Keep every run the worker holds: a run that is evicted is rebuilt at its next refresh (the
+    // workflow sandbox's modules instantiated again and its history replayed), which costs more
+    // CPU than a cached run costs memory (~0.2 MB with WORKER_HEAP_GROWTH_PERCENT; bench figures
+    // in the README).
     maxCachedWorkflows: opts.maxCachedWorkflows ?? core.config.worker.maxCachedWorkflows,
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? core.config.worker.maxConcurrentActivities,
     // Let running activities (a push, a revoke) finish on shutdown.

@@ -35,7 +35,7 @@ export interface Config {
   pullRateLimitPerMinute: number;
   providerTimeoutMs: number;
   databasePoolSize: number;
-  worker: { maxCachedWorkflows: number; maxConcurrentActivities: number };
+  worker: { maxCachedWorkflows: number; maxConcurrentActivities: number; heapGrowthPercent: number };
   workerMetricsPort: number;
   logLevel: string;
 }
@@ -100,8 +100,9 @@ const schema = z.object({
   PULL_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(120),
   PROVIDER_TIMEOUT_SECONDS: z.coerce.number().min(0.1).max(120).default(10),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
-  WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(1).default(250),
+  WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(1).default(2000),
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).default(100),
+  WORKER_HEAP_GROWTH_PERCENT: z.coerce.number().int().min(0).max(400).default(25),
   WORKER_METRICS_PORT: port.default(9464),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -193,7 +194,7 @@ export function loadConfig(env: Env = process.env): Config {
     pullRateLimitPerMinute: e.PULL_RATE_LIMIT_PER_MINUTE,
     providerTimeoutMs: Math.round(e.PROVIDER_TIMEOUT_SECONDS * 1000),
     databasePoolSize: e.DATABASE_POOL_SIZE,
-    worker: { maxCachedWorkflows: e.WORKER_MAX_CACHED_WORKFLOWS, maxConcurrentActivities: e.WORKER_MAX_CONCURRENT_ACTIVITIES },
+    worker: { maxCachedWorkflows: e.WORKER_MAX_CACHED_WORKFLOWS, maxConcurrentActivities: e.WORKER_MAX_CONCURRENT_ACTIVITIES, heapGrowthPercent: e.WORKER_HEAP_GROWTH_PERCENT },
     workerMetricsPort: e.WORKER_METRICS_PORT,
     logLevel: e.LOG_LEVEL,
   };
