@@ -218,9 +218,11 @@ export function createTokenActivities(deps: TokenActivityDeps) {
    * tokens are static: a stop only forgets its copy of them.
    */
   async function finishDispatch(input: FinishDispatchInput): Promise<void> {
+    // Ended before the tokens are read: a mint still under way (a retried attempt) can no longer
+    // store a token this stop would miss; it revokes its own instead (DispatchEndedError).
+    await leases.end(input.dispatchId);
     const lease = await leases.read(input.dispatchId);
     const revocable = await leases.revocableTokens(input.dispatchId);
-    await leases.end(input.dispatchId);
     if (lease && revocable.length > 0) {
       const outcomes: string[] = [];
       for (const t of revocable) {
