@@ -15,7 +15,7 @@ const CYCLES = Number(process.env.BENCH_CYCLES ?? 3);
 const LIFETIME = Number(process.env.BENCH_TOKEN_LIFETIME_SECONDS ?? 30);
 const MARGIN = 10;
 const JITTER = 3;
-const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 8);
+const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 5);
 /** `pull` or `loop` runs one half (for profiling); the default runs both. */
 const ONLY = process.env.BENCH_ONLY;
 

@@ -4,6 +4,7 @@ import { Client } from 'pg';
 import { FakeContainerHost, type ReceivedPush } from '../test/fakes/container';
 import type { FakeGitHub, FakeGithubApp } from '../test/fakes/github';
 import { computeRefreshAt } from '../workflows/refresh-schedule';
+import { fingerprint } from '../lib/secrets';
 import { percentile, pool, type ServiceProcess } from './env';
 
 export interface TokenLoopOptions {
@@ -55,6 +56,9 @@ export async function runTokenLoop(o: TokenLoopOptions) {
   containers.setBearer('warmup', warm.container_token);
   await containers.waitForPush('warmup', (p) => p.generation === 1, 60_000);
   await call(o, 'POST', `/api/dispatches/${warm.dispatch_id}/stop`);
+  // The baseline is a quiet worker: V8's memory reducer returns start-up garbage after ~8 s idle,
+  // so measuring at once would count it against the baseline and flatter the fleet's figure.
+  await new Promise((r) => setTimeout(r, 12_000));
   const rssBefore = o.worker.rssMb();
   const mintsBefore = o.gh.accessTokenRequests.filter((r) => r.repositoryIds !== null).length;
   const verifiesBefore = o.gh.stats.verifications;
@@ -131,10 +135,12 @@ export async function runTokenLoop(o: TokenLoopOptions) {
   }
   const generations = rows.length;
   const badBearers = ds.reduce((n, d) => n + containers.rejected(d.name), 0);
-  const liveAfterStop = ds.filter((d) => {
+  const live = ds.filter((d) => {
     const last = containers.latest(d.name);
     return last !== undefined && o.gh.isTokenLive(last.token);
-  }).length;
+  });
+  // What a leak looked like, for the one who investigates it (fingerprints only).
+  const leaks = await describeLeaks(o, live.map((d) => ({ id: d.id, pushes: containers.pushes(d.name).map((p) => ({ generation: p.generation, fingerprint: fingerprint(p.token), at: new Date(p.receivedAt).toISOString() })) })));
   await containers.close();
   return {
     dispatches: o.dispatches,
@@ -154,7 +160,8 @@ export async function runTokenLoop(o: TokenLoopOptions) {
     stop_all_s: stopSeconds,
     stopped,
     revoked_at_stop: Number(revoked.rows[0]?.n ?? 0),
-    tokens_live_after_stop: liveAfterStop,
+    tokens_live_after_stop: live.length,
+    leaks,
     worker_rss_before_mb: rssBefore,
     worker_rss_after_mb: rssAfter,
     worker_rss_per_1000_workflows_mb: ((rssAfter - rssBefore) / o.dispatches) * 1000,
@@ -176,6 +183,23 @@ async function waitUntilStopped(o: TokenLoopOptions, ids: string[], timeoutMs = 
       const n = Number(rows[0]?.n ?? 0);
       if (n === ids.length || Date.now() > deadline) return n;
     }
+  } finally {
+    await db.end();
+  }
+}
+
+/** The ledger of each dispatch whose last pushed token was still live after its stop. */
+async function describeLeaks(o: TokenLoopOptions, live: Array<{ id: string; pushes: unknown[] }>) {
+  if (live.length === 0) return [];
+  const db = new Client({ connectionString: o.databaseUrl });
+  await db.connect();
+  try {
+    return await Promise.all(
+      live.map(async (d) => ({
+        ...d,
+        events: (await db.query('SELECT kind, generation, fingerprint, detail, at FROM token_events WHERE dispatch_id = $1 ORDER BY at', [d.id])).rows,
+      })),
+    );
   } finally {
     await db.end();
   }
