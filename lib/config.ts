@@ -102,7 +102,7 @@ const schema = z.object({
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(1).default(2000),
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).default(100),
-  WORKER_HEAP_GROWTH_PERCENT: z.coerce.number().int().min(0).max(400).default(25),
+  WORKER_HEAP_GROWTH_PERCENT: z.coerce.number().int().min(0).max(400).default(10),
   WORKER_METRICS_PORT: port.default(9464),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

@@ -30,7 +30,7 @@ describe('loadConfig', () => {
       github: { apiUrl: 'https://api.github.com', apps: {} },
       gitlab: { url: 'https://gitlab.com' },
       tokenRefreshMarginSeconds: 300,
-      worker: { maxCachedWorkflows: 2000, maxConcurrentActivities: 100, heapGrowthPercent: 25 },
+      worker: { maxCachedWorkflows: 2000, maxConcurrentActivities: 100, heapGrowthPercent: 10 },
     });
     expect(c.secretsKeys[0]).toHaveLength(32);
   });
