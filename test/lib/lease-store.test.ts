@@ -1,20 +1,22 @@
 // The lease store against the real Postgres: the one-statement write that the refresh loop takes,
 // and the locked path it falls back on when the lease changed after it was read.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createCore, type Core } from '../../lib/core';
-import { createMetrics } from '../../lib/metrics';
-import { DispatchEndedError, type Credential } from '../../lib/lease-store';
-import { fingerprint } from '../../lib/secrets';
+import { createDb, type Db } from '../../lib/db';
+import { createLeaseStore, DispatchEndedError, type Credential, type LeaseStore } from '../../lib/lease-store';
+import { createSecretBox, fingerprint, type SecretBox } from '../../lib/secrets';
 import { containerTokenContext } from '../../lib/secret-contexts';
-import { testConfig, testTemporalAddress } from '../helpers/test-env';
+import { testDatabaseUrl } from '../helpers/test-env';
 
-let core: Core;
+// Only what the store needs (no Temporal): the real database and a secret box.
+let core: { db: Db; secrets: SecretBox; leases: LeaseStore };
 
-beforeAll(async () => {
-  core = await createCore(testConfig({ TEMPORAL_ADDRESS: testTemporalAddress() }), { metrics: createMetrics({ defaults: false }), dbPoolSize: 3 });
+beforeAll(() => {
+  const db = createDb(testDatabaseUrl(), { max: 3 });
+  const secrets = createSecretBox([randomBytes(32)]);
+  core = { db, secrets, leases: createLeaseStore({ db, secrets }) };
 });
 afterAll(async () => {
-  await core?.close();
+  await core?.db.$disconnect();
 });
 
 async function newDispatch(): Promise<string> {
