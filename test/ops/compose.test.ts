@@ -2,7 +2,9 @@
 // and start order, hands the service only variables lib/config.ts knows (the required ones from
 // .env), .env.example documents every variable and holds no secret, and the image runs as a
 // non-root user with a health check.
-import { readFileSync, existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { CONFIG_VARIABLES, ConfigError, loadConfig } from '../../lib/config';
@@ -170,4 +172,37 @@ it('builds an image that runs the entry point through tsx as a non-root user, wi
   expect(dockerfile).toMatch(/^CMD \["node", "--import", "tsx", "bin\/repo-connect\.ts"\]$/m);
   const ignored = read('.dockerignore').split('\n');
   for (const p of ['.env', '.git', 'node_modules', '.tools', '.local', 'prisma/generated']) expect(ignored).toContain(p);
+});
+
+// Docker Compose itself, where its plugin is installed (no Docker engine is needed for `config`):
+// the file validates, interpolates and resolves the way the checks above assume.
+const composeCli = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' }).status === 0;
+(composeCli ? it : it.skip)('passes `docker compose config` and resolves to a configuration the service boots on', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'compose-'));
+  try {
+    writeFileSync(join(dir, 'docker-compose.yml'), composeText);
+    const run = () => spawnSync('docker', ['compose', '--project-directory', dir, '-f', join(dir, 'docker-compose.yml'), 'config', '--format', 'json'], { encoding: 'utf8', cwd: dir });
+
+    // The example file as committed: refused, naming the missing password.
+    writeFileSync(join(dir, '.env'), envExample);
+    const refused = run();
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toMatch(/POSTGRES_PASSWORD/);
+
+    const filled = { POSTGRES_PASSWORD: 'p'.repeat(24), ADMIN_API_TOKEN: 't'.repeat(24), SECRETS_KEY: Buffer.alloc(32, 9).toString('base64') };
+    writeFileSync(join(dir, '.env'), envExample.replace(/^([A-Z][A-Z0-9_]*)=$/gm, (line, name: string) => (name in filled ? `${name}=${filled[name as keyof typeof filled]}` : line)));
+    const ok = run();
+    expect([ok.status, ok.stderr]).toEqual([0, '']);
+    const resolved = JSON.parse(ok.stdout) as { services: Record<string, { environment?: Record<string, string | null> }> };
+    expect(Object.keys(resolved.services).sort()).toEqual(Object.keys(services).sort());
+    for (const role of ['api', 'worker']) {
+      // compose merges env_file under environment: exactly what the container's process sees.
+      const env = Object.fromEntries(Object.entries(resolved.services[role].environment ?? {}).map(([k, v]) => [k, v ?? '']));
+      const config = loadConfig(env);
+      expect(config).toMatchObject({ nodeEnv: 'production', role, publicUrl: 'http://localhost:8080' });
+      expect(config.databaseUrl).toBe(`postgresql://postgres:${filled.POSTGRES_PASSWORD}@postgres:5432/repo_connect`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
