@@ -33,6 +33,9 @@ const envExample = read('.env.example');
 /** Variables compose itself needs from .env (interpolation), which the service does not read. */
 const COMPOSE_ONLY = ['POSTGRES_PASSWORD'];
 const REQUIRED_FROM_ENV_FILE = ['ADMIN_API_TOKEN', 'SECRETS_KEY', 'PUBLIC_URL'];
+/** What a user fills into the empty secrets of .env.example. */
+const SECRETS = { POSTGRES_PASSWORD: 'p'.repeat(24), ADMIN_API_TOKEN: 't'.repeat(24), SECRETS_KEY: Buffer.alloc(32, 9).toString('base64') };
+const databaseUrl = `postgresql://postgres:${SECRETS.POSTGRES_PASSWORD}@postgres:5432/repo_connect`;
 
 /** Active `NAME=value` lines of .env.example. */
 const exampleValues = Object.fromEntries(
@@ -128,10 +131,9 @@ it('boots on the documented configuration once the secrets are filled in, and na
     const environment = Object.fromEntries(Object.entries(services.api.environment ?? {}).map(([k, v]) => [k, interpolate(String(v), values)]));
     return { ...values, ...environment }; // compose: `environment` wins over `env_file`
   };
-  const filled = { ...exampleValues, POSTGRES_PASSWORD: 'a'.repeat(24), ADMIN_API_TOKEN: 'b'.repeat(24), SECRETS_KEY: Buffer.alloc(32, 7).toString('base64') };
-  const config = loadConfig(env(filled));
+  const config = loadConfig(env({ ...exampleValues, ...SECRETS }));
   expect(config).toMatchObject({ nodeEnv: 'production', role: 'api', host: '0.0.0.0', port: 8080, publicUrl: 'http://localhost:8080' });
-  expect(config.databaseUrl).toBe(`postgresql://postgres:${'a'.repeat(24)}@postgres:5432/repo_connect`);
+  expect(config.databaseUrl).toBe(databaseUrl);
   expect(config.temporal.address).toBe('temporal:7233');
 
   let error: unknown;
@@ -189,8 +191,7 @@ const composeCli = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8
     expect(refused.status).not.toBe(0);
     expect(refused.stderr).toMatch(/POSTGRES_PASSWORD/);
 
-    const filled = { POSTGRES_PASSWORD: 'p'.repeat(24), ADMIN_API_TOKEN: 't'.repeat(24), SECRETS_KEY: Buffer.alloc(32, 9).toString('base64') };
-    writeFileSync(join(dir, '.env'), envExample.replace(/^([A-Z][A-Z0-9_]*)=$/gm, (line, name: string) => (name in filled ? `${name}=${filled[name as keyof typeof filled]}` : line)));
+    writeFileSync(join(dir, '.env'), envExample.replace(/^([A-Z][A-Z0-9_]*)=$/gm, (line, name: string) => (name in SECRETS ? `${name}=${SECRETS[name as keyof typeof SECRETS]}` : line)));
     const ok = run();
     expect([ok.status, ok.stderr]).toEqual([0, '']);
     const resolved = JSON.parse(ok.stdout) as { services: Record<string, { environment?: Record<string, string | null> }> };
@@ -200,7 +201,7 @@ const composeCli = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8
       const env = Object.fromEntries(Object.entries(resolved.services[role].environment ?? {}).map(([k, v]) => [k, v ?? '']));
       const config = loadConfig(env);
       expect(config).toMatchObject({ nodeEnv: 'production', role, publicUrl: 'http://localhost:8080' });
-      expect(config.databaseUrl).toBe(`postgresql://postgres:${filled.POSTGRES_PASSWORD}@postgres:5432/repo_connect`);
+      expect(config.databaseUrl).toBe(databaseUrl);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
