@@ -24,6 +24,9 @@ FROM node:${NODE_VERSION}-bookworm-slim
 WORKDIR /app
 # Listen on every interface inside the container; production demands PUBLIC_URL (see .env.example).
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=8080 WORKER_METRICS_PORT=9464 npm_config_update_notifier=false
+# Two malloc arenas instead of up to 8 per core: a worker's native threads keep far less freed
+# memory (lib/process-tuning.ts).
+ENV MALLOC_ARENA_MAX=2
 # Owned by root and read-only for the service user, except .cache (the workflow bundle, rebuilt
 # there only if the sources ever differ from the one built above).
 COPY --from=build /app /app

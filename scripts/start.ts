@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, ConfigError } from '../lib/config';
 import { ensureDatabase, migrate } from '../lib/migrate';
+import { SERVICE_PROCESS_ENV, serviceNodeArgs } from '../lib/process-tuning';
 import { ensureSearchAttributes, temporalAnswers } from '../lib/temporal';
 import { Connection } from '@temporalio/client';
 import { PROJECT_ROOT, resolveTemporalCli, startDevServer, type DevServer } from './temporal-cli';
@@ -90,8 +91,13 @@ async function main(): Promise<void> {
   const applied = await migrate(config.databaseUrl);
   log(applied.length ? `applied migrations: ${applied.join(', ')}` : 'database schema is up to date');
 
-  // One node process with tsx as its loader, so signals reach the service itself.
-  const service = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'bin', 'repo-connect.ts')], { cwd: PROJECT_ROOT, stdio: 'inherit', env });
+  // One node process with tsx as its loader, so signals reach the service itself; started as the
+  // image starts it (lib/process-tuning.ts), values already in the environment winning.
+  const service = spawn(process.execPath, [...serviceNodeArgs(config.role, env.NODE_OPTIONS), '--import', 'tsx', join(PROJECT_ROOT, 'bin', 'repo-connect.ts')], {
+    cwd: PROJECT_ROOT,
+    stdio: 'inherit',
+    env: { ...SERVICE_PROCESS_ENV, ...env },
+  });
   let stopping = false;
   const stopAll = async (code: number) => {
     if (stopping) return;

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { CONFIG_VARIABLES, ConfigError, loadConfig } from '../../lib/config';
+import { PROCESS_VARIABLES, SERVICE_PROCESS_ENV, serviceNodeArgs } from '../../lib/process-tuning';
 import { SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 import { PROJECT_ROOT } from '../../scripts/temporal-cli';
 
@@ -95,6 +96,13 @@ it('gives each long-running service a health check and starts each only when wha
   }
 });
 
+it("starts a worker-only process with the bench's node options, and the api without them", () => {
+  expect(String(services.worker.environment?.NODE_OPTIONS)).toBe(serviceNodeArgs('worker', undefined).join(' '));
+  expect(serviceNodeArgs('worker', undefined)).not.toEqual([]);
+  expect(services.api.environment?.NODE_OPTIONS).toBeUndefined();
+  expect(serviceNodeArgs('api', undefined)).toEqual([]);
+});
+
 it('registers the namespace and every search attribute in a one-shot job', () => {
   const setup = services['temporal-setup'];
   expect(setup.image).toMatch(/^temporalio\/admin-tools:/);
@@ -106,8 +114,8 @@ it('registers the namespace and every search attribute in a one-shot job', () =>
   expect(services['temporal-schema'].entrypoint).toEqual(['/bin/sh', '/scripts/setup-schema.sh']);
 });
 
-it('hands the api and worker only variables lib/config.ts knows, the required ones from the env file', () => {
-  const known = new Set(CONFIG_VARIABLES);
+it('hands the api and worker only variables lib/config.ts (or the node process) knows, the required ones from the env file', () => {
+  const known = new Set([...CONFIG_VARIABLES, ...PROCESS_VARIABLES]);
   for (const name of ['api', 'worker']) {
     const s = services[name];
     expect([name, s.env_file]).toEqual([name, '.env']);
@@ -157,7 +165,7 @@ it('documents every configuration variable in .env.example and commits no secret
   expect(envExample).not.toMatch(/\b(ghp|ghs|gho|ghu|github_pat|glpat|gloas)[-_][A-Za-z0-9_]{8,}/);
   for (const [name, value] of [...envExample.matchAll(/^#?\s*([A-Z][A-Z0-9_]*)=(\S*)/gm)].map((m) => [m[1], m[2]])) {
     const base64Key = /^[A-Za-z0-9+/]{43}=$/.test(value);
-    const highEntropy = /^[A-Za-z0-9+/=_-]{20,}$/.test(value) && !/^https?:/.test(value);
+    const highEntropy = /^[A-Za-z0-9+/=_-]{20,}$/.test(value) && !/^(https?:|--)/.test(value); // not a URL or a node flag
     expect([name, base64Key || highEntropy]).toEqual([name, false]);
   }
   expect(read('.gitignore').split('\n')).toContain('.env');
@@ -172,6 +180,9 @@ it('builds an image that runs the entry point through tsx as a non-root user, wi
   expect(dockerfile).toMatch(/^USER node$/m);
   expect(dockerfile).toMatch(/^HEALTHCHECK .*scripts\/healthcheck\.mjs/m);
   expect(dockerfile).toMatch(/^CMD \["node", "--import", "tsx", "bin\/repo-connect\.ts"\]$/m);
+  // The process settings npm start and the bench use (lib/process-tuning.ts), for every role.
+  const envLines = dockerfile.match(/^ENV .*$/gm)!.join(' ');
+  for (const [k, v] of Object.entries(SERVICE_PROCESS_ENV)) expect(envLines).toContain(` ${k}=${v}`);
   const ignored = read('.dockerignore').split('\n');
   for (const p of ['.env', '.git', 'node_modules', '.tools', '.local', 'prisma/generated']) expect(ignored).toContain(p);
 });
