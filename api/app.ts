@@ -6,6 +6,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { loggerOptions } from '../lib/logger';
+import type { HistogramSeries } from '../lib/metrics';
 import { registerErrorHandler } from './errors';
 import { healthRoutes } from './routes/health';
 import { internalRoutes } from './routes/internal';
@@ -75,17 +76,16 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     staticCSP: "default-src 'self'; base-uri 'self'; connect-src 'self'; font-src 'self' data:; frame-ancestors 'self'; img-src 'self' data:; object-src 'none'; script-src 'self'; script-src-attr 'none'; style-src 'self' 'unsafe-inline'",
   });
 
-  // Request metrics by route pattern (never the raw URL: it may hold ids without bound).
+  // Request metrics by route pattern (never the raw URL: it may hold ids without bound). The
+  // series of each route/method/status is resolved once, so observing is a few additions.
   const { httpRequests } = services.core.metrics;
-  // Children are cached per route/method/status: prom-client's own label lookup sorts and hashes
-  // the label object on every call, a measurable cost on the pull route.
-  const byLabels = new Map<string, ReturnType<typeof httpRequests.labels>>();
+  const seriesByKey = new Map<string, HistogramSeries>();
   app.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions.url ?? 'unmatched';
     const key = `${req.method} ${reply.statusCode} ${route}`;
-    let child = byLabels.get(key);
-    if (!child) byLabels.set(key, (child = httpRequests.labels({ route, method: req.method, status: String(reply.statusCode) })));
-    child.observe(reply.elapsedTime / 1000);
+    let series = seriesByKey.get(key);
+    if (!series) seriesByKey.set(key, (series = httpRequests.series({ route, method: req.method, status: String(reply.statusCode) })));
+    httpRequests.observe(series, reply.elapsedTime / 1000);
     done();
   });
 

@@ -1,6 +1,6 @@
 // Prometheus metrics, one registry per process. Names start with repo_connect_. Labels are small,
 // fixed sets (provider, outcome, code): never ids or anything secret.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricType, type MetricObjectWithValues, type MetricValueWithName } from 'prom-client';
 
 export interface Metrics {
   registry: Registry;
@@ -8,11 +8,76 @@ export interface Metrics {
   refreshLateness: Histogram<'provider'>;
   pushLatency: Histogram<'outcome'>;
   pulls: Counter<'result'>;
+  /** Pulls served from memory (hit) or after a Postgres read (miss), added to `pulls` when it is read. */
+  servedPulls: { hit: number; miss: number };
   providerErrors: Counter<'provider' | 'code'>;
   gitlabRefreshes: Counter<'outcome'>;
   revocations: Counter<'outcome'>;
   activeDispatches: Gauge<'status'>;
-  httpRequests: Histogram<'route' | 'method' | 'status'>;
+  httpRequests: RequestHistogram;
+}
+
+/** One label set's buckets of a {@link RequestHistogram}. */
+export interface HistogramSeries {
+  readonly labels: Readonly<Record<string, string>>;
+  /** Observations per bucket (not cumulative); the last slot counts those above every bound. */
+  readonly counts: number[];
+  sum: number;
+  count: number;
+}
+
+/**
+ * A Prometheus histogram for every API request, the pull route's included: a caller resolves the
+ * series of a label set once and observing is a bucket search and three additions. prom-client's
+ * own histogram hashes the label object on every observation, which measured as several percent
+ * of the pull route's cost. The exposition is the same (`_bucket` with `le`, `_sum`, `_count`).
+ */
+export class RequestHistogram {
+  readonly aggregator = 'sum';
+  private readonly bySeries = new Map<string, HistogramSeries>();
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly labelNames: readonly string[],
+    readonly buckets: readonly number[],
+  ) {}
+
+  /** The series of `labels` (created empty on first use), to observe into. */
+  series(labels: Record<string, string>): HistogramSeries {
+    const key = this.labelNames.map((n) => labels[n] ?? '').join('\u0000');
+    let s = this.bySeries.get(key);
+    if (!s) this.bySeries.set(key, (s = { labels: { ...labels }, counts: new Array<number>(this.buckets.length + 1).fill(0), sum: 0, count: 0 }));
+    return s;
+  }
+
+  observe(series: HistogramSeries, value: number): void {
+    let i = 0;
+    while (i < this.buckets.length && value > this.buckets[i]) i++;
+    series.counts[i] += 1;
+    series.sum += value;
+    series.count += 1;
+  }
+
+  async get(): Promise<MetricObjectWithValues<MetricValueWithName<string>>> {
+    const values: Array<MetricValueWithName<string>> = [];
+    for (const s of this.bySeries.values()) {
+      let acc = 0;
+      this.buckets.forEach((le, i) => {
+        acc += s.counts[i];
+        values.push({ metricName: `${this.name}_bucket`, labels: { le, ...s.labels }, value: acc });
+      });
+      values.push({ metricName: `${this.name}_bucket`, labels: { le: '+Inf', ...s.labels }, value: s.count });
+      values.push({ metricName: `${this.name}_sum`, labels: { ...s.labels }, value: s.sum });
+      values.push({ metricName: `${this.name}_count`, labels: { ...s.labels }, value: s.count });
+    }
+    // MetricType is a type only: prom-client exports no value for the enum.
+    return { name: this.name, help: this.help, type: 'histogram' as unknown as MetricType, aggregator: this.aggregator, collect: () => undefined, values };
+  }
+
+  reset(): void {
+    this.bySeries.clear();
+  }
 }
 
 /** Builds the metrics of one process; `defaults` adds Node's process metrics. */
@@ -20,6 +85,14 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
   const registry = new Registry();
   if (opts.defaults !== false) collectDefaultMetrics({ register: registry, prefix: 'repo_connect_process_' });
   const registers = [registry];
+  const servedPulls = { hit: 0, miss: 0 };
+  const httpRequests = new RequestHistogram(
+    'repo_connect_http_request_duration_seconds',
+    'API request duration by route pattern, method and status.',
+    ['route', 'method', 'status'],
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  );
+  registry.registerMetric(httpRequests as never);
   return {
     registry,
     mints: new Counter({
@@ -47,7 +120,15 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
       help: 'Token pulls by result: hit (served from memory), miss (read from Postgres), refreshed (asked the workflow), or an error class.',
       labelNames: ['result'],
       registers,
+      // The two results of every fresh pull are plain counts until scraped.
+      collect() {
+        for (const result of ['hit', 'miss'] as const) {
+          if (servedPulls[result] > 0) this.inc({ result }, servedPulls[result]);
+          servedPulls[result] = 0;
+        }
+      },
     }),
+    servedPulls,
     providerErrors: new Counter({
       name: 'repo_connect_provider_errors_total',
       help: 'Provider failures by provider and typed code.',
@@ -72,12 +153,6 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
       labelNames: ['status'],
       registers,
     }),
-    httpRequests: new Histogram({
-      name: 'repo_connect_http_request_duration_seconds',
-      help: 'API request duration by route pattern, method and status.',
-      labelNames: ['route', 'method', 'status'],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-      registers,
-    }),
+    httpRequests,
   };
 }

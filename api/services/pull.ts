@@ -34,9 +34,6 @@ export function createPullService(deps: Deps) {
   const limiter = createRateLimiter({ perMinute: deps.config.pullRateLimitPerMinute });
   const events = createEventBuffer({ db: deps.db, logger: deps.logger });
   const inflight = new Map<string, Promise<void>>();
-  const pulled = (result: string) => metrics.pulls.labels({ result });
-  const hits = pulled('hit');
-  const misses = pulled('miss');
 
   /** The response body (JSON text `{token, expires_at, username, generation}`), audited. */
   function answer(lease: CachedLease): string {
@@ -92,7 +89,7 @@ export function createPullService(deps: Deps) {
         throw new AppError(410, 'dispatch_ended', 'the dispatch has ended; its tokens are revoked');
       }
       if (entry.lease && isFresh(entry.lease, marginMs, Date.now())) {
-        (hit ? hits : misses).inc();
+        metrics.servedPulls[hit ? 'hit' : 'miss'] += 1;
         return answer(entry.lease);
       }
 
