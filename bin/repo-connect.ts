@@ -7,7 +7,7 @@ import { createCore } from '../lib/core';
 import { createLogger } from '../lib/logger';
 import { migrate } from '../lib/migrate';
 import { semiSpaceChosen, WORKER_NODE_OPTIONS } from '../lib/process-tuning';
-import { ensureSearchAttributes } from '../lib/temporal';
+import { ensureSearchAttributes, quietCallContext } from '../lib/temporal';
 import { startApi, type RunningApi } from '../api/server';
 import { dashboardPlugin } from '../api/dashboard';
 import { createTokenWorker, installTemporalRuntime, NativeConnection } from '../activities/worker';
@@ -43,6 +43,10 @@ async function main(): Promise<void> {
   if (applied.length) logger.info({ applied }, 'migrations applied');
 
   const core = await createCore(config, { logger });
+  // An API-only process runs the Temporal client's call context only around its few Temporal calls
+  // (lib/temporal.ts). A worker keeps it as is: its activities hold their own context storage, so
+  // switching this one off buys nothing there, and the bench measured refreshes slower with it.
+  if (config.role === 'api') quietCallContext(core.temporalConnection);
   await ensureSearchAttributes(core.temporalConnection, config.temporal.namespace);
 
   let api: RunningApi | undefined;
