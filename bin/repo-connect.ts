@@ -30,10 +30,10 @@ async function main(): Promise<void> {
   installTemporalRuntime(logger);
   // A worker holds a fleet of sleeping runs and makes garbage at every refresh. V8's defaults let
   // its heap reach about three times the live size, and each isolate's young generation grow to
-  // 3 x 16 MB. The growth flag is read at every collection (this isolate and the workflow
-  // thread's); the semi-space size when an isolate is created, so set here it applies to the
-  // workflow thread the worker starts below. A worker-only process is also started with it for
-  // its main isolate (lib/process-tuning.ts); a size the operator chose is left alone.
+  // two 16 MB semi-spaces. The growth flag is read at every collection (this isolate and the
+  // workflow thread's); the semi-space size when an isolate is created, so set here it applies to
+  // the workflow thread the worker starts below. A worker-only process is also started with it
+  // for its main isolate (lib/process-tuning.ts); a size the operator chose is left alone.
   if (config.role !== 'api') {
     if (config.worker.heapGrowthPercent > 0) setFlagsFromString(`--heap-growing-percent=${config.worker.heapGrowthPercent}`);
     if (!semiSpaceChosen(process.execArgv, process.env.NODE_OPTIONS)) setFlagsFromString(WORKER_NODE_OPTIONS);
@@ -44,8 +44,8 @@ async function main(): Promise<void> {
 
   const core = await createCore(config, { logger });
   // An API-only process runs the Temporal client's call context only around its few Temporal calls
-  // (lib/temporal.ts). A worker keeps it as is: its activities hold their own context storage, so
-  // switching this one off buys nothing there, and the bench measured refreshes slower with it.
+  // (lib/temporal.ts). A worker keeps it as is: its activities run in a context storage of their
+  // own, which keeps the promise hook on anyway, so switching this one off would buy nothing.
   if (config.role === 'api') quietCallContext(core.temporalConnection);
   await ensureSearchAttributes(core.temporalConnection, config.temporal.namespace);
 
