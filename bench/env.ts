@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { migrate } from '../lib/migrate';
-import { SERVICE_PROCESS_ENV, serviceNodeArgs } from '../lib/process-tuning';
+import { SERVICE_PROCESS_ENV } from '../lib/process-tuning';
 import { freePort, PROJECT_ROOT, resolveTemporalCli, startDevServer, type DevServer } from '../scripts/temporal-cli';
 
 export const BENCH_DB = 'repo_connect_bench';
@@ -53,13 +53,12 @@ export async function startService(role: 'api' | 'worker', env: Record<string, s
   // One node process (tsx as a loader, not its CLI), so RSS and profiles are the service's own.
   // Profiling hooks: BENCH_API_NODE_ARGS / BENCH_WORKER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
   const extra = role === 'api' ? process.env.BENCH_API_NODE_ARGS : process.env.BENCH_WORKER_NODE_ARGS;
-  // Started as the image and the compose file start it (lib/process-tuning.ts).
-  const nodeArgs = [...serviceNodeArgs(role, undefined), ...(extra ? extra.split(' ') : [])];
+  const nodeArgs = extra ? extra.split(' ') : [];
   const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', join(PROJECT_ROOT, 'bin', 'repo-connect.ts')], {
     cwd: PROJECT_ROOT,
     env: {
       PATH: process.env.PATH,
-      ...SERVICE_PROCESS_ENV,
+      ...SERVICE_PROCESS_ENV, // as the image starts it
       NODE_ENV: 'production',
       ROLE: role, PORT: String(port), WORKER_METRICS_PORT: String(metricsPort), PUBLIC_URL: `http://127.0.0.1:${port}`, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -6,7 +6,6 @@ import { loadConfig, ConfigError } from '../lib/config';
 import { createCore } from '../lib/core';
 import { createLogger } from '../lib/logger';
 import { migrate } from '../lib/migrate';
-import { semiSpaceChosen, WORKER_NODE_OPTIONS } from '../lib/process-tuning';
 import { ensureSearchAttributes, quietCallContext } from '../lib/temporal';
 import { startApi, type RunningApi } from '../api/server';
 import { dashboardPlugin } from '../api/dashboard';
@@ -28,16 +27,10 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
   installTemporalRuntime(logger);
-  // A worker holds a fleet of sleeping runs and makes garbage at every refresh. V8's defaults let
-  // its heap reach about three times the live size, and each isolate's young generation grow to
-  // two 16 MB semi-spaces. The growth flag is read at every collection (this isolate and the
-  // workflow thread's); the semi-space size when an isolate is created, so set here it applies to
-  // the workflow thread the worker starts below. A worker-only process is also started with it
-  // for its main isolate (lib/process-tuning.ts); a size the operator chose is left alone.
-  if (config.role !== 'api') {
-    if (config.worker.heapGrowthPercent > 0) setFlagsFromString(`--heap-growing-percent=${config.worker.heapGrowthPercent}`);
-    if (!semiSpaceChosen(process.execArgv, process.env.NODE_OPTIONS)) setFlagsFromString(WORKER_NODE_OPTIONS);
-  }
+  // A worker holds a fleet of sleeping runs and makes garbage at every refresh; V8's default
+  // growth lets its heap reach about three times the live size. Process-wide (the workflow
+  // thread's isolate too), so it is set before the worker starts.
+  if (config.role !== 'api' && config.worker.heapGrowthPercent > 0) setFlagsFromString(`--heap-growing-percent=${config.worker.heapGrowthPercent}`);
 
   const applied = await migrate(config.databaseUrl);
   if (applied.length) logger.info({ applied }, 'migrations applied');

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, ConfigError } from '../lib/config';
 import { ensureDatabase, migrate } from '../lib/migrate';
-import { SERVICE_PROCESS_ENV, serviceNodeArgs } from '../lib/process-tuning';
+import { SERVICE_PROCESS_ENV } from '../lib/process-tuning';
 import { ensureSearchAttributes, temporalAnswers } from '../lib/temporal';
 import { Connection } from '@temporalio/client';
 import { PROJECT_ROOT, resolveTemporalCli, startDevServer, type DevServer } from './temporal-cli';
@@ -93,7 +93,7 @@ async function main(): Promise<void> {
 
   // One node process with tsx as its loader, so signals reach the service itself; started as the
   // image starts it (lib/process-tuning.ts), values already in the environment winning.
-  const service = spawn(process.execPath, [...serviceNodeArgs(config.role, env.NODE_OPTIONS), '--import', 'tsx', join(PROJECT_ROOT, 'bin', 'repo-connect.ts')], {
+  const service = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'bin', 'repo-connect.ts')], {
     cwd: PROJECT_ROOT,
     stdio: 'inherit',
     env: { ...SERVICE_PROCESS_ENV, ...env },
