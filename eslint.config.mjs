@@ -32,6 +32,15 @@ export default tseslint.config(
         },
       ],
       'no-restricted-globals': ['error', { name: 'setInterval', message: 'Use workflow timers (sleep/condition).' }, { name: 'process', message: 'No process in workflows.' }],
+      // The worker preloads these modules once and shares them between runs (workflowBundleOptions):
+      // module-level state would leak from one dispatch's run into the next.
+      'no-restricted-syntax': [
+        'error',
+        ...[':matches(Program, Program > ExportNamedDeclaration) > VariableDeclaration[kind!="const"]', 'Program > ExpressionStatement > AssignmentExpression', ':matches(Program, Program > ExportNamedDeclaration) > VariableDeclaration > VariableDeclarator > NewExpression[callee.name=/^(Map|Set|WeakMap|WeakSet|Array)$/]'].map((selector) => ({
+          selector,
+          message: 'Workflow modules are shared by every run: no module-level state (keep it inside the workflow function).',
+        })),
+      ],
     },
   },
 );

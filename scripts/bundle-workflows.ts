@@ -3,6 +3,7 @@
 // instead of staying in the long-running worker's RSS (~100 MB measured).
 import { renameSync, writeFileSync } from 'node:fs';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { workflowBundleOptions } from '../activities/workflow-bundle';
 
 const out = process.argv[2];
 if (!out) {
@@ -11,7 +12,7 @@ if (!out) {
 }
 const quiet = () => undefined;
 bundleWorkflowCode({
-  workflowsPath: require.resolve('../workflows'),
+  ...workflowBundleOptions(),
   logger: { log: quiet, trace: quiet, debug: quiet, info: quiet, warn: (m: string) => process.stderr.write(`${m}\n`), error: (m: string) => process.stderr.write(`${m}\n`) },
 })
   .then(({ code }) => {

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { workflowBundleOptions } from '../../activities/workflow-bundle';
 import { migrate } from '../../lib/migrate';
 import { freePort, PROJECT_ROOT, resolveTemporalCli, startDevServer, type DevServer } from '../../scripts/temporal-cli';
 import { testServerUrl } from './test-env';
@@ -71,7 +72,7 @@ export default async function globalSetup(): Promise<void> {
       const cli = await resolveTemporalCli(process.env, (l) => process.stderr.write(`${l}\n`));
       return startDevServer({ cli, port: await freePort() });
     })(),
-    bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietLogger }),
+    bundleWorkflowCode({ ...workflowBundleOptions(), logger: quietLogger }),
   ]);
   globalThis.__TEMPORAL_DEV_SERVER__ = server;
   const bundlePath = join(cacheDir, `workflow-bundle-${process.pid}.js`);
