@@ -56,10 +56,10 @@ export async function runTokenLoop(o: TokenLoopOptions) {
   containers.setBearer('warmup', warm.container_token);
   await containers.waitForPush('warmup', (p) => p.generation === 1, 60_000);
   await call(o, 'POST', `/api/dispatches/${warm.dispatch_id}/stop`);
-  // The baseline is a quiet worker: V8's memory reducer returns start-up garbage after ~8 s idle,
-  // so measuring at once would count it against the baseline and flatter the fleet's figure.
-  await new Promise((r) => setTimeout(r, 12_000));
-  const rssBefore = o.worker.rssMb();
+  // The baseline is a quiet worker: V8's memory reducer and malloc return start-up garbage over
+  // tens of seconds, so measuring early would count it against the baseline and flatter the
+  // fleet's figure. Wait until the worker's RSS has stopped falling (or two minutes).
+  const rssBefore = await settledRss(o.worker, o.log);
   const mintsBefore = o.gh.accessTokenRequests.filter((r) => r.repositoryIds !== null).length;
   const verifiesBefore = o.gh.stats.verifications;
 
@@ -168,6 +168,25 @@ export async function runTokenLoop(o: TokenLoopOptions) {
     measured_refreshes: lateness.length,
     pushes_with_a_wrong_bearer: badBearers,
   };
+}
+
+/** RSS of a quiet process once it has stopped falling: no new low by 2 MB within 15 s. */
+async function settledRss(p: ServiceProcess, log: (line: string) => void, limitMs = 120_000): Promise<number> {
+  const started = Date.now();
+  let low = p.rssMb();
+  let lowAt = Date.now();
+  await new Promise((r) => setTimeout(r, 8_000));
+  while (Date.now() - started < limitMs) {
+    const now = p.rssMb();
+    if (now < low - 2) {
+      low = now;
+      lowAt = Date.now();
+    } else if (Date.now() - lowAt >= 15_000) break;
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+  const rss = p.rssMb();
+  log(`quiet worker RSS ${rss.toFixed(0)} MB after ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  return rss;
 }
 
 /** Polls Postgres until every dispatch has ended (revoked and final); returns how many did. */
