@@ -55,7 +55,7 @@ async function main() {
     if (pull) log(`pull route ${pull.pull_route.req_per_s.toFixed(0)} req/s vs bare Fastify ${pull.bare_fastify.req_per_s.toFixed(0)} req/s`);
 
     gh.tokenLifetimeSeconds = LIFETIME;
-    const loop = ONLY === 'pull' ? null : await runTokenLoop({ api, worker, gh, app, adminToken: env.ADMIN_API_TOKEN, databaseUrl, dispatches: DISPATCHES, cycles: CYCLES, marginSeconds: MARGIN, jitterMaxSeconds: JITTER, log });
+    const loop = ONLY === 'pull' ? null : await runTokenLoop({ api, worker, gh, app, adminToken: env.ADMIN_API_TOKEN, databaseUrl, temporalPid: temporal.process.pid!, dispatches: DISPATCHES, cycles: CYCLES, marginSeconds: MARGIN, jitterMaxSeconds: JITTER, log });
 
     const results = {
       at: new Date().toISOString(),
@@ -98,6 +98,9 @@ function printTable(r: { token_loop: Awaited<ReturnType<typeof runTokenLoop>> | 
     // The goal is per 1,000 workflows: what the fleet adds to a worker that runs one.
     [`worker RSS with 1 / ${t.dispatches} workflows`, `${f(t.worker_rss_before_mb, 0)} / ${f(t.worker_rss_after_mb, 0)} MB`, '—', null],
     ['worker RSS per 1,000 workflows', `${f(t.worker_rss_per_1000_workflows_mb, 0)} MB`, '≤ 250 MB', t.worker_rss_per_1000_workflows_mb <= 250],
+    // Lateness is queueing once the machine is saturated; these say how close it was.
+    ['machine CPU busy during the loop', `${f(t.cpu.machine_busy_fraction * 100, 0)} % of ${cpus().length} cores`, '—', null],
+    ['CPU per mint: worker / Temporal / API / rest', `${[t.cpu.worker_ms_per_mint, t.cpu.temporal_ms_per_mint, t.cpu.api_ms_per_mint, t.cpu.rest_ms_per_mint].map((n) => f(n, 1)).join(' / ')} ms`, '—', null],
   );
   if (p) rows.push(
     ['bare Fastify (baseline)', `${f(p.bare_fastify.req_per_s, 0)} req/s, p50 ${p.bare_fastify.p50_ms} ms, p99 ${p.bare_fastify.p99_ms} ms`, '—', null],

@@ -5,11 +5,13 @@ import { FakeContainerHost, type ReceivedPush } from '../test/fakes/container';
 import type { FakeGitHub, FakeGithubApp } from '../test/fakes/github';
 import { computeRefreshAt } from '../workflows/refresh-schedule';
 import { fingerprint } from '../lib/secrets';
-import { percentile, pool, type ServiceProcess } from './env';
+import { cpuSeconds, machineCpuSeconds, percentile, pool, type ServiceProcess } from './env';
 
 export interface TokenLoopOptions {
   api: ServiceProcess;
   worker: ServiceProcess;
+  /** The Temporal dev server's process, whose CPU time is reported beside the worker's. */
+  temporalPid: number;
   gh: FakeGitHub;
   app: FakeGithubApp;
   adminToken: string;
@@ -64,6 +66,7 @@ export async function runTokenLoop(o: TokenLoopOptions) {
   const verifiesBefore = o.gh.stats.verifications;
 
   o.log(`starting ${o.dispatches} dispatches`);
+  const cpuBefore = cpuReading(o);
   const started = performance.now();
   const ds = await pool(
     Array.from({ length: o.dispatches }, (_, i) => i),
@@ -84,6 +87,7 @@ export async function runTokenLoop(o: TokenLoopOptions) {
   const lastGen = o.cycles + 1;
   await Promise.all(ds.map((d) => containers.waitForPush(d.name, (p) => p.generation === lastGen, 600_000)));
   const rssAfter = o.worker.rssMb();
+  const cpuAfter = cpuReading(o);
 
   // Dispatches that got their first token early are a cycle or two further by now: stop them all,
   // then compare upstream calls with the generations the ledger recorded over the same window.
@@ -134,6 +138,7 @@ export async function runTokenLoop(o: TokenLoopOptions) {
     }
   }
   const generations = rows.length;
+  const mintsInWindow = rows.filter((r) => r.at.getTime() >= cpuBefore.at && r.at.getTime() <= cpuAfter.at).length;
   const badBearers = ds.reduce((n, d) => n + containers.rejected(d.name), 0);
   const live = ds.filter((d) => {
     const last = containers.latest(d.name);
@@ -166,7 +171,42 @@ export async function runTokenLoop(o: TokenLoopOptions) {
     worker_rss_after_mb: rssAfter,
     worker_rss_per_1000_workflows_mb: ((rssAfter - rssBefore) / o.dispatches) * 1000,
     measured_refreshes: lateness.length,
+    cpu: cpuUse(cpuBefore, cpuAfter, mintsInWindow),
     pushes_with_a_wrong_bearer: badBearers,
+  };
+}
+
+type CpuReading = ReturnType<typeof cpuReading>;
+
+function cpuReading(o: TokenLoopOptions) {
+  return {
+    at: Date.now(),
+    worker: cpuSeconds(o.worker.child.pid!),
+    api: cpuSeconds(o.api.child.pid!),
+    temporal: cpuSeconds(o.temporalPid),
+    machine: machineCpuSeconds(),
+  };
+}
+
+/**
+ * Where the machine's CPU went from the first dispatch to the last awaited refresh, per mint in
+ * that window: lateness on a saturated machine is queueing, and these figures tell it apart from
+ * a slow token path. `rest` is Postgres, the fakes and the bench itself.
+ */
+function cpuUse(a: CpuReading, b: CpuReading, mints: number) {
+  const perMint = (seconds: number) => (seconds * 1000) / Math.max(1, mints);
+  const busy = b.machine.busy - a.machine.busy;
+  const worker = b.worker - a.worker;
+  const temporal = b.temporal - a.temporal;
+  const api = b.api - a.api;
+  return {
+    window_s: (b.at - a.at) / 1000,
+    mints,
+    machine_busy_fraction: busy / Math.max(1e-9, b.machine.total - a.machine.total),
+    worker_ms_per_mint: perMint(worker),
+    temporal_ms_per_mint: perMint(temporal),
+    api_ms_per_mint: perMint(api),
+    rest_ms_per_mint: perMint(Math.max(0, busy - worker - temporal - api)),
   };
 }
 
