@@ -20,9 +20,14 @@ const WORKFLOWS_PATH = join(ROOT, 'workflows', 'index.ts');
  * measured with the SDK's ReusableVMWorkflowCreator). State at module level would be shared between
  * runs, so lint refuses it in workflows/ (eslint.config.mjs).
  */
-export function workflowBundleOptions(): { workflowsPath: string; preloadModules: string[] } {
-  return { workflowsPath: WORKFLOWS_PATH, preloadModules: ['@temporalio/workflow', WORKFLOWS_PATH] };
+export function workflowBundleOptions(): { workflowsPath: string; preloadModules: string[]; logger: typeof bundleLogger } {
+  return { workflowsPath: WORKFLOWS_PATH, preloadModules: ['@temporalio/workflow', WORKFLOWS_PATH], logger: bundleLogger };
 }
+
+const quiet = () => undefined;
+const toStderr = (message: string) => void process.stderr.write(`[bundle] ${message}\n`);
+/** webpack's progress is noise; its warnings and errors go to stderr. */
+const bundleLogger = { log: quiet, trace: quiet, debug: quiet, info: quiet, warn: toStderr, error: toStderr };
 
 /** Content hash of workflows/, the bundle options and the workflow SDK version: a new bundle when any changes. */
 export function workflowSourceHash(): string {

@@ -1,7 +1,7 @@
 // Process settings of the service that must be in place before it starts, so they cannot be read
 // from the configuration: glibc reads MALLOC_ARENA_MAX when the process starts. The image
-// (Dockerfile), `npm start` and the bench all start the service with these (a test checks the
-// Dockerfile). Measured with `npm run bench` (README, "Worker memory").
+// (Dockerfile), `npm start`, the bench and the ops tests all start the service with these (a test
+// checks the Dockerfile). Measured with `npm run bench` (README, "Worker memory").
 
 /**
  * Process environment for every role. The worker's native threads (the Temporal core's runtime,

@@ -10,11 +10,7 @@ if (!out) {
   process.stderr.write('usage: bundle-workflows <output.js>\n');
   process.exit(2);
 }
-const quiet = () => undefined;
-bundleWorkflowCode({
-  ...workflowBundleOptions(),
-  logger: { log: quiet, trace: quiet, debug: quiet, info: quiet, warn: (m: string) => process.stderr.write(`${m}\n`), error: (m: string) => process.stderr.write(`${m}\n`) },
-})
+bundleWorkflowCode(workflowBundleOptions())
   .then(({ code }) => {
     writeFileSync(`${out}.tmp`, code);
     renameSync(`${out}.tmp`, out); // atomic: a concurrent reader never sees half a bundle

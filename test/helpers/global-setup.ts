@@ -72,7 +72,7 @@ export default async function globalSetup(): Promise<void> {
       const cli = await resolveTemporalCli(process.env, (l) => process.stderr.write(`${l}\n`));
       return startDevServer({ cli, port: await freePort() });
     })(),
-    bundleWorkflowCode({ ...workflowBundleOptions(), logger: quietLogger }),
+    bundleWorkflowCode(workflowBundleOptions()),
   ]);
   globalThis.__TEMPORAL_DEV_SERVER__ = server;
   const bundlePath = join(cacheDir, `workflow-bundle-${process.pid}.js`);
@@ -84,11 +84,3 @@ export default async function globalSetup(): Promise<void> {
   process.stderr.write(`\n[setup] postgres ${new URL(dbUrl).pathname.slice(1)}, temporal ${server.address}, ready in ${Date.now() - started} ms\n`);
 }
 
-const quietLogger = {
-  log: () => undefined,
-  trace: () => undefined,
-  debug: () => undefined,
-  info: () => undefined,
-  warn: (m: string) => process.stderr.write(`[bundle] ${m}\n`),
-  error: (m: string) => process.stderr.write(`[bundle] ${m}\n`),
-};

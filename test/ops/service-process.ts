@@ -1,9 +1,10 @@
 // Runs the real entry point (bin/repo-connect.ts) as its own process the way the container image
-// does (`node --import tsx`), so signals reach the service directly. Output goes to the run's log
+// does (`node --import tsx`, with the image's process settings), so signals reach the service directly. Output goes to the run's log
 // directory too, so the teardown token scan covers these processes.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { Config } from '../../lib/config';
+import { SERVICE_PROCESS_ENV } from '../../lib/process-tuning';
 import { freePort, PROJECT_ROOT } from '../../scripts/temporal-cli';
 import { eventually } from '../helpers/harness';
 import { appendRunLog, logFileName } from '../helpers/test-logs';
@@ -39,6 +40,7 @@ export async function spawnService(opts: SpawnOptions): Promise<ServiceProcess> 
     cwd: PROJECT_ROOT,
     env: {
       PATH: process.env.PATH,
+      ...SERVICE_PROCESS_ENV, // as the image starts it
       NODE_ENV: 'test',
       ROLE: opts.role,
       LOG_LEVEL: 'info',

@@ -9,9 +9,6 @@ import { ReusableVMWorkflowCreator } from '@temporalio/worker/lib/workflow/reusa
 import { globalHandlers } from '@temporalio/worker/lib/workflow/vm-shared';
 import { workflowBundleOptions } from '../../activities/workflow-bundle';
 
-const quiet = () => undefined;
-const logger = { log: quiet, trace: quiet, debug: quiet, info: quiet, warn: quiet, error: quiet };
-
 /** Module ids a fresh run of gitTokenWorkflow instantiates for itself, for two runs in one context. */
 async function perRunModules(code: string, filename: string): Promise<string[][]> {
   const creator = await ReusableVMWorkflowCreator.create(parseWorkflowCode(code, filename), 5000, new Set(), undefined);
@@ -50,7 +47,7 @@ it('a run of the worker bundle instantiates none of the workflow modules for its
 });
 
 it('control: without the preload list every run instantiates them again', async () => {
-  const { workflowsPath } = workflowBundleOptions();
+  const { workflowsPath, logger } = workflowBundleOptions();
   const { code } = await bundleWorkflowCode({ workflowsPath, logger });
   const runs = await perRunModules(code, '/tmp/plain-workflow-bundle.js');
   for (const ids of runs) {
