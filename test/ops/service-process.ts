@@ -1,6 +1,7 @@
 // Runs the real entry point (bin/repo-connect.ts) as its own process the way the container image
-// does (`node --import tsx`, with the image's process settings), so signals reach the service directly. Output goes to the run's log
-// directory too, so the teardown token scan covers these processes.
+// does (`node --import tsx`, with the image's process settings), so signals reach the service
+// directly. Output goes to the run's log directory too, so the teardown token scan covers these
+// processes.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { Config } from '../../lib/config';
