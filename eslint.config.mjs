@@ -6,7 +6,17 @@ import { builtinModules } from 'node:module';
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'prisma/generated/**', '.tools/**', '.cache/**', 'container-kit/node_modules/**', 'bench/results/**', 'test/artifacts/**'] },
+  {
+    ignores: [
+      'node_modules/**',
+      'prisma/generated/**',
+      '.tools/**',
+      '.cache/**',
+      'container-kit/node_modules/**',
+      'bench/results/**',
+      'test/artifacts/**',
+    ],
+  },
   {
     files: ['**/*.ts'],
     extends: [tseslint.configs.recommended],
@@ -25,18 +35,33 @@ export default tseslint.config(
           patterns: [
             { group: ['@prisma/*', '**/prisma/generated/**', 'pg', 'pg-*'], message: 'No database access in workflows: use an activity.' },
             { group: ['fastify', 'fastify-*', '@fastify/*'], message: 'No HTTP server code in workflows.' },
-            { group: ['@temporalio/client', '@temporalio/worker', '@temporalio/activity', '@temporalio/testing'], message: 'Workflows import only @temporalio/workflow and @temporalio/common.' },
-            { group: ['**/activities', '**/activities/**', '**/lib/**', '**/api/**'], allowTypeImports: true, message: 'Workflows import activities (and other service code) as types only.' },
+            {
+              group: ['@temporalio/client', '@temporalio/worker', '@temporalio/activity', '@temporalio/testing'],
+              message: 'Workflows import only @temporalio/workflow and @temporalio/common.',
+            },
+            {
+              group: ['**/activities', '**/activities/**', '**/lib/**', '**/api/**'],
+              allowTypeImports: true,
+              message: 'Workflows import activities (and other service code) as types only.',
+            },
             { group: ['@octokit/*', 'zod', 'undici', 'node-fetch', 'axios'], message: 'No I/O libraries in workflows.' },
           ],
         },
       ],
-      'no-restricted-globals': ['error', { name: 'setInterval', message: 'Use workflow timers (sleep/condition).' }, { name: 'process', message: 'No process in workflows.' }],
+      'no-restricted-globals': [
+        'error',
+        { name: 'setInterval', message: 'Use workflow timers (sleep/condition).' },
+        { name: 'process', message: 'No process in workflows.' },
+      ],
       // The worker preloads these modules once and shares them between runs (workflowBundleOptions):
       // module-level state would leak from one dispatch's run into the next.
       'no-restricted-syntax': [
         'error',
-        ...[':matches(Program, Program > ExportNamedDeclaration) > VariableDeclaration[kind!="const"]', 'Program > ExpressionStatement > AssignmentExpression', ':matches(Program, Program > ExportNamedDeclaration) > VariableDeclaration > VariableDeclarator > NewExpression[callee.name=/^(Map|Set|WeakMap|WeakSet|Array)$/]'].map((selector) => ({
+        ...[
+          ':matches(Program, Program > ExportNamedDeclaration) > VariableDeclaration[kind!="const"]',
+          'Program > ExpressionStatement > AssignmentExpression',
+          ':matches(Program, Program > ExportNamedDeclaration) > VariableDeclaration > VariableDeclarator > NewExpression[callee.name=/^(Map|Set|WeakMap|WeakSet|Array)$/]',
+        ].map((selector) => ({
           selector,
           message: 'Workflow modules are shared by every run: no module-level state (keep it inside the workflow function).',
         })),

@@ -17,7 +17,8 @@ function esmOnlyPackages(dir = path.join(__dirname, 'node_modules')) {
   if (!fs.existsSync(dir)) return names;
   for (const entry of fs.readdirSync(dir)) {
     if (entry.startsWith('.')) continue;
-    if (entry.startsWith('@')) for (const sub of fs.readdirSync(path.join(dir, entry))) check(path.join(dir, entry, sub), `${entry}/${sub}`);
+    if (entry.startsWith('@'))
+      for (const sub of fs.readdirSync(path.join(dir, entry))) check(path.join(dir, entry, sub), `${entry}/${sub}`);
     else check(path.join(dir, entry), entry);
   }
   return names;

@@ -30,7 +30,12 @@ const agents = {
 };
 
 /** Sends one push; never throws (the caller decides what a failure means). */
-export function pushToContainer(args: { containerUrl: string; containerToken: string; body: PushBody; timeoutMs: number }): Promise<PushOutcome> {
+export function pushToContainer(args: {
+  containerUrl: string;
+  containerToken: string;
+  body: PushBody;
+  timeoutMs: number;
+}): Promise<PushOutcome> {
   return new Promise((resolve) => {
     let url: URL;
     try {
@@ -38,7 +43,8 @@ export function pushToContainer(args: { containerUrl: string; containerToken: st
     } catch {
       return resolve({ outcome: 'failed', detail: 'container unreachable (invalid URL)' });
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') return resolve({ outcome: 'failed', detail: 'container unreachable (unsupported protocol)' });
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      return resolve({ outcome: 'failed', detail: 'container unreachable (unsupported protocol)' });
     const payload = Buffer.from(JSON.stringify(args.body));
     let settled = false;
     const finish = (outcome: PushOutcome) => {
@@ -64,7 +70,9 @@ export function pushToContainer(args: { containerUrl: string; containerToken: st
       else if (status === 404 || status === 410) finish({ outcome: 'gone', detail: `container answered ${status}` });
       else finish({ outcome: 'failed', detail: `container answered ${status}` });
     });
-    req.once('error', (err: NodeJS.ErrnoException) => finish({ outcome: 'failed', detail: `container unreachable (${err.code ?? err.name})` }));
+    req.once('error', (err: NodeJS.ErrnoException) =>
+      finish({ outcome: 'failed', detail: `container unreachable (${err.code ?? err.name})` }),
+    );
     req.end(payload);
   });
 }

@@ -40,7 +40,11 @@ export interface ResolverDeps {
 }
 
 /** Resolves and obtains the credential for a dispatch's rig. */
-export async function resolveCredential(deps: ResolverDeps, dispatchId: string, opts: { minValiditySeconds?: number } = {}): Promise<ResolvedCredential> {
+export async function resolveCredential(
+  deps: ResolverDeps,
+  dispatchId: string,
+  opts: { minValiditySeconds?: number } = {},
+): Promise<ResolvedCredential> {
   // Raw SQL: this runs once per refresh of every dispatch (see lib/lease-store.ts on the cost).
   const [rig] = await deps.db.$queryRaw<RigRow[]>`
     SELECT r.town_id, r.git_url, r.repository_id, i.id AS integration_id, i.provider::text AS provider, i.status::text AS status,
@@ -65,10 +69,7 @@ export async function resolveCredential(deps: ResolverDeps, dispatchId: string, 
   const [townToken] = await deps.db.$queryRaw<Array<{ token_enc: string; username: string | null }>>`
     SELECT token_enc, username FROM town_git_auth WHERE town_id = ${rig.town_id}::uuid AND host = ${host}`;
   if (!townToken) {
-    throw new CredentialError(
-      FailureType.noCredentials,
-      `rig has no integration and the town has no git-auth token for ${host}`,
-    );
+    throw new CredentialError(FailureType.noCredentials, `rig has no integration and the town has no git-auth token for ${host}`);
   }
   return {
     token: deps.secrets.decrypt(townToken.token_enc, townTokenContext(rig.town_id, host)),
@@ -133,7 +134,8 @@ async function mintGithub(deps: ResolverDeps, integration: IntegrationRow, repos
       revocable: true,
     };
   } catch (err) {
-    if (err instanceof ProviderError && err.code === 'installation_suspended') await noteStatus(deps, integration.id, 'suspended', err.message);
+    if (err instanceof ProviderError && err.code === 'installation_suspended')
+      await noteStatus(deps, integration.id, 'suspended', err.message);
     if (err instanceof ProviderError && err.code === 'installation_not_found') {
       // `deleted` is final, so one 404 from the token endpoint is not enough: ask for the
       // installation itself. Only a second 404 marks it; anything else is a passing failure.
@@ -141,7 +143,12 @@ async function mintGithub(deps: ResolverDeps, integration: IntegrationRow, repos
         () => false,
         (e) => e instanceof ProviderError && e.code === 'installation_not_found',
       );
-      if (!gone) throw new ProviderError('provider_unavailable', 'GitHub answered 404 for a token of an installation that exists; retrying', err.status);
+      if (!gone)
+        throw new ProviderError(
+          'provider_unavailable',
+          'GitHub answered 404 for a token of an installation that exists; retrying',
+          err.status,
+        );
       await noteStatus(deps, integration.id, 'deleted', err.message);
     }
     throw err;

@@ -12,13 +12,7 @@ import type { Metrics } from '../lib/metrics';
 import { containerTokenContext } from '../lib/secret-contexts';
 import { ProviderError, type GithubClient } from '../lib/providers/types';
 import { FailureType, isPermanentFailure } from '../workflows/failure-types';
-import type {
-  FinishDispatchInput,
-  LeaseMeta,
-  MintLeaseInput,
-  PushLeaseInput,
-  PushLeaseResult,
-} from '../workflows/git-token-types';
+import type { FinishDispatchInput, LeaseMeta, MintLeaseInput, PushLeaseInput, PushLeaseResult } from '../workflows/git-token-types';
 import { CredentialError, resolveCredential, type ResolverDeps, type ResolvedCredential } from './credential-resolver';
 import { pushToContainer } from './container-push';
 
@@ -46,7 +40,11 @@ export function classifyMintError(err: unknown): { code: string; message: string
     return { code, message: err.message, permanent: isPermanentFailure(code), retryAfterSeconds: err.retryAfterSeconds };
   }
   // Database hiccups, bugs: retry, and say only what kind of failure it was.
-  return { code: FailureType.providerUnavailable, message: `internal error (${err instanceof Error ? err.name : 'unknown'})`, permanent: false };
+  return {
+    code: FailureType.providerUnavailable,
+    message: `internal error (${err instanceof Error ? err.name : 'unknown'})`,
+    permanent: false,
+  };
 }
 
 /**
@@ -118,7 +116,9 @@ export function createTokenActivities(deps: TokenActivityDeps) {
     let credential: ResolvedCredential | undefined;
     try {
       if (!seen || seen.ended) throw new DispatchEndedError(input.dispatchId);
-      credential = await resolveCredential({ ...deps, onIntegrationStatusChanged }, input.dispatchId, { minValiditySeconds: input.minValiditySeconds });
+      credential = await resolveCredential({ ...deps, onIntegrationStatusChanged }, input.dispatchId, {
+        minValiditySeconds: input.minValiditySeconds,
+      });
       const written = await leases.write(input.dispatchId, credential, input.mintKey, seen.seen);
       // Tokens nobody will hold: a duplicate attempt's, or replaced ones after a switch of source.
       const surplus = [...written.revokeNow, ...(written.duplicate && credential.revocable ? [credential.token] : [])];
@@ -126,11 +126,26 @@ export function createTokenActivities(deps: TokenActivityDeps) {
       const lease = written.meta;
       metrics?.mints.inc({ provider: credential.provider, outcome: lease.reused ? 'reused' : 'minted', reason: input.reason });
       if (input.scheduledFor) {
-        metrics?.refreshLateness.observe({ provider: credential.provider }, Math.max(0, Date.now() - Date.parse(input.scheduledFor)) / 1000);
+        metrics?.refreshLateness.observe(
+          { provider: credential.provider },
+          Math.max(0, Date.now() - Date.parse(input.scheduledFor)) / 1000,
+        );
       }
       if (lease.reused || written.duplicate) return { meta: lease };
       const { token, username, expiresAt, source } = credential;
-      return { meta: lease, stored: { ...seen, token, username, expiresAt, source, generation: lease.generation, fingerprint: lease.fingerprint, mintKey: input.mintKey } };
+      return {
+        meta: lease,
+        stored: {
+          ...seen,
+          token,
+          username,
+          expiresAt,
+          source,
+          generation: lease.generation,
+          fingerprint: lease.fingerprint,
+          mintKey: input.mintKey,
+        },
+      };
     } catch (err) {
       // A GitHub token minted but not stored would live on for an hour with nobody to revoke it,
       // unless the store did commit and only its answer was lost (then it is the lease).
@@ -143,7 +158,10 @@ export function createTokenActivities(deps: TokenActivityDeps) {
       }
       const failure = classifyMintError(err);
       if (failure.message.startsWith('internal error')) {
-        deps.logger?.error({ err: { name: (err as Error)?.name, message: (err as Error)?.message }, dispatchId: input.dispatchId }, 'mint failed unexpectedly');
+        deps.logger?.error(
+          { err: { name: (err as Error)?.name, message: (err as Error)?.message }, dispatchId: input.dispatchId },
+          'mint failed unexpectedly',
+        );
       }
       const provider = credential?.provider ?? (await providerOf(input.dispatchId).catch(() => 'unknown'));
       metrics?.mints.inc({ provider, outcome: 'failed', reason: input.reason });
@@ -160,18 +178,28 @@ export function createTokenActivities(deps: TokenActivityDeps) {
 
   /** Where the dispatch's tokens come from, for labelling a mint that failed before it knew. */
   async function providerOf(dispatchId: string): Promise<string> {
-    const d = await deps.db.agentDispatch.findUnique({ where: { id: dispatchId }, select: { rig: { select: { integration: { select: { provider: true } } } } } });
+    const d = await deps.db.agentDispatch.findUnique({
+      where: { id: dispatchId },
+      select: { rig: { select: { integration: { select: { provider: true } } } } },
+    });
     return d?.rig.integration?.provider ?? 'town';
   }
 
   async function recordMintFailure(dispatchId: string, failure: { code: string; message: string; permanent: boolean }) {
-    const d = await deps.db.agentDispatch.findUnique({ where: { id: dispatchId }, select: { generation: true, credentialSource: true, status: true } });
+    const d = await deps.db.agentDispatch.findUnique({
+      where: { id: dispatchId },
+      select: { generation: true, credentialSource: true, status: true },
+    });
     if (!d || ENDED_STATUSES.includes(d.status)) return;
     // `degraded` means the container holds a token while the provider fails; before the first
     // token a passing failure leaves the dispatch `starting` and only records the error.
     const status = failure.permanent ? 'credential_error' : d.status === 'starting' ? 'starting' : 'degraded';
     await leases.recordFailure(dispatchId, status, failure.code, failure.message);
-    await leases.recordEvent(dispatchId, 'refresh_failed', { source: d.credentialSource, generation: d.generation, detail: `${failure.code}: ${failure.message}` });
+    await leases.recordEvent(dispatchId, 'refresh_failed', {
+      source: d.credentialSource,
+      generation: d.generation,
+      detail: `${failure.code}: ${failure.message}`,
+    });
   }
 
   /** One push of the current lease; `failed` means worth retrying. */
@@ -191,7 +219,14 @@ export function createTokenActivities(deps: TokenActivityDeps) {
     const result = await pushToContainer({
       containerUrl: d.containerUrl,
       containerToken: deps.secrets.decrypt(d.containerTokenEnc, containerTokenContext(d.id)),
-      body: { rig_id: d.rigId, dispatch_id: d.id, token: lease.token, expires_at: expiresAt, username: lease.username, generation: lease.generation },
+      body: {
+        rig_id: d.rigId,
+        dispatch_id: d.id,
+        token: lease.token,
+        expires_at: expiresAt,
+        username: lease.username,
+        generation: lease.generation,
+      },
       timeoutMs: deps.pushTimeoutMs ?? 5000,
     });
     metrics?.pushLatency.observe({ outcome: result.outcome }, (performance.now() - started) / 1000);

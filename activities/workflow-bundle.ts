@@ -34,7 +34,10 @@ export function workflowSourceHash(): string {
   const h = createHash('sha256');
   h.update(JSON.stringify(workflowBundleOptions().preloadModules.map((m) => m.replace(ROOT, ''))));
   const dir = join(ROOT, 'workflows');
-  for (const f of readdirSync(dir).filter((n) => n.endsWith('.ts')).sort()) h.update(f).update(readFileSync(join(dir, f)));
+  for (const f of readdirSync(dir)
+    .filter((n) => n.endsWith('.ts'))
+    .sort())
+    h.update(f).update(readFileSync(join(dir, f)));
   h.update(JSON.parse(readFileSync(require.resolve('@temporalio/workflow/package.json'), 'utf8')).version);
   return h.digest('hex').slice(0, 16);
 }
@@ -44,7 +47,9 @@ export function prebuiltWorkflowBundle(cacheDir = join(ROOT, '.cache')): { codeP
   const codePath = join(cacheDir, `workflow-bundle-${workflowSourceHash()}.js`);
   if (!existsSync(codePath)) {
     mkdirSync(cacheDir, { recursive: true });
-    const r = spawnSync(process.execPath, [require.resolve('tsx/cli'), join(ROOT, 'scripts', 'bundle-workflows.ts'), codePath], { stdio: ['ignore', 'inherit', 'inherit'] });
+    const r = spawnSync(process.execPath, [require.resolve('tsx/cli'), join(ROOT, 'scripts', 'bundle-workflows.ts'), codePath], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
     if (r.status !== 0 || !existsSync(codePath)) throw new Error(`could not bundle the workflows (exit ${r.status})`);
   }
   return { codePath };

@@ -58,7 +58,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'repo-connect', version: '0.1.0', description: 'Connects agent rigs to GitHub and GitLab and keeps their git tokens fresh.' },
+      info: {
+        title: 'repo-connect',
+        version: '0.1.0',
+        description: 'Connects agent rigs to GitHub and GitLab and keeps their git tokens fresh.',
+      },
       components: {
         securitySchemes: {
           adminBearer: { type: 'http', scheme: 'bearer', description: 'ADMIN_API_TOKEN' },
@@ -73,7 +77,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(swaggerUi, {
     routePrefix: '/docs',
     uiConfig: { validatorUrl: null, docExpansion: 'list' },
-    staticCSP: "default-src 'self'; base-uri 'self'; connect-src 'self'; font-src 'self' data:; frame-ancestors 'self'; img-src 'self' data:; object-src 'none'; script-src 'self'; script-src-attr 'none'; style-src 'self' 'unsafe-inline'",
+    staticCSP:
+      "default-src 'self'; base-uri 'self'; connect-src 'self'; font-src 'self' data:; frame-ancestors 'self'; img-src 'self' data:; object-src 'none'; script-src 'self'; script-src-attr 'none'; style-src 'self' 'unsafe-inline'",
   });
 
   // Request metrics by route pattern (never the raw URL: it may hold ids without bound). The

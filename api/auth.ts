@@ -87,7 +87,10 @@ export function adminAuthOf(config: Config, request: FastifyRequest): 'bearer' |
 export function requireAdmin(config: Config) {
   return async (request: FastifyRequest, _reply: FastifyReply) => {
     const how = adminAuthOf(config, request);
-    if (how === null) throw new AppError(401, 'unauthorized', 'missing or invalid admin credentials (Authorization: Bearer <ADMIN_API_TOKEN>)', undefined, { 'www-authenticate': 'Bearer' });
+    if (how === null)
+      throw new AppError(401, 'unauthorized', 'missing or invalid admin credentials (Authorization: Bearer <ADMIN_API_TOKEN>)', undefined, {
+        'www-authenticate': 'Bearer',
+      });
     if (how === 'cookie' && !SAFE_METHODS.has(request.method) && !sameOrigin(config, request)) {
       throw new AppError(403, 'csrf_rejected', 'cross-site request refused: cookie-authenticated writes must come from this site');
     }

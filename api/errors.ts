@@ -54,14 +54,18 @@ export function registerErrorHandler(app: FastifyInstance): void {
       const field = fieldOf(first.instancePath) ?? err.validationContext ?? 'body';
       // Custom messages ("must be a UUID") replace zod's "received undefined", so a missing value is
       // recognised by looking it up in what was sent.
-      const part = { body: request.body, querystring: request.query, params: request.params, headers: request.headers }[err.validationContext ?? 'body'];
+      const part = { body: request.body, querystring: request.query, params: request.params, headers: request.headers }[
+        err.validationContext ?? 'body'
+      ];
       const sent = valueAt(part, first.instancePath);
-      const message = first.keyword === 'invalid_type' && sent === undefined ? 'is required' : first.message ?? 'is invalid';
+      const message = first.keyword === 'invalid_type' && sent === undefined ? 'is required' : (first.message ?? 'is invalid');
       return reply.status(400).send({ error: { code: 'invalid_request', message: `${field}: ${message}`, field } });
     }
     if (err instanceof AppError) {
       if (err.headers) reply.headers(err.headers);
-      return reply.status(err.statusCode).send({ error: { code: err.code, message: err.message, ...(err.field ? { field: err.field } : {}) } });
+      return reply
+        .status(err.statusCode)
+        .send({ error: { code: err.code, message: err.message, ...(err.field ? { field: err.field } : {}) } });
     }
     if (err instanceof ProviderError) return reply.send(providerFailure(err));
     if (isResponseSerializationError(err)) {

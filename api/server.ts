@@ -22,7 +22,9 @@ export async function startApi(core: Core, opts: ServiceOptions & Pick<AppOption
   return {
     app,
     services,
-    url: address.startsWith('http') ? `http://${core.config.host.includes(':') ? `[${core.config.host}]` : core.config.host}:${port}` : address,
+    url: address.startsWith('http')
+      ? `http://${core.config.host.includes(':') ? `[${core.config.host}]` : core.config.host}:${port}`
+      : address,
     async close() {
       await app.close();
       await services.close();

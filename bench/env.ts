@@ -76,7 +76,12 @@ export async function startService(role: 'api' | 'worker', env: Record<string, s
       PATH: process.env.PATH,
       ...SERVICE_PROCESS_ENV, // as the image starts it
       NODE_ENV: 'production',
-      ROLE: role, PORT: String(port), WORKER_METRICS_PORT: String(metricsPort), PUBLIC_URL: `http://127.0.0.1:${port}`, ...env },
+      ROLE: role,
+      PORT: String(port),
+      WORKER_METRICS_PORT: String(metricsPort),
+      PUBLIC_URL: `http://127.0.0.1:${port}`,
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   // Never outlive the bench, even when it crashes.
@@ -87,7 +92,11 @@ export async function startService(role: 'api' | 'worker', env: Record<string, s
   // Ready when it answers: /healthz for the API, the worker's own /metrics for a worker.
   const probe = role === 'api' ? `http://127.0.0.1:${port}/healthz` : `http://127.0.0.1:${metricsPort}/metrics`;
   const deadline = Date.now() + 120_000;
-  while (!(await fetch(probe).then((r) => r.ok).catch(() => false))) {
+  while (
+    !(await fetch(probe)
+      .then((r) => r.ok)
+      .catch(() => false))
+  ) {
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${role} did not start: ${out}`);
     await new Promise((r) => setTimeout(r, 250));
   }
@@ -107,7 +116,10 @@ export async function startService(role: 'api' | 'worker', env: Record<string, s
 }
 
 /** The service environment shared by the bench's processes. */
-export function serviceEnv(base: { databaseUrl: string; temporalAddress: string; taskQueue: string }, extra: Record<string, string>): Record<string, string> {
+export function serviceEnv(
+  base: { databaseUrl: string; temporalAddress: string; taskQueue: string },
+  extra: Record<string, string>,
+): Record<string, string> {
   return {
     DATABASE_URL: base.databaseUrl,
     TEMPORAL_ADDRESS: base.temporalAddress,

@@ -25,23 +25,47 @@ async function load(url: string, headers: Record<string, string>, seconds: numbe
 
 async function startBare(): Promise<{ url: string; stop: () => void }> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'bench', 'bare-server.ts'), String(port)], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'bench', 'bare-server.ts'), String(port)], {
+    cwd: PROJECT_ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   await new Promise<void>((resolve) => child.stdout!.on('data', (b: Buffer) => b.toString().includes('listening') && resolve()));
   return { url: `http://127.0.0.1:${port}/constant`, stop: () => child.kill('SIGTERM') };
 }
 
-export async function runPullBench(o: { api: ServiceProcess; gh: FakeGitHub; app: FakeGithubApp; adminToken: string; databaseUrl: string; seconds: number; log: (l: string) => void }) {
+export async function runPullBench(o: {
+  api: ServiceProcess;
+  gh: FakeGitHub;
+  app: FakeGithubApp;
+  adminToken: string;
+  databaseUrl: string;
+  seconds: number;
+  log: (l: string) => void;
+}) {
   const call = async <T>(method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${o.api.url}${path}`, { method, headers: { authorization: `Bearer ${o.adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await fetch(`${o.api.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${o.adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
     if (res.status >= 300) throw new Error(`${method} ${path} → ${res.status} ${await res.text()}`);
     return (await res.json()) as T;
   };
   const containers = await FakeContainerHost.start();
   const owner = crypto.randomUUID();
   const inst = o.gh.addInstallation({ appId: o.app.appId, account: { login: 'bench-pull' }, repositories: 1 });
-  const integ = await call<{ id: string }>('POST', '/api/integrations', { provider: 'github', owner_id: owner, installation_id: inst.installationId, app_type: 'standard' });
+  const integ = await call<{ id: string }>('POST', '/api/integrations', {
+    provider: 'github',
+    owner_id: owner,
+    installation_id: inst.installationId,
+    app_type: 'standard',
+  });
   const town = await call<{ id: string }>('POST', '/api/towns', { name: 'bench-pull', owner_id: owner });
-  const rig = await call<{ id: string }>('POST', `/api/towns/${town.id}/rigs`, { name: 'r', platform_integration_id: integ.id, repository_id: inst.repositories[0].id });
+  const rig = await call<{ id: string }>('POST', `/api/towns/${town.id}/rigs`, {
+    name: 'r',
+    platform_integration_id: integ.id,
+    repository_id: inst.repositories[0].id,
+  });
   const url = containers.add('pull');
   const d = await call<{ dispatch_id: string; container_token: string }>('POST', `/api/rigs/${rig.id}/dispatches`, { container_url: url });
   containers.setBearer('pull', d.container_token);
@@ -70,12 +94,22 @@ export async function runPullBench(o: { api: ServiceProcess; gh: FakeGitHub; app
   // 100 concurrent pulls of a lease that looks nearly expired (as after a late refresh).
   const db = new Client({ connectionString: o.databaseUrl });
   await db.connect();
-  await db.query(`UPDATE token_leases SET created_at = now() - interval '1 hour', expires_at = now() + interval '2 seconds' WHERE dispatch_id = $1`, [d.dispatch_id]);
+  await db.query(
+    `UPDATE token_leases SET created_at = now() - interval '1 hour', expires_at = now() + interval '2 seconds' WHERE dispatch_id = $1`,
+    [d.dispatch_id],
+  );
   await db.query('SELECT pg_notify($1, $2)', [LEASE_CHANNEL, d.dispatch_id]);
   await db.end();
   await new Promise((r) => setTimeout(r, 300));
   const mintsBefore = o.gh.stats.mintsFor(inst.installationId);
-  const stale = await Promise.all(Array.from({ length: 100 }, () => fetch(pullUrl, { method: 'POST', headers: auth }).then(async (r) => ({ status: r.status, body: (await r.json()) as { generation: number } }))));
+  const stale = await Promise.all(
+    Array.from({ length: 100 }, () =>
+      fetch(pullUrl, { method: 'POST', headers: auth }).then(async (r) => ({
+        status: r.status,
+        body: (await r.json()) as { generation: number },
+      })),
+    ),
+  );
   const staleMints = o.gh.stats.mintsFor(inst.installationId) - mintsBefore;
   await call('POST', `/api/dispatches/${d.dispatch_id}/stop`);
   await containers.close();

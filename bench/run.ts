@@ -39,7 +39,9 @@ async function main() {
       // The bench drives one container token far harder than any container would.
       PULL_RATE_LIMIT_PER_MINUTE: '100000000',
       // Worker tuning under test can be passed through (e.g. WORKER_MAX_CACHED_WORKFLOWS).
-      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('WORKER_') || k === 'DATABASE_POOL_SIZE') as Array<[string, string]>),
+      ...Object.fromEntries(
+        Object.entries(process.env).filter(([k]) => k.startsWith('WORKER_') || k === 'DATABASE_POOL_SIZE') as Array<[string, string]>,
+      ),
     },
   );
   const procs: ServiceProcess[] = [];
@@ -51,16 +53,43 @@ async function main() {
     procs.push(worker);
 
     gh.tokenLifetimeSeconds = 3600;
-    const pull = ONLY === 'loop' ? null : await runPullBench({ api, gh, app, adminToken: env.ADMIN_API_TOKEN, databaseUrl, seconds: LOAD_SECONDS, log });
-    if (pull) log(`pull route ${pull.pull_route.req_per_s.toFixed(0)} req/s vs bare Fastify ${pull.bare_fastify.req_per_s.toFixed(0)} req/s`);
+    const pull =
+      ONLY === 'loop'
+        ? null
+        : await runPullBench({ api, gh, app, adminToken: env.ADMIN_API_TOKEN, databaseUrl, seconds: LOAD_SECONDS, log });
+    if (pull)
+      log(`pull route ${pull.pull_route.req_per_s.toFixed(0)} req/s vs bare Fastify ${pull.bare_fastify.req_per_s.toFixed(0)} req/s`);
 
     gh.tokenLifetimeSeconds = LIFETIME;
-    const loop = ONLY === 'pull' ? null : await runTokenLoop({ api, worker, gh, app, adminToken: env.ADMIN_API_TOKEN, databaseUrl, temporalPid: temporal.process.pid!, dispatches: DISPATCHES, cycles: CYCLES, marginSeconds: MARGIN, jitterMaxSeconds: JITTER, log });
+    const loop =
+      ONLY === 'pull'
+        ? null
+        : await runTokenLoop({
+            api,
+            worker,
+            gh,
+            app,
+            adminToken: env.ADMIN_API_TOKEN,
+            databaseUrl,
+            temporalPid: temporal.process.pid!,
+            dispatches: DISPATCHES,
+            cycles: CYCLES,
+            marginSeconds: MARGIN,
+            jitterMaxSeconds: JITTER,
+            log,
+          });
 
     const results = {
       at: new Date().toISOString(),
       machine: { cpus: cpus().length, model: cpus()[0]?.model, loadavg_at_end: loadavg(), node: process.version },
-      settings: { dispatches: DISPATCHES, cycles: CYCLES, token_lifetime_s: LIFETIME, margin_s: MARGIN, jitter_max_s: JITTER, load_seconds: LOAD_SECONDS },
+      settings: {
+        dispatches: DISPATCHES,
+        cycles: CYCLES,
+        token_lifetime_s: LIFETIME,
+        margin_s: MARGIN,
+        jitter_max_s: JITTER,
+        load_seconds: LOAD_SECONDS,
+      },
       token_loop: loop,
       pull_route: pull,
       duration_s: (Date.now() - started) / 1000,
@@ -78,37 +107,82 @@ async function main() {
   }
 }
 
-function printTable(r: { token_loop: Awaited<ReturnType<typeof runTokenLoop>> | null; pull_route: Awaited<ReturnType<typeof runPullBench>> | null }) {
+function printTable(r: {
+  token_loop: Awaited<ReturnType<typeof runTokenLoop>> | null;
+  pull_route: Awaited<ReturnType<typeof runPullBench>> | null;
+}) {
   const t = r.token_loop;
   const p = r.pull_route;
   const f = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : String(n));
   const rows: Array<[string, string, string, boolean | null]> = [];
-  if (t) rows.push(
-    ['dispatch start rate (through the API)', `${f(t.start_rate_per_s, 0)} /s`, '—', null],
-    ['all first tokens at containers', `${f(t.all_first_tokens_s, 1)} s`, '—', null],
-    ['refresh lateness p50', `${f(t.refresh_lateness_p50_s)} s`, '—', null],
-    ['refresh lateness p99', `${f(t.refresh_lateness_p99_s)} s`, '≤ 2 s', t.refresh_lateness_p99_s <= 2],
-    ['least validity left at a push', `${f(t.least_validity_at_push_s)} s`, `≥ ${MARGIN - 2} s`, t.least_validity_at_push_s >= MARGIN - 2],
-    ['pushes of an expired token', String(t.expired_at_push), '0', t.expired_at_push === 0],
-    ['refreshes that landed after expiry', String(t.refreshes_after_expiry), '0', t.refreshes_after_expiry === 0],
-    ['upstream mints per dispatch-cycle', f(t.upstream_mints_per_dispatch_cycle, 3), '1', Math.abs(t.upstream_mints_per_dispatch_cycle - 1) < 0.005],
-    ['check calls per dispatch-cycle', f(t.check_calls_per_dispatch_cycle, 3), '1', Math.abs(t.check_calls_per_dispatch_cycle - 1) < 0.005],
-    [`stop all ${t.dispatches} (API → revoked and ended)`, `${f(t.stop_all_s, 1)} s, ${t.stopped} stopped`, `${t.dispatches}`, t.stopped === t.dispatches],
-    ['dispatches whose last token is still live after stop', String(t.tokens_live_after_stop), '0', t.tokens_live_after_stop === 0],
-    // The goal is per 1,000 workflows: what the fleet adds to a worker that runs one.
-    [`worker RSS with 1 / ${t.dispatches} workflows`, `${f(t.worker_rss_before_mb, 0)} / ${f(t.worker_rss_after_mb, 0)} MB`, '—', null],
-    ['worker RSS per 1,000 workflows', `${f(t.worker_rss_per_1000_workflows_mb, 0)} MB`, '≤ 250 MB', t.worker_rss_per_1000_workflows_mb <= 250],
-    // Lateness is queueing once the machine is saturated; these say how close it was.
-    ['machine CPU busy during the loop', `${f(t.cpu.machine_busy_fraction * 100, 0)} % of ${cpus().length} cores`, '—', null],
-    ['CPU per mint: worker / Temporal / API / rest', `${[t.cpu.worker_ms_per_mint, t.cpu.temporal_ms_per_mint, t.cpu.api_ms_per_mint, t.cpu.rest_ms_per_mint].map((n) => f(n, 1)).join(' / ')} ms`, '—', null],
-  );
-  if (p) rows.push(
-    ['bare Fastify (baseline)', `${f(p.bare_fastify.req_per_s, 0)} req/s, p50 ${p.bare_fastify.p50_ms} ms, p99 ${p.bare_fastify.p99_ms} ms`, '—', null],
-    ['pull route, fresh lease', `${f(p.pull_route.req_per_s, 0)} req/s, p50 ${p.pull_route.p50_ms} ms, p99 ${p.pull_route.p99_ms} ms`, 'p99 ≤ 5 ms', p.pull_route.p99_ms <= 5],
-    ['pull route / bare Fastify throughput', f(p.pull_vs_bare_throughput_ratio), '≥ 0.50', p.pull_vs_bare_throughput_ratio >= 0.5],
-    ['100 concurrent stale pulls: upstream mints', String(p.stale_pulls_upstream_mints), '1', p.stale_pulls_upstream_mints === 1],
-    ['100 concurrent stale pulls: served the new token', `${p.stale_pulls_ok}/100`, '100/100', p.stale_pulls_ok === 100],
-  );
+  if (t)
+    rows.push(
+      ['dispatch start rate (through the API)', `${f(t.start_rate_per_s, 0)} /s`, '—', null],
+      ['all first tokens at containers', `${f(t.all_first_tokens_s, 1)} s`, '—', null],
+      ['refresh lateness p50', `${f(t.refresh_lateness_p50_s)} s`, '—', null],
+      ['refresh lateness p99', `${f(t.refresh_lateness_p99_s)} s`, '≤ 2 s', t.refresh_lateness_p99_s <= 2],
+      [
+        'least validity left at a push',
+        `${f(t.least_validity_at_push_s)} s`,
+        `≥ ${MARGIN - 2} s`,
+        t.least_validity_at_push_s >= MARGIN - 2,
+      ],
+      ['pushes of an expired token', String(t.expired_at_push), '0', t.expired_at_push === 0],
+      ['refreshes that landed after expiry', String(t.refreshes_after_expiry), '0', t.refreshes_after_expiry === 0],
+      [
+        'upstream mints per dispatch-cycle',
+        f(t.upstream_mints_per_dispatch_cycle, 3),
+        '1',
+        Math.abs(t.upstream_mints_per_dispatch_cycle - 1) < 0.005,
+      ],
+      [
+        'check calls per dispatch-cycle',
+        f(t.check_calls_per_dispatch_cycle, 3),
+        '1',
+        Math.abs(t.check_calls_per_dispatch_cycle - 1) < 0.005,
+      ],
+      [
+        `stop all ${t.dispatches} (API → revoked and ended)`,
+        `${f(t.stop_all_s, 1)} s, ${t.stopped} stopped`,
+        `${t.dispatches}`,
+        t.stopped === t.dispatches,
+      ],
+      ['dispatches whose last token is still live after stop', String(t.tokens_live_after_stop), '0', t.tokens_live_after_stop === 0],
+      // The goal is per 1,000 workflows: what the fleet adds to a worker that runs one.
+      [`worker RSS with 1 / ${t.dispatches} workflows`, `${f(t.worker_rss_before_mb, 0)} / ${f(t.worker_rss_after_mb, 0)} MB`, '—', null],
+      [
+        'worker RSS per 1,000 workflows',
+        `${f(t.worker_rss_per_1000_workflows_mb, 0)} MB`,
+        '≤ 250 MB',
+        t.worker_rss_per_1000_workflows_mb <= 250,
+      ],
+      // Lateness is queueing once the machine is saturated; these say how close it was.
+      ['machine CPU busy during the loop', `${f(t.cpu.machine_busy_fraction * 100, 0)} % of ${cpus().length} cores`, '—', null],
+      [
+        'CPU per mint: worker / Temporal / API / rest',
+        `${[t.cpu.worker_ms_per_mint, t.cpu.temporal_ms_per_mint, t.cpu.api_ms_per_mint, t.cpu.rest_ms_per_mint].map((n) => f(n, 1)).join(' / ')} ms`,
+        '—',
+        null,
+      ],
+    );
+  if (p)
+    rows.push(
+      [
+        'bare Fastify (baseline)',
+        `${f(p.bare_fastify.req_per_s, 0)} req/s, p50 ${p.bare_fastify.p50_ms} ms, p99 ${p.bare_fastify.p99_ms} ms`,
+        '—',
+        null,
+      ],
+      [
+        'pull route, fresh lease',
+        `${f(p.pull_route.req_per_s, 0)} req/s, p50 ${p.pull_route.p50_ms} ms, p99 ${p.pull_route.p99_ms} ms`,
+        'p99 ≤ 5 ms',
+        p.pull_route.p99_ms <= 5,
+      ],
+      ['pull route / bare Fastify throughput', f(p.pull_vs_bare_throughput_ratio), '≥ 0.50', p.pull_vs_bare_throughput_ratio >= 0.5],
+      ['100 concurrent stale pulls: upstream mints', String(p.stale_pulls_upstream_mints), '1', p.stale_pulls_upstream_mints === 1],
+      ['100 concurrent stale pulls: served the new token', `${p.stale_pulls_ok}/100`, '100/100', p.stale_pulls_ok === 100],
+    );
   const w0 = Math.max(...rows.map((x) => x[0].length));
   const w1 = Math.max(...rows.map((x) => x[1].length));
   process.stdout.write('\n');

@@ -39,10 +39,19 @@ async function createRigs(o: TokenLoopOptions, count: number): Promise<string[]>
   for (let i = 0; i < Math.ceil(count / 10); i++) {
     const owner = crypto.randomUUID();
     const inst = o.gh.addInstallation({ appId: o.app.appId, account: { login: `bench-${i}` }, repositories: 10 });
-    const integ = await call<{ id: string }>(o, 'POST', '/api/integrations', { provider: 'github', owner_id: owner, installation_id: inst.installationId, app_type: 'standard' });
+    const integ = await call<{ id: string }>(o, 'POST', '/api/integrations', {
+      provider: 'github',
+      owner_id: owner,
+      installation_id: inst.installationId,
+      app_type: 'standard',
+    });
     const town = await call<{ id: string }>(o, 'POST', '/api/towns', { name: `bench-${i}`, owner_id: owner });
     for (const repo of inst.repositories) {
-      const rig = await call<{ id: string }>(o, 'POST', `/api/towns/${town.id}/rigs`, { name: repo.name, platform_integration_id: integ.id, repository_id: repo.id });
+      const rig = await call<{ id: string }>(o, 'POST', `/api/towns/${town.id}/rigs`, {
+        name: repo.name,
+        platform_integration_id: integ.id,
+        repository_id: repo.id,
+      });
       rigIds.push(rig.id);
     }
   }
@@ -54,7 +63,9 @@ export async function runTokenLoop(o: TokenLoopOptions) {
   const rigs = await createRigs(o, Math.ceil(o.dispatches / 10));
   // One dispatch first, so the worker's workflow sandbox exists before the baseline is taken.
   const warmUrl = containers.add('warmup');
-  const warm = await call<{ dispatch_id: string; container_token: string }>(o, 'POST', `/api/rigs/${rigs[0]}/dispatches`, { container_url: warmUrl });
+  const warm = await call<{ dispatch_id: string; container_token: string }>(o, 'POST', `/api/rigs/${rigs[0]}/dispatches`, {
+    container_url: warmUrl,
+  });
   containers.setBearer('warmup', warm.container_token);
   await containers.waitForPush('warmup', (p) => p.generation === 1, 60_000);
   await call(o, 'POST', `/api/dispatches/${warm.dispatch_id}/stop`);
@@ -74,7 +85,9 @@ export async function runTokenLoop(o: TokenLoopOptions) {
     async (i) => {
       const name = `d${i}`;
       const url = containers.add(name);
-      const d = await call<{ dispatch_id: string; container_token: string }>(o, 'POST', `/api/rigs/${rigs[i % rigs.length]}/dispatches`, { container_url: url });
+      const d = await call<{ dispatch_id: string; container_token: string }>(o, 'POST', `/api/rigs/${rigs[i % rigs.length]}/dispatches`, {
+        container_url: url,
+      });
       containers.setBearer(name, d.container_token);
       return { name, id: d.dispatch_id };
     },
@@ -93,7 +106,10 @@ export async function runTokenLoop(o: TokenLoopOptions) {
   // then compare upstream calls with the generations the ledger recorded over the same window.
   const stopping = performance.now();
   await pool(ds, 64, (d) => call(o, 'POST', `/api/dispatches/${d.id}/stop`));
-  const stopped = await waitUntilStopped(o, ds.map((d) => d.id));
+  const stopped = await waitUntilStopped(
+    o,
+    ds.map((d) => d.id),
+  );
   const stopSeconds = (performance.now() - stopping) / 1000;
   const mints = o.gh.accessTokenRequests.filter((r) => r.repositoryIds !== null).length - mintsBefore;
   const verifies = o.gh.stats.verifications - verifiesBefore;
@@ -107,7 +123,10 @@ export async function runTokenLoop(o: TokenLoopOptions) {
     "SELECT dispatch_id, generation, at, expires_at FROM token_events WHERE kind = 'minted' AND dispatch_id = ANY($1::uuid[])",
     [ids],
   );
-  const revoked = await db.query<{ n: string }>("SELECT count(DISTINCT dispatch_id) AS n FROM token_events WHERE kind = 'revoked' AND dispatch_id = ANY($1::uuid[])", [ids]);
+  const revoked = await db.query<{ n: string }>(
+    "SELECT count(DISTINCT dispatch_id) AS n FROM token_events WHERE kind = 'revoked' AND dispatch_id = ANY($1::uuid[])",
+    [ids],
+  );
   await db.end();
   const minted = new Map(rows.map((r) => [`${r.dispatch_id}:${r.generation}`, r]));
 
@@ -145,7 +164,15 @@ export async function runTokenLoop(o: TokenLoopOptions) {
     return last !== undefined && o.gh.isTokenLive(last.token);
   });
   // What a leak looked like, for the one who investigates it (fingerprints only).
-  const leaks = await describeLeaks(o, live.map((d) => ({ id: d.id, pushes: containers.pushes(d.name).map((p) => ({ generation: p.generation, fingerprint: fingerprint(p.token), at: new Date(p.receivedAt).toISOString() })) })));
+  const leaks = await describeLeaks(
+    o,
+    live.map((d) => ({
+      id: d.id,
+      pushes: containers
+        .pushes(d.name)
+        .map((p) => ({ generation: p.generation, fingerprint: fingerprint(p.token), at: new Date(p.receivedAt).toISOString() })),
+    })),
+  );
   await containers.close();
   return {
     dispatches: o.dispatches,
@@ -256,7 +283,9 @@ async function describeLeaks(o: TokenLoopOptions, live: Array<{ id: string; push
     return await Promise.all(
       live.map(async (d) => ({
         ...d,
-        events: (await db.query('SELECT kind, generation, fingerprint, detail, at FROM token_events WHERE dispatch_id = $1 ORDER BY at', [d.id])).rows,
+        events: (
+          await db.query('SELECT kind, generation, fingerprint, detail, at FROM token_events WHERE dispatch_id = $1 ORDER BY at', [d.id])
+        ).rows,
       })),
     );
   } finally {

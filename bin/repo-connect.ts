@@ -30,7 +30,8 @@ async function main(): Promise<void> {
   // A worker holds a fleet of sleeping runs and makes garbage at every refresh; V8's default
   // growth lets its heap reach about three times the live size. Process-wide (the workflow
   // thread's isolate too), so it is set before the worker starts.
-  if (config.role !== 'api' && config.worker.heapGrowthPercent > 0) setFlagsFromString(`--heap-growing-percent=${config.worker.heapGrowthPercent}`);
+  if (config.role !== 'api' && config.worker.heapGrowthPercent > 0)
+    setFlagsFromString(`--heap-growing-percent=${config.worker.heapGrowthPercent}`);
 
   const applied = await migrate(config.databaseUrl);
   if (applied.length) logger.info({ applied }, 'migrations applied');

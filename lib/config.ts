@@ -54,10 +54,12 @@ const optionalString = z
 
 const port = z.coerce.number().int().min(0).max(65535);
 
-const base64Key = z.string().refine(
-  (v) => Buffer.from(v, 'base64').length === 32 && /^[A-Za-z0-9+/=_-]+$/.test(v),
-  'must be 32 bytes encoded as base64 (generate one with: openssl rand -base64 32)',
-);
+const base64Key = z
+  .string()
+  .refine(
+    (v) => Buffer.from(v, 'base64').length === 32 && /^[A-Za-z0-9+/=_-]+$/.test(v),
+    'must be 32 bytes encoded as base64 (generate one with: openssl rand -base64 32)',
+  );
 
 const httpUrl = z
   .string()
@@ -155,7 +157,9 @@ export function loadConfig(env: Env = process.env): Config {
       try {
         privateKey = readPrivateKey(key);
       } catch (err) {
-        problems.push(`${keyVar} ${err instanceof Error && err.message.startsWith('is ') ? err.message : 'is not a valid PEM private key'}`);
+        problems.push(
+          `${keyVar} ${err instanceof Error && err.message.startsWith('is ') ? err.message : 'is not a valid PEM private key'}`,
+        );
       }
     }
     if (appId && privateKey && slug) apps[appType] = { appType, appId, privateKey, slug };
@@ -194,7 +198,11 @@ export function loadConfig(env: Env = process.env): Config {
     pullRateLimitPerMinute: e.PULL_RATE_LIMIT_PER_MINUTE,
     providerTimeoutMs: Math.round(e.PROVIDER_TIMEOUT_SECONDS * 1000),
     databasePoolSize: e.DATABASE_POOL_SIZE,
-    worker: { maxCachedWorkflows: e.WORKER_MAX_CACHED_WORKFLOWS, maxConcurrentActivities: e.WORKER_MAX_CONCURRENT_ACTIVITIES, heapGrowthPercent: e.WORKER_HEAP_GROWTH_PERCENT },
+    worker: {
+      maxCachedWorkflows: e.WORKER_MAX_CACHED_WORKFLOWS,
+      maxConcurrentActivities: e.WORKER_MAX_CONCURRENT_ACTIVITIES,
+      heapGrowthPercent: e.WORKER_HEAP_GROWTH_PERCENT,
+    },
     workerMetricsPort: e.WORKER_METRICS_PORT,
     logLevel: e.LOG_LEVEL,
   };

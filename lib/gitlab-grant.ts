@@ -25,7 +25,6 @@ export class IntegrationUnavailableError extends Error {
   }
 }
 
-
 interface GrantRow {
   id: string;
   status: string;
@@ -130,7 +129,8 @@ export function createGitlabGrants(deps: GitlabGrantsDeps) {
               deps.onRefresh?.('error');
               throw err;
             }
-            if ((await saveRotated(tx, row.id, rotated)) !== 1) throw new Error('GitLab grant changed under the row lock (token_version moved)');
+            if ((await saveRotated(tx, row.id, rotated)) !== 1)
+              throw new Error('GitLab grant changed under the row lock (token_version moved)');
             return { accessToken: rotated.tokens.accessToken, expiresAt: rotated.tokens.expiresAt, refreshed: true, integrationId: row.id };
           },
           { maxWait: 30_000, timeout: 30_000 },

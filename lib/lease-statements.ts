@@ -99,4 +99,3 @@ export async function storeNext(
     SELECT 1 AS written FROM lease, dispatch, event, LATERAL (SELECT pg_notify(${LEASE_CHANNEL}, ${dispatchId})) AS notified`;
   return rows.length > 0;
 }
-

@@ -73,7 +73,10 @@ export class DispatchEndedError extends Error {
 const previousContext = (dispatchId: string) => `${leaseTokenContext(dispatchId)}:previous`;
 
 /** What the workflow may know of a lease row. */
-export const metaOf = (r: Pick<LeaseRow, 'generation' | 'expires_at' | 'credential_source' | 'fingerprint'>, reused: boolean): LeaseMeta => ({
+export const metaOf = (
+  r: Pick<LeaseRow, 'generation' | 'expires_at' | 'credential_source' | 'fingerprint'>,
+  reused: boolean,
+): LeaseMeta => ({
   generation: r.generation ?? 0,
   expiresAt: iso(r.expires_at),
   source: r.credential_source ?? 'none',
@@ -99,7 +102,14 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
   type Step =
     | { kind: 'duplicate'; result: WriteResult }
     | { kind: 'reused'; result: WriteResult }
-    | { kind: 'next'; result: WriteResult; generation: number; tokenEnc: string; previousEnc: string | null; previousExpiresAt: Date | null };
+    | {
+        kind: 'next';
+        result: WriteResult;
+        generation: number;
+        tokenEnc: string;
+        previousEnc: string | null;
+        previousExpiresAt: Date | null;
+      };
 
   /** What storing `credential` over `current` means: nothing (another attempt's), a touch, or a new generation. */
   function plan(current: LeaseRow, credential: Credential, mintKey: string, fp: string): Step {
@@ -107,7 +117,8 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
     if (held && current.mint_key === mintKey && current.fingerprint !== fp) {
       return { kind: 'duplicate', result: { meta: metaOf(current, false), duplicate: true, revokeNow: [] } };
     }
-    if (held && current.fingerprint === fp) return { kind: 'reused', result: { meta: metaOf(current, true), duplicate: false, revokeNow: [] } };
+    if (held && current.fingerprint === fp)
+      return { kind: 'reused', result: { meta: metaOf(current, true), duplicate: false, revokeNow: [] } };
     const now = new Date();
     const generation = (current.generation ?? 0) + 1;
     // Replaced GitHub tokens stay valid for up to the margin. Within one integration the last
@@ -118,7 +129,10 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
     if (current.previous_token_enc && valid(current.previous_token_enc, current.previous_expires_at)) {
       revokeNow.push(secrets.decrypt(current.previous_token_enc, previousContext(current.id)));
     }
-    const replaced = current.revocable && valid(current.token_enc, current.expires_at) ? secrets.decrypt(current.token_enc!, leaseTokenContext(current.id)) : null;
+    const replaced =
+      current.revocable && valid(current.token_enc, current.expires_at)
+        ? secrets.decrypt(current.token_enc!, leaseTokenContext(current.id))
+        : null;
     const keepPrevious = replaced !== null && credential.revocable && current.integration_id === credential.integrationId;
     if (replaced !== null && !keepPrevious) revokeNow.push(replaced);
     return {
@@ -127,7 +141,11 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
       tokenEnc: secrets.encrypt(credential.token, leaseTokenContext(current.id)),
       previousEnc: keepPrevious ? secrets.encrypt(replaced!, previousContext(current.id)) : null,
       previousExpiresAt: keepPrevious ? current.expires_at : null,
-      result: { meta: { generation, expiresAt: iso(credential.expiresAt), source: credential.source, fingerprint: fp, reused: false }, duplicate: false, revokeNow },
+      result: {
+        meta: { generation, expiresAt: iso(credential.expiresAt), source: credential.source, fingerprint: fp, reused: false },
+        duplicate: false,
+        revokeNow,
+      },
     };
   }
 
@@ -167,7 +185,8 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
       if (seen && !isEnded(seen)) {
         const step = plan(seen, credential, mintKey, fp);
         if (step.kind === 'duplicate') return step.result;
-        const done = step.kind === 'reused' ? await touch(db, dispatchId, seen) : await storeNext(db, dispatchId, credential, mintKey, fp, step, seen);
+        const done =
+          step.kind === 'reused' ? await touch(db, dispatchId, seen) : await storeNext(db, dispatchId, credential, mintKey, fp, step, seen);
         if (done) return step.result;
       }
       return db.$transaction(async (tx) => {
@@ -202,7 +221,8 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
       if (r.previous_token_enc && r.previous_expires_at && r.previous_expires_at > now) {
         out.push({ token: secrets.decrypt(r.previous_token_enc, previousContext(dispatchId)), which: 'replaced' });
       }
-      if (r.token_enc && (r.expires_at === null || r.expires_at > now)) out.push({ token: secrets.decrypt(r.token_enc, leaseTokenContext(dispatchId)), which: 'current' });
+      if (r.token_enc && (r.expires_at === null || r.expires_at > now))
+        out.push({ token: secrets.decrypt(r.token_enc, leaseTokenContext(dispatchId)), which: 'current' });
       return out;
     },
 
@@ -239,7 +259,12 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
     },
 
     /** Records a failed mint on the dispatch so GET /api/dispatches/:id shows why. */
-    async recordFailure(dispatchId: string, status: 'starting' | 'degraded' | 'credential_error', code: string, message: string): Promise<void> {
+    async recordFailure(
+      dispatchId: string,
+      status: 'starting' | 'degraded' | 'credential_error',
+      code: string,
+      message: string,
+    ): Promise<void> {
       await db.$executeRaw`
         UPDATE agent_dispatches SET status = ${status}::"DispatchStatus", last_error_code = ${code}, last_error_message = ${message},
           last_error_at = now(), updated_at = now()

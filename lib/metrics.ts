@@ -1,6 +1,15 @@
 // Prometheus metrics, one registry per process. Names start with repo_connect_. Labels are small,
 // fixed sets (provider, outcome, code): never ids or anything secret.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricType, type MetricObjectWithValues, type MetricValueWithName } from 'prom-client';
+import {
+  Counter,
+  Gauge,
+  Histogram,
+  Registry,
+  collectDefaultMetrics,
+  type MetricType,
+  type MetricObjectWithValues,
+  type MetricValueWithName,
+} from 'prom-client';
 
 export interface Metrics {
   registry: Registry;
@@ -47,7 +56,8 @@ export class RequestHistogram {
   series(labels: Record<string, string>): HistogramSeries {
     const key = this.labelNames.map((n) => labels[n] ?? '').join('\u0000');
     let s = this.bySeries.get(key);
-    if (!s) this.bySeries.set(key, (s = { labels: { ...labels }, counts: new Array<number>(this.buckets.length + 1).fill(0), sum: 0, count: 0 }));
+    if (!s)
+      this.bySeries.set(key, (s = { labels: { ...labels }, counts: new Array<number>(this.buckets.length + 1).fill(0), sum: 0, count: 0 }));
     return s;
   }
 
@@ -72,7 +82,14 @@ export class RequestHistogram {
       values.push({ metricName: `${this.name}_count`, labels: { ...s.labels }, value: s.count });
     }
     // MetricType is a type only: prom-client exports no value for the enum.
-    return { name: this.name, help: this.help, type: 'histogram' as unknown as MetricType, aggregator: this.aggregator, collect: () => undefined, values };
+    return {
+      name: this.name,
+      help: this.help,
+      type: 'histogram' as unknown as MetricType,
+      aggregator: this.aggregator,
+      collect: () => undefined,
+      values,
+    };
   }
 
   reset(): void {

@@ -16,12 +16,48 @@ interface Column {
 }
 
 const COLUMNS: Column[] = [
-  { table: 'town_git_auth', column: 'token_enc', key: ['id'], select: 'id::text, town_id::text, host', context: (r) => townTokenContext(r.town_id, r.host) },
-  { table: 'platform_integrations', column: 'access_token_enc', key: ['id'], select: 'id::text', context: (r) => gitlabTokenContext(r.id, 'access') },
-  { table: 'platform_integrations', column: 'refresh_token_enc', key: ['id'], select: 'id::text', context: (r) => gitlabTokenContext(r.id, 'refresh') },
-  { table: 'agent_dispatches', column: 'container_token_enc', key: ['id'], select: 'id::text', context: (r) => containerTokenContext(r.id) },
-  { table: 'token_leases', column: 'token_enc', key: ['dispatch_id'], select: 'dispatch_id::text', context: (r) => leaseTokenContext(r.dispatch_id) },
-  { table: 'token_leases', column: 'previous_token_enc', key: ['dispatch_id'], select: 'dispatch_id::text', context: (r) => `${leaseTokenContext(r.dispatch_id)}:previous` },
+  {
+    table: 'town_git_auth',
+    column: 'token_enc',
+    key: ['id'],
+    select: 'id::text, town_id::text, host',
+    context: (r) => townTokenContext(r.town_id, r.host),
+  },
+  {
+    table: 'platform_integrations',
+    column: 'access_token_enc',
+    key: ['id'],
+    select: 'id::text',
+    context: (r) => gitlabTokenContext(r.id, 'access'),
+  },
+  {
+    table: 'platform_integrations',
+    column: 'refresh_token_enc',
+    key: ['id'],
+    select: 'id::text',
+    context: (r) => gitlabTokenContext(r.id, 'refresh'),
+  },
+  {
+    table: 'agent_dispatches',
+    column: 'container_token_enc',
+    key: ['id'],
+    select: 'id::text',
+    context: (r) => containerTokenContext(r.id),
+  },
+  {
+    table: 'token_leases',
+    column: 'token_enc',
+    key: ['dispatch_id'],
+    select: 'dispatch_id::text',
+    context: (r) => leaseTokenContext(r.dispatch_id),
+  },
+  {
+    table: 'token_leases',
+    column: 'previous_token_enc',
+    key: ['dispatch_id'],
+    select: 'dispatch_id::text',
+    context: (r) => `${leaseTokenContext(r.dispatch_id)}:previous`,
+  },
 ];
 
 export interface ReencryptCount {
@@ -64,7 +100,11 @@ export async function reencryptSecrets(db: Pick<Client | Pool, 'query'>, box: Se
           count.unreadable += 1;
           continue;
         }
-        const res = await db.query(`UPDATE ${c.table} SET ${c.column} = $1 WHERE ${c.column} = $2 AND ${keyWhere}`, [resealed, row.sealed, ...c.key.map((k) => row[k])]);
+        const res = await db.query(`UPDATE ${c.table} SET ${c.column} = $1 WHERE ${c.column} = $2 AND ${keyWhere}`, [
+          resealed,
+          row.sealed,
+          ...c.key.map((k) => row[k]),
+        ]);
         if (res.rowCount === 1) count.rewritten += 1;
         else count.raced += 1;
       }
@@ -78,7 +118,10 @@ export async function reencryptSecrets(db: Pick<Client | Pool, 'query'>, box: Se
 export async function countUnderKey(db: Pick<Client | Pool, 'query'>, keyId: string): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const c of COLUMNS) {
-    const { rows } = await db.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${c.table} WHERE split_part(${c.column}, ':', 2) = $1`, [keyId]);
+    const { rows } = await db.query<{ n: string }>(
+      `SELECT count(*)::text AS n FROM ${c.table} WHERE split_part(${c.column}, ':', 2) = $1`,
+      [keyId],
+    );
     out[`${c.table}.${c.column}`] = Number(rows[0].n);
   }
   return out;

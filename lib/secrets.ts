@@ -48,9 +48,7 @@ export function createSecretBox(keys: Buffer[]): SecretBox {
       const [, kid, ivB, tagB, ctB] = parts;
       const key = byId.get(kid);
       if (!key) {
-        throw new SecretDecryptError(
-          `ciphertext was written with key ${kid}, which is neither SECRETS_KEY nor in SECRETS_KEY_PREVIOUS`,
-        );
+        throw new SecretDecryptError(`ciphertext was written with key ${kid}, which is neither SECRETS_KEY nor in SECRETS_KEY_PREVIOUS`);
       }
       try {
         const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(ivB, 'base64url'));

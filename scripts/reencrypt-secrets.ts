@@ -19,7 +19,9 @@ async function main(): Promise<void> {
     }
     for (const key of config.secretsKeys.slice(1)) {
       const left = Object.values(await countUnderKey(db, keyIdOf(key))).reduce((a, b) => a + b, 0);
-      process.stdout.write(`previous key ${keyIdOf(key)}: ${left} ciphertexts left${left === 0 ? ' (it can be removed from SECRETS_KEY_PREVIOUS)' : ''}\n`);
+      process.stdout.write(
+        `previous key ${keyIdOf(key)}: ${left} ciphertexts left${left === 0 ? ' (it can be removed from SECRETS_KEY_PREVIOUS)' : ''}\n`,
+      );
     }
   } finally {
     await db.end();

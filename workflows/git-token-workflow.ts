@@ -241,7 +241,8 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
     },
     {
       validator: (_arg) => {
-        if (stopReason !== null) throw ApplicationFailure.create({ type: 'dispatch_ended', message: 'dispatch has ended', nonRetryable: true });
+        if (stopReason !== null)
+          throw ApplicationFailure.create({ type: 'dispatch_ended', message: 'dispatch has ended', nonRetryable: true });
       },
     },
   );

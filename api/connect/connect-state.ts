@@ -26,7 +26,11 @@ function mac(config: Config, payload: string): string {
 }
 
 /** A signed state for a new connect flow, and its nonce (the GitLab flow derives its PKCE verifier from it). */
-export function signState(config: Config, args: { provider: 'github' | 'gitlab'; ownerId: string; appType?: AppType }, now = Date.now()): { value: string; nonce: string } {
+export function signState(
+  config: Config,
+  args: { provider: 'github' | 'gitlab'; ownerId: string; appType?: AppType },
+  now = Date.now(),
+): { value: string; nonce: string } {
   const nonce = randomBytes(16).toString('base64url');
   const body = { p: args.provider, o: args.ownerId, t: args.appType ?? null, n: nonce, e: now + STATE_TTL_MS };
   const payload = `v1.${Buffer.from(JSON.stringify(body)).toString('base64url')}`;

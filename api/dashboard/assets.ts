@@ -14,7 +14,11 @@ export async function assetRoutes(app: FastifyInstance): Promise<void> {
     const file = files.get(req.params.name);
     if (!file) return reply.status(404).type('text/plain').send('not found');
     return reply
-      .headers({ 'content-type': TYPES[req.params.name.slice(req.params.name.lastIndexOf('.'))], 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' })
+      .headers({
+        'content-type': TYPES[req.params.name.slice(req.params.name.lastIndexOf('.'))],
+        'cache-control': 'no-cache',
+        'x-content-type-options': 'nosniff',
+      })
       .send(file);
   });
 }

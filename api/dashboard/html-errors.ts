@@ -37,10 +37,17 @@ export function registerHtmlErrorHandler(scope: FastifyInstance): void {
         [status, code, message] = [err.statusCode ?? 400, 'invalid_request', err.message];
       } else {
         request.log.error({ err }, 'unhandled error');
-        [status, code, message] = [500, 'internal_error', 'Something went wrong on our side. Try again; if it persists, check the service logs.'];
+        [status, code, message] = [
+          500,
+          'internal_error',
+          'Something went wrong on our side. Try again; if it persists, check the service logs.',
+        ];
       }
     }
-    const links = status === 401 ? [{ href: `/login?next=${encodeURIComponent(request.url)}`, label: 'Sign in' }] : [{ href: '/', label: 'Back to the dashboard' }];
+    const links =
+      status === 401
+        ? [{ href: `/login?next=${encodeURIComponent(request.url)}`, label: 'Sign in' }]
+        : [{ href: '/', label: 'Back to the dashboard' }];
     return sendPage(reply, messagePage({ title: TITLES[status] ?? 'Error', code, message, links }), status);
   });
 }

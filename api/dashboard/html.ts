@@ -36,7 +36,10 @@ export function html(strings: TemplateStringsArray, ...values: Part[]): SafeHtml
 
 /** Data for the page's scripts: JSON in a non-executable script element (`<` escaped so it cannot close it). */
 export function jsonScript(id: string, data: unknown): SafeHtml {
-  const json = JSON.stringify(data).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  const json = JSON.stringify(data)
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
   return html`<script type="application/json" id="${id}">${new SafeHtml(json)}</script>`;
 }
 

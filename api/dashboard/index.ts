@@ -34,6 +34,7 @@ export async function dashboardPlugin(app: FastifyInstance, services: Services):
     registerHtmlErrorHandler(scope);
     scope.addHook('onRequest', requireDashboardSession(services.config));
     const typed = scope.withTypeProvider<ZodTypeProvider>();
-    for (const routes of [homePage, townPage, integrationsPage, rigNewPage, rigPage, connectRoutes]) await typed.register(routes, { services });
+    for (const routes of [homePage, townPage, integrationsPage, rigNewPage, rigPage, connectRoutes])
+      await typed.register(routes, { services });
   });
 }

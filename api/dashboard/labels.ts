@@ -51,7 +51,11 @@ export function integrationKind(i: Pick<IntegrationView, 'provider' | 'app_type'
 }
 
 /** How a rig gets its tokens, in words. */
-export function credentialWords(source: string, integration: { provider: string; account: string | null; status: string } | null, host: string): string {
+export function credentialWords(
+  source: string,
+  integration: { provider: string; account: string | null; status: string } | null,
+  host: string,
+): string {
   if (source === 'integration' && integration) {
     const what = integration.provider === 'github' ? 'GitHub App installation' : 'GitLab OAuth grant of';
     return `${what} ${integration.account ?? '(unknown account)'} (${STATUS_WORDS[integration.status] ?? integration.status})`;

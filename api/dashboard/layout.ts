@@ -41,7 +41,8 @@ ${opts.body}
 }
 
 // Scripts and styles come only from our own origin; nothing may frame the dashboard.
-const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+const CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
 /** Sends an HTML document with the dashboard's security headers. */
 export function sendPage(reply: FastifyReply, doc: SafeHtml, status = 200): FastifyReply {
@@ -60,7 +61,13 @@ export function sendPage(reply: FastifyReply, doc: SafeHtml, status = 200): Fast
 }
 
 /** A small page that explains a failure and offers a way on. */
-export function messagePage(opts: { title: string; code?: string; message: string; links?: Array<{ href: string; label: string }>; signedIn?: boolean }): SafeHtml {
+export function messagePage(opts: {
+  title: string;
+  code?: string;
+  message: string;
+  links?: Array<{ href: string; label: string }>;
+  signedIn?: boolean;
+}): SafeHtml {
   return page({
     title: opts.title,
     signedIn: opts.signedIn,

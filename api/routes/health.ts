@@ -19,31 +19,45 @@ async function within<T>(ms: number, p: Promise<T>): Promise<T> {
 export const healthRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
   const { db, temporalConnection } = services.core;
 
-  app.get('/healthz', {
-    logLevel: 'warn', // probed every few seconds: keep it out of the info log
-    schema: { tags: ['operations'], summary: 'Postgres and Temporal reachability', response: { 200: health, 503: health } },
-  }, async (_req, reply) => {
-    const [pg, tp] = await Promise.allSettled([
-      within(2000, db.$queryRaw`SELECT 1`),
-      within(2000, temporalConnection.withDeadline(Date.now() + 2000, () => temporalConnection.healthService.check({}))),
-    ]);
-    const body = { postgres: pg.status === 'fulfilled' ? ('ok' as const) : ('down' as const), temporal: tp.status === 'fulfilled' ? ('ok' as const) : ('down' as const) };
-    return reply.status(body.postgres === 'ok' && body.temporal === 'ok' ? 200 : 503).send(body);
-  });
-
-  app.get('/metrics', {
-    logLevel: 'warn', // scraped every few seconds
-    schema: {
-      tags: ['operations'],
-      summary: 'Prometheus metrics (repo_connect_*); no auth, so restrict it by network',
-      response: { 200: { description: 'Prometheus text exposition format 0.0.4', content: { 'text/plain': { schema: exposition } } } },
+  app.get(
+    '/healthz',
+    {
+      logLevel: 'warn', // probed every few seconds: keep it out of the info log
+      schema: { tags: ['operations'], summary: 'Postgres and Temporal reachability', response: { 200: health, 503: health } },
     },
-  }, async (_req, reply) => {
-    const { metrics } = services.core;
-    // Dispatch counts are sampled at scrape time: cheap (indexed) and right across instances.
-    const counts = await db.agentDispatch.groupBy({ by: ['status'], _count: { _all: true } }).catch(() => []);
-    metrics.activeDispatches.reset();
-    for (const c of counts) metrics.activeDispatches.set({ status: c.status }, c._count._all);
-    return reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics());
-  });
+    async (_req, reply) => {
+      const [pg, tp] = await Promise.allSettled([
+        within(2000, db.$queryRaw`SELECT 1`),
+        within(
+          2000,
+          temporalConnection.withDeadline(Date.now() + 2000, () => temporalConnection.healthService.check({})),
+        ),
+      ]);
+      const body = {
+        postgres: pg.status === 'fulfilled' ? ('ok' as const) : ('down' as const),
+        temporal: tp.status === 'fulfilled' ? ('ok' as const) : ('down' as const),
+      };
+      return reply.status(body.postgres === 'ok' && body.temporal === 'ok' ? 200 : 503).send(body);
+    },
+  );
+
+  app.get(
+    '/metrics',
+    {
+      logLevel: 'warn', // scraped every few seconds
+      schema: {
+        tags: ['operations'],
+        summary: 'Prometheus metrics (repo_connect_*); no auth, so restrict it by network',
+        response: { 200: { description: 'Prometheus text exposition format 0.0.4', content: { 'text/plain': { schema: exposition } } } },
+      },
+    },
+    async (_req, reply) => {
+      const { metrics } = services.core;
+      // Dispatch counts are sampled at scrape time: cheap (indexed) and right across instances.
+      const counts = await db.agentDispatch.groupBy({ by: ['status'], _count: { _all: true } }).catch(() => []);
+      metrics.activeDispatches.reset();
+      for (const c of counts) metrics.activeDispatches.set({ status: c.status }, c._count._all);
+      return reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics());
+    },
+  );
 };

@@ -9,22 +9,41 @@ import { pullParams, pulledToken } from '../schemas/internal';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const internalRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
-  app.post('/rigs/:rig_id/git-token', {
-    schema: {
-      tags: ['containers'],
-      summary: "Pull the dispatch's current git token (refreshed first when it is close to expiry)",
-      security: [{ containerBearer: [] }],
-      params: pullParams,
-      response: { 200: pulledToken, 401: errorBody, 403: errorBody, 404: errorBody, 410: errorBody, 429: errorBody, 502: errorBody, 503: errorBody },
+  app.post(
+    '/rigs/:rig_id/git-token',
+    {
+      schema: {
+        tags: ['containers'],
+        summary: "Pull the dispatch's current git token (refreshed first when it is close to expiry)",
+        security: [{ containerBearer: [] }],
+        params: pullParams,
+        response: {
+          200: pulledToken,
+          401: errorBody,
+          403: errorBody,
+          404: errorBody,
+          410: errorBody,
+          429: errorBody,
+          502: errorBody,
+          503: errorBody,
+        },
+      },
+      // Same rule as the zod schema (documented above), checked without zod's per-call overhead.
+      validatorCompiler: () => (params) =>
+        UUID.test((params as { rig_id?: string }).rig_id ?? '')
+          ? { value: params }
+          : { error: badRequest('rig_id', 'rig_id: must be a UUID') },
     },
-    // Same rule as the zod schema (documented above), checked without zod's per-call overhead.
-    validatorCompiler: () => (params) => (UUID.test((params as { rig_id?: string }).rig_id ?? '') ? { value: params } : { error: badRequest('rig_id', 'rig_id: must be a UUID') }),
-  }, async (req, reply) => {
-    // The hot path: the body is serialised once per lease by the cache (exactly the four fields of
-    // the schema), so it goes out as prepared text instead of through zod on every pull. The
-    // schema still documents the route; errors go through the shared handler.
-    const body = await services.pull.pull(req.params.rig_id, bearerOf(req.headers.authorization));
-    // Never cached by anything between the service and the container.
-    return reply.header('cache-control', 'no-store').type('application/json; charset=utf-8').send(body as never);
-  });
+    async (req, reply) => {
+      // The hot path: the body is serialised once per lease by the cache (exactly the four fields of
+      // the schema), so it goes out as prepared text instead of through zod on every pull. The
+      // schema still documents the route; errors go through the shared handler.
+      const body = await services.pull.pull(req.params.rig_id, bearerOf(req.headers.authorization));
+      // Never cached by anything between the service and the container.
+      return reply
+        .header('cache-control', 'no-store')
+        .type('application/json; charset=utf-8')
+        .send(body as never);
+    },
+  );
 };

@@ -39,9 +39,7 @@ export const rig = z
 
 export const rigDetail = rig
   .extend({
-    integration: z
-      .object({ id: uuid, provider: providerName, account: z.string().nullable(), status: integrationStatus })
-      .nullable(),
+    integration: z.object({ id: uuid, provider: providerName, account: z.string().nullable(), status: integrationStatus }).nullable(),
     credential_source: credentialSource,
   })
   .describe('RigDetail');

@@ -104,7 +104,8 @@ export function createDispatchService(deps: Deps) {
       try {
         await temporal.workflow.getHandle(row.workflowId).signal(stopSignal, { reason: 'stopped through the API' });
       } catch (err) {
-        if (!(err instanceof WorkflowNotFoundError)) throw new AppError(503, 'temporal_unavailable', 'could not reach the token workflow; try again');
+        if (!(err instanceof WorkflowNotFoundError))
+          throw new AppError(503, 'temporal_unavailable', 'could not reach the token workflow; try again');
         // The workflow is gone (terminated by an operator): record the end ourselves.
         await deps.leases.end(dispatchId);
         await deps.leases.wipe(dispatchId);

@@ -16,7 +16,12 @@ type Deps = Pick<Core, 'db' | 'notifier' | 'logger'> & {
 
 export interface WebhookOutcome {
   status: 200 | 202;
-  body: { result: 'pong' | 'status_changed' | 'unchanged' | 'repositories_updated' | 'ignored'; detail: string; integration_id?: string; integration_status?: IntegrationStatus };
+  body: {
+    result: 'pong' | 'status_changed' | 'unchanged' | 'repositories_updated' | 'ignored';
+    detail: string;
+    integration_id?: string;
+    integration_status?: IntegrationStatus;
+  };
 }
 
 const installationEvent = z.object({ action: z.string(), installation: z.object({ id: z.number().int().positive() }) });
@@ -42,18 +47,26 @@ export function createGithubWebhookService(deps: Deps) {
 
   /** Waits up to the budget; work that takes longer finishes in the background (logged if it fails). */
   async function withinBudget(what: string, work: Promise<unknown>): Promise<boolean> {
-    const tracked = work.catch((err) => logger.warn({ err: { message: (err as Error).message, code: (err as { code?: string }).code } }, `webhook follow-up failed: ${what}`));
+    const tracked = work.catch((err) =>
+      logger.warn({ err: { message: (err as Error).message, code: (err as { code?: string }).code } }, `webhook follow-up failed: ${what}`),
+    );
     pending.add(tracked);
     void tracked.finally(() => pending.delete(tracked));
     let timer: NodeJS.Timeout | undefined;
-    const done = await Promise.race([tracked.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), budgetMs)))]);
+    const done = await Promise.race([
+      tracked.then(() => true),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), budgetMs))),
+    ]);
     clearTimeout(timer);
     return done;
   }
 
   function parse<T>(schema: z.ZodType<T>, payload: unknown): T {
     const parsed = schema.safeParse(payload);
-    if (!parsed.success) throw new WebhookPayloadError(`payload: ${parsed.error.issues[0]?.path.join('.') || 'body'} ${parsed.error.issues[0]?.message ?? 'is invalid'}`);
+    if (!parsed.success)
+      throw new WebhookPayloadError(
+        `payload: ${parsed.error.issues[0]?.path.join('.') || 'body'} ${parsed.error.issues[0]?.message ?? 'is invalid'}`,
+      );
     return parsed.data;
   }
 
@@ -68,9 +81,18 @@ export function createGithubWebhookService(deps: Deps) {
     if (!row) return ignored(`installation ${e.installation.id} is not registered here`);
     const reason = status === 'active' ? null : `${e.action === 'deleted' ? 'uninstalled' : 'suspended'} on GitHub (webhook)`;
     const changed = await setIntegrationStatus(db, row.id, status, reason);
-    if (changed) await withinBudget('signalling dispatches', deps.notifier.integrationChanged(row.id, `installation ${e.action} (webhook)`));
+    if (changed)
+      await withinBudget('signalling dispatches', deps.notifier.integrationChanged(row.id, `installation ${e.action} (webhook)`));
     const current = changed ? status : row.status;
-    return { status: 200, body: { result: changed ? 'status_changed' : 'unchanged', detail: `installation ${e.action}`, integration_id: row.id, integration_status: current } };
+    return {
+      status: 200,
+      body: {
+        result: changed ? 'status_changed' : 'unchanged',
+        detail: `installation ${e.action}`,
+        integration_id: row.id,
+        integration_status: current,
+      },
+    };
   }
 
   async function installationRepositories(payload: unknown): Promise<WebhookOutcome> {
@@ -86,13 +108,19 @@ export function createGithubWebhookService(deps: Deps) {
             "updated_at" = CURRENT_TIMESTAMP
         WHERE "id" = ${row.id}::uuid`;
       // Dispatches on a removed repository mint again now and show repository_not_accessible.
-      await withinBudget('signalling dispatches', deps.notifier.integrationChanged(row.id, 'repositories removed from the installation (webhook)'));
+      await withinBudget(
+        'signalling dispatches',
+        deps.notifier.integrationChanged(row.id, 'repositories removed from the installation (webhook)'),
+      );
     }
     // The payload lacks default_branch and clone_url, which the picker and rigs need: list again
     // from GitHub rather than guess them. A never-synced cache is filled on first use instead.
     let synced = false;
     if (e.repositories_added.length > 0 && row.repositoriesSyncedAt !== null) {
-      synced = await withinBudget('syncing repositories', deps.integrations.get(row.id).then((fresh) => deps.integrations.syncRepositories(fresh)));
+      synced = await withinBudget(
+        'syncing repositories',
+        deps.integrations.get(row.id).then((fresh) => deps.integrations.syncRepositories(fresh)),
+      );
     }
     const detail = `${e.repositories_added.length} added, ${removed.length} removed${e.repositories_added.length && row.repositoriesSyncedAt !== null && !synced ? ' (sync continues in the background)' : ''}`;
     return { status: 200, body: { result: 'repositories_updated', detail, integration_id: row.id, integration_status: row.status } };

@@ -13,7 +13,12 @@ export interface ServiceOptions {
 }
 
 export function createServices(core: Core, opts: ServiceOptions = {}) {
-  const cache: LeaseCache = createLeaseCache({ db: core.db, secrets: core.secrets, databaseUrl: core.config.databaseUrl, logger: core.logger });
+  const cache: LeaseCache = createLeaseCache({
+    db: core.db,
+    secrets: core.secrets,
+    databaseUrl: core.config.databaseUrl,
+    logger: core.logger,
+  });
   const integrations = createIntegrationService(core);
   const pull = createPullService({ ...core, cache });
   return {

@@ -27,7 +27,8 @@ export function normaliseGitlabBaseUrl(raw: string, production: boolean): string
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback && !production)) {
     throw badRequest('base_url', 'base_url: must be an https:// URL');
   }
-  if (url.username || url.password || url.search || url.hash) throw badRequest('base_url', 'base_url: must not contain credentials, a query or a fragment');
+  if (url.username || url.password || url.search || url.hash)
+    throw badRequest('base_url', 'base_url: must not contain credentials, a query or a fragment');
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
 }
 
@@ -46,7 +47,14 @@ export function createIntegrationService(deps: Deps) {
   /** Provider failures mark the integration so every screen shows the same status. */
   async function noteProviderFailure(row: PlatformIntegration, err: unknown): Promise<never> {
     const code = err instanceof ProviderError || err instanceof IntegrationUnavailableError ? err.code : undefined;
-    const status = code === 'installation_suspended' ? 'suspended' : code === 'installation_not_found' ? 'deleted' : code === 'reconnect_required' ? 'reconnect_required' : null;
+    const status =
+      code === 'installation_suspended'
+        ? 'suspended'
+        : code === 'installation_not_found'
+          ? 'deleted'
+          : code === 'reconnect_required'
+            ? 'reconnect_required'
+            : null;
     if (status && (await setIntegrationStatus(db, row.id, status, (err as Error).message))) {
       await deps.notifier.integrationChanged(row.id, `integration became ${status}`);
     }
@@ -101,7 +109,11 @@ export function createIntegrationService(deps: Deps) {
         const transient = err instanceof ProviderError && err.code === 'provider_unavailable';
         if (!refreshed || !transient) throw err;
         if (attempt >= GITLAB_USER_ATTEMPTS) {
-          throw new ProviderError('reconnect_required', `${err.message}; the grant had just been refreshed, so the refresh token sent is used up: connect the account again`, err.status);
+          throw new ProviderError(
+            'reconnect_required',
+            `${err.message}; the grant had just been refreshed, so the refresh token sent is used up: connect the account again`,
+            err.status,
+          );
         }
         await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** (attempt - 1)));
       }
@@ -168,7 +180,8 @@ export function createIntegrationService(deps: Deps) {
         });
         return { created: true, integration: presentIntegration(row) };
       } catch (err) {
-        if (isUniqueViolation(err)) throw conflict('integration_exists', 'this installation was registered concurrently', 'installation_id');
+        if (isUniqueViolation(err))
+          throw conflict('integration_exists', 'this installation was registered concurrently', 'installation_id');
         throw err;
       }
     },

@@ -53,7 +53,9 @@ export function presentDispatch(d: AgentDispatch) {
     generation: d.generation,
     token_expires_at: iso(d.tokenExpiresAt),
     refreshed_at: iso(d.refreshedAt),
-    last_error: d.lastErrorCode ? { code: d.lastErrorCode, message: d.lastErrorMessage ?? '', at: iso(d.lastErrorAt) ?? d.updatedAt.toISOString() } : null,
+    last_error: d.lastErrorCode
+      ? { code: d.lastErrorCode, message: d.lastErrorMessage ?? '', at: iso(d.lastErrorAt) ?? d.updatedAt.toISOString() }
+      : null,
     started_at: d.startedAt.toISOString(),
     ended_at: iso(d.endedAt),
   };

@@ -12,7 +12,6 @@ import { createRateLimiter } from './rate-limit';
 
 type Deps = Pick<Core, 'db' | 'temporal' | 'config' | 'metrics' | 'logger'> & { cache: LeaseCache };
 
-
 /**
  * Fresh enough to hand out without a refresh: more than the margin left, or for short-lived
  * tokens more than half their life (the workflow refreshes no later than that).
@@ -54,7 +53,9 @@ export function createPullService(deps: Deps) {
         .then(() => undefined)
         .catch((err) => {
           if (err instanceof WorkflowNotFoundError || err instanceof WorkflowUpdateFailedError) return; // ended: the reload says so
-          throw new AppError(503, 'temporal_unavailable', 'could not reach the token workflow; try again', undefined, { 'retry-after': '2' });
+          throw new AppError(503, 'temporal_unavailable', 'could not reach the token workflow; try again', undefined, {
+            'retry-after': '2',
+          });
         })
         .finally(() => inflight.delete(entry.dispatchId));
       inflight.set(entry.dispatchId, p);
@@ -70,7 +71,9 @@ export function createPullService(deps: Deps) {
       const wait = limiter.take(hash);
       if (wait > 0) {
         metrics.pulls.inc({ result: 'rate_limited' });
-        throw new AppError(429, 'rate_limited', 'too many pulls for this container token', undefined, { 'retry-after': String(Math.ceil(wait / 1000)) });
+        throw new AppError(429, 'rate_limited', 'too many pulls for this container token', undefined, {
+          'retry-after': String(Math.ceil(wait / 1000)),
+        });
       }
       let entry = cache.get(hash);
       const hit = entry !== undefined;
@@ -102,7 +105,10 @@ export function createPullService(deps: Deps) {
         return answer(after.lease);
       }
       metrics.pulls.inc({ result: 'unavailable' });
-      const d = await deps.db.agentDispatch.findUnique({ where: { id: after.dispatchId }, select: { lastErrorCode: true, lastErrorMessage: true } });
+      const d = await deps.db.agentDispatch.findUnique({
+        where: { id: after.dispatchId },
+        select: { lastErrorCode: true, lastErrorMessage: true },
+      });
       if (d?.lastErrorCode) throw new AppError(502, d.lastErrorCode, d.lastErrorMessage ?? 'the provider failed');
       throw new AppError(503, 'token_unavailable', 'no token is available yet; try again shortly', undefined, { 'retry-after': '2' });
     },

@@ -38,7 +38,11 @@ export function createRigService(deps: Deps) {
     if (!row) throw notFound('integration', 'platform_integration_id');
     if (row.ownerId !== ownerId) throw forbidden("the integration belongs to another owner than the rig's town", 'platform_integration_id');
     if (row.status !== 'active') {
-      throw conflict('integration_not_active', `the integration is ${row.status}: fix it before connecting rigs to it`, 'platform_integration_id');
+      throw conflict(
+        'integration_not_active',
+        `the integration is ${row.status}: fix it before connecting rigs to it`,
+        'platform_integration_id',
+      );
     }
     const repo = await findRepository(row, repositoryId);
     if (!repo) {
@@ -88,7 +92,8 @@ export function createRigService(deps: Deps) {
       let data;
       // null means "no integration" (a manual rig), as the rig itself shows it.
       if (body.platform_integration_id != null) {
-        if (body.git_url !== undefined) throw badRequest('git_url', 'git_url: give either platform_integration_id + repository_id or git_url, not both');
+        if (body.git_url !== undefined)
+          throw badRequest('git_url', 'git_url: give either platform_integration_id + repository_id or git_url, not both');
         data = await connection(town.ownerId, body.platform_integration_id, body.repository_id);
       } else if (body.git_url !== undefined) {
         if (body.repository_id !== undefined) throw badRequest('repository_id', 'repository_id: needs platform_integration_id');
@@ -101,7 +106,9 @@ export function createRigService(deps: Deps) {
 
     async detail(rigId: string) {
       const rig = await getRig(rigId);
-      const integration = rig.platformIntegrationId ? await db.platformIntegration.findUnique({ where: { id: rig.platformIntegrationId } }) : null;
+      const integration = rig.platformIntegrationId
+        ? await db.platformIntegration.findUnique({ where: { id: rig.platformIntegrationId } })
+        : null;
       let source: 'integration' | 'town_git_auth' | 'none' = integration ? 'integration' : 'none';
       if (!integration) {
         const token = await db.townGitAuth.findUnique({ where: { townId_host: { townId: rig.townId, host: gitHost(rig.gitUrl) } } });
@@ -109,7 +116,9 @@ export function createRigService(deps: Deps) {
       }
       return {
         ...presentRig(rig),
-        integration: integration ? { id: integration.id, provider: integration.provider, account: integration.accountLogin, status: integration.status } : null,
+        integration: integration
+          ? { id: integration.id, provider: integration.provider, account: integration.accountLogin, status: integration.status }
+          : null,
         credential_source: source,
       };
     },
@@ -119,12 +128,14 @@ export function createRigService(deps: Deps) {
       const rig = await getRig(rigId);
       let data: Partial<Rig> = {};
       if (body.platform_integration_id) {
-        if (body.git_url !== undefined) throw badRequest('git_url', 'git_url: follows the repository when connecting through an integration');
+        if (body.git_url !== undefined)
+          throw badRequest('git_url', 'git_url: follows the repository when connecting through an integration');
         data = await connection(rig.town.ownerId, body.platform_integration_id, body.repository_id);
       } else if (body.platform_integration_id === null) {
         data = { platformIntegrationId: null, repositoryId: null, repositoryFullName: null };
       } else if (body.repository_id !== undefined) {
-        if (!rig.platformIntegrationId) throw badRequest('repository_id', 'repository_id: the rig has no integration; give platform_integration_id too');
+        if (!rig.platformIntegrationId)
+          throw badRequest('repository_id', 'repository_id: the rig has no integration; give platform_integration_id too');
         data = await connection(rig.town.ownerId, rig.platformIntegrationId, body.repository_id);
       }
       const connected = data.platformIntegrationId ?? (body.platform_integration_id === null ? null : rig.platformIntegrationId);

@@ -36,7 +36,12 @@ export function createTownService(deps: Deps) {
         ...presentTown(town),
         integrations: integrations.map(presentIntegration),
         connect_integration_url: integrations.length === 0 ? `/integrations?owner_id=${town.ownerId}` : null,
-        git_auth: gitAuth.map((g) => ({ host: g.host, username: g.username, fingerprint: g.fingerprint, updated_at: g.updatedAt.toISOString() })),
+        git_auth: gitAuth.map((g) => ({
+          host: g.host,
+          username: g.username,
+          fingerprint: g.fingerprint,
+          updated_at: g.updatedAt.toISOString(),
+        })),
         rigs: rigs.map((r) => ({ id: r.id, name: r.name, git_url: r.gitUrl, platform_integration_id: r.platformIntegrationId })),
       };
     },

@@ -22,49 +22,73 @@ const webhookResult = z.object({
 
 const header = (value: string | string[] | undefined) => (typeof value === 'string' ? value : undefined);
 
-export const githubWebhookRoutes: FastifyPluginAsyncZod<{ services: Services; webhooks: GithubWebhookService }> = async (app, { services, webhooks }) => {
+export const githubWebhookRoutes: FastifyPluginAsyncZod<{ services: Services; webhooks: GithubWebhookService }> = async (
+  app,
+  { services, webhooks },
+) => {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: BODY_LIMIT }, (_req, body, done) => done(null, body));
 
-  app.post('/webhooks/github', {
-    bodyLimit: BODY_LIMIT,
-    schema: {
-      tags: ['webhooks'],
-      summary: 'GitHub App webhooks (installation, installation_repositories, ping)',
-      description:
-        'Verified with X-Hub-Signature-256 (GITHUB_WEBHOOK_SECRET) over the raw body; a delivery id seen before is refused with 409. ' +
-        'installation deleted/suspend/unsuspend set the integration status and make its running dispatches mint again; ' +
-        'installation_repositories updates the cached repository list. Unknown installations and other events: 202.',
-      response: { 200: webhookResult, 202: webhookResult, 400: errorBody, 401: errorBody, 409: errorBody, 413: errorBody, 503: errorBody },
+  app.post(
+    '/webhooks/github',
+    {
+      bodyLimit: BODY_LIMIT,
+      schema: {
+        tags: ['webhooks'],
+        summary: 'GitHub App webhooks (installation, installation_repositories, ping)',
+        description:
+          'Verified with X-Hub-Signature-256 (GITHUB_WEBHOOK_SECRET) over the raw body; a delivery id seen before is refused with 409. ' +
+          'installation deleted/suspend/unsuspend set the integration status and make its running dispatches mint again; ' +
+          'installation_repositories updates the cached repository list. Unknown installations and other events: 202.',
+        response: {
+          200: webhookResult,
+          202: webhookResult,
+          400: errorBody,
+          401: errorBody,
+          409: errorBody,
+          413: errorBody,
+          503: errorBody,
+        },
+      },
     },
-  }, async (req, reply) => {
-    const secret = services.config.github.webhookSecret;
-    if (!secret) {
-      throw new AppError(503, 'webhooks_not_configured', 'GITHUB_WEBHOOK_SECRET is not set, so webhook signatures cannot be verified and no delivery is accepted');
-    }
-    const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    if (!verifyGithubSignature(secret, raw, req.headers['x-hub-signature-256'])) {
-      throw new AppError(401, 'invalid_signature', 'X-Hub-Signature-256 is missing or does not match the body signed with the webhook secret');
-    }
-    const event = header(req.headers['x-github-event']);
-    const delivery = header(req.headers['x-github-delivery']);
-    if (!event || !/^[a-z_]{1,100}$/.test(event)) throw badRequest('x-github-event', 'X-GitHub-Event: is missing or malformed');
-    if (!delivery || !/^[A-Za-z0-9-]{1,100}$/.test(delivery)) throw badRequest('x-github-delivery', 'X-GitHub-Delivery: is missing or malformed');
-    let payload: unknown;
-    try {
-      payload = parseWebhookPayload(raw, req.headers['content-type']);
-    } catch {
-      throw badRequest('body', 'body: is not a JSON webhook payload');
-    }
-    // GitHub sends no signed timestamp, so replays are recognised by delivery id alone.
-    if (!(await webhooks.claim(delivery, event))) throw conflict('delivery_replayed', `delivery ${delivery} was already processed`);
-    try {
-      const outcome = await webhooks.handle(event, payload);
-      return reply.status(outcome.status).send(outcome.body);
-    } catch (err) {
-      await webhooks.release(delivery).catch(() => undefined);
-      if (err instanceof WebhookPayloadError) throw badRequest('body', err.message);
-      throw err;
-    }
-  });
+    async (req, reply) => {
+      const secret = services.config.github.webhookSecret;
+      if (!secret) {
+        throw new AppError(
+          503,
+          'webhooks_not_configured',
+          'GITHUB_WEBHOOK_SECRET is not set, so webhook signatures cannot be verified and no delivery is accepted',
+        );
+      }
+      const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      if (!verifyGithubSignature(secret, raw, req.headers['x-hub-signature-256'])) {
+        throw new AppError(
+          401,
+          'invalid_signature',
+          'X-Hub-Signature-256 is missing or does not match the body signed with the webhook secret',
+        );
+      }
+      const event = header(req.headers['x-github-event']);
+      const delivery = header(req.headers['x-github-delivery']);
+      if (!event || !/^[a-z_]{1,100}$/.test(event)) throw badRequest('x-github-event', 'X-GitHub-Event: is missing or malformed');
+      if (!delivery || !/^[A-Za-z0-9-]{1,100}$/.test(delivery))
+        throw badRequest('x-github-delivery', 'X-GitHub-Delivery: is missing or malformed');
+      let payload: unknown;
+      try {
+        payload = parseWebhookPayload(raw, req.headers['content-type']);
+      } catch {
+        throw badRequest('body', 'body: is not a JSON webhook payload');
+      }
+      // GitHub sends no signed timestamp, so replays are recognised by delivery id alone.
+      if (!(await webhooks.claim(delivery, event))) throw conflict('delivery_replayed', `delivery ${delivery} was already processed`);
+      try {
+        const outcome = await webhooks.handle(event, payload);
+        return reply.status(outcome.status).send(outcome.body);
+      } catch (err) {
+        await webhooks.release(delivery).catch(() => undefined);
+        if (err instanceof WebhookPayloadError) throw badRequest('body', err.message);
+        throw err;
+      }
+    },
+  );
 };

@@ -17,6 +17,6 @@ export function verifyGithubSignature(secret: string, body: Buffer, header: stri
 /** The JSON payload of a delivery, whether the hook sends application/json or form-encoded `payload=`. */
 export function parseWebhookPayload(body: Buffer, contentType: string | undefined): unknown {
   const text = body.toString('utf8');
-  const json = contentType?.startsWith('application/x-www-form-urlencoded') ? new URLSearchParams(text).get('payload') ?? '' : text;
+  const json = contentType?.startsWith('application/x-www-form-urlencoded') ? (new URLSearchParams(text).get('payload') ?? '') : text;
   return JSON.parse(json);
 }

@@ -72,7 +72,10 @@ async function getToken(config, say, secrets, timeoutMs) {
   }
   if (cached && typeof cached.token === 'string') secrets.push(cached.token);
   // A file left by an earlier dispatch or another rig may hold a revoked token: pull instead.
-  const ours = cached && (!key || !cached.container_token_sha256 || cached.container_token_sha256 === key) && (!config.rigId || !cached.rig_id || cached.rig_id === config.rigId);
+  const ours =
+    cached &&
+    (!key || !cached.container_token_sha256 || cached.container_token_sha256 === key) &&
+    (!config.rigId || !cached.rig_id || cached.rig_id === config.rigId);
   if (ours && isFresh(cached, config.minValiditySeconds)) return /** @type {Answerable} */ (cached);
 
   const missing = missingSettings(config, ['serviceUrl', 'rigId', 'containerToken']);

@@ -32,7 +32,10 @@ function checkTokenPayload(body) {
   if (typeof b.token !== 'string' || b.token === '' || b.token.length > MAX_TOKEN_LENGTH || CONTROL.test(b.token)) {
     return { field: 'token', message: 'token must be a non-empty string without control characters' };
   }
-  if (b.expires_at !== null && !(typeof b.expires_at === 'string' && ISO_8601.test(b.expires_at) && Number.isFinite(Date.parse(b.expires_at)))) {
+  if (
+    b.expires_at !== null &&
+    !(typeof b.expires_at === 'string' && ISO_8601.test(b.expires_at) && Number.isFinite(Date.parse(b.expires_at)))
+  ) {
     return { field: 'expires_at', message: 'expires_at must be an ISO-8601 date-time or null' };
   }
   if (typeof b.username !== 'string' || b.username === '' || b.username.length > 256 || CONTROL.test(b.username)) {
@@ -54,7 +57,8 @@ function checkPushBody(body) {
   const b = /** @type {Record<string, unknown>} */ (body);
   for (const field of ['rig_id', 'dispatch_id']) {
     const v = b[field];
-    if (typeof v !== 'string' || v === '' || v.length > 200 || CONTROL.test(v)) return { field, message: `${field} must be a non-empty string` };
+    if (typeof v !== 'string' || v === '' || v.length > 200 || CONTROL.test(v))
+      return { field, message: `${field} must be a non-empty string` };
   }
   return checkTokenPayload(body);
 }

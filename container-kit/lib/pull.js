@@ -49,7 +49,10 @@ async function pullToken(opts) {
       }
       const bad = checkTokenPayload(body);
       if (bad) return fail(`repo-connect answered 200 with an unusable ${bad.field || 'body'}`);
-      return { ok: true, payload: { token: body.token, expires_at: body.expires_at, username: body.username, generation: body.generation } };
+      return {
+        ok: true,
+        payload: { token: body.token, expires_at: body.expires_at, username: body.username, generation: body.generation },
+      };
     }
     if (res.status === 429) {
       const wait = retryAfterSeconds(res.retryAfter);

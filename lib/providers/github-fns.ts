@@ -65,7 +65,11 @@ export function toGithubInstallation(json: {
   const account = json.account ?? {};
   return {
     id: json.id,
-    account: { login: account.login ?? account.slug ?? '', id: Number(account.id ?? 0), type: account.type ?? (account.slug ? 'Enterprise' : 'User') },
+    account: {
+      login: account.login ?? account.slug ?? '',
+      id: Number(account.id ?? 0),
+      type: account.type ?? (account.slug ? 'Enterprise' : 'User'),
+    },
     suspendedAt: json.suspended_at ?? null,
     repositorySelection: json.repository_selection === 'all' ? 'all' : 'selected',
   };
@@ -184,7 +188,8 @@ export function toHttpFailure(err: unknown): HttpFailure {
     return { message: timedOut ? 'timed out' : e.cause?.message || e.message || 'network error' };
   }
   const data = e.response.data as { message?: unknown } | string | undefined;
-  const message = typeof data === 'object' && data && typeof data.message === 'string' ? data.message : typeof data === 'string' ? data : e.message;
+  const message =
+    typeof data === 'object' && data && typeof data.message === 'string' ? data.message : typeof data === 'string' ? data : e.message;
   return { status: e.response.status ?? e.status, headers: e.response.headers, message };
 }
 
@@ -205,7 +210,10 @@ const JWT_REUSE_SECONDS = 300;
  * JWT for a few minutes: auth-app re-imports the key and signs on every request (~5 ms), which a
  * burst of a thousand mints on a small machine pays for in seconds of CPU.
  */
-export function createAppJwtSigner(privateKeyPem: string, nowMs: () => number = Date.now): (appId: string | number, timeDifference?: number) => Promise<AppJwt> {
+export function createAppJwtSigner(
+  privateKeyPem: string,
+  nowMs: () => number = Date.now,
+): (appId: string | number, timeDifference?: number) => Promise<AppJwt> {
   const key = createPrivateKey(privateKeyPem);
   let cached: (AppJwt & { reuseUntil: number; appId: string; skew: number }) | undefined;
   return async (appId, timeDifference = 0) => {

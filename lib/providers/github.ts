@@ -53,14 +53,21 @@ export function createGithubClient(opts: GithubClientOptions): GithubClient {
     if (!app) continue;
     appOctokits.set(
       appType,
-      new PaginatingOctokit({ ...base, authStrategy: createAppAuth, auth: { appId: app.appId, createJwt: createAppJwtSigner(app.privateKey), cache: noCache } }),
+      new PaginatingOctokit({
+        ...base,
+        authStrategy: createAppAuth,
+        auth: { appId: app.appId, createJwt: createAppJwtSigner(app.privateKey), cache: noCache },
+      }),
     );
   }
 
   const appOctokit = (appType: AppType): ProviderOctokit => {
     const octokit = appOctokits.get(appType);
     if (!octokit) {
-      const vars = appType === 'lite' ? 'GITHUB_LITE_APP_ID, GITHUB_LITE_APP_PRIVATE_KEY, GITHUB_LITE_APP_SLUG' : 'GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY, GITHUB_APP_SLUG';
+      const vars =
+        appType === 'lite'
+          ? 'GITHUB_LITE_APP_ID, GITHUB_LITE_APP_PRIVATE_KEY, GITHUB_LITE_APP_SLUG'
+          : 'GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY, GITHUB_APP_SLUG';
       throw new ProviderError('provider_unavailable', `the ${appType} GitHub App is not configured (set ${vars})`);
     }
     return octokit;
@@ -79,7 +86,12 @@ export function createGithubClient(opts: GithubClientOptions): GithubClient {
 
   // Always an explicit POST: auth-app's installation auth would hand concurrent identical requests
   // the same in-flight token, and two dispatches must never share a token one of them may revoke.
-  async function mint(appType: AppType, installationId: number, repositoryIds: number[] | undefined, permissions: Record<string, string>): Promise<MintedGithubToken> {
+  async function mint(
+    appType: AppType,
+    installationId: number,
+    repositoryIds: number[] | undefined,
+    permissions: Record<string, string>,
+  ): Promise<MintedGithubToken> {
     const action = `minting a token for installation ${installationId}`;
     const { data } = await call('access_tokens', action, appType, () =>
       appOctokit(appType).request('POST /app/installations/{installation_id}/access_tokens', {
@@ -100,7 +112,11 @@ export function createGithubClient(opts: GithubClientOptions): GithubClient {
         if (!(err instanceof ProviderError) || err.code !== 'invalid_credentials') throw err;
         const wait = Math.min(delay, deadline - Date.now());
         if (wait <= 0) {
-          throw new ProviderError('provider_unavailable', `GitHub kept rejecting a new installation token for ${REPLICATION_WINDOW_MS / 1000} s while ${action}`, 401);
+          throw new ProviderError(
+            'provider_unavailable',
+            `GitHub kept rejecting a new installation token for ${REPLICATION_WINDOW_MS / 1000} s while ${action}`,
+            401,
+          );
         }
         await new Promise((resolve) => setTimeout(resolve, wait));
       }
@@ -146,7 +162,15 @@ export function createGithubClient(opts: GithubClientOptions): GithubClient {
       try {
         const repos = await withReplicationRetry(`listing repositories of installation ${installationId}`, () =>
           new PaginatingOctokit({ ...base, auth: token }).paginate('GET /installation/repositories', { per_page: 100 }, (response) =>
-            response.data.map((r) => ({ id: Number(r.id), name: r.name, full_name: r.full_name, private: r.private, default_branch: r.default_branch, clone_url: r.clone_url, archived: r.archived })),
+            response.data.map((r) => ({
+              id: Number(r.id),
+              name: r.name,
+              full_name: r.full_name,
+              private: r.private,
+              default_branch: r.default_branch,
+              clone_url: r.clone_url,
+              archived: r.archived,
+            })),
           ),
         );
         return activeRepositories(repos);

@@ -20,7 +20,13 @@ export function gitlabUrl(baseUrl: string, path: string): string {
 }
 
 /** `<base>/oauth/authorize` for the authorization-code flow with PKCE S256. */
-export function buildAuthorizeUrl(args: { baseUrl: string; clientId: string; redirectUri: string; state: string; codeChallenge: string }): string {
+export function buildAuthorizeUrl(args: {
+  baseUrl: string;
+  clientId: string;
+  redirectUri: string;
+  state: string;
+  codeChallenge: string;
+}): string {
   const query = new URLSearchParams({
     client_id: args.clientId,
     redirect_uri: args.redirectUri,
@@ -44,7 +50,7 @@ export interface GitlabTokenJson {
 /** Token response → GitlabTokens; expiry from created_at + expires_in (GitLab's clock), else now + expires_in. */
 export function parseTokenResponse(json: GitlabTokenJson, nowMs: number = Date.now(), previousRefreshToken?: string): GitlabTokens {
   const accessToken = typeof json.access_token === 'string' ? json.access_token : '';
-  const refreshToken = typeof json.refresh_token === 'string' ? json.refresh_token : previousRefreshToken ?? '';
+  const refreshToken = typeof json.refresh_token === 'string' ? json.refresh_token : (previousRefreshToken ?? '');
   if (!accessToken || !refreshToken) {
     throw new ProviderError('provider_unavailable', 'GitLab answered the token request without an access and refresh token');
   }
@@ -69,7 +75,10 @@ function field(body: unknown, name: string): string | undefined {
 function unavailable(failure: GitlabFailure, action: string): ProviderError | undefined {
   const { status } = failure;
   if (status === undefined || status === 0) {
-    return new ProviderError('provider_unavailable', `GitLab did not answer ${action} (${redactSecrets(failure.message || 'network error or timeout')})`);
+    return new ProviderError(
+      'provider_unavailable',
+      `GitLab did not answer ${action} (${redactSecrets(failure.message || 'network error or timeout')})`,
+    );
   }
   if (status === 429 || status >= 500) {
     return new ProviderError('provider_unavailable', `GitLab failed ${action} (${status})`, status, retryAfterSeconds(failure.headers));
@@ -84,13 +93,25 @@ export function classifyGitlabTokenFailure(failure: GitlabFailure, action: strin
   const error = field(failure.body, 'error');
   const description = redactSecrets(field(failure.body, 'error_description') ?? '').slice(0, 300);
   if (error === 'invalid_grant') {
-    return new ProviderError('reconnect_required', `GitLab refused the grant while ${action}; the account must be reconnected`, failure.status);
+    return new ProviderError(
+      'reconnect_required',
+      `GitLab refused the grant while ${action}; the account must be reconnected`,
+      failure.status,
+    );
   }
   if (error === 'invalid_client' || failure.status === 401) {
-    return new ProviderError('provider_unavailable', `GitLab rejected the OAuth application while ${action}: check GITLAB_CLIENT_ID and GITLAB_CLIENT_SECRET`, failure.status);
+    return new ProviderError(
+      'provider_unavailable',
+      `GitLab rejected the OAuth application while ${action}: check GITLAB_CLIENT_ID and GITLAB_CLIENT_SECRET`,
+      failure.status,
+    );
   }
   const detail = [error, description].filter(Boolean).join(': ');
-  return new ProviderError('provider_unavailable', `GitLab answered ${failure.status} while ${action}${detail ? ` (${detail})` : ''}`, failure.status);
+  return new ProviderError(
+    'provider_unavailable',
+    `GitLab answered ${failure.status} while ${action}${detail ? ` (${detail})` : ''}`,
+    failure.status,
+  );
 }
 
 /** Classifies a failed /api/v4 call: a rejected token is invalid_credentials (refresh, then reconnect). */
@@ -101,11 +122,19 @@ export function classifyGitlabApiFailure(failure: GitlabFailure, action: string)
     return new ProviderError('invalid_credentials', `GitLab rejected the access token while ${action}`, 401);
   }
   if (failure.status === 403 && field(failure.body, 'error') === 'insufficient_scope') {
-    return new ProviderError('reconnect_required', `the GitLab grant lacks the scopes ${GITLAB_SCOPES} needed for ${action}; reconnect the account`, 403);
+    return new ProviderError(
+      'reconnect_required',
+      `the GitLab grant lacks the scopes ${GITLAB_SCOPES} needed for ${action}; reconnect the account`,
+      403,
+    );
   }
   const message = redactSecrets(field(failure.body, 'message') ?? field(failure.body, 'error') ?? '').slice(0, 300);
   const hint = failure.status === 404 ? ' (check GITLAB_URL / the integration base URL)' : '';
-  return new ProviderError('provider_unavailable', `GitLab answered ${failure.status} while ${action}${message ? `: ${message}` : ''}${hint}`, failure.status);
+  return new ProviderError(
+    'provider_unavailable',
+    `GitLab answered ${failure.status} while ${action}${message ? `: ${message}` : ''}${hint}`,
+    failure.status,
+  );
 }
 
 /** The GitLab project fields this service reads. */

@@ -50,7 +50,10 @@ export function createGitlabClient(opts: GitlabClientOptions): GitlabClient {
       // Duck-typed: fetch's DOMException may come from another realm (jest), where instanceof fails.
       const { name, cause } = (err ?? {}) as { name?: string; cause?: { message?: string } };
       const timedOut = name === 'TimeoutError' || name === 'AbortError';
-      throw new ProviderError('provider_unavailable', `GitLab did not answer ${action} (${timedOut ? `timed out after ${timeoutMs} ms` : cause?.message || 'network error'})`);
+      throw new ProviderError(
+        'provider_unavailable',
+        `GitLab did not answer ${action} (${timedOut ? `timed out after ${timeoutMs} ms` : cause?.message || 'network error'})`,
+      );
     }
   }
 
@@ -60,9 +63,17 @@ export function createGitlabClient(opts: GitlabClientOptions): GitlabClient {
     return { status: a.status, headers, body: a.body };
   };
 
-  async function tokenGrant(baseUrl: string, params: Record<string, string>, action: string, previousRefreshToken?: string): Promise<GitlabTokens> {
+  async function tokenGrant(
+    baseUrl: string,
+    params: Record<string, string>,
+    action: string,
+    previousRefreshToken?: string,
+  ): Promise<GitlabTokens> {
     if (!configured) {
-      throw new ProviderError('provider_unavailable', 'the GitLab OAuth application is not configured (set GITLAB_CLIENT_ID and GITLAB_CLIENT_SECRET)');
+      throw new ProviderError(
+        'provider_unavailable',
+        'the GitLab OAuth application is not configured (set GITLAB_CLIENT_ID and GITLAB_CLIENT_SECRET)',
+      );
     }
     const body = new URLSearchParams({ client_id: opts.clientId!, client_secret: opts.clientSecret!, ...params });
     const answer = await send(
@@ -89,7 +100,10 @@ export function createGitlabClient(opts: GitlabClientOptions): GitlabClient {
 
     authorizeUrl({ baseUrl, state, codeChallenge, redirectUri }) {
       if (!configured) {
-        throw new ProviderError('provider_unavailable', 'the GitLab OAuth application is not configured (set GITLAB_CLIENT_ID and GITLAB_CLIENT_SECRET)');
+        throw new ProviderError(
+          'provider_unavailable',
+          'the GitLab OAuth application is not configured (set GITLAB_CLIENT_ID and GITLAB_CLIENT_SECRET)',
+        );
       }
       return buildAuthorizeUrl({ baseUrl, clientId: opts.clientId!, redirectUri, state, codeChallenge });
     },

@@ -49,7 +49,10 @@ interface Events {
 async function townTokenRig() {
   const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'dispatches', owner_id: newOwner() });
   await h.call('PUT', `/api/towns/${town.body.id}/git-auth`, { tokens: [{ host: 'git.example.com', token: `static-${randomUUID()}` }] });
-  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, { name: 'app', git_url: 'https://git.example.com/acme/app.git' });
+  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
+    name: 'app',
+    git_url: 'https://git.example.com/acme/app.git',
+  });
   return rig.body.id;
 }
 
@@ -64,10 +67,14 @@ async function start(rigId: string, name: string) {
 
 const status = (id: string) => h.call<Status>('GET', `/api/dispatches/${id}`);
 const until = (id: string, wanted: string) =>
-  eventually(async () => {
-    const s = await status(id);
-    return s.body.status === wanted ? s.body : null;
-  }, 20_000, `dispatch ${id} ${wanted}`);
+  eventually(
+    async () => {
+      const s = await status(id);
+      return s.body.status === wanted ? s.body : null;
+    },
+    20_000,
+    `dispatch ${id} ${wanted}`,
+  );
 
 describe('POST /api/rigs/:id/dispatches', () => {
   it('answers 201 with the container token once; the service keeps only its SHA-256 and an encrypted copy', async () => {
@@ -100,7 +107,12 @@ describe('POST /api/rigs/:id/dispatches', () => {
   });
 
   it('answers 404 for an unknown rig and 400 for a malformed rig id', async () => {
-    expectError(await h.call('POST', `/api/rigs/${randomUUID()}/dispatches`, { container_url: 'http://agent:8787' }), 404, 'not_found', 'rig_id');
+    expectError(
+      await h.call('POST', `/api/rigs/${randomUUID()}/dispatches`, { container_url: 'http://agent:8787' }),
+      404,
+      'not_found',
+      'rig_id',
+    );
     expectInvalid(await h.call('POST', '/api/rigs/abc/dispatches', { container_url: 'http://agent:8787' }), 'rig_id');
   });
 

@@ -13,7 +13,10 @@ beforeAll(async () => {
   // Real ids, so an authenticated request would get past lookups: a 401 is the bearer's doing.
   const owner = newOwner();
   const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'auth', owner_id: owner });
-  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, { name: 'r', git_url: 'https://git.example.com/a/b.git' });
+  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
+    name: 'r',
+    git_url: 'https://git.example.com/a/b.git',
+  });
   ids = { town: town.body.id, rig: rig.body.id, integration: randomUUID(), dispatch: randomUUID() };
 });
 afterAll(async () => {
@@ -57,7 +60,19 @@ describe('admin authentication', () => {
     ['a forged session cookie', { cookie: 'rc_session=v1.1700000000000.forged' }],
   ];
 
-  const cases = ROUTES.flatMap(([method, path, body]) => CREDENTIALS.map(([what, headers]) => [`${method} ${path({ town: ':town', rig: ':rig', integration: ':id', dispatch: ':id' })}`, what, method, path, body, headers] as const));
+  const cases = ROUTES.flatMap(([method, path, body]) =>
+    CREDENTIALS.map(
+      ([what, headers]) =>
+        [
+          `${method} ${path({ town: ':town', rig: ':rig', integration: ':id', dispatch: ':id' })}`,
+          what,
+          method,
+          path,
+          body,
+          headers,
+        ] as const,
+    ),
+  );
 
   it.each(cases)('%s with %s → 401', async (_name, _what, method, path, body, headers) => {
     const res = await send(method, path(ids), body, headers);
@@ -66,11 +81,14 @@ describe('admin authentication', () => {
     expect(await res.json()).toEqual({ error: { code: 'unauthorized', message: expect.stringContaining('admin') } });
   });
 
-  it.each(ROUTES.map(([method, path, body]) => [method, path, body] as const))('%s %p is reachable with the admin bearer (not 401)', async (method, path, body) => {
-    const res = await send(method, path(ids), body, { authorization: `Bearer ${ADMIN}` });
-    expect(res.status).not.toBe(401);
-    expect(res.status).toBeLessThan(500);
-  });
+  it.each(ROUTES.map(([method, path, body]) => [method, path, body] as const))(
+    '%s %p is reachable with the admin bearer (not 401)',
+    async (method, path, body) => {
+      const res = await send(method, path(ids), body, { authorization: `Bearer ${ADMIN}` });
+      expect(res.status).not.toBe(401);
+      expect(res.status).toBeLessThan(500);
+    },
+  );
 
   it('writes nothing for an unauthenticated request', async () => {
     const owner = randomUUID();
@@ -86,14 +104,20 @@ describe('admin authentication', () => {
       .filter(([p]) => p.startsWith('/api/') && !p.startsWith('/api/internal/'))
       .flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p.replace(/\{[^}]+\}/g, ':id').replace(/\/:id/g, '/:id')}`))
       .sort();
-    const tested = ROUTES.map(([m, p]) => `${m} ${p({ town: ':id', rig: ':id', integration: ':id', dispatch: ':id' }).split('?')[0]}`).sort();
+    const tested = ROUTES.map(
+      ([m, p]) => `${m} ${p({ town: ':id', rig: ':id', integration: ':id', dispatch: ':id' }).split('?')[0]}`,
+    ).sort();
     expect(tested).toEqual(documented);
   });
 });
 
 describe('error format', () => {
   it('answers an unknown route with a JSON 404', async () => {
-    for (const [method, path] of [['GET', '/api/nope'], ['DELETE', `/api/towns/${randomUUID()}`], ['GET', '/nothing-here']]) {
+    for (const [method, path] of [
+      ['GET', '/api/nope'],
+      ['DELETE', `/api/towns/${randomUUID()}`],
+      ['GET', '/nothing-here'],
+    ]) {
       const res = await send(method, path, undefined, { authorization: `Bearer ${ADMIN}` });
       expect(res.status).toBe(404);
       expect(res.headers.get('content-type')).toMatch(/^application\/json/);
@@ -102,26 +126,42 @@ describe('error format', () => {
   });
 
   it('answers a malformed JSON body with 400 invalid_request', async () => {
-    const res = await fetch(`${h.url}/api/towns`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: '{"name": "x",' });
+    const res = await fetch(`${h.url}/api/towns`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body: '{"name": "x",',
+    });
     expectInvalid({ status: res.status, body: await res.json(), headers: res.headers }, 'body', /JSON/);
   });
 
   it('answers an empty JSON body and a JSON non-object with 400 naming the body', async () => {
-    const empty = await fetch(`${h.url}/api/towns`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: '' });
+    const empty = await fetch(`${h.url}/api/towns`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body: '',
+    });
     expectInvalid({ status: empty.status, body: await empty.json(), headers: empty.headers }, 'body');
     expectInvalid(await h.call('POST', '/api/towns', ['not', 'an', 'object']), 'body');
     expectInvalid(await h.call('POST', '/api/towns', null), 'body');
   });
 
   it('answers a body that is not JSON with 415 unsupported_media_type', async () => {
-    const res = await fetch(`${h.url}/api/towns`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'text/plain' }, body: 'name=x' });
+    const res = await fetch(`${h.url}/api/towns`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'text/plain' },
+      body: 'name=x',
+    });
     expectError({ status: res.status, body: await res.json(), headers: res.headers }, 415, 'unsupported_media_type');
   });
 
   it('answers a body over 64 KiB with 413 payload_too_large and writes nothing', async () => {
     const owner = randomUUID();
     const body = JSON.stringify({ name: 'big', owner_id: owner, padding: 'x'.repeat(64 * 1024) });
-    const res = await fetch(`${h.url}/api/towns`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body });
+    const res = await fetch(`${h.url}/api/towns`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body,
+    });
     expectError({ status: res.status, body: await res.json(), headers: res.headers }, 413, 'payload_too_large');
     expect(await h.core.db.town.count({ where: { ownerId: owner } })).toBe(0);
     // Just under the limit is fine.

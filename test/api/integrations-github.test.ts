@@ -39,13 +39,20 @@ interface RepoList {
 
 const login = () => `acme-${randomUUID().slice(0, 8)}`;
 
-async function install(opts: { repos?: Parameters<GithubWorld['gh']['addInstallation']>[0]['repositories']; lite?: boolean; account?: string } = {}) {
+async function install(
+  opts: { repos?: Parameters<GithubWorld['gh']['addInstallation']>[0]['repositories']; lite?: boolean; account?: string } = {},
+) {
   const app = opts.lite ? world.lite : world.standard;
   return world.gh.addInstallation({ appId: app.appId, account: { login: opts.account ?? login() }, repositories: opts.repos ?? 3 });
 }
 
 async function register(installationId: number, owner = newOwner(), appType: 'standard' | 'lite' = 'standard') {
-  const res = await h.call<Integration>('POST', '/api/integrations', { provider: 'github', owner_id: owner, installation_id: installationId, app_type: appType });
+  const res = await h.call<Integration>('POST', '/api/integrations', {
+    provider: 'github',
+    owner_id: owner,
+    installation_id: installationId,
+    app_type: appType,
+  });
   return { ...res, owner };
 }
 
@@ -117,16 +124,28 @@ describe('POST /api/integrations (github)', () => {
     expect(again.status).toBe(201);
     expect(again.body).toMatchObject({ id: first.body.id, status: 'suspended' });
     world.gh.unsuspend(inst.installationId);
-    expect((await register(inst.installationId, first.owner)).body).toMatchObject({ id: first.body.id, status: 'active', status_reason: null });
+    expect((await register(inst.installationId, first.owner)).body).toMatchObject({
+      id: first.body.id,
+      status: 'active',
+      status_reason: null,
+    });
     expect(await h.core.db.platformIntegration.count({ where: { ownerId: first.owner } })).toBe(1);
   });
 
   it('answers 422 app_not_configured when the app type has no GitHub App on this service', async () => {
     const { GITHUB_LITE_APP_ID: _id, GITHUB_LITE_APP_PRIVATE_KEY: _key, GITHUB_LITE_APP_SLUG: _slug, ...standardOnly } = world.env;
-    const h2 = await startHarness({ env: { ...standardOnly, GITHUB_LITE_APP_ID: undefined, GITHUB_LITE_APP_PRIVATE_KEY: undefined, GITHUB_LITE_APP_SLUG: undefined }, worker: false });
+    const h2 = await startHarness({
+      env: { ...standardOnly, GITHUB_LITE_APP_ID: undefined, GITHUB_LITE_APP_PRIVATE_KEY: undefined, GITHUB_LITE_APP_SLUG: undefined },
+      worker: false,
+    });
     try {
       const inst = await install({ lite: true });
-      const res = await h2.call('POST', '/api/integrations', { provider: 'github', owner_id: newOwner(), installation_id: inst.installationId, app_type: 'lite' });
+      const res = await h2.call('POST', '/api/integrations', {
+        provider: 'github',
+        owner_id: newOwner(),
+        installation_id: inst.installationId,
+        app_type: 'lite',
+      });
       expectError(res as never, 422, 'app_not_configured', 'app_type');
     } finally {
       await h2.close();
@@ -155,7 +174,10 @@ describe('GET /api/integrations', () => {
     world.gh.suspend(b.installationId);
     await register(a.installationId, owner);
     await register(b.installationId, owner);
-    const res = await h.call<{ integrations: Array<{ installation_id: number; status: string; owner_id: string }> }>('GET', `/api/integrations?owner_id=${owner}`);
+    const res = await h.call<{ integrations: Array<{ installation_id: number; status: string; owner_id: string }> }>(
+      'GET',
+      `/api/integrations?owner_id=${owner}`,
+    );
     expect(res.status).toBe(200);
     expect(res.body.integrations.map((i) => [i.installation_id, i.status, i.owner_id])).toEqual([
       [a.installationId, 'active', owner],
@@ -167,7 +189,11 @@ describe('GET /api/integrations', () => {
 
 describe('GET /api/integrations/:id/repositories (github)', () => {
   it('fetches every page on first use (250 repositories), leaves archived ones out, then serves the cache', async () => {
-    const specs = Array.from({ length: 253 }, (_, i) => ({ name: `svc-${String(i).padStart(3, '0')}`, archived: i >= 250, default_branch: i === 7 ? 'develop' : undefined }));
+    const specs = Array.from({ length: 253 }, (_, i) => ({
+      name: `svc-${String(i).padStart(3, '0')}`,
+      archived: i >= 250,
+      default_branch: i === 7 ? 'develop' : undefined,
+    }));
     const inst = await install({ repos: specs });
     const reg = await register(inst.installationId);
     const pages = world.gh.stats.repositoryPages;
@@ -194,7 +220,10 @@ describe('GET /api/integrations/:id/repositories (github)', () => {
     expect(cached.body).toEqual(first.body);
     expect(world.gh.stats.repositoryPages - pages).toBe(3);
     expect(world.gh.stats.mints).toBe(mints);
-    const listed = await h.call<{ integrations: Array<{ repository_count: number; repositories_synced_at: string }> }>('GET', `/api/integrations?owner_id=${reg.owner}`);
+    const listed = await h.call<{ integrations: Array<{ repository_count: number; repositories_synced_at: string }> }>(
+      'GET',
+      `/api/integrations?owner_id=${reg.owner}`,
+    );
     expect(listed.body.integrations[0]).toMatchObject({ repository_count: 250, repositories_synced_at: first.body.synced_at });
   });
 

@@ -2,7 +2,16 @@
 // self-managed one under /gitlab) with rotating refresh tokens: registration and repositories.
 import { randomUUID } from 'node:crypto';
 import { newOwner, startHarness, type Harness } from '../helpers/harness';
-import { expectError, expectInvalid, expectNoSecrets, gitlabGrant, gitlabWorld, ISO, recordResponses, type GitlabWorld } from '../helpers/api';
+import {
+  expectError,
+  expectInvalid,
+  expectNoSecrets,
+  gitlabGrant,
+  gitlabWorld,
+  ISO,
+  recordResponses,
+  type GitlabWorld,
+} from '../helpers/api';
 
 let h: Harness;
 let world: GitlabWorld;
@@ -123,7 +132,10 @@ describe('POST /api/integrations (gitlab)', () => {
     // Mark the integration broken, then reconnect the same GitLab user: same row, active again.
     await h.core.db.platformIntegration.update({ where: { id: ok.body.id }, data: { status: 'reconnect_required' } });
     const fresh = world.gl.grant(g.user.id, world.clientId);
-    const again = await register({ access_token: fresh.accessToken, refresh_token: fresh.refreshToken, expires_at: fresh.expiresAt.toISOString() }, ok.owner);
+    const again = await register(
+      { access_token: fresh.accessToken, refresh_token: fresh.refreshToken, expires_at: fresh.expiresAt.toISOString() },
+      ok.owner,
+    );
     expect(again.status).toBe(201);
     expect(again.body).toMatchObject({ id: ok.body.id, status: 'active' });
   });
@@ -158,7 +170,15 @@ describe('POST /api/integrations (gitlab)', () => {
 describe('GET /api/integrations/:id/repositories (gitlab)', () => {
   it('follows X-Next-Page past 200 (250 projects), leaves archived ones out, then serves the cache', async () => {
     const g = gitlabGrant(world, { projects: 0 });
-    const added = world.gl.addProjects(g.user.id, Array.from({ length: 255 }, (_, i) => ({ path: `proj-${String(i).padStart(3, '0')}`, archived: i >= 250, default_branch: i === 3 ? 'trunk' : undefined, visibility: i === 4 ? ('public' as const) : undefined })));
+    const added = world.gl.addProjects(
+      g.user.id,
+      Array.from({ length: 255 }, (_, i) => ({
+        path: `proj-${String(i).padStart(3, '0')}`,
+        archived: i >= 250,
+        default_branch: i === 3 ? 'trunk' : undefined,
+        visibility: i === 4 ? ('public' as const) : undefined,
+      })),
+    );
     const reg = await register(g.body);
     const pages = world.gl.stats.projectPages;
     const first = await repos(reg.body.id);

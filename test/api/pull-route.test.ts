@@ -65,7 +65,12 @@ it('authenticates by container token: 401 unknown, 403 other rig, 410 after the 
   const ok = await pull(h, a.rigId, da.containerToken);
   expect(ok.status).toBe(200);
   expect(ok.headers.get('cache-control')).toBe('no-store');
-  expect(ok.body).toEqual({ token: containers.latest(da.container)!.token, expires_at: containers.latest(da.container)!.expires_at, username: 'x-access-token', generation: 1 });
+  expect(ok.body).toEqual({
+    token: containers.latest(da.container)!.token,
+    expires_at: containers.latest(da.container)!.expires_at,
+    username: 'x-access-token',
+    generation: 1,
+  });
 
   await h.call('POST', `/api/dispatches/${da.dispatchId}/stop`);
   await eventually(async () => (await pull(h, a.rigId, da.containerToken)).status === 410);
@@ -85,7 +90,10 @@ it('serves a fresh lease from memory, and limits each container token with 429 a
   const results: Array<{ status: number; headers: Headers }> = [];
   try {
     for (let i = 0; i < 25; i++) {
-      const res = await fetch(`${limitedApi.url}/api/internal/rigs/${rig.rigId}/git-token`, { method: 'POST', headers: { authorization: `Bearer ${d.containerToken}` } });
+      const res = await fetch(`${limitedApi.url}/api/internal/rigs/${rig.rigId}/git-token`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${d.containerToken}` },
+      });
       await res.arrayBuffer();
       results.push({ status: res.status, headers: res.headers });
     }
@@ -132,7 +140,10 @@ it('turns 100 concurrent stale pulls on two API instances into exactly one upstr
 it('never serves a superseded token from another instance once the new one is pushed', async () => {
   const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'notify', owner_id: newOwner() });
   await h.call('PUT', `/api/towns/${town.body.id}/git-auth`, { tokens: [{ host: 'git.example.com', token: 'first-static' }] });
-  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, { name: 'n', git_url: 'https://git.example.com/a/b.git' });
+  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
+    name: 'n',
+    git_url: 'https://git.example.com/a/b.git',
+  });
   const d = await dispatchTo(h, containers, rig.body.id, 'pull-notify');
   await containers.waitForPush(d.container, (p) => p.generation === 1);
   // Warm the second instance's cache with generation 1.

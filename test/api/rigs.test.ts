@@ -38,8 +38,17 @@ interface RigDetail extends Rig {
 /** A town and a GitHub integration of one owner, with repositories main-repo (main) and dev-repo (develop). */
 async function githubTown(owner = newOwner()) {
   const login = `acme-${randomUUID().slice(0, 8)}`;
-  const inst = gh.gh.addInstallation({ appId: gh.standard.appId, account: { login }, repositories: [{ name: 'main-repo' }, { name: 'dev-repo', default_branch: 'develop' }] });
-  const reg = await h.call<{ id: string }>('POST', '/api/integrations', { provider: 'github', owner_id: owner, installation_id: inst.installationId, app_type: 'standard' });
+  const inst = gh.gh.addInstallation({
+    appId: gh.standard.appId,
+    account: { login },
+    repositories: [{ name: 'main-repo' }, { name: 'dev-repo', default_branch: 'develop' }],
+  });
+  const reg = await h.call<{ id: string }>('POST', '/api/integrations', {
+    provider: 'github',
+    owner_id: owner,
+    installation_id: inst.installationId,
+    app_type: 'standard',
+  });
   const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'rigs', owner_id: owner });
   return { owner, login, inst, integrationId: reg.body.id, townId: town.body.id, repos: inst.repositories };
 }
@@ -75,11 +84,21 @@ describe('POST /api/towns/:id/rigs', () => {
     const owner = newOwner();
     const g = gitlabGrant(gl, { projects: 0 });
     const [project] = gl.gl.addProjects(g.user.id, [{ path: 'group/sub/tool', default_branch: 'trunk' }]);
-    const reg = await h.call<{ id: string }>('POST', '/api/integrations', { provider: 'gitlab', owner_id: owner, base_url: gl.gl.baseUrl, ...g.body });
+    const reg = await h.call<{ id: string }>('POST', '/api/integrations', {
+      provider: 'gitlab',
+      owner_id: owner,
+      base_url: gl.gl.baseUrl,
+      ...g.body,
+    });
     const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'gl', owner_id: owner });
     const res = await createRig(town.body.id, { name: 'tool', platform_integration_id: reg.body.id, repository_id: String(project.id) });
     expect(res.status).toBe(201);
-    expect(res.body).toMatchObject({ git_url: project.http_url_to_repo, default_branch: 'trunk', repository_id: project.id, platform_integration_id: reg.body.id });
+    expect(res.body).toMatchObject({
+      git_url: project.http_url_to_repo,
+      default_branch: 'trunk',
+      repository_id: project.id,
+      platform_integration_id: reg.body.id,
+    });
     expect(res.body.git_url).toMatch(/\/gitlab\/group\/sub\/tool\.git$/);
   });
 
@@ -87,8 +106,18 @@ describe('POST /api/towns/:id/rigs', () => {
     const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'manual', owner_id: newOwner() });
     const a = await createRig(town.body.id, { name: 'a', git_url: 'https://git.example.com/acme/app.git' });
     expect(a.status).toBe(201);
-    expect(a.body).toMatchObject({ git_url: 'https://git.example.com/acme/app.git', default_branch: 'main', platform_integration_id: null, repository_id: null });
-    const b = await createRig(town.body.id, { name: 'b', git_url: 'https://git.example.com:8443/group/sub/app', default_branch: 'release/1.x', platform_integration_id: null });
+    expect(a.body).toMatchObject({
+      git_url: 'https://git.example.com/acme/app.git',
+      default_branch: 'main',
+      platform_integration_id: null,
+      repository_id: null,
+    });
+    const b = await createRig(town.body.id, {
+      name: 'b',
+      git_url: 'https://git.example.com:8443/group/sub/app',
+      default_branch: 'release/1.x',
+      platform_integration_id: null,
+    });
     expect(b.status).toBe(201);
     expect(b.body).toMatchObject({ default_branch: 'release/1.x', platform_integration_id: null });
   });
@@ -112,31 +141,66 @@ describe('POST /api/towns/:id/rigs', () => {
     expect(await rigCount(town.body.id)).toBe(0);
   });
 
-  it.each(['has space', '-x', 'a..b', 'x.lock', 'a~b', 'a:b', 'feature/', '', '@'])('refuses default_branch %p with 400', async (branch) => {
-    const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'bad-branch', owner_id: newOwner() });
-    expectInvalid(await createRig(town.body.id, { name: 'x', git_url: 'https://github.com/a/b.git', default_branch: branch }), 'default_branch');
-    expect(await rigCount(town.body.id)).toBe(0);
-  });
+  it.each(['has space', '-x', 'a..b', 'x.lock', 'a~b', 'a:b', 'feature/', '', '@'])(
+    'refuses default_branch %p with 400',
+    async (branch) => {
+      const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'bad-branch', owner_id: newOwner() });
+      expectInvalid(
+        await createRig(town.body.id, { name: 'x', git_url: 'https://github.com/a/b.git', default_branch: branch }),
+        'default_branch',
+      );
+      expect(await rigCount(town.body.id)).toBe(0);
+    },
+  );
 
   it('names the missing or conflicting field when the body mixes or lacks the two ways', async () => {
     const t = await githubTown();
     expectInvalid(await createRig(t.townId, { name: 'x' }), 'git_url');
     expectInvalid(await createRig(t.townId, { git_url: 'https://github.com/a/b.git' }), 'name');
     expectInvalid(await createRig(t.townId, { name: 'x', platform_integration_id: t.integrationId }), 'repository_id');
-    expectInvalid(await createRig(t.townId, { name: 'x', repository_id: t.repos[0].id, git_url: 'https://github.com/a/b.git' }), 'repository_id');
-    expectInvalid(await createRig(t.townId, { name: 'x', platform_integration_id: t.integrationId, repository_id: t.repos[0].id, git_url: 'https://github.com/a/b.git' }), 'git_url');
+    expectInvalid(
+      await createRig(t.townId, { name: 'x', repository_id: t.repos[0].id, git_url: 'https://github.com/a/b.git' }),
+      'repository_id',
+    );
+    expectInvalid(
+      await createRig(t.townId, {
+        name: 'x',
+        platform_integration_id: t.integrationId,
+        repository_id: t.repos[0].id,
+        git_url: 'https://github.com/a/b.git',
+      }),
+      'git_url',
+    );
     expectInvalid(await createRig(t.townId, { name: 'x', platform_integration_id: 'nope', repository_id: 1 }), 'platform_integration_id');
-    expectInvalid(await createRig(t.townId, { name: 'x', platform_integration_id: t.integrationId, repository_id: 'abc' }), 'repository_id');
+    expectInvalid(
+      await createRig(t.townId, { name: 'x', platform_integration_id: t.integrationId, repository_id: 'abc' }),
+      'repository_id',
+    );
     expect(await rigCount(t.townId)).toBe(0);
   });
 
   it('refuses an integration of another owner (403), an unknown one (404), an inaccessible repository (422)', async () => {
     const mine = await githubTown();
     const theirs = await githubTown();
-    expectError(await createRig(mine.townId, { name: 'x', platform_integration_id: theirs.integrationId, repository_id: theirs.repos[0].id }), 403, 'forbidden', 'platform_integration_id');
-    expectError(await createRig(mine.townId, { name: 'x', platform_integration_id: randomUUID(), repository_id: 1 }), 404, 'not_found', 'platform_integration_id');
+    expectError(
+      await createRig(mine.townId, { name: 'x', platform_integration_id: theirs.integrationId, repository_id: theirs.repos[0].id }),
+      403,
+      'forbidden',
+      'platform_integration_id',
+    );
+    expectError(
+      await createRig(mine.townId, { name: 'x', platform_integration_id: randomUUID(), repository_id: 1 }),
+      404,
+      'not_found',
+      'platform_integration_id',
+    );
     const pages = gh.gh.stats.repositoryPages;
-    expectError(await createRig(mine.townId, { name: 'x', platform_integration_id: mine.integrationId, repository_id: theirs.repos[0].id }), 422, 'repository_not_accessible', 'repository_id');
+    expectError(
+      await createRig(mine.townId, { name: 'x', platform_integration_id: mine.integrationId, repository_id: theirs.repos[0].id }),
+      422,
+      'repository_not_accessible',
+      'repository_id',
+    );
     expect(gh.gh.stats.repositoryPages).toBeGreaterThan(pages); // a cache miss asked GitHub once more
     expectError(await createRig(randomUUID(), { name: 'x', git_url: 'https://github.com/a/b.git' }), 404, 'not_found', 'town_id');
     expect(await rigCount(mine.townId)).toBe(0);
@@ -145,10 +209,25 @@ describe('POST /api/towns/:id/rigs', () => {
   it('refuses an integration that is not active (409) and a duplicate name (409)', async () => {
     const t = await githubTown();
     expect((await createRig(t.townId, { name: 'dup', git_url: 'https://github.com/a/b.git' })).status).toBe(201);
-    expectError(await createRig(t.townId, { name: 'dup', platform_integration_id: t.integrationId, repository_id: t.repos[0].id }), 409, 'rig_exists', 'name');
+    expectError(
+      await createRig(t.townId, { name: 'dup', platform_integration_id: t.integrationId, repository_id: t.repos[0].id }),
+      409,
+      'rig_exists',
+      'name',
+    );
     gh.gh.suspend(t.inst.installationId);
-    await h.call('POST', '/api/integrations', { provider: 'github', owner_id: t.owner, installation_id: t.inst.installationId, app_type: 'standard' });
-    expectError(await createRig(t.townId, { name: 'y', platform_integration_id: t.integrationId, repository_id: t.repos[0].id }), 409, 'integration_not_active', 'platform_integration_id');
+    await h.call('POST', '/api/integrations', {
+      provider: 'github',
+      owner_id: t.owner,
+      installation_id: t.inst.installationId,
+      app_type: 'standard',
+    });
+    expectError(
+      await createRig(t.townId, { name: 'y', platform_integration_id: t.integrationId, repository_id: t.repos[0].id }),
+      409,
+      'integration_not_active',
+      'platform_integration_id',
+    );
     expect(await rigCount(t.townId)).toBe(1);
   });
 });
@@ -156,14 +235,24 @@ describe('POST /api/towns/:id/rigs', () => {
 describe('GET /api/rigs/:id', () => {
   it('shows the integration and credential_source integration / town_git_auth / none', async () => {
     const t = await githubTown();
-    const viaIntegration = await createRig(t.townId, { name: 'int', platform_integration_id: t.integrationId, repository_id: t.repos[0].id });
+    const viaIntegration = await createRig(t.townId, {
+      name: 'int',
+      platform_integration_id: t.integrationId,
+      repository_id: t.repos[0].id,
+    });
     const covered = await createRig(t.townId, { name: 'covered', git_url: 'https://Git.Example.com/acme/app.git' });
     const bare = await createRig(t.townId, { name: 'bare', git_url: 'https://other.example.com/acme/app.git' });
-    expect((await h.call('PUT', `/api/towns/${t.townId}/git-auth`, { tokens: [{ host: 'git.example.com', token: 'static-token-xyz' }] })).status).toBe(204);
+    expect(
+      (await h.call('PUT', `/api/towns/${t.townId}/git-auth`, { tokens: [{ host: 'git.example.com', token: 'static-token-xyz' }] })).status,
+    ).toBe(204);
 
     const a = await getRig(viaIntegration.body.id);
     expect(a.status).toBe(200);
-    expect(a.body).toEqual({ ...viaIntegration.body, integration: { id: t.integrationId, provider: 'github', account: t.login, status: 'active' }, credential_source: 'integration' });
+    expect(a.body).toEqual({
+      ...viaIntegration.body,
+      integration: { id: t.integrationId, provider: 'github', account: t.login, status: 'active' },
+      credential_source: 'integration',
+    });
     expect((await getRig(covered.body.id)).body).toMatchObject({ integration: null, credential_source: 'town_git_auth' });
     expect((await getRig(bare.body.id)).body).toMatchObject({ integration: null, credential_source: 'none' });
     expect(JSON.stringify((await getRig(covered.body.id)).body)).not.toContain('static-token-xyz');
@@ -181,7 +270,13 @@ describe('PATCH /api/rigs/:id', () => {
     const rig = await createRig(t.townId, { name: 'r', platform_integration_id: t.integrationId, repository_id: t.repos[0].id });
     const res = await patchRig(rig.body.id, { platform_integration_id: t.integrationId, repository_id: t.repos[1].id });
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ id: rig.body.id, git_url: t.repos[1].clone_url, default_branch: 'develop', repository_id: t.repos[1].id, platform_integration_id: t.integrationId });
+    expect(res.body).toMatchObject({
+      id: rig.body.id,
+      git_url: t.repos[1].clone_url,
+      default_branch: 'develop',
+      repository_id: t.repos[1].id,
+      platform_integration_id: t.integrationId,
+    });
     expect((await getRig(rig.body.id)).body).toMatchObject({ git_url: t.repos[1].clone_url, credential_source: 'integration' });
   });
 
@@ -189,7 +284,11 @@ describe('PATCH /api/rigs/:id', () => {
     const t = await githubTown();
     const rig = await createRig(t.townId, { name: 'm', git_url: 'https://git.example.com/acme/app.git', default_branch: 'dev' });
     const connected = await patchRig(rig.body.id, { platform_integration_id: t.integrationId, repository_id: t.repos[0].id });
-    expect(connected.body).toMatchObject({ git_url: t.repos[0].clone_url, default_branch: 'main', platform_integration_id: t.integrationId });
+    expect(connected.body).toMatchObject({
+      git_url: t.repos[0].clone_url,
+      default_branch: 'main',
+      platform_integration_id: t.integrationId,
+    });
 
     // The provider's clone URL is on the fake's host: a town token for that host becomes the fallback.
     const host = new URL(String(t.repos[0].clone_url)).host;
@@ -210,8 +309,16 @@ describe('PATCH /api/rigs/:id', () => {
     const mine = await githubTown();
     const theirs = await githubTown();
     const rig = await createRig(mine.townId, { name: 'r', platform_integration_id: mine.integrationId, repository_id: mine.repos[0].id });
-    expectError(await patchRig(rig.body.id, { platform_integration_id: theirs.integrationId, repository_id: theirs.repos[0].id }), 403, 'forbidden', 'platform_integration_id');
-    expect((await getRig(rig.body.id)).body).toMatchObject({ platform_integration_id: mine.integrationId, git_url: mine.repos[0].clone_url });
+    expectError(
+      await patchRig(rig.body.id, { platform_integration_id: theirs.integrationId, repository_id: theirs.repos[0].id }),
+      403,
+      'forbidden',
+      'platform_integration_id',
+    );
+    expect((await getRig(rig.body.id)).body).toMatchObject({
+      platform_integration_id: mine.integrationId,
+      git_url: mine.repos[0].clone_url,
+    });
   });
 
   it('validates like creation and answers 404 for an unknown rig', async () => {
@@ -226,6 +333,11 @@ describe('PATCH /api/rigs/:id', () => {
     // A valid branch alone is accepted on a connected rig, whatever its provider's URL looks like.
     const branch = await patchRig(rig.body.id, { default_branch: 'hotfix', name: 'renamed' });
     expect(branch.status).toBe(200);
-    expect(branch.body).toMatchObject({ git_url: t.repos[0].clone_url, default_branch: 'hotfix', name: 'renamed', platform_integration_id: t.integrationId });
+    expect(branch.body).toMatchObject({
+      git_url: t.repos[0].clone_url,
+      default_branch: 'hotfix',
+      name: 'renamed',
+      platform_integration_id: t.integrationId,
+    });
   });
 });

@@ -45,7 +45,13 @@ describe('POST /api/towns and GET /api/towns/:id', () => {
     const owner = newOwner();
     const created = await h.call('POST', '/api/towns', { name: '  Gas Town  ', owner_id: owner });
     expect(created.status).toBe(201);
-    expect(created.body).toEqual({ id: expect.any(String), name: 'Gas Town', owner_id: owner, created_at: expect.stringMatching(ISO), updated_at: expect.stringMatching(ISO) });
+    expect(created.body).toEqual({
+      id: expect.any(String),
+      name: 'Gas Town',
+      owner_id: owner,
+      created_at: expect.stringMatching(ISO),
+      updated_at: expect.stringMatching(ISO),
+    });
 
     const town = await h.call<TownDetail>('GET', `/api/towns/${(created.body as { id: string }).id}`);
     expect(town.status).toBe(200);
@@ -56,11 +62,24 @@ describe('POST /api/towns and GET /api/towns/:id', () => {
   it("lists the owner's integrations with their status and drops the connect link once there is one", async () => {
     const { id, owner } = await newTown();
     const inst = world.gh.addInstallation({ appId: world.standard.appId, account: { login: 'acme-towns' }, repositories: 1 });
-    const reg = await h.call<{ id: string }>('POST', '/api/integrations', { provider: 'github', owner_id: owner, installation_id: inst.installationId, app_type: 'standard' });
+    const reg = await h.call<{ id: string }>('POST', '/api/integrations', {
+      provider: 'github',
+      owner_id: owner,
+      installation_id: inst.installationId,
+      app_type: 'standard',
+    });
     expect(reg.status).toBe(201);
 
     const town = await detail(id);
-    expect(town.integrations).toEqual([expect.objectContaining({ id: reg.body.id, provider: 'github', status: 'active', account: 'acme-towns', installation_id: inst.installationId })]);
+    expect(town.integrations).toEqual([
+      expect.objectContaining({
+        id: reg.body.id,
+        provider: 'github',
+        status: 'active',
+        account: 'acme-towns',
+        installation_id: inst.installationId,
+      }),
+    ]);
     expect(town.connect_integration_url).toBeNull();
 
     // Another town of another owner still has none.
@@ -92,14 +111,29 @@ describe('PUT /api/towns/:id/git-auth', () => {
     const a = `ghp_${randomUUID().replace(/-/g, '')}`;
     const b = `glpat-${randomUUID()}`;
     secrets.push(a, b);
-    const put = await h.call('PUT', `/api/towns/${id}/git-auth`, { tokens: [{ host: 'GitHub.com', token: a }, { host: 'git.example.com:8443', token: b, username: 'bot' }] });
+    const put = await h.call('PUT', `/api/towns/${id}/git-auth`, {
+      tokens: [
+        { host: 'GitHub.com', token: a },
+        { host: 'git.example.com:8443', token: b, username: 'bot' },
+      ],
+    });
     expect(put.status).toBe(204);
     expect(put.body).toBeNull();
 
     const town = await detail(id);
     expect(town.git_auth).toEqual([
-      { host: 'git.example.com:8443', username: 'bot', fingerprint: expect.stringMatching(/^sha256:[0-9a-f]{16}$/), updated_at: expect.stringMatching(ISO) },
-      { host: 'github.com', username: null, fingerprint: expect.stringMatching(/^sha256:[0-9a-f]{16}$/), updated_at: expect.stringMatching(ISO) },
+      {
+        host: 'git.example.com:8443',
+        username: 'bot',
+        fingerprint: expect.stringMatching(/^sha256:[0-9a-f]{16}$/),
+        updated_at: expect.stringMatching(ISO),
+      },
+      {
+        host: 'github.com',
+        username: null,
+        fingerprint: expect.stringMatching(/^sha256:[0-9a-f]{16}$/),
+        updated_at: expect.stringMatching(ISO),
+      },
     ]);
     expect(town.git_auth[0].fingerprint).not.toBe(town.git_auth[1].fingerprint);
     // At rest the token is encrypted.
@@ -112,7 +146,16 @@ describe('PUT /api/towns/:id/git-auth', () => {
     const one = `tok-one-${randomUUID()}`;
     const two = `tok-two-${randomUUID()}`;
     secrets.push(one, two);
-    expect((await h.call('PUT', `/api/towns/${id}/git-auth`, { tokens: [{ host: 'a.example.com', token: one }, { host: 'b.example.com', token: one }] })).status).toBe(204);
+    expect(
+      (
+        await h.call('PUT', `/api/towns/${id}/git-auth`, {
+          tokens: [
+            { host: 'a.example.com', token: one },
+            { host: 'b.example.com', token: one },
+          ],
+        })
+      ).status,
+    ).toBe(204);
     const firstPrint = (await detail(id)).git_auth[0].fingerprint;
     expect((await h.call('PUT', `/api/towns/${id}/git-auth`, { tokens: [{ host: 'a.example.com', token: two }] })).status).toBe(204);
     const after = (await detail(id)).git_auth;
@@ -129,7 +172,11 @@ describe('PUT /api/towns/:id/git-auth', () => {
     expect((await h.call('PUT', `/api/towns/${id}/git-auth`, { tokens: [{ host: 'github.com', token: keep }] })).status).toBe(204);
     const before = await detail(id);
     const res = await h.call('PUT', `/api/towns/${id}/git-auth`, {
-      tokens: [{ host: 'gitlab.com', token: 'x1' }, { host: 'github.com', token: 'x2' }, { host: 'GITHUB.com', token: 'x3' }],
+      tokens: [
+        { host: 'gitlab.com', token: 'x1' },
+        { host: 'github.com', token: 'x2' },
+        { host: 'GITHUB.com', token: 'x3' },
+      ],
     });
     expectInvalid(res, 'tokens.2.host', /github\.com.*twice/);
     expect((await detail(id)).git_auth).toEqual(before.git_auth);

@@ -19,10 +19,23 @@ afterAll(async () => {
 });
 
 const formPost = (url: string, fields: Record<string, string>) =>
-  fetch(url, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString() });
+  fetch(url, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(fields).toString(),
+  });
 
-interface Integration { id: string; provider: string; status: string; account: string; repository_count: number; installation_id: number | null }
-const integrationsOf = async (owner: string) => (await h.call<{ integrations: Integration[] }>('GET', `/api/integrations?owner_id=${owner}`)).body.integrations;
+interface Integration {
+  id: string;
+  provider: string;
+  status: string;
+  account: string;
+  repository_count: number;
+  installation_id: number | null;
+}
+const integrationsOf = async (owner: string) =>
+  (await h.call<{ integrations: Integration[] }>('GET', `/api/integrations?owner_id=${owner}`)).body.integrations;
 
 /** Our install route → fake GitHub's install page (Install) → the setup URL it redirects to. */
 async function installGithub(owner: string, account: string): Promise<URL> {
@@ -44,7 +57,13 @@ describe('GitHub App installation', () => {
     const done = await raw(h, `${setup.pathname}${setup.search}`);
     expect(done.status).toBe(303);
     const [integration] = await integrationsOf(owner);
-    expect(integration).toMatchObject({ provider: 'github', status: 'active', account: 'acme-connect', installation_id: Number(setup.searchParams.get('installation_id')), repository_count: 3 });
+    expect(integration).toMatchObject({
+      provider: 'github',
+      status: 'active',
+      account: 'acme-connect',
+      installation_id: Number(setup.searchParams.get('installation_id')),
+      repository_count: 3,
+    });
     expect(done.headers.get('location')).toBe(`/integrations?owner_id=${owner}&connected=${integration.id}&result=created`);
     const page = await (await raw(h, done.headers.get('location')!)).text();
     expect(page).toContain('Connected GitHub account <strong>acme-connect</strong>');
@@ -58,7 +77,12 @@ describe('GitHub App installation', () => {
     const tampered = `${good.slice(0, -2)}xx`;
     const expired = signState(h.core.config, { provider: 'github', ownerId: owner, appType: 'standard' }, Date.now() - 11 * 60_000).value;
     const gitlabState = signState(h.core.config, { provider: 'gitlab', ownerId: owner }).value;
-    for (const [state, reason] of [[tampered, 'not issued by this service'], [expired, 'expired'], [gitlabState, 'gitlab flow'], ['', 'missing']]) {
+    for (const [state, reason] of [
+      [tampered, 'not issued by this service'],
+      [expired, 'expired'],
+      [gitlabState, 'gitlab flow'],
+      ['', 'missing'],
+    ]) {
       const res = await raw(h, `/integrations/github/setup?installation_id=${id}&setup_action=install&state=${encodeURIComponent(state)}`);
       expect(res.status).toBe(400);
       const body = await res.text();
@@ -71,7 +95,10 @@ describe('GitHub App installation', () => {
   it('shows the typed provider error when the installation does not exist', async () => {
     const owner = randomUUID();
     const state = signState(h.core.config, { provider: 'github', ownerId: owner, appType: 'standard' }).value;
-    const res = await raw(h, `/integrations/github/setup?installation_id=999999999&setup_action=install&state=${encodeURIComponent(state)}`);
+    const res = await raw(
+      h,
+      `/integrations/github/setup?installation_id=999999999&setup_action=install&state=${encodeURIComponent(state)}`,
+    );
     expect(res.status).toBe(502);
     const body = await res.text();
     expect(body).toContain('<code>installation_not_found</code>');

@@ -34,8 +34,15 @@ afterEach(async () => {
 /** Writes the file as the receiver would after a push of this dispatch. */
 async function pushed(token: string, expires_at: string | null, generation = 3, containerToken = CONTAINER_TOKEN) {
   await tokenFileLib.writeTokenRecord(tokenFile, {
-    token, expires_at, username: 'x-access-token', generation, rig_id: RIG, dispatch_id: 'd-1',
-    container_token_sha256: tokenFileLib.sha256Hex(containerToken), source: 'push', written_at: new Date().toISOString(),
+    token,
+    expires_at,
+    username: 'x-access-token',
+    generation,
+    rig_id: RIG,
+    dispatch_id: 'd-1',
+    container_token_sha256: tokenFileLib.sha256Hex(containerToken),
+    source: 'push',
+    written_at: new Date().toISOString(),
   });
 }
 
@@ -56,7 +63,9 @@ describe('git-credential-repo-connect get', () => {
     const run = await runHelperBin('get', REQUEST, env);
     expect(run.code).toBe(0);
     expect(run.stderr).toBe('');
-    expect(run.stdout).toBe(`username=x-access-token\npassword=ghs_cached_fresh\npassword_expiry_utc=${Math.floor(Date.parse(expiresAt) / 1000)}\n`);
+    expect(run.stdout).toBe(
+      `username=x-access-token\npassword=ghs_cached_fresh\npassword_expiry_utc=${Math.floor(Date.parse(expiresAt) / 1000)}\n`,
+    );
     expect(service.requests).toHaveLength(0);
   });
 
@@ -76,8 +85,15 @@ describe('git-credential-repo-connect get', () => {
       password: 'ghs_pulled_generation_4',
       password_expiry_utc: String(Math.floor(Date.parse(service.current.expires_at!) / 1000)),
     });
-    expect(service.requests).toEqual([{ method: 'POST', path: `/api/internal/rigs/${RIG}/git-token`, authorization: `Bearer ${CONTAINER_TOKEN}` }]);
-    expect(await tokenFileLib.readTokenFile(tokenFile)).toMatchObject({ token: 'ghs_pulled_generation_4', generation: 4, source: 'pull', rig_id: RIG });
+    expect(service.requests).toEqual([
+      { method: 'POST', path: `/api/internal/rigs/${RIG}/git-token`, authorization: `Bearer ${CONTAINER_TOKEN}` },
+    ]);
+    expect(await tokenFileLib.readTokenFile(tokenFile)).toMatchObject({
+      token: 'ghs_pulled_generation_4',
+      generation: 4,
+      source: 'pull',
+      rig_id: RIG,
+    });
     expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
 
     // The pulled token is now the fresh cache: no second request.
@@ -130,10 +146,26 @@ describe('git-credential-repo-connect get', () => {
 
   it.each([
     ['the dispatch ended (410)', () => (service.mode = 'ended'), 'dispatch ended (410)'],
-    ['the provider fails (502)', () => (service.mode = 'provider_down'), 'repo-connect could not supply a token (502, provider_unavailable: GitHub answered 503 Service Unavailable)'],
-    ['the container token is unknown (401)', () => (env.REPO_CONNECT_CONTAINER_TOKEN = 'ct_unknown_0000000000'), 'container token not recognised by repo-connect (401)'],
-    ['the token belongs to another rig (403)', () => (env.REPO_CONNECT_RIG_ID = 'rig-other'), 'container token belongs to another rig (403)'],
-    ['the service answers a token with a newline in it', () => (service.mode = 'bad_token'), 'repo-connect answered 200 with an unusable token'],
+    [
+      'the provider fails (502)',
+      () => (service.mode = 'provider_down'),
+      'repo-connect could not supply a token (502, provider_unavailable: GitHub answered 503 Service Unavailable)',
+    ],
+    [
+      'the container token is unknown (401)',
+      () => (env.REPO_CONNECT_CONTAINER_TOKEN = 'ct_unknown_0000000000'),
+      'container token not recognised by repo-connect (401)',
+    ],
+    [
+      'the token belongs to another rig (403)',
+      () => (env.REPO_CONNECT_RIG_ID = 'rig-other'),
+      'container token belongs to another rig (403)',
+    ],
+    [
+      'the service answers a token with a newline in it',
+      () => (service.mode = 'bad_token'),
+      'repo-connect answered 200 with an unusable token',
+    ],
   ])('prints nothing and exits 0 when %s', async (_name, arrange, reason) => {
     await pushed('ghs_cached_expired', expiresIn(-60));
     arrange();
@@ -152,7 +184,10 @@ describe('git-credential-repo-connect get', () => {
   it('gives up on a service that does not answer within the timeout', async () => {
     service.mode = 'hang';
     const out = await helperLib.runCredentialHelper({ operation: 'get', input: REQUEST, env, timeoutMs: 300 });
-    expect(out).toEqual({ stdout: '', stderr: `git-credential-repo-connect: repo-connect at ${service.url} did not answer within 0.3 s\n` });
+    expect(out).toEqual({
+      stdout: '',
+      stderr: `git-credential-repo-connect: repo-connect at ${service.url} did not answer within 0.3 s\n`,
+    });
   });
 
   it('names the missing variables when it has neither a fresh token nor a way to pull', async () => {
@@ -215,7 +250,10 @@ describe('git-credential-repo-connect erase and store', () => {
 
 describe('configuration', () => {
   it('defaults the token file under HOME and splits REPO_CONNECT_GIT_HOST', () => {
-    const { config, problems } = configLib.loadConfig({ HOME: '/home/agent', REPO_CONNECT_GIT_HOST: 'GitHub.com, gitlab.example.com:8443' });
+    const { config, problems } = configLib.loadConfig({
+      HOME: '/home/agent',
+      REPO_CONNECT_GIT_HOST: 'GitHub.com, gitlab.example.com:8443',
+    });
     expect(problems).toEqual([]);
     expect(config.tokenFile).toBe('/home/agent/.repo-connect/git-token.json');
     expect(config.gitHosts).toEqual(['github.com', 'gitlab.example.com:8443']);

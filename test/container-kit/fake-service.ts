@@ -63,7 +63,8 @@ export class FakeRepoConnect {
     if (req.headers.authorization !== `Bearer ${this.containerToken}`) {
       return json(res, 401, { error: { code: 'unauthorized', message: 'Unknown container token' } });
     }
-    if (decodeURIComponent(match[1]) !== this.rigId) return json(res, 403, { error: { code: 'forbidden', message: 'Container token belongs to another rig' } });
+    if (decodeURIComponent(match[1]) !== this.rigId)
+      return json(res, 403, { error: { code: 'forbidden', message: 'Container token belongs to another rig' } });
     if (this.mode === 'ended') return json(res, 410, { error: { code: 'dispatch_ended', message: 'The dispatch has stopped' } });
     if (this.rateLimited > 0) {
       this.rateLimited -= 1;

@@ -68,7 +68,12 @@ describe('git with the repo-connect credential helper', () => {
   it('gets username and password from the helper, then from its cache', async () => {
     const first = await git(['credential', 'fill'], FILL);
     expect(first.code).toBe(0);
-    expect(parseAnswer(first.stdout)).toMatchObject({ protocol: 'https', host: 'github.com', username: 'x-access-token', password: service.current.token });
+    expect(parseAnswer(first.stdout)).toMatchObject({
+      protocol: 'https',
+      host: 'github.com',
+      username: 'x-access-token',
+      password: service.current.token,
+    });
     expect(service.requests).toHaveLength(1);
 
     const second = await git(['credential', 'fill'], FILL);
@@ -78,7 +83,10 @@ describe('git with the repo-connect credential helper', () => {
 
   it('keeps the token out of ~/.git-credentials even with a store helper configured globally', async () => {
     const filled = parseAnswer((await git(['credential', 'fill'], FILL)).stdout);
-    const approve = await git(['credential', 'approve'], `protocol=https\nhost=github.com\nusername=${filled.username}\npassword=${filled.password}\n\n`);
+    const approve = await git(
+      ['credential', 'approve'],
+      `protocol=https\nhost=github.com\nusername=${filled.username}\npassword=${filled.password}\n\n`,
+    );
     expect(approve.code).toBe(0);
     expect(existsSync(join(env.HOME, '.git-credentials'))).toBe(false);
   });
@@ -86,7 +94,10 @@ describe('git with the repo-connect credential helper', () => {
   it('drops a rejected token so the next fill pulls a new one', async () => {
     const first = await git(['credential', 'fill'], FILL);
     const rejected = parseAnswer(first.stdout).password;
-    const reject = await git(['credential', 'reject'], `protocol=https\nhost=github.com\nusername=x-access-token\npassword=${rejected}\n\n`);
+    const reject = await git(
+      ['credential', 'reject'],
+      `protocol=https\nhost=github.com\nusername=x-access-token\npassword=${rejected}\n\n`,
+    );
     expect(reject.code).toBe(0);
     expect((await tokenFileLib.readTokenFile(join(env.HOME, '.repo-connect', 'git-token.json')))?.token).toBeUndefined();
 

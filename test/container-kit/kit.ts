@@ -34,7 +34,13 @@ export interface Receiver {
 const kitRequire = createRequire(join(KIT_DIR, 'package.json'));
 
 export const receiverLib = kitRequire('./lib/receiver.js') as {
-  createReceiver(opts: { rigId: string; containerToken?: string; containerTokenFile?: string; tokenFile: string; log?: (line: string) => void }): Receiver;
+  createReceiver(opts: {
+    rigId: string;
+    containerToken?: string;
+    containerTokenFile?: string;
+    tokenFile: string;
+    log?: (line: string) => void;
+  }): Receiver;
   MAX_BODY_BYTES: number;
 };
 
@@ -45,12 +51,20 @@ export const tokenFileLib = kitRequire('./lib/token-file.js') as {
 };
 
 export const helperLib = kitRequire('./lib/credential-helper.js') as {
-  runCredentialHelper(args: { operation: string | undefined; input: string; env: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<{ stdout: string; stderr: string }>;
+  runCredentialHelper(args: {
+    operation: string | undefined;
+    input: string;
+    env: NodeJS.ProcessEnv;
+    timeoutMs?: number;
+  }): Promise<{ stdout: string; stderr: string }>;
   parseRequest(text: string): Record<string, string>;
 };
 
 export const configLib = kitRequire('./lib/config.js') as {
-  loadConfig(env: NodeJS.ProcessEnv): { config: { tokenFile: string; gitHosts: string[]; minValiditySeconds: number; containerToken?: string }; problems: string[] };
+  loadConfig(env: NodeJS.ProcessEnv): {
+    config: { tokenFile: string; gitHosts: string[]; minValiditySeconds: number; containerToken?: string };
+    problems: string[];
+  };
 };
 
 /** A fresh directory that `cleanup` removes. */

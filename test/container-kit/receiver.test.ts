@@ -30,7 +30,15 @@ afterEach(async () => {
 });
 
 function pushBody(generation: number, overrides: Record<string, unknown> = {}) {
-  return { rig_id: RIG, dispatch_id: 'd-1', token: longToken(generation), expires_at: expiresIn(3600), username: 'x-access-token', generation, ...overrides };
+  return {
+    rig_id: RIG,
+    dispatch_id: 'd-1',
+    token: longToken(generation),
+    expires_at: expiresIn(3600),
+    username: 'x-access-token',
+    generation,
+    ...overrides,
+  };
 }
 
 async function push(body: unknown, bearer: string | null = CONTAINER_TOKEN, path = '/git-token') {
@@ -47,7 +55,14 @@ describe('repo-connect-token-receiver', () => {
     const first = await push(pushBody(1));
     expect(first).toEqual({ status: 200, body: { stored: true, generation: 1 } });
     const stored = JSON.parse(readFileSync(tokenFile, 'utf8'));
-    expect(stored).toMatchObject({ token: longToken(1), username: 'x-access-token', generation: 1, rig_id: RIG, dispatch_id: 'd-1', source: 'push' });
+    expect(stored).toMatchObject({
+      token: longToken(1),
+      username: 'x-access-token',
+      generation: 1,
+      rig_id: RIG,
+      dispatch_id: 'd-1',
+      source: 'push',
+    });
     expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
     expect(statSync(join(tmp.dir, 'home', '.repo-connect')).mode & 0o777).toBe(0o700);
     const inodeBefore = statSync(tokenFile).ino;
@@ -117,7 +132,11 @@ describe('repo-connect-token-receiver', () => {
     try {
       // The service pushes as soon as it mints; the container may not have its token yet. Not a
       // 404/410, which the service would read as "container gone".
-      expect(await send(CONTAINER_TOKEN, pushBody(1))).toEqual({ status: 503, retryAfter: '1', body: { error: { code: 'not_ready', message: 'no container token yet' } } });
+      expect(await send(CONTAINER_TOKEN, pushBody(1))).toEqual({
+        status: 503,
+        retryAfter: '1',
+        body: { error: { code: 'not_ready', message: 'no container token yet' } },
+      });
       expect(() => statSync(tokenFile)).toThrow(/ENOENT/);
 
       writeFileSync(bearerFile, `${CONTAINER_TOKEN}\n`, { mode: 0o600 });
@@ -126,7 +145,10 @@ describe('repo-connect-token-receiver', () => {
       // Dispatched again: a new token in the file, the old one refused, generations start over.
       writeFileSync(bearerFile, 'ct_second_dispatch_0123456789\n');
       expect((await send(CONTAINER_TOKEN, pushBody(5))).status).toBe(401);
-      expect((await send('ct_second_dispatch_0123456789', pushBody(1, { dispatch_id: 'd-2' }))).body).toEqual({ stored: true, generation: 1 });
+      expect((await send('ct_second_dispatch_0123456789', pushBody(1, { dispatch_id: 'd-2' }))).body).toEqual({
+        stored: true,
+        generation: 1,
+      });
       expect(JSON.parse(readFileSync(tokenFile, 'utf8'))).toMatchObject({ generation: 1, dispatch_id: 'd-2' });
       expect(logs.join('\n')).not.toContain(CONTAINER_TOKEN);
     } finally {
@@ -144,7 +166,10 @@ describe('repo-connect-token-receiver', () => {
 
   it('refuses a push for another rig with 403 naming rig_id', async () => {
     const res = await push(pushBody(1, { rig_id: 'rig-other' }));
-    expect(res).toEqual({ status: 403, body: { error: { code: 'wrong_rig', message: 'this container serves another rig', field: 'rig_id' } } });
+    expect(res).toEqual({
+      status: 403,
+      body: { error: { code: 'wrong_rig', message: 'this container serves another rig', field: 'rig_id' } },
+    });
     expect(() => statSync(tokenFile)).toThrow(/ENOENT/);
   });
 
@@ -192,7 +217,14 @@ describe('repo-connect-token-receiver', () => {
 describe('repo-connect-token-receiver bin', () => {
   it('serves on the configured port, keeps tokens out of its output, and exits 0 on SIGTERM', async () => {
     const child = spawn(process.execPath, [RECEIVER_BIN], {
-      env: { PATH: process.env.PATH, HOME: tmp.dir, REPO_CONNECT_RIG_ID: RIG, REPO_CONNECT_CONTAINER_TOKEN: CONTAINER_TOKEN, REPO_CONNECT_RECEIVER_PORT: '0', REPO_CONNECT_RECEIVER_HOST: '127.0.0.1' },
+      env: {
+        PATH: process.env.PATH,
+        HOME: tmp.dir,
+        REPO_CONNECT_RIG_ID: RIG,
+        REPO_CONNECT_CONTAINER_TOKEN: CONTAINER_TOKEN,
+        REPO_CONNECT_RECEIVER_PORT: '0',
+        REPO_CONNECT_RECEIVER_HOST: '127.0.0.1',
+      },
     });
     let output = '';
     child.stderr.on('data', (c: Buffer) => (output += c.toString()));
@@ -204,7 +236,11 @@ describe('repo-connect-token-receiver bin', () => {
       });
       child.on('exit', () => reject(new Error(`receiver exited: ${output}`)));
     });
-    const res = await fetch(`http://127.0.0.1:${port}/git-token`, { method: 'POST', headers: { Authorization: `Bearer ${CONTAINER_TOKEN}` }, body: JSON.stringify(pushBody(1)) });
+    const res = await fetch(`http://127.0.0.1:${port}/git-token`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${CONTAINER_TOKEN}` },
+      body: JSON.stringify(pushBody(1)),
+    });
     expect(res.status).toBe(200);
     const file = join(tmp.dir, '.repo-connect', 'git-token.json');
     expect((await tokenFileLib.readTokenFile(file))?.token).toBe(longToken(1));
@@ -220,7 +256,14 @@ describe('repo-connect-token-receiver bin', () => {
   it('starts before its container token file exists and stores pushes once it does', async () => {
     const bearerFile = join(tmp.dir, 'container-token');
     const child = spawn(process.execPath, [RECEIVER_BIN], {
-      env: { PATH: process.env.PATH, HOME: tmp.dir, REPO_CONNECT_RIG_ID: RIG, REPO_CONNECT_CONTAINER_TOKEN_FILE: bearerFile, REPO_CONNECT_RECEIVER_PORT: '0', REPO_CONNECT_RECEIVER_HOST: '127.0.0.1' },
+      env: {
+        PATH: process.env.PATH,
+        HOME: tmp.dir,
+        REPO_CONNECT_RIG_ID: RIG,
+        REPO_CONNECT_CONTAINER_TOKEN_FILE: bearerFile,
+        REPO_CONNECT_RECEIVER_PORT: '0',
+        REPO_CONNECT_RECEIVER_HOST: '127.0.0.1',
+      },
     });
     let output = '';
     child.stderr.on('data', (c: Buffer) => (output += c.toString()));
@@ -232,7 +275,12 @@ describe('repo-connect-token-receiver bin', () => {
       });
       child.on('exit', () => reject(new Error(`receiver exited: ${output}`)));
     });
-    const send = () => fetch(`http://127.0.0.1:${port}/git-token`, { method: 'POST', headers: { Authorization: `Bearer ${CONTAINER_TOKEN}` }, body: JSON.stringify(pushBody(1)) });
+    const send = () =>
+      fetch(`http://127.0.0.1:${port}/git-token`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${CONTAINER_TOKEN}` },
+        body: JSON.stringify(pushBody(1)),
+      });
     expect((await send()).status).toBe(503);
     writeFileSync(bearerFile, CONTAINER_TOKEN, { mode: 0o600 });
     expect((await send()).status).toBe(200);

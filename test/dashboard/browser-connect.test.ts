@@ -92,7 +92,12 @@ it('shows a suspension that arrives by webhook, with what to do about it', async
   const integration = await h.core.db.platformIntegration.findFirstOrThrow({ where: { ownerId: owner, provider: 'github' } });
   const installationId = Number(integration.githubInstallationId);
   world.gh.suspend(installationId);
-  const res = await FakeGitHub.deliverWebhook(`${h.url}/webhooks/github`, WEBHOOK_SECRET, 'installation', world.gh.installationWebhookPayload(installationId, 'suspend'));
+  const res = await FakeGitHub.deliverWebhook(
+    `${h.url}/webhooks/github`,
+    WEBHOOK_SECRET,
+    'installation',
+    world.gh.installationWebhookPayload(installationId, 'suspend'),
+  );
   expect(res.status).toBe(200);
   await page.goto(`${base()}/integrations?owner_id=${owner}`);
   const card = page.locator('article.integration', { hasText: 'GitHub · acme' });
@@ -101,7 +106,7 @@ it('shows a suspension that arrives by webhook, with what to do about it', async
   await shot(page, 'integration-suspended');
 });
 
-it('creates a town from the home page, with the API\'s message next to a bad owner id', async () => {
+it("creates a town from the home page, with the API's message next to a bad owner id", async () => {
   await page.goto(`${base()}/`);
   const form = page.locator('form', { has: page.getByRole('button', { name: 'Create town' }) });
   await form.getByLabel('Name').fill('Lighthouse');

@@ -11,7 +11,15 @@ export const ARTIFACTS = join(__dirname, '..', 'artifacts');
 export async function launchBrowser(): Promise<Browser> {
   return chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
   });
 }
 
@@ -29,7 +37,11 @@ export async function newPage(browser: Browser, errors: string[] = [], ownOrigin
   });
   page.on('response', (res) => {
     const type = res.request().resourceType();
-    if (res.status() >= 400 && ['script', 'stylesheet', 'image', 'font'].includes(type) && (!ownOrigin || res.url().startsWith(ownOrigin))) {
+    if (
+      res.status() >= 400 &&
+      ['script', 'stylesheet', 'image', 'font'].includes(type) &&
+      (!ownOrigin || res.url().startsWith(ownOrigin))
+    ) {
       errors.push(`${res.status()} ${type} ${res.url()}`);
     }
   });

@@ -29,14 +29,31 @@ beforeAll(async () => {
   const inst = world.gh.addInstallation({
     appId: world.standard.appId,
     account: { login: 'acme' },
-    repositories: [{ name: 'web-app' }, { name: 'web-site', private: false, default_branch: 'gh-pages' }, { name: 'api-server', default_branch: 'develop' }],
+    repositories: [
+      { name: 'web-app' },
+      { name: 'web-site', private: false, default_branch: 'gh-pages' },
+      { name: 'api-server', default_branch: 'develop' },
+    ],
   });
   installationId = inst.installationId;
-  githubIntegrationId = (await h.call<{ id: string }>('POST', '/api/integrations', { provider: 'github', owner_id: owner, installation_id: installationId, app_type: 'standard' })).body.id;
+  githubIntegrationId = (
+    await h.call<{ id: string }>('POST', '/api/integrations', {
+      provider: 'github',
+      owner_id: owner,
+      installation_id: installationId,
+      app_type: 'standard',
+    })
+  ).body.id;
   const user = world.gl.addUser({ username: 'gl-carol' });
   world.gl.addProjects(user.id, [{ path: 'web-mobile' }, { path: 'infra' }]);
   const grant = world.gl.grant(user.id, GITLAB_CLIENT.clientId);
-  await h.call('POST', '/api/integrations', { provider: 'gitlab', owner_id: owner, access_token: grant.accessToken, refresh_token: grant.refreshToken, expires_at: grant.expiresAt.toISOString() });
+  await h.call('POST', '/api/integrations', {
+    provider: 'gitlab',
+    owner_id: owner,
+    access_token: grant.accessToken,
+    refresh_token: grant.refreshToken,
+    expires_at: grant.expiresAt.toISOString(),
+  });
   townId = (await h.call<{ id: string }>('POST', '/api/towns', { name: 'Quarry', owner_id: owner })).body.id;
   page = await newPage(browser, errors, world.publicUrl);
   await signIn(page, world.publicUrl, `/towns/${townId}`);
@@ -63,7 +80,10 @@ it('creates a rig through the picker: search, choose, see the fields filled, lan
   await page.getByRole('link', { name: 'Create rig' }).click();
   await page.getByRole('tab', { name: 'From integration', selected: true }).waitFor();
   await repoOption('acme/web-app').waitFor(); // loaded on open, grouped by provider
-  expect(await page.locator('.picker-results legend').allTextContents()).toEqual([expect.stringMatching(/^GitHub · acme/), expect.stringMatching(/^GitLab · gl-carol/)]);
+  expect(await page.locator('.picker-results legend').allTextContents()).toEqual([
+    expect.stringMatching(/^GitHub · acme/),
+    expect.stringMatching(/^GitLab · gl-carol/),
+  ]);
 
   await page.getByLabel('Search repositories').fill('web');
   await page.getByRole('status').filter({ hasText: '3 repositories match "web"' }).waitFor();
@@ -151,9 +171,18 @@ it("shows a suspended installation on the rig and in its dispatch's last error",
   const d = await dispatchTo(h, containers, rigId, 'browser-rig');
   await containers.waitForPush(d.container, (p) => p.generation === 1);
   world.gh.suspend(installationId);
-  await FakeGitHub.deliverWebhook(`${h.url}/webhooks/github`, WEBHOOK_SECRET, 'installation', world.gh.installationWebhookPayload(installationId, 'suspend'));
+  await FakeGitHub.deliverWebhook(
+    `${h.url}/webhooks/github`,
+    WEBHOOK_SECRET,
+    'installation',
+    world.gh.installationWebhookPayload(installationId, 'suspend'),
+  );
   // The workflow re-mints within a second or two of the webhook; the page shows what the API has.
-  await eventually(async () => (await h.call<{ status: string }>('GET', `/api/dispatches/${d.dispatchId}`)).body.status === 'credential_error', 20_000, 'credential_error');
+  await eventually(
+    async () => (await h.call<{ status: string }>('GET', `/api/dispatches/${d.dispatchId}`)).body.status === 'credential_error',
+    20_000,
+    'credential_error',
+  );
   await page.goto(`${base()}/rigs/${rigId}`);
   await page.locator('[data-rig-integration] [data-status="suspended"]').waitFor();
   const row = page.locator(`tr[data-dispatch="${d.dispatchId}"]`);
@@ -161,7 +190,12 @@ it("shows a suspended installation on the rig and in its dispatch's last error",
   expect(await row.textContent()).toContain('installation_suspended');
   await shot(page, 'rig-suspended');
   world.gh.unsuspend(installationId);
-  await FakeGitHub.deliverWebhook(`${h.url}/webhooks/github`, WEBHOOK_SECRET, 'installation', world.gh.installationWebhookPayload(installationId, 'unsuspend'));
+  await FakeGitHub.deliverWebhook(
+    `${h.url}/webhooks/github`,
+    WEBHOOK_SECRET,
+    'installation',
+    world.gh.installationWebhookPayload(installationId, 'unsuspend'),
+  );
   await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
 });
 

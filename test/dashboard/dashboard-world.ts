@@ -38,8 +38,18 @@ export async function dashboardWorld(opts: { lite?: boolean; gitlab?: boolean } 
     GITHUB_APP_SLUG: standard.slug,
     GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
   };
-  if (opts.lite !== false) Object.assign(env, { GITHUB_LITE_APP_ID: lite.appId, GITHUB_LITE_APP_PRIVATE_KEY: lite.privateKeyPem, GITHUB_LITE_APP_SLUG: lite.slug });
-  if (opts.gitlab !== false) Object.assign(env, { GITLAB_URL: gl.baseUrl, GITLAB_CLIENT_ID: GITLAB_CLIENT.clientId, GITLAB_CLIENT_SECRET: GITLAB_CLIENT.clientSecret });
+  if (opts.lite !== false)
+    Object.assign(env, {
+      GITHUB_LITE_APP_ID: lite.appId,
+      GITHUB_LITE_APP_PRIVATE_KEY: lite.privateKeyPem,
+      GITHUB_LITE_APP_SLUG: lite.slug,
+    });
+  if (opts.gitlab !== false)
+    Object.assign(env, {
+      GITLAB_URL: gl.baseUrl,
+      GITLAB_CLIENT_ID: GITLAB_CLIENT.clientId,
+      GITLAB_CLIENT_SECRET: GITLAB_CLIENT.clientSecret,
+    });
   return {
     gh,
     gl,

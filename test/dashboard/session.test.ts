@@ -119,7 +119,15 @@ it('escapes what it renders (a town name cannot become markup)', async () => {
 
 it('documents the connect flows and the webhook in the OpenAPI document, not the HTML pages', async () => {
   const doc = (await (await raw(h, '/docs/json')).json()) as { paths: Record<string, unknown> };
-  expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/integrations/github/install', '/integrations/github/setup', '/integrations/gitlab/connect', '/integrations/gitlab/callback', '/webhooks/github']));
+  expect(Object.keys(doc.paths)).toEqual(
+    expect.arrayContaining([
+      '/integrations/github/install',
+      '/integrations/github/setup',
+      '/integrations/gitlab/connect',
+      '/integrations/gitlab/callback',
+      '/webhooks/github',
+    ]),
+  );
   expect(Object.keys(doc.paths)).not.toContain('/login');
   expect(Object.keys(doc.paths)).not.toContain('/towns/{town_id}');
 });

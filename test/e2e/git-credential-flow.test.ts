@@ -37,7 +37,10 @@ afterAll(async () => {
 
 /** Fails with git's own words, so a broken run explains itself. */
 function ok(run: GitRun): GitRun {
-  if (run.code !== 0 || run.timedOut) throw new Error(`git ${run.args.join(' ')} failed (${run.timedOut ? 'timed out' : `exit ${run.code}`}):\n${run.stderr}\n--- backend:\n${gitServer.backendStderr.join('')}`);
+  if (run.code !== 0 || run.timedOut)
+    throw new Error(
+      `git ${run.args.join(' ')} failed (${run.timedOut ? 'timed out' : `exit ${run.code}`}):\n${run.stderr}\n--- backend:\n${gitServer.backendStderr.join('')}`,
+    );
   return run;
 }
 
@@ -53,7 +56,9 @@ async function dispatchedContainer(appType: 'standard' | 'lite') {
   expect(gitUrl).toBe(`${world.gh.webUrl}/${rig.repo.full_name}.git`);
   const box = await AgentContainer.start({ serviceUrl: h.url, rigId: rig.rigId, gitOrigin: gitUrl });
   boxes.push(box);
-  const created = await h.call<{ dispatch_id: string; container_token: string }>('POST', `/api/rigs/${rig.rigId}/dispatches`, { container_url: box.url });
+  const created = await h.call<{ dispatch_id: string; container_token: string }>('POST', `/api/rigs/${rig.rigId}/dispatches`, {
+    container_url: box.url,
+  });
   expect(created.status).toBe(201);
   box.receiveContainerToken(created.body.container_token);
   expect(statSync(box.containerTokenFile).mode & 0o777).toBe(0o600);
@@ -61,11 +66,15 @@ async function dispatchedContainer(appType: 'standard' | 'lite') {
   // Tokens by generation as pushes bring them (in memory only, for liveness checks).
   const pushed = new Map<number, TokenFileRecord>();
   const waitForGeneration = (atLeast: number) =>
-    eventually(async () => {
-      const r = box.tokenRecord();
-      if (r?.token && r.source === 'push' && !pushed.has(r.generation)) pushed.set(r.generation, r);
-      return r?.token && r.generation >= atLeast ? r : null;
-    }, 30_000, `token file generation ${atLeast}`);
+    eventually(
+      async () => {
+        const r = box.tokenRecord();
+        if (r?.token && r.source === 'push' && !pushed.has(r.generation)) pushed.set(r.generation, r);
+        return r?.token && r.generation >= atLeast ? r : null;
+      },
+      30_000,
+      `token file generation ${atLeast}`,
+    );
   return { rig, gitUrl, box, dispatchId: created.body.dispatch_id, pushed, waitForGeneration };
 }
 
@@ -94,7 +103,9 @@ it('clones, pushes and fetches through the credential helper across refreshes, p
   expect(ok(await box.git(['log', '--format=%s'], { cwd: 'work' })).stdout.trim()).toBe('Initial commit');
   // git had to ask: the unauthenticated probe got the Basic challenge, then the token was accepted.
   expect(gitServer.requests.some((r) => r.repo === repo && !r.withCredentials && r.status === 401)).toBe(true);
-  expect(gitServer.requests.some((r) => r.repo === repo && r.withCredentials && r.service === 'git-upload-pack' && r.status === 200)).toBe(true);
+  expect(gitServer.requests.some((r) => r.repo === repo && r.withCredentials && r.service === 'git-upload-pack' && r.status === 200)).toBe(
+    true,
+  );
   const one = await commitAndPush(box, 'first');
   ok(one.run);
   expect(gitServer.ref(repo, 'refs/heads/main')).toBe(one.head);
@@ -126,7 +137,11 @@ it('clones, pushes and fetches through the credential helper across refreshes, p
   // (revoked) token is refused and erased, or already expired; either way the next run pulls and
   // hears that the dispatch ended.
   expect((await h.call('POST', `/api/dispatches/${dispatchId}/stop`)).status).toBe(202);
-  await eventually(async () => (await h.call<{ status: string }>('GET', `/api/dispatches/${dispatchId}`)).body.status === 'stopped', 20_000, 'stopped');
+  await eventually(
+    async () => (await h.call<{ status: string }>('GET', `/api/dispatches/${dispatchId}`)).body.status === 'stopped',
+    20_000,
+    'stopped',
+  );
   for (const r of pushed.values()) expect(world.gh.isTokenLive(r.token!)).toBe(false);
   for (let i = 0; i < 2; i++) {
     const run = await box.git(['fetch', 'origin'], { cwd: 'work', timeoutMs: 20_000 });

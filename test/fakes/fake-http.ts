@@ -118,7 +118,9 @@ export abstract class FakeHttpService {
     try {
       const body = await readBody(req);
       if (path === undefined) response = { status: 404, json: { message: 'Not Found' } };
-      else response = (await this.injected(method, path)) ?? (await this.handle({ method, path, query: url.searchParams, headers: req.headers, body }));
+      else
+        response =
+          (await this.injected(method, path)) ?? (await this.handle({ method, path, query: url.searchParams, headers: req.headers, body }));
     } catch (err) {
       response = { status: 500, json: { message: `fake crashed: ${err instanceof Error ? err.message : String(err)}` } };
     }

@@ -47,7 +47,10 @@ export class FakeGitServer {
   }
 
   /** A server that honours exactly the tokens `gh` considers live, mounted on its clone URLs. */
-  static forGitHub(gh: { isTokenLive(token: string, repo: string, access: GitAccess): boolean; gitHandler: FakeGitServer['handler'] | undefined }): FakeGitServer {
+  static forGitHub(gh: {
+    isTokenLive(token: string, repo: string, access: GitAccess): boolean;
+    gitHandler: FakeGitServer['handler'] | undefined;
+  }): FakeGitServer {
     const server = FakeGitServer.create((password, repo, access) => gh.isTokenLive(password, repo, access));
     gh.gitHandler = server.handler;
     return server;
@@ -89,7 +92,12 @@ export class FakeGitServer {
 
   /** Nothing from the machine's or the runner's git config reaches the server side. */
   private gitEnv(): Record<string, string> {
-    const who = { GIT_AUTHOR_NAME: 'Fake GitHub', GIT_AUTHOR_EMAIL: 'noreply@fake.invalid', GIT_COMMITTER_NAME: 'Fake GitHub', GIT_COMMITTER_EMAIL: 'noreply@fake.invalid' };
+    const who = {
+      GIT_AUTHOR_NAME: 'Fake GitHub',
+      GIT_AUTHOR_EMAIL: 'noreply@fake.invalid',
+      GIT_COMMITTER_NAME: 'Fake GitHub',
+      GIT_COMMITTER_EMAIL: 'noreply@fake.invalid',
+    };
     return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: this.root, GIT_CONFIG_NOSYSTEM: '1', LC_ALL: 'C', ...who };
   }
 
@@ -100,7 +108,14 @@ export class FakeGitServer {
     const repo = match ? decodeURIComponent(match[1]) : '';
     const service = match?.[2] === 'info/refs' ? (url.searchParams.get('service') ?? '') : (match?.[2] ?? '');
     const credentials = basicCredentials(req.headers.authorization);
-    const entry: GitRequestLogEntry = { method, repo, service, withCredentials: credentials !== null, passwordSha256: credentials && sha256(credentials.password), status: 0 };
+    const entry: GitRequestLogEntry = {
+      method,
+      repo,
+      service,
+      withCredentials: credentials !== null,
+      passwordSha256: credentials && sha256(credentials.password),
+      status: 0,
+    };
     res.on('finish', () => this.requests.push({ ...entry, status: res.statusCode }));
 
     // Only the smart protocol, as GitHub: the dumb one would need no service and no access level.

@@ -21,7 +21,11 @@ const UNDECODABLE = 'A JSON web token could not be decoded';
 export type JwtCheck = { ok: true; appId: string } | { ok: false; message: string };
 
 /** Checks `Authorization: Bearer <jwt>` the way GitHub does for /app/* endpoints. */
-export function verifyAppJwt(authorization: string | undefined, publicKeyOf: (appId: string) => KeyObject | undefined, nowSec = Math.floor(Date.now() / 1000)): JwtCheck {
+export function verifyAppJwt(
+  authorization: string | undefined,
+  publicKeyOf: (appId: string) => KeyObject | undefined,
+  nowSec = Math.floor(Date.now() / 1000),
+): JwtCheck {
   const match = /^bearer\s+(\S+)$/i.exec(authorization ?? '');
   if (!match) return { ok: false, message: 'A JSON web token could not be decoded' };
   const parts = match[1].split('.');
@@ -45,7 +49,10 @@ export function verifyAppJwt(authorization: string | undefined, publicKeyOf: (ap
     return { ok: false, message: "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued." };
   }
   if (typeof exp !== 'number' || exp <= nowSec) {
-    return { ok: false, message: "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires." };
+    return {
+      ok: false,
+      message: "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires.",
+    };
   }
   if (exp - iat > 600) return { ok: false, message: "'Expiration time' claim ('exp') is too far in the future." };
   return { ok: true, appId };

@@ -99,7 +99,15 @@ export class GithubState {
     const fullName = `${owner.login}/${spec.name}`;
     let repo = this.repoByFullName.get(fullName);
     if (!repo) {
-      repo = { id: this.newId(), name: spec.name, full_name: fullName, private: spec.private ?? true, default_branch: spec.default_branch ?? 'main', archived: false, owner };
+      repo = {
+        id: this.newId(),
+        name: spec.name,
+        full_name: fullName,
+        private: spec.private ?? true,
+        default_branch: spec.default_branch ?? 'main',
+        archived: false,
+        owner,
+      };
       this.repos.set(repo.id, repo);
       this.repoByFullName.set(fullName, repo);
     }
@@ -120,7 +128,13 @@ export class GithubState {
     const requestedIds = Array.isArray(body.repository_ids) ? body.repository_ids.map(Number) : null;
     const requestedPerms = isRecord(body.permissions) ? (body.permissions as Record<string, string>) : null;
     const respond = (status: number, json: unknown): FakeResponse => {
-      this.accessTokenRequests.push({ installationId, body: structuredClone(body), repositoryIds: requestedIds, permissions: requestedPerms, status });
+      this.accessTokenRequests.push({
+        installationId,
+        body: structuredClone(body),
+        repositoryIds: requestedIds,
+        permissions: requestedPerms,
+        status,
+      });
       return { status, json };
     };
     const inst = this.installations.get(installationId);
@@ -129,21 +143,36 @@ export class GithubState {
     if (inst.suspendedAt) return respond(403, SUSPENDED);
     let repoIds: Set<number> | null = null;
     if (requestedIds || Array.isArray(body.repositories)) {
-      const byName = Array.isArray(body.repositories) ? body.repositories.map((n) => this.repoByFullName.get(`${inst.account.login}/${String(n)}`)?.id ?? -1) : [];
+      const byName = Array.isArray(body.repositories)
+        ? body.repositories.map((n) => this.repoByFullName.get(`${inst.account.login}/${String(n)}`)?.id ?? -1)
+        : [];
       repoIds = new Set([...(requestedIds ?? []), ...byName]);
       if ([...repoIds].some((id) => !inst.repoIds.has(id))) {
-        return respond(422, { message: 'There is at least one repository that does not exist or is not accessible to the parent installation.', documentation_url: 'https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app' });
+        return respond(422, {
+          message: 'There is at least one repository that does not exist or is not accessible to the parent installation.',
+          documentation_url: 'https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app',
+        });
       }
     }
     const permissions = requestedPerms ?? app.permissions;
     for (const [name, level] of Object.entries(permissions)) {
       if ((RANK[app.permissions[name]] ?? 0) < (RANK[level] ?? 99)) {
-        return respond(422, { message: 'The permissions requested are not granted to this installation.', documentation_url: 'https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app' });
+        return respond(422, {
+          message: 'The permissions requested are not granted to this installation.',
+          documentation_url: 'https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app',
+        });
       }
     }
     const token = newInstallationToken();
     const expiresAtMs = nowMs + this.tokenLifetimeSeconds * 1000;
-    this.tokens.set(token, { installationId, repoIds, permissions: { ...permissions }, expiresAtMs, unauthorizedUntilMs: nowMs + this.newTokenUnauthorizedMs, revoked: false });
+    this.tokens.set(token, {
+      installationId,
+      repoIds,
+      permissions: { ...permissions },
+      expiresAtMs,
+      unauthorizedUntilMs: nowMs + this.newTokenUnauthorizedMs,
+      revoked: false,
+    });
     this.stats.mints++;
     this.mintCounts.set(installationId, (this.mintCounts.get(installationId) ?? 0) + 1);
     const repositories = repoIds ? [...repoIds].map((id) => this.repos.get(id)) : undefined;
@@ -157,7 +186,10 @@ export class GithubState {
   }
 
   /** Resolves an installation token from the Authorization header, or the failure GitHub would send. */
-  authenticate(authorization: string | undefined, nowMs = Date.now()): { token: string; record: TokenRecord; inst: FakeInstallation } | FakeResponse {
+  authenticate(
+    authorization: string | undefined,
+    nowMs = Date.now(),
+  ): { token: string; record: TokenRecord; inst: FakeInstallation } | FakeResponse {
     const token = bearerToken(authorization);
     const record = token ? this.tokens.get(token) : undefined;
     const inst = record && this.installations.get(record.installationId);

@@ -12,11 +12,15 @@ let standard: FakeGithubApp;
 let lite: FakeGithubApp;
 let client: GithubClient;
 
-const install = (app: FakeGithubApp) => fake.addInstallation({ appId: app.appId, account: { login: `org-${Math.random().toString(36).slice(2, 8)}` }, repositories: 2 });
+const install = (app: FakeGithubApp) =>
+  fake.addInstallation({ appId: app.appId, account: { login: `org-${Math.random().toString(36).slice(2, 8)}` }, repositories: 2 });
 
 beforeAll(async () => {
   fake = await FakeGitHub.start();
-  [standard, lite] = await Promise.all([fake.createApp({ slug: 'rc-standard' }), fake.createApp({ slug: 'rc-lite', permissions: { contents: 'read', metadata: 'read' } })]);
+  [standard, lite] = await Promise.all([
+    fake.createApp({ slug: 'rc-standard' }),
+    fake.createApp({ slug: 'rc-lite', permissions: { contents: 'read', metadata: 'read' } }),
+  ]);
   client = createGithubClient({ apiUrl: fake.apiUrl, apps: { standard: fake.appConfig(standard) } });
 });
 
@@ -28,7 +32,8 @@ describe('the fake itself', () => {
     const unsigned = `${enc({ alg: 'RS256', typ: 'JWT' })}.${enc(claims)}`;
     return `${unsigned}.${sign('RSA-SHA256', Buffer.from(unsigned), privateKeyPem).toString('base64url')}`;
   };
-  const getInstallation = (id: number, token: string) => fetch(`${fake.apiUrl}/app/installations/${id}`, { headers: { authorization: `Bearer ${token}` } });
+  const getInstallation = (id: number, token: string) =>
+    fetch(`${fake.apiUrl}/app/installations/${id}`, { headers: { authorization: `Bearer ${token}` } });
 
   it('checks JWT claims the way GitHub does', async () => {
     const { installationId } = install(standard);
@@ -37,7 +42,10 @@ describe('the fake itself', () => {
     expect(good.status).toBe(200);
     const tooLong = await getInstallation(installationId, jwt(standard.privateKeyPem, { iss: standard.appId, iat: now, exp: now + 3600 }));
     expect([tooLong.status, (await tooLong.json()).message]).toEqual([401, "'Expiration time' claim ('exp') is too far in the future."]);
-    const expired = await getInstallation(installationId, jwt(standard.privateKeyPem, { iss: standard.appId, iat: now - 700, exp: now - 100 }));
+    const expired = await getInstallation(
+      installationId,
+      jwt(standard.privateKeyPem, { iss: standard.appId, iat: now - 700, exp: now - 100 }),
+    );
     expect(expired.status).toBe(401);
     const otherIssuer = await getInstallation(installationId, jwt(standard.privateKeyPem, { iss: lite.appId, iat: now, exp: now + 500 }));
     expect([otherIssuer.status, (await otherIssuer.json()).message]).toEqual([401, 'A JSON web token could not be decoded']);
@@ -87,7 +95,11 @@ describe('the fake itself', () => {
 
     expect(res.status).toBe(202);
     const [good, bad] = received;
-    expect(good.headers).toMatchObject({ 'x-github-event': 'installation', 'x-github-delivery': 'd-1', 'content-type': 'application/json' });
+    expect(good.headers).toMatchObject({
+      'x-github-event': 'installation',
+      'x-github-delivery': 'd-1',
+      'content-type': 'application/json',
+    });
     expect(good.headers['x-hub-signature-256']).toBe(`sha256=${createHmac('sha256', 'whsec').update(good.body).digest('hex')}`);
     expect(bad.headers['x-hub-signature-256']).not.toBe(`sha256=${createHmac('sha256', 'whsec').update(bad.body).digest('hex')}`);
     expect(JSON.parse(good.body)).toMatchObject({ action: 'suspend', installation: { id: installationId, app_slug: 'rc-standard' } });

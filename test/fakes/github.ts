@@ -92,7 +92,14 @@ export class FakeGitHub extends FakeHttpService {
     if (!this.state.apps.has(opts.appId)) throw new Error(`fake GitHub: no app ${opts.appId}`);
     const account = { login: opts.account.login, id: opts.account.id ?? this.state.newId(), type: opts.account.type ?? 'Organization' };
     const id = this.state.newId();
-    const inst = { id, appId: opts.appId, account, repoIds: new Set<number>(), suspendedAt: null, selection: opts.repositorySelection ?? 'selected' };
+    const inst = {
+      id,
+      appId: opts.appId,
+      account,
+      repoIds: new Set<number>(),
+      suspendedAt: null,
+      selection: opts.repositorySelection ?? 'selected',
+    };
     this.state.installations.set(id, inst);
     const repos = expandSpecs(opts.repositories).map((spec) => this.addRepository(id, spec));
     return { installationId: id, repositories: repos };
@@ -154,7 +161,8 @@ export class FakeGitHub extends FakeHttpService {
   }
 
   protected failureBody(status: number): unknown {
-    if (status === 429 || status === 403) return { message: 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.' };
+    if (status === 429 || status === 403)
+      return { message: 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.' };
     return { message: statusText(status) };
   }
 
@@ -167,7 +175,8 @@ export class FakeGitHub extends FakeHttpService {
       const jwt = verifyAppJwt(req.headers.authorization, (id) => this.state.apps.get(id)?.publicKey);
       if (!jwt.ok) return { status: 401, json: { message: jwt.message, documentation_url: 'https://docs.github.com/rest' } };
       const app = this.state.apps.get(jwt.appId)!;
-      if (path === '/app' && method === 'GET') return { status: 200, json: { id: Number(app.appId), slug: app.slug, name: app.slug, permissions: app.permissions } };
+      if (path === '/app' && method === 'GET')
+        return { status: 200, json: { id: Number(app.appId), slug: app.slug, name: app.slug, permissions: app.permissions } };
       if (appRoute && appRoute[2] && method === 'POST') return this.state.mint(app.appId, Number(appRoute[1]), req.body);
       if (appRoute && !appRoute[2] && method === 'GET') return this.getInstallation(app.appId, Number(appRoute[1]));
     }
@@ -188,7 +197,16 @@ export class FakeGitHub extends FakeHttpService {
     const app = this.state.apps.get(appId)!;
     return {
       status: 200,
-      json: { id: inst.id, account: inst.account, suspended_at: inst.suspendedAt, repository_selection: inst.selection, app_id: Number(appId), app_slug: app.slug, target_type: inst.account.type, permissions: app.permissions },
+      json: {
+        id: inst.id,
+        account: inst.account,
+        suspended_at: inst.suspendedAt,
+        repository_selection: inst.selection,
+        app_id: Number(appId),
+        app_slug: app.slug,
+        target_type: inst.account.type,
+        permissions: app.permissions,
+      },
     };
   }
 
@@ -223,7 +241,11 @@ export class FakeGitHub extends FakeHttpService {
     if (req.method === 'GET') return { status: 200, html: installPageHtml(slug, req.query.get('state') ?? '', req.path) };
     const state = String(req.body.state ?? '');
     const login = String(req.body.account ?? '').trim() || 'fake-org';
-    const { installationId } = this.addInstallation({ appId: app.appId, account: { login }, repositories: this.pendingRepos.get(slug) ?? 3 });
+    const { installationId } = this.addInstallation({
+      appId: app.appId,
+      account: { login },
+      repositories: this.pendingRepos.get(slug) ?? 3,
+    });
     if (!app.setupUrl) return { status: 200, html: installedPageHtml(slug, installationId) };
     return { status: 302, headers: { location: setupRedirect(app.setupUrl, installationId, state) } };
   }

@@ -33,7 +33,8 @@ const INVALID_GRANT = {
 };
 const INVALID_CLIENT = {
   error: 'invalid_client',
-  error_description: 'Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.',
+  error_description:
+    'Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.',
 };
 const CODE_TTL_MS = 10 * 60_000;
 
@@ -53,7 +54,11 @@ export class GitlabOAuth {
   private readonly everCodes: string[] = [];
 
   /** Issues a fresh access/refresh pair for a user and client. */
-  issue(userId: number, clientId: string, nowMs = Date.now()): { accessToken: string; refreshToken: string; expiresAt: Date; createdAtSec: number } {
+  issue(
+    userId: number,
+    clientId: string,
+    nowMs = Date.now(),
+  ): { accessToken: string; refreshToken: string; expiresAt: Date; createdAtSec: number } {
     const accessToken = hex64();
     const refreshToken = hex64();
     const expiresAtMs = nowMs + this.accessTokenLifetimeSeconds * 1000;
@@ -110,7 +115,14 @@ export class GitlabOAuth {
       target.searchParams.set('error_description', 'The resource owner or authorization server denied the request.');
     } else {
       const code = hex64();
-      this.codes.set(code, { clientId: params.client_id, redirectUri: params.redirect_uri, challenge: params.code_challenge, userId, scope: params.scope ?? '', expiresAtMs: nowMs + CODE_TTL_MS });
+      this.codes.set(code, {
+        clientId: params.client_id,
+        redirectUri: params.redirect_uri,
+        challenge: params.code_challenge,
+        userId,
+        scope: params.scope ?? '',
+        expiresAtMs: nowMs + CODE_TTL_MS,
+      });
       this.everCodes.push(code);
       target.searchParams.set('code', code);
     }
@@ -133,8 +145,15 @@ export class GitlabOAuth {
     let scope = 'read_api read_user write_repository';
     if (body.grant_type === 'authorization_code') {
       const code = this.codes.get(body.code ?? '');
-      if (!code || code.clientId !== app.clientId || nowMs >= code.expiresAtMs || code.redirectUri !== body.redirect_uri) return invalidGrant();
-      if (code.challenge && createHash('sha256').update(body.code_verifier ?? '').digest('base64url') !== code.challenge) return invalidGrant();
+      if (!code || code.clientId !== app.clientId || nowMs >= code.expiresAtMs || code.redirectUri !== body.redirect_uri)
+        return invalidGrant();
+      if (
+        code.challenge &&
+        createHash('sha256')
+          .update(body.code_verifier ?? '')
+          .digest('base64url') !== code.challenge
+      )
+        return invalidGrant();
       this.codes.delete(body.code);
       this.stats.codeExchanges++;
       userId = code.userId;
@@ -149,12 +168,25 @@ export class GitlabOAuth {
       this.stats.refreshes++;
       userId = record.userId;
     } else {
-      return { status: 400, json: { error: 'unsupported_grant_type', error_description: 'The authorization grant type is not supported by the authorization server.' } };
+      return {
+        status: 400,
+        json: {
+          error: 'unsupported_grant_type',
+          error_description: 'The authorization grant type is not supported by the authorization server.',
+        },
+      };
     }
     const issued = this.issue(userId, app.clientId, nowMs);
     return {
       status: 200,
-      json: { access_token: issued.accessToken, token_type: 'Bearer', expires_in: this.accessTokenLifetimeSeconds, refresh_token: issued.refreshToken, scope, created_at: issued.createdAtSec },
+      json: {
+        access_token: issued.accessToken,
+        token_type: 'Bearer',
+        expires_in: this.accessTokenLifetimeSeconds,
+        refresh_token: issued.refreshToken,
+        scope,
+        created_at: issued.createdAtSec,
+      },
     };
   }
 
@@ -173,7 +205,8 @@ export class GitlabOAuth {
 
   private authorizeProblem(params: Record<string, string>): string | undefined {
     const app = this.apps.get(params.client_id ?? '');
-    if (!app) return 'Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.';
+    if (!app)
+      return 'Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.';
     if (params.redirect_uri !== app.redirectUri) return 'The redirect URI included is not valid.';
     if (params.response_type !== 'code') return 'The authorization server does not support this response type.';
     if (params.code_challenge && params.code_challenge_method !== 'S256') return 'The code challenge method must be S256.';

@@ -79,11 +79,22 @@ export class FakeGitLab extends FakeHttpService {
   /** Gives a user projects; a number generates `<username>-group/project-001`, … */
   addProjects(userId: number, projects: number | ProjectSpec[]): Array<FakeProject & { http_url_to_repo: string }> {
     const user = this.user(userId);
-    const specs = typeof projects === 'number' ? Array.from({ length: projects }, (_, i) => ({ path: `project-${String(i + 1).padStart(3, '0')}` })) : projects;
+    const specs =
+      typeof projects === 'number'
+        ? Array.from({ length: projects }, (_, i) => ({ path: `project-${String(i + 1).padStart(3, '0')}` }))
+        : projects;
     const added = specs.map((spec: ProjectSpec): FakeProject => {
       const full = spec.path.includes('/') ? spec.path : `${user.username}-group/${spec.path}`;
       const path = full.split('/').pop()!;
-      return { id: this.nextId++, name: spec.name ?? path, path, path_with_namespace: full, visibility: spec.visibility ?? 'private', default_branch: spec.default_branch ?? 'main', archived: spec.archived ?? false };
+      return {
+        id: this.nextId++,
+        name: spec.name ?? path,
+        path,
+        path_with_namespace: full,
+        visibility: spec.visibility ?? 'private',
+        default_branch: spec.default_branch ?? 'main',
+        archived: spec.archived ?? false,
+      };
     });
     user.projects.push(...added);
     return added.map((p) => ({ ...p, http_url_to_repo: this.cloneUrl(p) }));
@@ -143,7 +154,10 @@ export class FakeGitLab extends FakeHttpService {
       this.apiStats.userCalls++;
       const user = this.authenticated(req);
       if (!user) return UNAUTHORIZED;
-      return { status: 200, json: { id: user.id, username: user.username, name: user.username, state: 'active', web_url: `${this.baseUrl}/${user.username}` } };
+      return {
+        status: 200,
+        json: { id: user.id, username: user.username, name: user.username, state: 'active', web_url: `${this.baseUrl}/${user.username}` },
+      };
     }
     if (path === '/api/v4/projects' && method === 'GET') return this.listProjects(req);
     return { status: 404, json: { message: '404 Not Found' } };
@@ -181,7 +195,9 @@ export class FakeGitLab extends FakeHttpService {
         'x-total-pages': String(totalPages),
         link: links.join(', '),
       },
-      json: projects.slice((page - 1) * perPage, page * perPage).map((p) => ({ ...p, http_url_to_repo: this.cloneUrl(p), web_url: `${this.baseUrl}/${p.path_with_namespace}` })),
+      json: projects
+        .slice((page - 1) * perPage, page * perPage)
+        .map((p) => ({ ...p, http_url_to_repo: this.cloneUrl(p), web_url: `${this.baseUrl}/${p.path_with_namespace}` })),
     };
   }
 

@@ -137,7 +137,12 @@ export class AgentContainer {
   git(args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): Promise<GitRun> {
     const started = Date.now();
     return new Promise((resolveRun, reject) => {
-      const child = spawn('git', args, { cwd: join(this.dir, opts.cwd ?? '.'), env: this.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      const child = spawn('git', args, {
+        cwd: join(this.dir, opts.cwd ?? '.'),
+        env: this.env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
       let stdout = '';
       let stderr = '';
       let timedOut = false;

@@ -46,7 +46,8 @@ export function recordResponses(h: Harness): string[] {
 /** Fails when any recorded response contains any of `secrets`; returns how many were scanned. */
 export function expectNoSecrets(responses: string[], secrets: string[]): number {
   expect(secrets.length).toBeGreaterThan(0);
-  for (const text of responses) for (const s of secrets) if (text.includes(s)) throw new Error(`secret leaked in response: ${text.slice(0, 200)}`);
+  for (const text of responses)
+    for (const s of secrets) if (text.includes(s)) throw new Error(`secret leaked in response: ${text.slice(0, 200)}`);
   return responses.length;
 }
 
@@ -70,5 +71,10 @@ export function gitlabGrant(world: GitlabWorld, opts: { username?: string; proje
   const projects = world.gl.addProjects(user.id, opts.projects ?? 2);
   const grant = world.gl.grant(user.id, world.clientId);
   const expiresAt = opts.expired ? new Date(Date.now() - 60_000) : grant.expiresAt;
-  return { user, projects, grant, body: { access_token: grant.accessToken, refresh_token: grant.refreshToken, expires_at: expiresAt.toISOString() } };
+  return {
+    user,
+    projects,
+    grant,
+    body: { access_token: grant.accessToken, refresh_token: grant.refreshToken, expires_at: expiresAt.toISOString() },
+  };
 }

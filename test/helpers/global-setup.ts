@@ -81,6 +81,7 @@ export default async function globalSetup(): Promise<void> {
   // Test workers are forked after this, so they inherit these.
   process.env.TEST_TEMPORAL_ADDRESS = server.address;
   process.env.TEST_WORKFLOW_BUNDLE = bundlePath;
-  process.stderr.write(`\n[setup] postgres ${new URL(dbUrl).pathname.slice(1)}, temporal ${server.address}, ready in ${Date.now() - started} ms\n`);
+  process.stderr.write(
+    `\n[setup] postgres ${new URL(dbUrl).pathname.slice(1)}, temporal ${server.address}, ready in ${Date.now() - started} ms\n`,
+  );
 }
-

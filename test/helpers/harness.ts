@@ -35,7 +35,12 @@ export interface Harness {
   startWorker(): Promise<void>;
   stopWorker(): Promise<void>;
   /** Admin-authenticated JSON request against the real listener. */
-  call<T = unknown>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: T; headers: Headers }>;
+  call<T = unknown>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; body: T; headers: Headers }>;
   close(): Promise<void>;
 }
 

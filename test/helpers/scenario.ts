@@ -43,12 +43,25 @@ export interface Dispatched {
 }
 
 /** Registers a GitHub installation for a new owner and creates a town and a rig on `repoIndex`. */
-export async function githubRig(h: Harness, world: GithubWorld, opts: { appType?: 'standard' | 'lite'; repos?: number; login?: string } = {}) {
+export async function githubRig(
+  h: Harness,
+  world: GithubWorld,
+  opts: { appType?: 'standard' | 'lite'; repos?: number; login?: string } = {},
+) {
   const appType = opts.appType ?? 'standard';
   const app = appType === 'lite' ? world.lite : world.standard;
-  const inst = world.gh.addInstallation({ appId: app.appId, account: { login: opts.login ?? `acme-${Math.random().toString(36).slice(2, 8)}` }, repositories: opts.repos ?? 3 });
+  const inst = world.gh.addInstallation({
+    appId: app.appId,
+    account: { login: opts.login ?? `acme-${Math.random().toString(36).slice(2, 8)}` },
+    repositories: opts.repos ?? 3,
+  });
   const owner = newOwner();
-  const integration = await h.call<{ id: string; status: string }>('POST', '/api/integrations', { provider: 'github', owner_id: owner, installation_id: inst.installationId, app_type: appType });
+  const integration = await h.call<{ id: string; status: string }>('POST', '/api/integrations', {
+    provider: 'github',
+    owner_id: owner,
+    installation_id: inst.installationId,
+    app_type: appType,
+  });
   if (integration.status !== 201) throw new Error(`register failed: ${JSON.stringify(integration.body)}`);
   const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'gh-town', owner_id: owner });
   const repo = inst.repositories[0];
@@ -58,22 +71,47 @@ export async function githubRig(h: Harness, world: GithubWorld, opts: { appType?
     repository_id: repo.id,
   });
   if (rig.status !== 201) throw new Error(`rig failed: ${JSON.stringify(rig.body)}`);
-  return { installationId: inst.installationId, repositories: inst.repositories, repo, owner, integrationId: integration.body.id, townId: town.body.id, rigId: rig.body.id };
+  return {
+    installationId: inst.installationId,
+    repositories: inst.repositories,
+    repo,
+    owner,
+    integrationId: integration.body.id,
+    townId: town.body.id,
+    rigId: rig.body.id,
+  };
 }
 
 /** Starts a dispatch for `rigId` into a new fake container named `name`. */
 export async function dispatchTo(h: Harness, containers: FakeContainerHost, rigId: string, name: string): Promise<Dispatched> {
   const url = containers.add(name);
-  const res = await h.call<{ dispatch_id: string; workflow_id: string; container_token: string }>('POST', `/api/rigs/${rigId}/dispatches`, { container_url: url });
+  const res = await h.call<{ dispatch_id: string; workflow_id: string; container_token: string }>('POST', `/api/rigs/${rigId}/dispatches`, {
+    container_url: url,
+  });
   if (res.status !== 201) throw new Error(`dispatch failed: ${res.status} ${JSON.stringify(res.body)}`);
   containers.setBearer(name, res.body.container_token);
-  return { dispatchId: res.body.dispatch_id, workflowId: res.body.workflow_id, containerToken: res.body.container_token, container: name, rigId };
+  return {
+    dispatchId: res.body.dispatch_id,
+    workflowId: res.body.workflow_id,
+    containerToken: res.body.container_token,
+    container: name,
+    rigId,
+  };
 }
 
 /** POST /api/internal/rigs/:rig/git-token as the container would. */
 export async function pull(h: Harness, rigId: string, containerToken: string) {
-  const res = await fetch(`${h.url}/api/internal/rigs/${rigId}/git-token`, { method: 'POST', headers: { authorization: `Bearer ${containerToken}` } });
-  return { status: res.status, headers: res.headers, body: (await res.json().catch(() => null)) as { token: string; expires_at: string | null; username: string; generation: number } & { error?: { code: string; field?: string } } };
+  const res = await fetch(`${h.url}/api/internal/rigs/${rigId}/git-token`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${containerToken}` },
+  });
+  return {
+    status: res.status,
+    headers: res.headers,
+    body: (await res.json().catch(() => null)) as { token: string; expires_at: string | null; username: string; generation: number } & {
+      error?: { code: string; field?: string };
+    },
+  };
 }
 
 /** Every string in `value`, with byte arrays (Temporal payloads) decoded as UTF-8. */

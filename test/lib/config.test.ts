@@ -36,7 +36,13 @@ describe('loadConfig', () => {
   });
 
   it('names every missing or bad variable at once', () => {
-    const found = problems({ PORT: 'eighty', TEMPORAL_ADDRESS: 'nope', SECRETS_KEY: 'short', GITHUB_API_URL: 'ftp://x', TOKEN_REFRESH_MARGIN_SECONDS: '-1' });
+    const found = problems({
+      PORT: 'eighty',
+      TEMPORAL_ADDRESS: 'nope',
+      SECRETS_KEY: 'short',
+      GITHUB_API_URL: 'ftp://x',
+      TOKEN_REFRESH_MARGIN_SECONDS: '-1',
+    });
     const names = found.map((p) => p.split(' ')[0]).sort();
     expect(names).toEqual(['ADMIN_API_TOKEN', 'GITHUB_API_URL', 'PORT', 'SECRETS_KEY', 'TEMPORAL_ADDRESS', 'TOKEN_REFRESH_MARGIN_SECONDS']);
     expect(found).toContain('ADMIN_API_TOKEN is required');
@@ -48,13 +54,20 @@ describe('loadConfig', () => {
       'GITHUB_APP_PRIVATE_KEY is required when any of GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY, GITHUB_APP_SLUG is set',
       'GITHUB_APP_SLUG is required when any of GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY, GITHUB_APP_SLUG is set',
     ]);
-    expect(problems({ ...minimal, GITHUB_LITE_APP_ID: 'abc', GITHUB_LITE_APP_PRIVATE_KEY: '-----BEGIN nonsense', GITHUB_LITE_APP_SLUG: 's' })).toEqual([
-      'GITHUB_LITE_APP_ID must be the numeric app id',
-      'GITHUB_LITE_APP_PRIVATE_KEY is not a valid PEM private key',
-    ]);
+    expect(
+      problems({ ...minimal, GITHUB_LITE_APP_ID: 'abc', GITHUB_LITE_APP_PRIVATE_KEY: '-----BEGIN nonsense', GITHUB_LITE_APP_SLUG: 's' }),
+    ).toEqual(['GITHUB_LITE_APP_ID must be the numeric app id', 'GITHUB_LITE_APP_PRIVATE_KEY is not a valid PEM private key']);
     const file = join(mkdtempSync(join(tmpdir(), 'rc-')), 'app.pem');
     writeFileSync(file, pem);
-    const c = loadConfig({ ...minimal, GITHUB_APP_ID: '1', GITHUB_APP_PRIVATE_KEY: file, GITHUB_APP_SLUG: 'std', GITHUB_LITE_APP_ID: '2', GITHUB_LITE_APP_PRIVATE_KEY: pem.replace(/\n/g, '\\n'), GITHUB_LITE_APP_SLUG: 'lite' });
+    const c = loadConfig({
+      ...minimal,
+      GITHUB_APP_ID: '1',
+      GITHUB_APP_PRIVATE_KEY: file,
+      GITHUB_APP_SLUG: 'std',
+      GITHUB_LITE_APP_ID: '2',
+      GITHUB_LITE_APP_PRIVATE_KEY: pem.replace(/\n/g, '\\n'),
+      GITHUB_LITE_APP_SLUG: 'lite',
+    });
     expect(c.github.apps.standard).toMatchObject({ appId: '1', slug: 'std', privateKey: pem });
     expect(c.github.apps.lite).toMatchObject({ appId: '2', slug: 'lite', privateKey: pem });
     expect(problems({ ...minimal, GITHUB_APP_ID: '1', GITHUB_APP_PRIVATE_KEY: '/no/such/file.pem', GITHUB_APP_SLUG: 's' })).toEqual([
@@ -64,7 +77,9 @@ describe('loadConfig', () => {
 
   it('needs the GitLab client id and secret together, and PUBLIC_URL in production', () => {
     expect(problems({ ...minimal, GITLAB_CLIENT_ID: 'x' })).toEqual(['GITLAB_CLIENT_ID and GITLAB_CLIENT_SECRET must be set together']);
-    expect(problems({ ...minimal, NODE_ENV: 'production' })).toEqual(['PUBLIC_URL is required in production (OAuth redirect URIs are built from it)']);
+    expect(problems({ ...minimal, NODE_ENV: 'production' })).toEqual([
+      'PUBLIC_URL is required in production (OAuth redirect URIs are built from it)',
+    ]);
   });
 
   it('keeps previous secrets keys for decryption after a rotation', () => {

@@ -31,7 +31,11 @@ beforeAll(async () => {
   fake = await FakeGitHub.start();
   standard = await fake.createApp({ slug: 'rc-standard', setupUrl: 'http://127.0.0.1:9/integrations/github/setup' });
   lite = await fake.createApp({ slug: 'rc-lite', permissions: { contents: 'read', metadata: 'read' } });
-  client = createGithubClient({ apiUrl: fake.apiUrl, apps: { standard: fake.appConfig(standard), lite: fake.appConfig(lite, 'lite') }, timeoutMs: 1000 });
+  client = createGithubClient({
+    apiUrl: fake.apiUrl,
+    apps: { standard: fake.appConfig(standard), lite: fake.appConfig(lite, 'lite') },
+    timeoutMs: 1000,
+  });
 });
 
 afterEach(() => {
@@ -106,7 +110,12 @@ describe('minting', () => {
   it('reads installations, including suspension', async () => {
     const { installationId } = install(standard);
     const inst = await client.getInstallation('standard', installationId);
-    expect(inst).toEqual({ id: installationId, account: expect.objectContaining({ login: expect.stringMatching(/^acme-/), type: 'Organization' }), suspendedAt: null, repositorySelection: 'selected' });
+    expect(inst).toEqual({
+      id: installationId,
+      account: expect.objectContaining({ login: expect.stringMatching(/^acme-/), type: 'Organization' }),
+      suspendedAt: null,
+      repositorySelection: 'selected',
+    });
     fake.suspend(installationId);
     expect((await client.getInstallation('standard', installationId)).suspendedAt).toEqual(expect.any(String));
     expect(client.hasApp('standard')).toBe(true);
@@ -152,7 +161,9 @@ describe('error mapping', () => {
   it('404: unknown, uninstalled or other-app installations are installation_not_found', async () => {
     const { installationId, repositories } = install(standard);
     fake.remove(installationId);
-    expect((await providerError(client.mintInstallationToken('standard', installationId, [repositories[0].id]))).code).toBe('installation_not_found');
+    expect((await providerError(client.mintInstallationToken('standard', installationId, [repositories[0].id]))).code).toBe(
+      'installation_not_found',
+    );
     const liteInstall = install(lite);
     expect((await providerError(client.getInstallation('standard', liteInstall.installationId))).code).toBe('installation_not_found');
     expect((await providerError(client.listInstallationRepositories('standard', 999))).code).toBe('installation_not_found');
@@ -168,11 +179,15 @@ describe('error mapping', () => {
   it('422 → repository_not_accessible, for foreign repositories and for permissions the app lacks', async () => {
     const { installationId } = install(standard);
     const foreign = install(standard).repositories[0];
-    expect((await providerError(client.mintInstallationToken('standard', installationId, [foreign.id]))).code).toBe('repository_not_accessible');
+    expect((await providerError(client.mintInstallationToken('standard', installationId, [foreign.id]))).code).toBe(
+      'repository_not_accessible',
+    );
     // The lite app configured as "standard": it asks for contents:write, which the app does not have.
     const misconfigured = createGithubClient({ apiUrl: fake.apiUrl, apps: { standard: fake.appConfig(lite) } });
     const liteInstall = install(lite);
-    const err = await providerError(misconfigured.mintInstallationToken('standard', liteInstall.installationId, [liteInstall.repositories[0].id]));
+    const err = await providerError(
+      misconfigured.mintInstallationToken('standard', liteInstall.installationId, [liteInstall.repositories[0].id]),
+    );
     expect([err.code, err.status]).toEqual(['repository_not_accessible', 422]);
   });
 
@@ -193,7 +208,11 @@ describe('error mapping', () => {
     const limited = await providerError(client.mintInstallationToken('standard', installationId, [repositories[0].id]));
     expect([limited.code, limited.retryAfterSeconds]).toEqual(['provider_unavailable', 7]);
     const reset = Math.floor(Date.now() / 1000) + 90;
-    fake.failNext(1, { status: 403, body: { message: 'You have exceeded a secondary rate limit.' }, headers: { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(reset) } });
+    fake.failNext(1, {
+      status: 403,
+      body: { message: 'You have exceeded a secondary rate limit.' },
+      headers: { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(reset) },
+    });
     const secondary = await providerError(client.getInstallation('standard', installationId));
     expect(secondary.code).toBe('provider_unavailable');
     expect(secondary.retryAfterSeconds).toBeGreaterThanOrEqual(88);
@@ -224,7 +243,9 @@ describe('error mapping', () => {
     const down = await FakeGitHub.start();
     const apiUrl = down.apiUrl;
     await down.close();
-    const err = await providerError(createGithubClient({ apiUrl, apps: { standard: fake.appConfig(standard) } }).getInstallation('standard', 1));
+    const err = await providerError(
+      createGithubClient({ apiUrl, apps: { standard: fake.appConfig(standard) } }).getInstallation('standard', 1),
+    );
     expect([err.code, err.retryable]).toEqual(['provider_unavailable', true]);
   });
 });
@@ -242,12 +263,24 @@ describe('listing repositories', () => {
     expect(repos).toHaveLength(240);
     expect(repos.some((r) => r.name === 'svc-000' || r.name === 'svc-025')).toBe(false);
     const sample = repositories.find((r) => r.name === 'svc-001')!;
-    expect(repos.find((r) => r.id === sample.id)).toEqual({ id: sample.id, name: 'svc-001', full_name: sample.full_name, private: true, default_branch: 'main', clone_url: `${fake.webUrl}/${sample.full_name}.git`, platform: 'github' });
-    const pages = fake.requests.filter((r) => r.path === '/installation/repositories' && r.status === 200 && r.query.includes('per_page=100'));
+    expect(repos.find((r) => r.id === sample.id)).toEqual({
+      id: sample.id,
+      name: 'svc-001',
+      full_name: sample.full_name,
+      private: true,
+      default_branch: 'main',
+      clone_url: `${fake.webUrl}/${sample.full_name}.git`,
+      platform: 'github',
+    });
+    const pages = fake.requests.filter(
+      (r) => r.path === '/installation/repositories' && r.status === 200 && r.query.includes('per_page=100'),
+    );
     expect(pages.map((r) => r.query)).toEqual(['per_page=100', 'per_page=100&page=2', 'per_page=100&page=3']);
     expect(fake.stats.repositoryPages - pagesBefore).toBeGreaterThanOrEqual(3);
     const listingMint = fake.accessTokenRequests.filter((r) => r.installationId === installationId);
-    expect(listingMint).toEqual([{ installationId, body: { permissions: { metadata: 'read' } }, repositoryIds: null, permissions: { metadata: 'read' }, status: 201 }]);
+    expect(listingMint).toEqual([
+      { installationId, body: { permissions: { metadata: 'read' } }, repositoryIds: null, permissions: { metadata: 'read' }, status: 201 },
+    ]);
     expect(fake.stats.revokes - revokesBefore).toBe(1);
     expect(fake.isTokenLive(fake.issuedTokens().at(-1)!)).toBe(false);
   });
@@ -275,9 +308,9 @@ describe('revocation and install URLs', () => {
   it('builds the GHES install URL from the API base alone, and the fake page installs and redirects', async () => {
     const url = client.installUrl('standard', 'signed.state');
     expect(url).toBe(`${fake.webUrl}/github-apps/rc-standard/installations/new?state=signed.state`);
-    expect(createGithubClient({ apiUrl: 'https://api.github.com', apps: { lite: fake.appConfig(lite, 'lite') } }).installUrl('lite', 's')).toBe(
-      'https://github.com/apps/rc-lite/installations/new?state=s',
-    );
+    expect(
+      createGithubClient({ apiUrl: 'https://api.github.com', apps: { lite: fake.appConfig(lite, 'lite') } }).installUrl('lite', 's'),
+    ).toBe('https://github.com/apps/rc-lite/installations/new?state=s');
 
     const page = await fetch(url);
     const html = await page.text();

@@ -20,12 +20,16 @@ const mintCtx = { kind: 'access_tokens' as const, action: 'minting', appType: 's
 describe('githubWebUrl / githubInstallUrl', () => {
   it('maps api.github.com to github.com/apps', () => {
     expect(githubWebUrl('https://api.github.com')).toBe('https://github.com');
-    expect(githubInstallUrl('https://api.github.com/', 'repo-connect', 'a b&c')).toBe('https://github.com/apps/repo-connect/installations/new?state=a%20b%26c');
+    expect(githubInstallUrl('https://api.github.com/', 'repo-connect', 'a b&c')).toBe(
+      'https://github.com/apps/repo-connect/installations/new?state=a%20b%26c',
+    );
   });
 
   it('maps a GHES <origin>/api/v3 to <origin>/github-apps', () => {
     expect(githubWebUrl('https://ghe.example.com/api/v3/')).toBe('https://ghe.example.com');
-    expect(githubInstallUrl('https://ghe.example.com:8443/api/v3', 'rc', 's1')).toBe('https://ghe.example.com:8443/github-apps/rc/installations/new?state=s1');
+    expect(githubInstallUrl('https://ghe.example.com:8443/api/v3', 'rc', 's1')).toBe(
+      'https://ghe.example.com:8443/github-apps/rc/installations/new?state=s1',
+    );
   });
 
   it('maps GHE.com data residency hosts', () => {
@@ -71,7 +75,11 @@ describe('classifyGithubFailure', () => {
     const limited = classifyGithubFailure({ status: 429, headers: { 'retry-after': '7' } }, mintCtx);
     expect([limited.code, limited.retryable, limited.retryAfterSeconds, limited.status]).toEqual(['provider_unavailable', true, 7, 429]);
     const secondary = classifyGithubFailure(
-      { status: 403, message: 'You have exceeded a secondary rate limit', headers: { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(now / 1000 + 60) } },
+      {
+        status: 403,
+        message: 'You have exceeded a secondary rate limit',
+        headers: { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(now / 1000 + 60) },
+      },
       mintCtx,
     );
     expect([secondary.code, secondary.retryAfterSeconds]).toEqual(['provider_unavailable', 60]);
@@ -103,10 +111,26 @@ describe('classifyGithubFailure', () => {
 });
 
 describe('repository and installation mapping', () => {
-  const repo = { id: 7, name: 'api', full_name: 'acme/api', private: true, default_branch: 'trunk', clone_url: 'https://ghe.example.com/acme/api.git', archived: false };
+  const repo = {
+    id: 7,
+    name: 'api',
+    full_name: 'acme/api',
+    private: true,
+    default_branch: 'trunk',
+    clone_url: 'https://ghe.example.com/acme/api.git',
+    archived: false,
+  };
 
   it('keeps clone_url exactly as GitHub gives it', () => {
-    expect(toPlatformRepository(repo)).toEqual({ id: 7, name: 'api', full_name: 'acme/api', private: true, default_branch: 'trunk', clone_url: 'https://ghe.example.com/acme/api.git', platform: 'github' });
+    expect(toPlatformRepository(repo)).toEqual({
+      id: 7,
+      name: 'api',
+      full_name: 'acme/api',
+      private: true,
+      default_branch: 'trunk',
+      clone_url: 'https://ghe.example.com/acme/api.git',
+      platform: 'github',
+    });
   });
 
   it('leaves archived repositories out', () => {
@@ -115,26 +139,43 @@ describe('repository and installation mapping', () => {
   });
 
   it('maps installations, including enterprise accounts without a login', () => {
-    expect(toGithubInstallation({ id: 1, account: { login: 'acme', id: 5, type: 'Organization' }, suspended_at: null, repository_selection: 'all' })).toEqual({
+    expect(
+      toGithubInstallation({
+        id: 1,
+        account: { login: 'acme', id: 5, type: 'Organization' },
+        suspended_at: null,
+        repository_selection: 'all',
+      }),
+    ).toEqual({
       id: 1,
       account: { login: 'acme', id: 5, type: 'Organization' },
       suspendedAt: null,
       repositorySelection: 'all',
     });
-    expect(toGithubInstallation({ id: 2, account: { slug: 'big-corp', id: 9 }, suspended_at: '2026-01-01T00:00:00Z' }).account).toEqual({ login: 'big-corp', id: 9, type: 'Enterprise' });
+    expect(toGithubInstallation({ id: 2, account: { slug: 'big-corp', id: 9 }, suspended_at: '2026-01-01T00:00:00Z' }).account).toEqual({
+      login: 'big-corp',
+      id: 9,
+      type: 'Enterprise',
+    });
   });
 });
 
 describe('toHttpFailure', () => {
   it('reads status, headers and the JSON message of a response error', () => {
-    const err = Object.assign(new Error('x'), { status: 403, response: { status: 403, headers: { 'x-ratelimit-remaining': '0' }, data: { message: 'API rate limit exceeded' } } });
+    const err = Object.assign(new Error('x'), {
+      status: 403,
+      response: { status: 403, headers: { 'x-ratelimit-remaining': '0' }, data: { message: 'API rate limit exceeded' } },
+    });
     expect(toHttpFailure(err)).toEqual({ status: 403, headers: { 'x-ratelimit-remaining': '0' }, message: 'API rate limit exceeded' });
   });
 
   it('reports a response-less error as no status, naming timeouts', () => {
     const timeout = Object.assign(new Error('The operation was aborted due to timeout'), { status: 500, cause: { name: 'TimeoutError' } });
     expect(toHttpFailure(timeout)).toEqual({ message: 'timed out' });
-    const refused = Object.assign(new Error('fetch failed'), { status: 500, cause: { name: 'Error', message: 'connect ECONNREFUSED 127.0.0.1:1' } });
+    const refused = Object.assign(new Error('fetch failed'), {
+      status: 500,
+      cause: { name: 'Error', message: 'connect ECONNREFUSED 127.0.0.1:1' },
+    });
     expect(toHttpFailure(refused)).toEqual({ message: 'connect ECONNREFUSED 127.0.0.1:1' });
   });
 });
@@ -150,7 +191,10 @@ describe('createAppJwtSigner', () => {
     const claims = JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString());
     expect(claims).toEqual({ iat: now / 1000 - 30, exp: now / 1000 + 570, iss: 12345 });
     expect(expiresAt).toBe(new Date(now + 570_000).toISOString());
-    expect(verifyAppJwt(`Bearer ${jwt}`, (id) => (id === '12345' ? publicKey : undefined), now / 1000)).toEqual({ ok: true, appId: '12345' });
+    expect(verifyAppJwt(`Bearer ${jwt}`, (id) => (id === '12345' ? publicKey : undefined), now / 1000)).toEqual({
+      ok: true,
+      appId: '12345',
+    });
     clock = now + 5 * 60_000;
     expect(verifyAppJwt(`Bearer ${jwt}`, () => publicKey, clock / 1000).ok).toBe(true);
   });

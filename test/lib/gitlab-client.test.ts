@@ -31,7 +31,12 @@ async function authorize(target: FakeGitLab, codeChallenge: string, state = 'st-
   expect(page.status).toBe(200);
   const html = await page.text();
   expect(html).toContain('>Authorize</button>');
-  const fields = new URLSearchParams([...html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [m[1], m[2].replace(/&#(\d+);/g, (_, c) => String.fromCharCode(Number(c)))]));
+  const fields = new URLSearchParams(
+    [...html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [
+      m[1],
+      m[2].replace(/&#(\d+);/g, (_, c) => String.fromCharCode(Number(c))),
+    ]),
+  );
   fields.set('decision', 'allow');
   const action = new URL(html.match(/action="([^"]+)"/)![1], target.baseUrl);
   const res = await fetch(action, { method: 'POST', body: fields, redirect: 'manual' });
@@ -89,20 +94,28 @@ describe('authorization code + PKCE', () => {
     expect(fake.stats.codeExchanges).toBe(1);
 
     // Codes are single use.
-    expect((await providerError(client.exchangeCode({ baseUrl: fake.baseUrl, code, codeVerifier: verifier, redirectUri: REDIRECT_URI }))).code).toBe('reconnect_required');
+    expect(
+      (await providerError(client.exchangeCode({ baseUrl: fake.baseUrl, code, codeVerifier: verifier, redirectUri: REDIRECT_URI }))).code,
+    ).toBe('reconnect_required');
   });
 
   it('refuses a wrong verifier or a different redirect URI with reconnect_required', async () => {
     const { challenge } = pkce();
     const { code } = await authorize(fake, challenge);
-    const wrongVerifier = await providerError(client.exchangeCode({ baseUrl: fake.baseUrl, code, codeVerifier: pkce().verifier, redirectUri: REDIRECT_URI }));
+    const wrongVerifier = await providerError(
+      client.exchangeCode({ baseUrl: fake.baseUrl, code, codeVerifier: pkce().verifier, redirectUri: REDIRECT_URI }),
+    );
     expect([wrongVerifier.code, wrongVerifier.retryable, wrongVerifier.status]).toEqual(['reconnect_required', false, 400]);
-    const wrongRedirect = await providerError(client.exchangeCode({ baseUrl: fake.baseUrl, code, codeVerifier: 'x', redirectUri: `${REDIRECT_URI}/other` }));
+    const wrongRedirect = await providerError(
+      client.exchangeCode({ baseUrl: fake.baseUrl, code, codeVerifier: 'x', redirectUri: `${REDIRECT_URI}/other` }),
+    );
     expect(wrongRedirect.code).toBe('reconnect_required');
   });
 
   it('the authorize page rejects unknown clients and unregistered redirect URIs', async () => {
-    const url = new URL(client.authorizeUrl({ baseUrl: fake.baseUrl, state: 's', codeChallenge: 'c', redirectUri: 'http://evil.example/cb' }));
+    const url = new URL(
+      client.authorizeUrl({ baseUrl: fake.baseUrl, state: 's', codeChallenge: 'c', redirectUri: 'http://evil.example/cb' }),
+    );
     expect((await fetch(url)).status).toBe(400);
     url.searchParams.set('redirect_uri', REDIRECT_URI);
     url.searchParams.set('client_id', 'nope');
@@ -120,7 +133,9 @@ describe('refresh rotation', () => {
     expect(fake.isAccessTokenLive(grant.accessToken)).toBe(false);
     expect(fake.isAccessTokenLive(next.accessToken)).toBe(true);
     expect((await client.getUser({ baseUrl: fake.baseUrl, accessToken: next.accessToken })).id).toBe(user.id);
-    expect((await providerError(client.getUser({ baseUrl: fake.baseUrl, accessToken: grant.accessToken }))).code).toBe('invalid_credentials');
+    expect((await providerError(client.getUser({ baseUrl: fake.baseUrl, accessToken: grant.accessToken }))).code).toBe(
+      'invalid_credentials',
+    );
 
     const before = fake.stats;
     const reused = await providerError(client.refresh({ baseUrl: fake.baseUrl, refreshToken: grant.refreshToken }));
@@ -148,7 +163,9 @@ describe('refresh rotation', () => {
     expect(fake.isAccessTokenLive(grant.accessToken)).toBe(true);
 
     fake.revokeGrant(user.id);
-    expect((await providerError(client.refresh({ baseUrl: fake.baseUrl, refreshToken: grant.refreshToken }))).code).toBe('reconnect_required');
+    expect((await providerError(client.refresh({ baseUrl: fake.baseUrl, refreshToken: grant.refreshToken }))).code).toBe(
+      'reconnect_required',
+    );
   });
 
   it('an unconfigured client says which variables to set', async () => {
@@ -189,7 +206,15 @@ describe('API calls', () => {
     expect(pages.every((r) => r.query.includes('membership=true') && r.query.includes('per_page=100'))).toBe(true);
     expect(projects.some((p) => p.name === 'svc-000' || p.name === 'svc-025')).toBe(false);
     const svc1 = created.find((p) => p.path === 'svc-001')!;
-    expect(projects.find((p) => p.id === svc1.id)).toEqual({ id: svc1.id, name: 'svc-001', full_name: `${user.username}-group/svc-001`, private: false, default_branch: 'main', clone_url: svc1.http_url_to_repo, platform: 'gitlab' });
+    expect(projects.find((p) => p.id === svc1.id)).toEqual({
+      id: svc1.id,
+      name: 'svc-001',
+      full_name: `${user.username}-group/svc-001`,
+      private: false,
+      default_branch: 'main',
+      clone_url: svc1.http_url_to_repo,
+      platform: 'gitlab',
+    });
     expect(projects.find((p) => p.name === 'svc-002')?.private).toBe(true);
   });
 
@@ -198,14 +223,20 @@ describe('API calls', () => {
     prefixed.addProjects(user.id, 3);
     prefixed.setAuthorizeUser(user.id);
     const { verifier, challenge } = pkce();
-    const url = new URL(client.authorizeUrl({ baseUrl: prefixed.baseUrl, state: 's', codeChallenge: challenge, redirectUri: REDIRECT_URI }));
+    const url = new URL(
+      client.authorizeUrl({ baseUrl: prefixed.baseUrl, state: 's', codeChallenge: challenge, redirectUri: REDIRECT_URI }),
+    );
     expect(url.pathname).toBe('/gitlab/oauth/authorize');
     const { code } = await authorize(prefixed, challenge);
     const tokens = await client.exchangeCode({ baseUrl: `${prefixed.baseUrl}/`, code, codeVerifier: verifier, redirectUri: REDIRECT_URI });
     const refreshed = await client.refresh({ baseUrl: prefixed.baseUrl, refreshToken: tokens.refreshToken });
     expect(await client.getUser({ baseUrl: prefixed.baseUrl, accessToken: refreshed.accessToken })).toEqual(user);
     const projects = await client.listProjects({ baseUrl: prefixed.baseUrl, accessToken: refreshed.accessToken });
-    expect(projects.map((p) => p.full_name)).toEqual(['sub-path-user-group/project-001', 'sub-path-user-group/project-002', 'sub-path-user-group/project-003']);
+    expect(projects.map((p) => p.full_name)).toEqual([
+      'sub-path-user-group/project-001',
+      'sub-path-user-group/project-002',
+      'sub-path-user-group/project-003',
+    ]);
     expect(projects[0].clone_url).toBe(`${prefixed.baseUrl}/sub-path-user-group/project-001.git`);
     // Without the prefix there is no GitLab.
     expect((await fetch(`${new URL(prefixed.baseUrl).origin}/api/v4/user`)).status).toBe(404);
@@ -227,7 +258,9 @@ describe('provider failures', () => {
     }
     fake.setOutage(null);
     // The refresh token survived the outage: nothing was rotated.
-    await expect(client.refresh({ baseUrl: fake.baseUrl, refreshToken: grant.refreshToken })).resolves.toEqual(expect.objectContaining({ accessToken: expect.any(String) }));
+    await expect(client.refresh({ baseUrl: fake.baseUrl, refreshToken: grant.refreshToken })).resolves.toEqual(
+      expect.objectContaining({ accessToken: expect.any(String) }),
+    );
   });
 
   it('429 carries retryAfterSeconds; a hang times out', async () => {

@@ -18,7 +18,13 @@ describe('gitlabUrl / buildAuthorizeUrl', () => {
 
   it('builds a PKCE S256 authorize URL with the minimal scopes', () => {
     const url = new URL(
-      buildAuthorizeUrl({ baseUrl: 'https://git.example.com/gitlab', clientId: 'cid', redirectUri: 'https://rc.example.com/integrations/gitlab/callback', state: 's+1', codeChallenge: 'ch' }),
+      buildAuthorizeUrl({
+        baseUrl: 'https://git.example.com/gitlab',
+        clientId: 'cid',
+        redirectUri: 'https://rc.example.com/integrations/gitlab/callback',
+        state: 's+1',
+        codeChallenge: 'ch',
+      }),
     );
     expect(url.origin + url.pathname).toBe('https://git.example.com/gitlab/oauth/authorize');
     expect(Object.fromEntries(url.searchParams)).toEqual({
@@ -40,7 +46,10 @@ describe('parseTokenResponse', () => {
 
   it('computes expiry from GitLab created_at + expires_in', () => {
     const created = now / 1000 - 100;
-    const tokens = parseTokenResponse({ access_token: 'a'.repeat(64), refresh_token: 'r'.repeat(64), expires_in: 7200, created_at: created }, now);
+    const tokens = parseTokenResponse(
+      { access_token: 'a'.repeat(64), refresh_token: 'r'.repeat(64), expires_in: 7200, created_at: created },
+      now,
+    );
     expect(tokens).toEqual({ accessToken: 'a'.repeat(64), refreshToken: 'r'.repeat(64), expiresAt: new Date((created + 7200) * 1000) });
   });
 
@@ -57,7 +66,10 @@ describe('parseTokenResponse', () => {
 
 describe('classifyGitlabTokenFailure', () => {
   it('maps invalid_grant to reconnect_required', () => {
-    const err = classifyGitlabTokenFailure({ status: 400, body: { error: 'invalid_grant', error_description: 'The provided authorization grant is invalid' } }, 'refreshing');
+    const err = classifyGitlabTokenFailure(
+      { status: 400, body: { error: 'invalid_grant', error_description: 'The provided authorization grant is invalid' } },
+      'refreshing',
+    );
     expect([err.code, err.retryable]).toEqual(['reconnect_required', false]);
   });
 
@@ -67,16 +79,21 @@ describe('classifyGitlabTokenFailure', () => {
     expect(err.message).toContain('GITLAB_CLIENT_ID and GITLAB_CLIENT_SECRET');
   });
 
-  it.each([[{ status: 503 }], [{ status: 429, headers: { 'retry-after': '12' } }], [{ message: 'timed out' }]])('%j → provider_unavailable', (failure) => {
-    const err = classifyGitlabTokenFailure(failure, 'refreshing');
-    expect(err.code).toBe('provider_unavailable');
-    if ('status' in failure && failure.status === 429) expect(err.retryAfterSeconds).toBe(12);
-  });
+  it.each([[{ status: 503 }], [{ status: 429, headers: { 'retry-after': '12' } }], [{ message: 'timed out' }]])(
+    '%j → provider_unavailable',
+    (failure) => {
+      const err = classifyGitlabTokenFailure(failure, 'refreshing');
+      expect(err.code).toBe('provider_unavailable');
+      if ('status' in failure && failure.status === 429) expect(err.retryAfterSeconds).toBe(12);
+    },
+  );
 });
 
 describe('classifyGitlabApiFailure', () => {
   it('maps a rejected token to invalid_credentials and missing scopes to reconnect_required', () => {
-    expect(classifyGitlabApiFailure({ status: 401, body: { message: '401 Unauthorized' } }, 'reading the user').code).toBe('invalid_credentials');
+    expect(classifyGitlabApiFailure({ status: 401, body: { message: '401 Unauthorized' } }, 'reading the user').code).toBe(
+      'invalid_credentials',
+    );
     expect(classifyGitlabApiFailure({ status: 403, body: { error: 'insufficient_scope' } }, 'listing').code).toBe('reconnect_required');
   });
 
@@ -90,10 +107,27 @@ describe('classifyGitlabApiFailure', () => {
 });
 
 describe('project mapping', () => {
-  const project = { id: 3, name: 'My API', path: 'my-api', path_with_namespace: 'acme/backend/my-api', visibility: 'internal', default_branch: 'develop', http_url_to_repo: 'https://git.example.com/gitlab/acme/backend/my-api.git', archived: false };
+  const project = {
+    id: 3,
+    name: 'My API',
+    path: 'my-api',
+    path_with_namespace: 'acme/backend/my-api',
+    visibility: 'internal',
+    default_branch: 'develop',
+    http_url_to_repo: 'https://git.example.com/gitlab/acme/backend/my-api.git',
+    archived: false,
+  };
 
   it('uses the URL path as name and treats internal as private', () => {
-    expect(toPlatformProject(project)).toEqual({ id: 3, name: 'my-api', full_name: 'acme/backend/my-api', private: true, default_branch: 'develop', clone_url: 'https://git.example.com/gitlab/acme/backend/my-api.git', platform: 'gitlab' });
+    expect(toPlatformProject(project)).toEqual({
+      id: 3,
+      name: 'my-api',
+      full_name: 'acme/backend/my-api',
+      private: true,
+      default_branch: 'develop',
+      clone_url: 'https://git.example.com/gitlab/acme/backend/my-api.git',
+      platform: 'gitlab',
+    });
     expect(toPlatformProject({ ...project, visibility: 'public' }).private).toBe(false);
   });
 

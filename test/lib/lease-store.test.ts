@@ -21,7 +21,9 @@ afterAll(async () => {
 
 async function newDispatch(): Promise<string> {
   const town = await core.db.town.create({ data: { name: 'leases', ownerId: randomUUID() } });
-  const rig = await core.db.rig.create({ data: { townId: town.id, name: `r-${randomUUID()}`, gitUrl: 'https://git.example.com/a/b.git', defaultBranch: 'main' } });
+  const rig = await core.db.rig.create({
+    data: { townId: town.id, name: `r-${randomUUID()}`, gitUrl: 'https://git.example.com/a/b.git', defaultBranch: 'main' },
+  });
   const id = randomUUID();
   const containerToken = randomBytes(16).toString('hex');
   await core.db.agentDispatch.create({
@@ -56,7 +58,11 @@ it('writes generation after generation from what it read, keeping the replaced t
   const integration = randomUUID();
   const first = github(integration);
   const a = await core.leases.write(id, first, 'run:1', (await core.leases.read(id))!.seen);
-  expect(a).toMatchObject({ meta: { generation: 1, fingerprint: fingerprint(first.token), reused: false }, duplicate: false, revokeNow: [] });
+  expect(a).toMatchObject({
+    meta: { generation: 1, fingerprint: fingerprint(first.token), reused: false },
+    duplicate: false,
+    revokeNow: [],
+  });
 
   const second = github(integration);
   const b = await core.leases.write(id, second, 'run:2', (await core.leases.read(id))!.seen);

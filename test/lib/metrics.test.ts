@@ -17,7 +17,13 @@ it('writes the same Prometheus text as a prom-client histogram fed the same obse
   const theirs = new Registry();
   const fast = new RequestHistogram('req_seconds', 'Request duration.', ['route', 'method', 'status'], BUCKETS);
   ours.registerMetric(fast as never);
-  const reference = new Histogram({ name: 'req_seconds', help: 'Request duration.', labelNames: ['route', 'method', 'status'], buckets: BUCKETS, registers: [theirs] });
+  const reference = new Histogram({
+    name: 'req_seconds',
+    help: 'Request duration.',
+    labelNames: ['route', 'method', 'status'],
+    buckets: BUCKETS,
+    registers: [theirs],
+  });
   for (const [labels, v] of OBSERVED) {
     fast.observe(fast.series(labels), v);
     reference.observe(labels, v);

@@ -38,7 +38,8 @@ interface DmmfIndex {
   fields: { name: string }[];
 }
 
-const dmmf = JSON.parse(get_dmmf(JSON.stringify({ prismaSchema: readFileSync(join(__dirname, '../../prisma/schema.prisma'), 'utf8') }))).datamodel as {
+const dmmf = JSON.parse(get_dmmf(JSON.stringify({ prismaSchema: readFileSync(join(__dirname, '../../prisma/schema.prisma'), 'utf8') })))
+  .datamodel as {
   models: DmmfModel[];
   enums: { name: string; values: { name: string }[] }[];
   indexes: DmmfIndex[];
@@ -86,7 +87,13 @@ const columnOf = (m: DmmfModel, fieldName: string) => {
   const f = m.fields.find((x) => x.name === fieldName)!;
   return f.dbName ?? f.name;
 };
-const onDeleteCode: Record<string, string> = { Cascade: 'CASCADE', Restrict: 'RESTRICT', SetNull: 'SET NULL', NoAction: 'NO ACTION', SetDefault: 'SET DEFAULT' };
+const onDeleteCode: Record<string, string> = {
+  Cascade: 'CASCADE',
+  Restrict: 'RESTRICT',
+  SetNull: 'SET NULL',
+  NoAction: 'NO ACTION',
+  SetDefault: 'SET DEFAULT',
+};
 
 function expected() {
   const tables: Record<string, unknown> = {};
@@ -151,9 +158,12 @@ async function actual(client: Client) {
     if (c.data_type.startsWith('timestamp')) type += `(${c.datetime_precision})`;
     t(c.table_name).columns[c.column_name] = { type, nullable: c.is_nullable === 'YES', default: c.column_default };
   }
-  for (const i of idx.rows) t(i.table_name).indexes.push(`${i.indisprimary ? 'primary' : i.indisunique ? 'unique' : 'index'} ${i.index_name} (${i.cols})`);
+  for (const i of idx.rows)
+    t(i.table_name).indexes.push(`${i.indisprimary ? 'primary' : i.indisunique ? 'unique' : 'index'} ${i.index_name} (${i.cols})`);
   for (const f of fks.rows) {
-    t(f.table_name).foreignKeys.push(`${f.conname} (${f.from_cols}) -> ${f.target}(${f.to_cols}) on delete ${action[f.confdeltype]} on update ${action[f.confupdtype]}`);
+    t(f.table_name).foreignKeys.push(
+      `${f.conname} (${f.from_cols}) -> ${f.target}(${f.to_cols}) on delete ${action[f.confdeltype]} on update ${action[f.confupdtype]}`,
+    );
   }
   for (const v of Object.values(tables)) {
     v.indexes.sort();
@@ -195,7 +205,9 @@ describe('schema.prisma and prisma/migrations', () => {
   });
 
   it('are recorded in _prisma_migrations the way prisma migrate deploy records them', async () => {
-    const { rows } = await client.query('SELECT migration_name, checksum, finished_at, applied_steps_count, rolled_back_at FROM _prisma_migrations ORDER BY migration_name');
+    const { rows } = await client.query(
+      'SELECT migration_name, checksum, finished_at, applied_steps_count, rolled_back_at FROM _prisma_migrations ORDER BY migration_name',
+    );
     expect(rows.map((r) => r.migration_name)).toEqual(readMigrations().map((m) => m.name));
     for (const [i, m] of readMigrations().entries()) {
       expect(rows[i]).toMatchObject({ checksum: m.checksum, applied_steps_count: 1, rolled_back_at: null });

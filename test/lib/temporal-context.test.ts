@@ -23,7 +23,10 @@ function gate() {
 }
 
 /** What a continuation created inside a finished run sees once it runs. */
-async function seenAfterTheRun(conn: ReturnType<typeof fakeConnection>['conn'], storage: AsyncLocalStorage<Store>): Promise<Store | undefined> {
+async function seenAfterTheRun(
+  conn: ReturnType<typeof fakeConnection>['conn'],
+  storage: AsyncLocalStorage<Store>,
+): Promise<Store | undefined> {
   const later = gate();
   let seen: Store | undefined;
   await conn.withDeadline(Date.now() + 1_000, async () => {

@@ -8,14 +8,30 @@ const root = join(__dirname, '../..');
 const cases: Array<{ file: string; code: string; expect: RegExp | null }> = [
   { file: 'workflows/a.ts', code: "import { readFileSync } from 'node:fs';\nexport const x = readFileSync;\n", expect: /no Node APIs/ },
   { file: 'workflows/b.ts', code: "import { createHash } from 'crypto';\nexport const x = createHash;\n", expect: /no Node APIs/ },
-  { file: 'workflows/c.ts', code: "import { PrismaClient } from '../prisma/generated/client';\nexport const x = PrismaClient;\n", expect: /No database access/ },
+  {
+    file: 'workflows/c.ts',
+    code: "import { PrismaClient } from '../prisma/generated/client';\nexport const x = PrismaClient;\n",
+    expect: /No database access/,
+  },
   { file: 'workflows/d.ts', code: "import Fastify from 'fastify';\nexport const x = Fastify;\n", expect: /No HTTP server code/ },
-  { file: 'workflows/e.ts', code: "import { Client } from '@temporalio/client';\nexport const x = Client;\n", expect: /only @temporalio\/workflow/ },
-  { file: 'workflows/f.ts', code: "import { createTokenActivities } from '../activities/token-activities';\nexport const x = createTokenActivities;\n", expect: /as types only/ },
+  {
+    file: 'workflows/e.ts',
+    code: "import { Client } from '@temporalio/client';\nexport const x = Client;\n",
+    expect: /only @temporalio\/workflow/,
+  },
+  {
+    file: 'workflows/f.ts',
+    code: "import { createTokenActivities } from '../activities/token-activities';\nexport const x = createTokenActivities;\n",
+    expect: /as types only/,
+  },
   { file: 'workflows/g.ts', code: 'export const x = () => process.env.X;\n', expect: /No process in workflows/ },
   { file: 'workflows/h.ts', code: 'let runs = 0;\nexport const next = () => ++runs;\n', expect: /no module-level state/ },
   { file: 'workflows/i.ts', code: 'export let current: string | undefined;\n', expect: /no module-level state/ },
-  { file: 'workflows/j.ts', code: 'const seen = new Map<string, number>();\nexport const see = (k: string) => seen.set(k, 1);\n', expect: /no module-level state/ },
+  {
+    file: 'workflows/j.ts',
+    code: 'const seen = new Map<string, number>();\nexport const see = (k: string) => seen.set(k, 1);\n',
+    expect: /no module-level state/,
+  },
   { file: 'workflows/k.ts', code: 'export const limits = { max: 1 };\nlimits.max = 2;\n', expect: /no module-level state/ },
   {
     file: 'workflows/ok.ts',

@@ -55,7 +55,15 @@ function interpolate(value: string, vars: Record<string, string>): string {
 }
 
 it('runs postgres, a Temporal server on it with its UI and setup jobs, and the service as api and worker', () => {
-  expect(Object.keys(services).sort()).toEqual(['api', 'postgres', 'temporal', 'temporal-schema', 'temporal-setup', 'temporal-ui', 'worker']);
+  expect(Object.keys(services).sort()).toEqual([
+    'api',
+    'postgres',
+    'temporal',
+    'temporal-schema',
+    'temporal-setup',
+    'temporal-ui',
+    'worker',
+  ]);
   expect(services.api.environment?.ROLE).toBe('api');
   expect(services.api.environment?.PORT).toBe('8080');
   expect(services.api.ports).toEqual(['127.0.0.1:8080:8080']);
@@ -73,11 +81,13 @@ it('runs postgres, a Temporal server on it with its UI and setup jobs, and the s
   expect(services.temporal.environment).toMatchObject({ DB: 'postgres12', POSTGRES_SEEDS: 'postgres' });
   expect(services['temporal-ui'].environment?.TEMPORAL_ADDRESS).toBe('temporal:7233');
   // Every published port stays on this machine.
-  for (const [name, s] of Object.entries(services)) for (const p of s.ports ?? []) expect([name, p]).toEqual([name, expect.stringMatching(/^127\.0\.0\.1:/)]);
+  for (const [name, s] of Object.entries(services))
+    for (const p of s.ports ?? []) expect([name, p]).toEqual([name, expect.stringMatching(/^127\.0\.0\.1:/)]);
 });
 
 it('gives each long-running service a health check and starts each only when what it needs is ready', () => {
-  for (const name of ['postgres', 'temporal', 'api', 'worker']) expect([name, services[name].healthcheck?.test]).toEqual([name, expect.anything()]);
+  for (const name of ['postgres', 'temporal', 'api', 'worker'])
+    expect([name, services[name].healthcheck?.test]).toEqual([name, expect.anything()]);
   expect(services.api.healthcheck?.test).toEqual(['CMD', 'node', 'scripts/healthcheck.mjs']);
   expect(existsSync(join(PROJECT_ROOT, 'scripts/healthcheck.mjs'))).toBe(true);
   const deps = (name: string) => Object.fromEntries(Object.entries(services[name].depends_on ?? {}).map(([k, v]) => [k, v.condition]));
@@ -129,7 +139,9 @@ it('hands the api and worker only variables lib/config.ts knows, the required on
 
 it('boots on the documented configuration once the secrets are filled in, and names them when not', () => {
   const env = (values: Record<string, string>) => {
-    const environment = Object.fromEntries(Object.entries(services.api.environment ?? {}).map(([k, v]) => [k, interpolate(String(v), values)]));
+    const environment = Object.fromEntries(
+      Object.entries(services.api.environment ?? {}).map(([k, v]) => [k, interpolate(String(v), values)]),
+    );
     return { ...values, ...environment }; // compose: `environment` wins over `env_file`
   };
   const config = loadConfig(env({ ...exampleValues, ...SECRETS }));
@@ -187,7 +199,11 @@ const composeCli = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8
   const dir = mkdtempSync(join(tmpdir(), 'compose-'));
   try {
     writeFileSync(join(dir, 'docker-compose.yml'), composeText);
-    const run = () => spawnSync('docker', ['compose', '--project-directory', dir, '-f', join(dir, 'docker-compose.yml'), 'config', '--format', 'json'], { encoding: 'utf8', cwd: dir });
+    const run = () =>
+      spawnSync('docker', ['compose', '--project-directory', dir, '-f', join(dir, 'docker-compose.yml'), 'config', '--format', 'json'], {
+        encoding: 'utf8',
+        cwd: dir,
+      });
 
     // The example file as committed: refused, naming the missing password.
     writeFileSync(join(dir, '.env'), envExample);
@@ -195,7 +211,12 @@ const composeCli = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8
     expect(refused.status).not.toBe(0);
     expect(refused.stderr).toMatch(/POSTGRES_PASSWORD/);
 
-    writeFileSync(join(dir, '.env'), envExample.replace(/^([A-Z][A-Z0-9_]*)=$/gm, (line, name: string) => (name in SECRETS ? `${name}=${SECRETS[name as keyof typeof SECRETS]}` : line)));
+    writeFileSync(
+      join(dir, '.env'),
+      envExample.replace(/^([A-Z][A-Z0-9_]*)=$/gm, (line, name: string) =>
+        name in SECRETS ? `${name}=${SECRETS[name as keyof typeof SECRETS]}` : line,
+      ),
+    );
     const ok = run();
     expect([ok.status, ok.stderr]).toEqual([0, '']);
     const resolved = JSON.parse(ok.stdout) as { services: Record<string, { environment?: Record<string, string | null> }> };

@@ -38,11 +38,19 @@ const CONTRACT_ROUTES = [
 ];
 
 /** Response fields allowed to carry a secret: the pull's token and the once-shown container token. */
-const SECRET_ALLOWED = new Set(['post /api/internal/rigs/{rig_id}/git-token 200 token', 'post /api/rigs/{rig_id}/dispatches 201 container_token']);
+const SECRET_ALLOWED = new Set([
+  'post /api/internal/rigs/{rig_id}/git-token 200 token',
+  'post /api/rigs/{rig_id}/dispatches 201 container_token',
+]);
 const SECRET_NAME = /(^|_)(token|secret|password|private_?key|key|credentials?)$/i;
 
 let h: Harness;
-let doc: Json & { openapi: string; info: Json; paths: Record<string, Record<string, Operation>>; components?: { schemas?: Record<string, Json>; securitySchemes?: Json } };
+let doc: Json & {
+  openapi: string;
+  info: Json;
+  paths: Record<string, Record<string, Operation>>;
+  components?: { schemas?: Record<string, Json>; securitySchemes?: Json };
+};
 
 beforeAll(async () => {
   h = await startHarness({ worker: false, plugins: [dashboardPlugin] });
@@ -55,7 +63,10 @@ afterAll(async () => h?.close());
 function resolve(node: Json): Json {
   const ref = node.$ref;
   if (typeof ref !== 'string') return node;
-  const target = ref.replace(/^#\//, '').split('/').reduce<unknown>((acc, key) => (acc as Json | undefined)?.[key], doc);
+  const target = ref
+    .replace(/^#\//, '')
+    .split('/')
+    .reduce<unknown>((acc, key) => (acc as Json | undefined)?.[key], doc);
   if (!target) throw new Error(`unresolved $ref ${ref}`);
   return resolve(target as Json);
 }
@@ -73,7 +84,10 @@ function propertyNames(schema: Json, prefix = '', out: string[] = [], depth = 0)
   return out;
 }
 
-const operations = () => Object.entries(doc.paths).flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => ({ key: `${method} ${path}`, path, method, op })));
+const operations = () =>
+  Object.entries(doc.paths).flatMap(([path, ops]) =>
+    Object.entries(ops).map(([method, op]) => ({ key: `${method} ${path}`, path, method, op })),
+  );
 const jsonSchema = (op: Operation, status: string) => resolve(op.responses[status]?.content?.['application/json']?.schema ?? {});
 
 it('is a structurally valid OpenAPI 3 document: versions, operations, path parameters, refs, security', () => {
@@ -92,7 +106,8 @@ it('is a structurally valid OpenAPI 3 document: versions, operations, path param
     const declared = (op.parameters ?? []).filter((p) => p.in === 'path');
     expect([key, declared.map((p) => p.name).sort()]).toEqual([key, templated]);
     for (const p of declared) expect([key, p.name, p.required]).toEqual([key, p.name, true]);
-    for (const p of op.parameters ?? []) expect([key, p.name, ['path', 'query', 'header', 'cookie'].includes(p.in)]).toEqual([key, p.name, true]);
+    for (const p of op.parameters ?? [])
+      expect([key, p.name, ['path', 'query', 'header', 'cookie'].includes(p.in)]).toEqual([key, p.name, true]);
     for (const requirement of op.security ?? []) for (const name of Object.keys(requirement)) expect(schemes).toContain(name);
   }
   expect(JSON.stringify(doc)).not.toMatch(/"\$ref":"(?!#\/components\/)/); // no external refs
@@ -114,17 +129,26 @@ it('documents request and response schemas of the token routes and the auth each
   const status = jsonSchema(doc.paths['/api/dispatches/{dispatch_id}'].get, '200');
   const statusEnum = resolve((status.properties as Record<string, Json>).status).enum;
   expect(statusEnum).toEqual(['starting', 'active', 'degraded', 'credential_error', 'stopped', 'container_unreachable']);
-  expect(propertyNames(status)).toEqual(expect.arrayContaining(['generation', 'token_expires_at', 'refreshed_at', 'last_error.code', 'last_error.message', 'last_error.at']));
+  expect(propertyNames(status)).toEqual(
+    expect.arrayContaining(['generation', 'token_expires_at', 'refreshed_at', 'last_error.code', 'last_error.message', 'last_error.at']),
+  );
 
   const pullRoute = doc.paths['/api/internal/rigs/{rig_id}/git-token'].post;
   expect(Object.keys(jsonSchema(pullRoute, '200').properties as Json).sort()).toEqual(['expires_at', 'generation', 'token', 'username']);
   expect(Object.keys(pullRoute.responses)).toEqual(expect.arrayContaining(['200', '401', '403', '410']));
   expect(pullRoute.security).toEqual([{ containerBearer: [] }]);
 
-  expect(propertyNames(jsonSchema(doc.paths['/api/towns'].post, '400'))).toEqual(expect.arrayContaining(['error.code', 'error.message', 'error.field']));
+  expect(propertyNames(jsonSchema(doc.paths['/api/towns'].post, '400'))).toEqual(
+    expect.arrayContaining(['error.code', 'error.message', 'error.field']),
+  );
   expect(Object.keys(jsonSchema(doc.paths['/healthz'].get, '200').properties as Json).sort()).toEqual(['postgres', 'temporal']);
   expect(Object.keys(doc.paths['/metrics'].get.responses['200'].content ?? {})).toEqual(['text/plain']);
-  for (const [path, method] of [['/api/towns/{town_id}/git-auth', 'put'], ['/api/integrations', 'post'], ['/api/towns/{town_id}/rigs', 'post'], ['/api/rigs/{rig_id}', 'patch']]) {
+  for (const [path, method] of [
+    ['/api/towns/{town_id}/git-auth', 'put'],
+    ['/api/integrations', 'post'],
+    ['/api/towns/{town_id}/rigs', 'post'],
+    ['/api/rigs/{rig_id}', 'patch'],
+  ]) {
     expect([path, doc.paths[path][method].requestBody?.content['application/json']?.schema !== undefined]).toEqual([path, true]);
   }
 });
@@ -143,7 +167,11 @@ it('has no secret-looking field in any response schema except the pulled token a
   }
   expect(offenders).toEqual([]);
   // The check has teeth: it sees the two allowed fields.
-  const seen = operations().flatMap(({ key, op }) => Object.entries(op.responses).flatMap(([status, r]) => propertyNames(r.content?.['application/json']?.schema ?? {}).map((n) => `${key} ${status} ${n}`)));
+  const seen = operations().flatMap(({ key, op }) =>
+    Object.entries(op.responses).flatMap(([status, r]) =>
+      propertyNames(r.content?.['application/json']?.schema ?? {}).map((n) => `${key} ${status} ${n}`),
+    ),
+  );
   expect(seen).toEqual(expect.arrayContaining([...SECRET_ALLOWED]));
 });
 
@@ -159,7 +187,9 @@ it('serves a browsable page at /docs whose scripts, styles and spec all load fro
   const assets = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]);
   expect(assets.length).toBeGreaterThanOrEqual(3);
   expect(assets.filter((a) => /^(https?:)?\/\//.test(a))).toEqual([]); // nothing from another origin
-  expect(assets).toEqual(expect.arrayContaining([expect.stringMatching(/swagger-ui-bundle\.js$/), expect.stringMatching(/swagger-ui\.css$/)]));
+  expect(assets).toEqual(
+    expect.arrayContaining([expect.stringMatching(/swagger-ui-bundle\.js$/), expect.stringMatching(/swagger-ui\.css$/)]),
+  );
   for (const asset of assets) {
     const a = await fetch(new URL(asset, `${h.url}/docs`));
     expect([asset, a.status]).toEqual([asset, 200]);

@@ -41,7 +41,11 @@ afterAll(async () => {
 
 async function stopAndWait(dispatchId: string): Promise<void> {
   expect((await h.call('POST', `/api/dispatches/${dispatchId}/stop`)).status).toBe(202);
-  await eventually(async () => (await h.call<{ status: string }>('GET', `/api/dispatches/${dispatchId}`)).body.status === 'stopped', 20_000, 'stopped');
+  await eventually(
+    async () => (await h.call<{ status: string }>('GET', `/api/dispatches/${dispatchId}`)).body.status === 'stopped',
+    20_000,
+    'stopped',
+  );
 }
 
 async function githubFlow() {
@@ -75,7 +79,11 @@ async function gitlabFlow() {
   });
   expect(integration.status).toBe(201);
   const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'metrics-gl', owner_id: owner });
-  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, { name: project.path, platform_integration_id: integration.body.id, repository_id: project.id });
+  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
+    name: project.path,
+    platform_integration_id: integration.body.id,
+    repository_id: project.id,
+  });
   expect(rig.status).toBe(201);
   const d = await dispatchTo(h, containers, rig.body.id, 'metrics-gl');
   await containers.waitForPush(d.container, (p) => p.generation === 2, 20_000);

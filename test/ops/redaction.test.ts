@@ -27,15 +27,24 @@ const secret = (name: string) => `${name}-${randomUUID()}`;
 
 describe('the redaction paths', () => {
   it.each([
-    ['an incoming request', (s: string) => ({ req: { method: 'GET', url: '/x', headers: { authorization: `Bearer ${s}`, cookie: `rc_session=${s}` } } })],
+    [
+      'an incoming request',
+      (s: string) => ({ req: { method: 'GET', url: '/x', headers: { authorization: `Bearer ${s}`, cookie: `rc_session=${s}` } } }),
+    ],
     ['a response setting a cookie', (s: string) => ({ res: { statusCode: 303, headers: { 'set-cookie': `rc_session=${s}; HttpOnly` } } })],
     ['bare headers', (s: string) => ({ headers: { authorization: `token ${s}`, Cookie: 'harmless', cookie: s } })],
     ['a provider answer', (s: string) => ({ token: s, access_token: s, refresh_token: s, expires_in: 7200 })],
     ['a GitLab grant', (s: string) => ({ integration: 'i-1', grant: { accessToken: s, refreshToken: s } })],
     ['a push body', (s: string) => ({ push: { body: { rig_id: 'r', token: s, generation: 2 } } })],
     ['a container token', (s: string) => ({ dispatch: { container_token: s, containerToken: s } })],
-    ['an octokit error', (s: string) => ({ err: { name: 'RequestError', request: { headers: { authorization: `token ${s}` } }, response: { headers: {} } } })],
-    ['the GitHub app config', (s: string) => ({ config: { github: { apps: { standard: { appId: '1', privateKey: `-----BEGIN PRIVATE KEY-----\n${s}` } } } } })],
+    [
+      'an octokit error',
+      (s: string) => ({ err: { name: 'RequestError', request: { headers: { authorization: `token ${s}` } }, response: { headers: {} } } }),
+    ],
+    [
+      'the GitHub app config',
+      (s: string) => ({ config: { github: { apps: { standard: { appId: '1', privateKey: `-----BEGIN PRIVATE KEY-----\n${s}` } } } } }),
+    ],
     ['a PEM under private_key', (s: string) => ({ app: { private_key: s } })],
     ['OAuth client settings', (s: string) => ({ gitlab: { clientId: 'rc', clientSecret: s, client_secret: s } })],
     ['a git-auth body', (s: string) => ({ body: { tokens: [{ host: 'github.com', token: s, username: 'bot' }] } })],
@@ -52,7 +61,10 @@ describe('the redaction paths', () => {
 
   it('keeps what operators need', () => {
     const { logger, lines } = memoryLogger('info');
-    logger.info({ dispatchId: 'd-1', generation: 3, fingerprint: 'sha256:abcd', expires_at: '2026-01-01T00:00:00Z', host: 'github.com' }, 'pushed');
+    logger.info(
+      { dispatchId: 'd-1', generation: 3, fingerprint: 'sha256:abcd', expires_at: '2026-01-01T00:00:00Z', host: 'github.com' },
+      'pushed',
+    );
     const entry = JSON.parse(lines[0]) as Record<string, unknown>;
     expect(entry).toMatchObject({ dispatchId: 'd-1', generation: 3, fingerprint: 'sha256:abcd', host: 'github.com' });
   });
@@ -80,22 +92,37 @@ describe('a debug-level API', () => {
     const cookie = secret('cookie');
     const container = secret('container');
 
-    const town = await fetch(`${api.url}/api/towns/${randomUUID()}`, { headers: { authorization: `Bearer ${admin}`, cookie: `rc_session=${cookie}` } });
+    const town = await fetch(`${api.url}/api/towns/${randomUUID()}`, {
+      headers: { authorization: `Bearer ${admin}`, cookie: `rc_session=${cookie}` },
+    });
     expect(town.status).toBe(404);
-    const pulled = await fetch(`${api.url}/api/internal/rigs/${randomUUID()}/git-token`, { method: 'POST', headers: { authorization: `Bearer ${container}` } });
+    const pulled = await fetch(`${api.url}/api/internal/rigs/${randomUUID()}/git-token`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${container}` },
+    });
     expect(pulled.status).toBe(401);
-    const login = await fetch(`${api.url}/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: admin }) });
+    const login = await fetch(`${api.url}/login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: admin }),
+    });
     expect(login.status).toBe(303);
     const session = /rc_session=([^;]+)/.exec(login.headers.get('set-cookie') ?? '')?.[1];
     expect(session).toBeTruthy();
     const page = await fetch(`${api.url}/`, { headers: { cookie: `rc_session=${session}` } });
     expect(page.status).toBe(200);
     // Code that logs a request object with its headers is censored too.
-    api.app.log.debug({ req: { headers: { authorization: `Bearer ${container}`, cookie: `rc_session=${session}` } } }, 'manual request log');
+    api.app.log.debug(
+      { req: { headers: { authorization: `Bearer ${container}`, cookie: `rc_session=${session}` } } },
+      'manual request log',
+    );
 
     const all = lines.join('');
     // Requests were logged (the pull route is a machine route and logs no lines of its own).
-    const logged = lines.filter((l) => l.includes('"msg":"incoming request"')).map((l) => (JSON.parse(l) as { req: { url: string } }).req.url);
+    const logged = lines
+      .filter((l) => l.includes('"msg":"incoming request"'))
+      .map((l) => (JSON.parse(l) as { req: { url: string } }).req.url);
     expect(logged).toEqual(expect.arrayContaining([expect.stringMatching(/^\/api\/towns\//), '/login', '/']));
     expect(all).toContain('manual request log');
     for (const s of [admin, cookie, container, session!]) expect(all).not.toContain(s);

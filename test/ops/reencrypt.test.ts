@@ -28,7 +28,14 @@ beforeAll(async () => {
   gl = await FakeGitLab.start();
   gl.registerApplication(CLIENT);
   containers = await FakeContainerHost.start();
-  before = await startHarness({ env: { SECRETS_KEY: oldKey.toString('base64'), GITLAB_URL: gl.baseUrl, GITLAB_CLIENT_ID: CLIENT.clientId, GITLAB_CLIENT_SECRET: CLIENT.clientSecret } });
+  before = await startHarness({
+    env: {
+      SECRETS_KEY: oldKey.toString('base64'),
+      GITLAB_URL: gl.baseUrl,
+      GITLAB_CLIENT_ID: CLIENT.clientId,
+      GITLAB_CLIENT_SECRET: CLIENT.clientSecret,
+    },
+  });
   db = new Client({ connectionString: before.core.config.databaseUrl });
   await db.connect();
 });
@@ -45,8 +52,13 @@ it('rewrites every secret under the new key, and the service then runs without t
   // Rows under the old key: a town token, a dispatch using it (container token + lease), a GitLab grant.
   const owner = newOwner();
   const town = await before.call<{ id: string }>('POST', '/api/towns', { name: 'rotate', owner_id: owner });
-  expect((await before.call('PUT', `/api/towns/${town.body.id}/git-auth`, { tokens: [{ host: 'git.example.com', token: TOWN_TOKEN }] })).status).toBe(204);
-  const rig = await before.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, { name: 'legacy', git_url: 'https://git.example.com/acme/legacy.git' });
+  expect(
+    (await before.call('PUT', `/api/towns/${town.body.id}/git-auth`, { tokens: [{ host: 'git.example.com', token: TOWN_TOKEN }] })).status,
+  ).toBe(204);
+  const rig = await before.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
+    name: 'legacy',
+    git_url: 'https://git.example.com/acme/legacy.git',
+  });
   const d = await dispatchTo(before, containers, rig.body.id, 'rotate');
   await containers.waitForPush(d.container, (p) => p.generation === 1);
   const user = gl.addUser({ username: `rotate-${Date.now()}` });
@@ -83,11 +95,22 @@ it('rewrites every secret under the new key, and the service then runs without t
   const townEnc = await one('SELECT token_enc AS v FROM town_git_auth WHERE town_id = $1', town.body.id);
   expect(keyIdOfCiphertext(townEnc)).toBe(keyIdOf(newKey));
   expect(box.decrypt(townEnc, townTokenContext(town.body.id, 'git.example.com'))).toBe(TOWN_TOKEN);
-  expect(box.decrypt(await one('SELECT token_enc AS v FROM token_leases WHERE dispatch_id = $1', d.dispatchId), leaseTokenContext(d.dispatchId))).toBe(TOWN_TOKEN);
-  expect(box.decrypt(await one('SELECT container_token_enc AS v FROM agent_dispatches WHERE id = $1', d.dispatchId), containerTokenContext(d.dispatchId))).toBe(d.containerToken);
+  expect(
+    box.decrypt(await one('SELECT token_enc AS v FROM token_leases WHERE dispatch_id = $1', d.dispatchId), leaseTokenContext(d.dispatchId)),
+  ).toBe(TOWN_TOKEN);
+  expect(
+    box.decrypt(
+      await one('SELECT container_token_enc AS v FROM agent_dispatches WHERE id = $1', d.dispatchId),
+      containerTokenContext(d.dispatchId),
+    ),
+  ).toBe(d.containerToken);
   const id = integration.body.id;
-  expect(box.decrypt(await one('SELECT access_token_enc AS v FROM platform_integrations WHERE id = $1', id), gitlabTokenContext(id, 'access'))).toBe(grant.accessToken);
-  expect(box.decrypt(await one('SELECT refresh_token_enc AS v FROM platform_integrations WHERE id = $1', id), gitlabTokenContext(id, 'refresh'))).toBe(grant.refreshToken);
+  expect(
+    box.decrypt(await one('SELECT access_token_enc AS v FROM platform_integrations WHERE id = $1', id), gitlabTokenContext(id, 'access')),
+  ).toBe(grant.accessToken);
+  expect(
+    box.decrypt(await one('SELECT refresh_token_enc AS v FROM platform_integrations WHERE id = $1', id), gitlabTokenContext(id, 'refresh')),
+  ).toBe(grant.refreshToken);
 
   // A second run has nothing left to do.
   const again = await reencryptSecrets(db, createSecretBox([newKey, oldKey]));
@@ -100,7 +123,16 @@ it('rewrites every secret under the new key, and the service then runs without t
   expect(pulled.body.token).toBe(TOWN_TOKEN);
   const repos = await after.call<{ repositories: unknown[] }>('GET', `/api/integrations/${id}/repositories`);
   expect(repos.status).toBe(200); // decrypts the GitLab grant to call GitLab
-  worker = await spawnService({ role: 'worker', config: before.core.config, env: { SECRETS_KEY: newKey.toString('base64') }, label: 'new-key-worker' });
+  worker = await spawnService({
+    role: 'worker',
+    config: before.core.config,
+    env: { SECRETS_KEY: newKey.toString('base64') },
+    label: 'new-key-worker',
+  });
   expect((await after.call('POST', `/api/dispatches/${d.dispatchId}/stop`)).status).toBe(202);
-  await eventually(async () => (await after!.call<{ status: string }>('GET', `/api/dispatches/${d.dispatchId}`)).body.status === 'stopped', 20_000, 'stopped');
+  await eventually(
+    async () => (await after!.call<{ status: string }>('GET', `/api/dispatches/${d.dispatchId}`)).body.status === 'stopped',
+    20_000,
+    'stopped',
+  );
 });

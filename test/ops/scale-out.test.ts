@@ -42,7 +42,11 @@ function through(api: ServiceProcess): Harness {
   const call: Harness['call'] = async (method, path, body, headers = {}) => {
     const res = await fetch(`${api.url}${path}`, {
       method,
-      headers: { authorization: `Bearer ${h.core.config.adminApiToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+      headers: {
+        authorization: `Bearer ${h.core.config.adminApiToken}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...headers,
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.text();
@@ -104,7 +108,9 @@ it('spreads the token loops over both workers, serves pulls and stops from the o
   const exit = await workerA.exited(drainStarted);
   expect(exit.code).toBe(0);
   expect(probe(workerA)).toBe(1);
-  await Promise.all(ds.map((d, i) => containers.waitForPush(d.container, (p) => p.generation >= pulledGen[i] + 1 && p.receivedAt > drainStarted, 40_000)));
+  await Promise.all(
+    ds.map((d, i) => containers.waitForPush(d.container, (p) => p.generation >= pulledGen[i] + 1 && p.receivedAt > drainStarted, 40_000)),
+  );
   expect(await mintedBy(workerB)).toBeGreaterThan(mintedB);
   await Promise.all(ds.map((d, i) => pullMatchesPush(B, d, pulledGen[i] + 1)));
 
@@ -112,10 +118,14 @@ it('spreads the token loops over both workers, serves pulls and stops from the o
   for (const d of ds) expect((await B.call('POST', `/api/dispatches/${d.dispatchId}/stop`)).status).toBe(202);
   const finals = await Promise.all(
     ds.map((d) =>
-      eventually(async () => {
-        const r = await A.call<{ status: string; generation: number }>('GET', `/api/dispatches/${d.dispatchId}`);
-        return r.body.status === 'stopped' ? r.body : null;
-      }, 30_000, `${d.container} stopped`),
+      eventually(
+        async () => {
+          const r = await A.call<{ status: string; generation: number }>('GET', `/api/dispatches/${d.dispatchId}`);
+          return r.body.status === 'stopped' ? r.body : null;
+        },
+        30_000,
+        `${d.container} stopped`,
+      ),
     ),
   );
   for (const d of ds) {
@@ -129,7 +139,10 @@ it('spreads the token loops over both workers, serves pulls and stops from the o
     expect([d.container, world.gh.stats.mintsFor(rigs[i].installationId) - mintsBefore[i]]).toEqual([d.container, generation]);
     const tokens = new Set(containers.pushes(d.container).map((p) => p.token));
     expect([d.container, tokens.size]).toEqual([d.container, generation]);
-    const minted = await h.core.db.tokenEvent.findMany({ where: { dispatchId: d.dispatchId, kind: 'minted' }, select: { generation: true } });
+    const minted = await h.core.db.tokenEvent.findMany({
+      where: { dispatchId: d.dispatchId, kind: 'minted' },
+      select: { generation: true },
+    });
     expect(minted.map((e) => e.generation).sort((x, y) => x - y)).toEqual(Array.from({ length: generation }, (_, g) => g + 1));
   }
 }, 240_000);

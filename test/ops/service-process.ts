@@ -74,7 +74,8 @@ export async function spawnService(opts: SpawnOptions): Promise<ServiceProcess> 
     child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() }));
   });
 
-  const ready = () => (opts.role !== 'worker' ? out.includes('"api listening"') : true) && (opts.role !== 'api' ? out.includes('"worker running"') : true);
+  const ready = () =>
+    (opts.role !== 'worker' ? out.includes('"api listening"') : true) && (opts.role !== 'api' ? out.includes('"worker running"') : true);
   // Worker roles bundle the workflow code at start: tens of seconds on a busy two-core machine.
   await eventually(async () => ready() || child.exitCode !== null, 120_000, `${opts.label} to start`);
   if (child.exitCode !== null) throw new Error(`${opts.label} exited (${child.exitCode}) at start:\n${out.slice(-4000)}`);

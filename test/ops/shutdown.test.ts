@@ -32,7 +32,9 @@ afterAll(async () => {
 it('on SIGTERM finishes the request and the activity in flight, refuses new work, and exits 0', async () => {
   const rig = await githubRig(h, world, { repos: 1 });
   const { port } = container.address() as { port: number };
-  const created = await h.call<{ dispatch_id: string }>('POST', `/api/rigs/${rig.rigId}/dispatches`, { container_url: `http://127.0.0.1:${port}/c/slow` });
+  const created = await h.call<{ dispatch_id: string }>('POST', `/api/rigs/${rig.rigId}/dispatches`, {
+    container_url: `http://127.0.0.1:${port}/c/slow`,
+  });
   expect(created.status).toBe(201);
   const dispatchId = created.body.dispatch_id;
   await eventually(async () => arrivals.length > 0, 30_000, 'the push to reach the container');
@@ -40,7 +42,11 @@ it('on SIGTERM finishes the request and the activity in flight, refuses new work
 
   // An API request that GitHub keeps waiting for 3 s (then fails), sent to the process itself.
   const inst = world.gh.addInstallation({ appId: world.standard.appId, account: { login: 'slow-co' }, repositories: 1 });
-  world.gh.failNext(1, { status: 503, hangMs: 3000, match: (method, path) => method === 'GET' && path === `/app/installations/${inst.installationId}` });
+  world.gh.failNext(1, {
+    status: 503,
+    hangMs: 3000,
+    match: (method, path) => method === 'GET' && path === `/app/installations/${inst.installationId}`,
+  });
   const sentAt = Date.now();
   const inFlight = fetch(`${svc!.url}/api/integrations`, {
     method: 'POST',
@@ -54,7 +60,10 @@ it('on SIGTERM finishes the request and the activity in flight, refuses new work
   await eventually(async () => svc!.output().includes('shutting down'), 5_000, 'the shutdown to start');
 
   // New work is refused: the listener is closed (or, on a kept-alive connection, 503).
-  const late = await fetch(`${svc!.url}/healthz`).then((r) => r.status, () => 'refused');
+  const late = await fetch(`${svc!.url}/healthz`).then(
+    (r) => r.status,
+    () => 'refused',
+  );
   expect(['refused', 503]).toContain(late);
 
   // The request in flight gets its real answer once GitHub gives up.

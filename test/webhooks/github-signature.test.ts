@@ -11,7 +11,8 @@ it('accepts exactly the HMAC-SHA256 of the raw body under the secret', () => {
   expect(verifyGithubSignature('s3cret', body, good.toUpperCase().replace('SHA256=', 'sha256='))).toBe(true);
   expect(verifyGithubSignature('other', body, good)).toBe(false);
   expect(verifyGithubSignature('s3cret', Buffer.from(`${body} `), good)).toBe(false);
-  for (const bad of [undefined, '', 'sha1=abc', good.slice(0, -1), [good, good]]) expect(verifyGithubSignature('s3cret', body, bad)).toBe(false);
+  for (const bad of [undefined, '', 'sha1=abc', good.slice(0, -1), [good, good]])
+    expect(verifyGithubSignature('s3cret', body, bad)).toBe(false);
 });
 
 it('reads JSON and form-encoded payloads', () => {

@@ -28,9 +28,14 @@ afterAll(async () => {
 const deliver = (event: string, payload: object, opts: { deliveryId?: string; badSignature?: boolean } = {}) =>
   FakeGitHub.deliverWebhook(hook, WEBHOOK_SECRET, event, payload, opts);
 
-interface DispatchView { status: string; generation: number; last_error: { code: string } | null }
+interface DispatchView {
+  status: string;
+  generation: number;
+  last_error: { code: string } | null;
+}
 const dispatchOf = async (id: string) => (await h.call<DispatchView>('GET', `/api/dispatches/${id}`)).body;
-const statusOf = async (integrationId: string) => (await h.core.db.platformIntegration.findUniqueOrThrow({ where: { id: integrationId } })).status;
+const statusOf = async (integrationId: string) =>
+  (await h.core.db.platformIntegration.findUniqueOrThrow({ where: { id: integrationId } })).status;
 
 it('answers ping, and refuses unsigned or wrongly signed deliveries (401)', async () => {
   const ping = await deliver('ping', { zen: 'Keep it logically awesome.', hook_id: 1 });
@@ -41,7 +46,11 @@ it('answers ping, and refuses unsigned or wrongly signed deliveries (401)', asyn
   expect(bad.status).toBe(401);
   expect((await bad.json()).error.code).toBe('invalid_signature');
 
-  const unsigned = await fetch(hook, { method: 'POST', headers: { 'content-type': 'application/json', 'x-github-event': 'ping', 'x-github-delivery': randomUUID() }, body: '{}' });
+  const unsigned = await fetch(hook, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-github-event': 'ping', 'x-github-delivery': randomUUID() },
+    body: '{}',
+  });
   expect(unsigned.status).toBe(401);
 });
 
@@ -51,7 +60,11 @@ it('processes a delivery once and refuses its replay (409)', async () => {
   const payload = world.gh.installationWebhookPayload(rig.installationId, 'suspend');
   const first = await deliver('installation', payload, { deliveryId });
   expect(first.status).toBe(200);
-  expect(await first.json()).toMatchObject({ result: 'status_changed', integration_id: rig.integrationId, integration_status: 'suspended' });
+  expect(await first.json()).toMatchObject({
+    result: 'status_changed',
+    integration_id: rig.integrationId,
+    integration_status: 'suspended',
+  });
 
   await h.core.db.platformIntegration.update({ where: { id: rig.integrationId }, data: { status: 'active' } });
   const replay = await deliver('installation', payload, { deliveryId });
@@ -71,10 +84,14 @@ it('suspends and unsuspends: the running dispatch shows installation_suspended, 
   expect(res.status).toBe(200);
   expect(Date.now() - started).toBeLessThan(5000);
   expect(await statusOf(rig.integrationId)).toBe('suspended');
-  const suspended = await eventually(async () => {
-    const s = await dispatchOf(d.dispatchId);
-    return s.status === 'credential_error' ? s : null;
-  }, 20_000, 'credential_error');
+  const suspended = await eventually(
+    async () => {
+      const s = await dispatchOf(d.dispatchId);
+      return s.status === 'credential_error' ? s : null;
+    },
+    20_000,
+    'credential_error',
+  );
   expect(suspended.last_error?.code).toBe('installation_suspended');
   const rigView = await h.call<{ integration: { status: string } }>('GET', `/api/rigs/${rig.rigId}`);
   expect(rigView.body.integration.status).toBe('suspended');
@@ -96,21 +113,41 @@ it('marks an uninstalled app deleted: the row and the rig reference stay, dispat
   world.gh.remove(rig.installationId);
   expect((await deliver('installation', payload)).status).toBe(200);
   expect(await statusOf(rig.integrationId)).toBe('deleted');
-  const view = await h.call<{ platform_integration_id: string; integration: { status: string }; credential_source: string }>('GET', `/api/rigs/${rig.rigId}`);
-  expect(view.body).toMatchObject({ platform_integration_id: rig.integrationId, integration: { status: 'deleted' }, credential_source: 'integration' });
-  const s = await eventually(async () => {
-    const x = await dispatchOf(d.dispatchId);
-    return x.status === 'credential_error' ? x : null;
-  }, 20_000, 'credential_error');
+  const view = await h.call<{ platform_integration_id: string; integration: { status: string }; credential_source: string }>(
+    'GET',
+    `/api/rigs/${rig.rigId}`,
+  );
+  expect(view.body).toMatchObject({
+    platform_integration_id: rig.integrationId,
+    integration: { status: 'deleted' },
+    credential_source: 'integration',
+  });
+  const s = await eventually(
+    async () => {
+      const x = await dispatchOf(d.dispatchId);
+      return x.status === 'credential_error' ? x : null;
+    },
+    20_000,
+    'credential_error',
+  );
   expect(s.last_error?.code).toBe('installation_not_found');
   // Deleted is final: a late unsuspend does not bring it back.
-  expect(await (await deliver('installation', { ...payload, action: 'unsuspend' })).json()).toMatchObject({ result: 'unchanged', integration_status: 'deleted' });
+  expect(await (await deliver('installation', { ...payload, action: 'unsuspend' })).json()).toMatchObject({
+    result: 'unchanged',
+    integration_status: 'deleted',
+  });
 });
 
 it('keeps the cached repository list in step with installation_repositories', async () => {
   const rig = await githubRig(h, world, { repos: 3 });
   const base = { installation: { id: rig.installationId }, repository_selection: 'selected', sender: { login: 'someone' } };
-  const cached = async () => (await h.call<{ repositories: Array<{ id: number; default_branch: string; private: boolean }> }>('GET', `/api/integrations/${rig.integrationId}/repositories`)).body.repositories;
+  const cached = async () =>
+    (
+      await h.call<{ repositories: Array<{ id: number; default_branch: string; private: boolean }> }>(
+        'GET',
+        `/api/integrations/${rig.integrationId}/repositories`,
+      )
+    ).body.repositories;
   const pagesBefore = world.gh.stats.repositoryPages;
 
   // Removed: applied to the cache from the payload alone, no listing.
@@ -146,7 +183,12 @@ it('accepts form-encoded deliveries and answers 202 for installations and events
   const { githubSignature } = await import('../../api/webhooks/github-signature');
   const res = await fetch(hook, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-github-event': 'installation', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': githubSignature(WEBHOOK_SECRET, body) },
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      'x-github-event': 'installation',
+      'x-github-delivery': randomUUID(),
+      'x-hub-signature-256': githubSignature(WEBHOOK_SECRET, body),
+    },
     body,
   });
   expect(res.status).toBe(202);
@@ -162,7 +204,10 @@ describe('without GITHUB_WEBHOOK_SECRET', () => {
     try {
       const res = await FakeGitHub.deliverWebhook(`${h2.url}/webhooks/github`, WEBHOOK_SECRET, 'ping', { zen: 'x' });
       expect(res.status).toBe(503);
-      expect((await res.json()).error).toMatchObject({ code: 'webhooks_not_configured', message: expect.stringContaining('GITHUB_WEBHOOK_SECRET') });
+      expect((await res.json()).error).toMatchObject({
+        code: 'webhooks_not_configured',
+        message: expect.stringContaining('GITHUB_WEBHOOK_SECRET'),
+      });
     } finally {
       await h2.close();
       await bare.close();

@@ -17,9 +17,23 @@ async function perRunModules(code: string, filename: string): Promise<string[][]
     for (const runId of ['run-a', 'run-b']) {
       const now = Date.now();
       const info = {
-        workflowType: 'gitTokenWorkflow', runId, workflowId: `wf-${runId}`, namespace: 'default', taskQueue: 'q', firstExecutionRunId: runId,
-        attempt: 1, historyLength: 0, historySize: 0, continueAsNewSuggested: false, unsafe: { isReplaying: false, now: () => now },
-        startTime: new Date(now), runStartTime: new Date(now), searchAttributes: {}, typedSearchAttributes: [], memo: {}, priority: {},
+        workflowType: 'gitTokenWorkflow',
+        runId,
+        workflowId: `wf-${runId}`,
+        namespace: 'default',
+        taskQueue: 'q',
+        firstExecutionRunId: runId,
+        attempt: 1,
+        historyLength: 0,
+        historySize: 0,
+        continueAsNewSuggested: false,
+        unsafe: { isReplaying: false, now: () => now },
+        startTime: new Date(now),
+        runStartTime: new Date(now),
+        searchAttributes: {},
+        typedSearchAttributes: [],
+        memo: {},
+        priority: {},
       };
       // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the sandbox's options type is internal
       const run = await creator.createWorkflow({ info, randomnessSeed: [1, 2], now, showStackTraceSources: false } as any);
@@ -51,6 +65,8 @@ it('control: without the preload list every run instantiates them again', async 
   const { code } = await bundleWorkflowCode({ workflowsPath, logger });
   const runs = await perRunModules(code, '/tmp/plain-workflow-bundle.js');
   for (const ids of runs) {
-    expect(shared(ids)).toEqual(expect.arrayContaining(['./workflows/git-token-workflow.ts', './node_modules/@temporalio/workflow/lib/index.js']));
+    expect(shared(ids)).toEqual(
+      expect.arrayContaining(['./workflows/git-token-workflow.ts', './node_modules/@temporalio/workflow/lib/index.js']),
+    );
   }
 });

@@ -16,7 +16,10 @@ beforeAll(async () => {
   world = await githubWorld({ tokenLifetimeSeconds: LIFETIME });
   containers = await FakeContainerHost.start();
   // Three cycles per run, so the multi-cycle test also crosses continue-as-new.
-  h = await startHarness({ env: { ...world.env, TOKEN_REFRESH_MARGIN_SECONDS: String(MARGIN), REFRESH_JITTER_MAX_SECONDS: '0.5' }, workflowDefaults: { cyclesPerRun: 3 } });
+  h = await startHarness({
+    env: { ...world.env, TOKEN_REFRESH_MARGIN_SECONDS: String(MARGIN), REFRESH_JITTER_MAX_SECONDS: '0.5' },
+    workflowDefaults: { cyclesPerRun: 3 },
+  });
 });
 
 afterAll(async () => {
@@ -54,7 +57,8 @@ it('pushes a working, repository-scoped token and refreshes it before expiry, cy
   const mints = world.gh.accessTokenRequests.filter((r) => r.installationId === rig.installationId && r.repositoryIds !== null);
   expect(mints.length).toBeGreaterThanOrEqual(5);
   expect(mints.length).toBeLessThanOrEqual(6); // the sixth may be in flight
-  for (const m of mints) expect(m).toMatchObject({ repositoryIds: [rig.repo.id], permissions: { contents: 'write', metadata: 'read' }, status: 201 });
+  for (const m of mints)
+    expect(m).toMatchObject({ repositoryIds: [rig.repo.id], permissions: { contents: 'write', metadata: 'read' }, status: 201 });
 
   // Continue-as-new happened (3 cycles per run) and the loop kept going.
   const runs: string[] = [];
@@ -105,7 +109,10 @@ it('revokes the token at stop and refuses pulls afterwards', async () => {
   await eventually(async () => (await h.call<{ status: string }>('GET', `/api/dispatches/${d.dispatchId}`)).body.status === 'stopped');
   expect(world.gh.isTokenLive(p.token)).toBe(false);
   expect((await pull(h, rig.rigId, d.containerToken)).status).toBe(410);
-  const events = await h.call<{ events: Array<{ kind: string; fingerprint: string | null; detail: string | null }> }>('GET', `/api/dispatches/${d.dispatchId}/events`);
+  const events = await h.call<{ events: Array<{ kind: string; fingerprint: string | null; detail: string | null }> }>(
+    'GET',
+    `/api/dispatches/${d.dispatchId}/events`,
+  );
   expect(events.body.events.find((e) => e.kind === 'revoked')).toMatchObject({ detail: expect.stringMatching(/^revoked/) });
   expect(world.gh.stats.revokes).toBeGreaterThanOrEqual(1);
 });
@@ -133,7 +140,9 @@ it('ends as container_unreachable, token revoked, when pushes fail until the tok
   const name = 'gh-unreachable';
   const url = containers.add(name);
   containers.setMode(name, 'drop');
-  const res = await h.call<{ dispatch_id: string; workflow_id: string }>('POST', `/api/rigs/${rig.rigId}/dispatches`, { container_url: url });
+  const res = await h.call<{ dispatch_id: string; workflow_id: string }>('POST', `/api/rigs/${rig.rigId}/dispatches`, {
+    container_url: url,
+  });
   workflowIds.push(res.body.workflow_id);
   const s = await eventually(async () => {
     const r = await h.call<{ status: string; last_error: { code: string } | null }>('GET', `/api/dispatches/${res.body.dispatch_id}`);

@@ -54,7 +54,11 @@ async function gitlabSetup(username: string, rigs: number) {
   const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'gl', owner_id: owner });
   const rigIds: string[] = [];
   for (const p of projects) {
-    const rig = await h.call<{ id: string; git_url: string }>('POST', `/api/towns/${town.body.id}/rigs`, { name: p.path, platform_integration_id: integration.body.id, repository_id: p.id });
+    const rig = await h.call<{ id: string; git_url: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
+      name: p.path,
+      platform_integration_id: integration.body.id,
+      repository_id: p.id,
+    });
     expect(rig.status).toBe(201);
     expect(rig.body.git_url).toBe(p.http_url_to_repo);
     rigIds.push(rig.body.id);
@@ -76,28 +80,42 @@ it('refreshes the shared grant once per expiry for many dispatches and pushes th
   );
   // Three expiries later every container must hold the fourth distinct token.
   const tokensSeen = () => new Set(ds.flatMap((d) => containers.pushes(d.container).map((p) => p.token)));
-  await eventually(async () => tokensSeen().size >= 4 && ds.every((d) => new Set(containers.pushes(d.container).map((p) => p.token)).size >= 4), 45_000, 'four tokens at every container');
+  await eventually(
+    async () => tokensSeen().size >= 4 && ds.every((d) => new Set(containers.pushes(d.container).map((p) => p.token)).size >= 4),
+    45_000,
+    'four tokens at every container',
+  );
 
   // One refresh per expiry, however many dispatches wanted one: every refresh produced a token
   // that dispatches leased (none wasted, none lost to a concurrent refresh).
-  const integ = await h.core.db.rig.findUniqueOrThrow({ where: { id: rigIds[0] }, select: { integration: { select: { tokenVersion: true } } } });
+  const integ = await h.core.db.rig.findUniqueOrThrow({
+    where: { id: rigIds[0] },
+    select: { integration: { select: { tokenVersion: true } } },
+  });
   const refreshes = gl.stats.refreshes - refreshesBefore;
   expect(gl.stats.invalidGrants).toBe(0);
   expect(refreshes).toBeGreaterThanOrEqual(3);
   expect(integ.integration!.tokenVersion).toBeGreaterThanOrEqual(refreshes - 1); // a refresh may be committing right now
-  const minted = await h.core.db.tokenEvent.findMany({ where: { dispatchId: { in: ds.map((d) => d.dispatchId) }, kind: 'minted' }, select: { fingerprint: true } });
+  const minted = await h.core.db.tokenEvent.findMany({
+    where: { dispatchId: { in: ds.map((d) => d.dispatchId) }, kind: 'minted' },
+    select: { fingerprint: true },
+  });
   const distinctLeased = new Set(minted.map((m) => m.fingerprint)).size;
   expect(distinctLeased).toBeGreaterThanOrEqual(refreshes); // grant token + every refresh but possibly the one in flight
   expect(distinctLeased).toBeLessThanOrEqual(refreshes + 1);
   // No spinning on a shared token that is still valid: a reuse only answers a fan-out signal that
   // found the new token already leased, at most once per dispatch and refresh (a spin would be
   // dozens per dispatch in the jitter window).
-  const reused = (await h.core.metrics.mints.get()).values.filter((v) => v.labels.provider === 'gitlab' && v.labels.outcome === 'reused').reduce((n, v) => n + v.value, 0);
+  const reused = (await h.core.metrics.mints.get()).values
+    .filter((v) => v.labels.provider === 'gitlab' && v.labels.outcome === 'reused')
+    .reduce((n, v) => n + v.value, 0);
   expect(reused).toBeLessThanOrEqual(ds.length * (refreshes + 1));
 
   // Every token reached every container within a few seconds of the first one.
   for (const token of tokensSeen()) {
-    const arrivals = ds.map((d) => containers.pushes(d.container).find((p) => p.token === token)?.receivedAt).filter((t): t is number => t !== undefined);
+    const arrivals = ds
+      .map((d) => containers.pushes(d.container).find((p) => p.token === token)?.receivedAt)
+      .filter((t): t is number => t !== undefined);
     if (arrivals.length < ds.length) continue; // the newest token may still be fanning out
     expect(Math.max(...arrivals) - Math.min(...arrivals)).toBeLessThan(3000);
   }
@@ -132,7 +150,10 @@ it('marks the integration reconnect_required on invalid_grant, waits without pol
     return r.body.status === 'credential_error' ? r.body : null;
   }, 20_000);
   expect(failed.last_error?.code).toBe('reconnect_required');
-  const list = await h.call<{ integrations: Array<{ id: string; status: string }> }>('GET', `/api/integrations?owner_id=${(await h.core.db.platformIntegration.findUniqueOrThrow({ where: { id: integrationId } })).ownerId}`);
+  const list = await h.call<{ integrations: Array<{ id: string; status: string }> }>(
+    'GET',
+    `/api/integrations?owner_id=${(await h.core.db.platformIntegration.findUniqueOrThrow({ where: { id: integrationId } })).ownerId}`,
+  );
   expect(list.body.integrations.find((i) => i.id === integrationId)?.status).toBe('reconnect_required');
 
   // No busy loop: the dead grant is not retried while nobody changes anything.

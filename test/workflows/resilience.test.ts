@@ -39,7 +39,10 @@ describe('with an in-process worker', () => {
     await new Promise((r) => setTimeout(r, Math.max(0, expiry - 7000 - Date.now())));
     world.gh.setOutage(503);
     const seen = new Set<string>();
-    const watch = setInterval(() => void h.call<Status>('GET', `/api/dispatches/${d.dispatchId}`).then((r) => seen.add(r.body.status)), 200);
+    const watch = setInterval(
+      () => void h.call<Status>('GET', `/api/dispatches/${d.dispatchId}`).then((r) => seen.add(r.body.status)),
+      200,
+    );
     await new Promise((r) => setTimeout(r, 4000));
     world.gh.setOutage(null);
 
@@ -70,7 +73,10 @@ describe('with an in-process worker', () => {
       return r.body.status === 'credential_error' ? r.body : null;
     }, 20_000);
     expect(failed.last_error?.code).toBe('installation_suspended');
-    const integrations = await h.call<{ integrations: Array<{ id: string; status: string }> }>('GET', `/api/integrations?owner_id=${rig.owner}`);
+    const integrations = await h.call<{ integrations: Array<{ id: string; status: string }> }>(
+      'GET',
+      `/api/integrations?owner_id=${rig.owner}`,
+    );
     expect(integrations.body.integrations[0].status).toBe('suspended');
     const mintsWhileSuspended = world.gh.stats.mintsFor(rig.installationId);
     await new Promise((r) => setTimeout(r, 2000));
@@ -78,7 +84,12 @@ describe('with an in-process worker', () => {
 
     // Re-activated at GitHub; registering it again (or the unsuspend webhook) tells the dispatch.
     world.gh.unsuspend(rig.installationId);
-    const again = await h.call<{ status: string }>('POST', '/api/integrations', { provider: 'github', owner_id: rig.owner, installation_id: rig.installationId, app_type: 'standard' });
+    const again = await h.call<{ status: string }>('POST', '/api/integrations', {
+      provider: 'github',
+      owner_id: rig.owner,
+      installation_id: rig.installationId,
+      app_type: 'standard',
+    });
     expect(again.body.status).toBe('active');
     const resumed = await containers.waitForPush(d.container, (p) => p.generation === 2, 10_000);
     expect(world.gh.isTokenLive(resumed.token, rig.repo.full_name, 'write')).toBe(true);

@@ -63,12 +63,18 @@ it('at stop after switching from a town token to GitHub, revokes only the GitHub
 it('stops at once while a push to an unreachable container is still being retried', async () => {
   const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'drop', owner_id: newOwner() });
   await h.call('PUT', `/api/towns/${town.body.id}/git-auth`, { tokens: [{ host: 'git.example.com', token: 'static-for-drop' }] });
-  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, { name: 'd', git_url: 'https://git.example.com/a/b.git' });
+  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
+    name: 'd',
+    git_url: 'https://git.example.com/a/b.git',
+  });
   const name = 'push-dropped';
   const url = containers.add(name);
   containers.setMode(name, 'drop'); // a static token's pushes would be retried for ten minutes
   const res = await h.call<{ dispatch_id: string }>('POST', `/api/rigs/${rig.body.id}/dispatches`, { container_url: url });
-  await eventually(async () => (await h.core.db.tokenEvent.count({ where: { dispatchId: res.body.dispatch_id, kind: 'push_failed' } })) >= 2, 15_000);
+  await eventually(
+    async () => (await h.core.db.tokenEvent.count({ where: { dispatchId: res.body.dispatch_id, kind: 'push_failed' } })) >= 2,
+    15_000,
+  );
 
   const stopped = Date.now();
   await h.call('POST', `/api/dispatches/${res.body.dispatch_id}/stop`);

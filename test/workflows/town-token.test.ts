@@ -20,14 +20,19 @@ async function townWithToken(token: string) {
   expect(town.status).toBe(201);
   const put = await h.call('PUT', `/api/towns/${town.body.id}/git-auth`, { tokens: [{ host: 'git.example.com', token }] });
   expect(put.status).toBe(204);
-  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, { name: 'r1', git_url: 'https://git.example.com/acme/app.git' });
+  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
+    name: 'r1',
+    git_url: 'https://git.example.com/acme/app.git',
+  });
   expect(rig.status).toBe(201);
   return { townId: town.body.id, rigId: rig.body.id };
 }
 
 async function dispatch(rigId: string, name: string) {
   const url = containers.add(name);
-  const res = await h.call<{ dispatch_id: string; workflow_id: string; container_token: string }>('POST', `/api/rigs/${rigId}/dispatches`, { container_url: url });
+  const res = await h.call<{ dispatch_id: string; workflow_id: string; container_token: string }>('POST', `/api/rigs/${rigId}/dispatches`, {
+    container_url: url,
+  });
   expect(res.status).toBe(201);
   containers.setBearer(name, res.body.container_token);
   return res.body;
@@ -38,7 +43,13 @@ it('pushes the town token once, re-pushes when git-auth changes, serves pulls, a
   const d = await dispatch(rigId, 'town-a');
 
   const first = await containers.waitForPush('town-a', (p) => p.generation === 1);
-  expect(first).toMatchObject({ token: 'static-token-one', expires_at: null, username: 'x-access-token', rig_id: rigId, dispatch_id: d.dispatch_id });
+  expect(first).toMatchObject({
+    token: 'static-token-one',
+    expires_at: null,
+    username: 'x-access-token',
+    rig_id: rigId,
+    dispatch_id: d.dispatch_id,
+  });
 
   const status = await eventually(async () => {
     const s = await h.call<{ status: string; credential_source: string; generation: number }>('GET', `/api/dispatches/${d.dispatch_id}`);
@@ -46,7 +57,10 @@ it('pushes the town token once, re-pushes when git-auth changes, serves pulls, a
   });
   expect(status).toMatchObject({ credential_source: 'town_git_auth', generation: 1, token_expires_at: null });
 
-  const pulled = await fetch(`${h.url}/api/internal/rigs/${rigId}/git-token`, { method: 'POST', headers: { authorization: `Bearer ${d.container_token}` } });
+  const pulled = await fetch(`${h.url}/api/internal/rigs/${rigId}/git-token`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${d.container_token}` },
+  });
   expect(pulled.status).toBe(200);
   expect(await pulled.json()).toEqual({ token: 'static-token-one', expires_at: null, username: 'x-access-token', generation: 1 });
 
@@ -54,19 +68,31 @@ it('pushes the town token once, re-pushes when git-auth changes, serves pulls, a
   await new Promise((r) => setTimeout(r, 1500));
   expect(containers.pushes('town-a')).toHaveLength(1);
 
-  expect((await h.call('PUT', `/api/towns/${townId}/git-auth`, { tokens: [{ host: 'git.example.com', token: 'static-token-two', username: 'bot' }] })).status).toBe(204);
+  expect(
+    (
+      await h.call('PUT', `/api/towns/${townId}/git-auth`, {
+        tokens: [{ host: 'git.example.com', token: 'static-token-two', username: 'bot' }],
+      })
+    ).status,
+  ).toBe(204);
   const second = await containers.waitForPush('town-a', (p) => p.generation === 2);
   expect(second).toMatchObject({ token: 'static-token-two', username: 'bot' });
 
   expect((await h.call('POST', `/api/dispatches/${d.dispatch_id}/stop`)).status).toBe(202);
   await eventually(async () => (await h.call<{ status: string }>('GET', `/api/dispatches/${d.dispatch_id}`)).body.status === 'stopped');
-  const after = await fetch(`${h.url}/api/internal/rigs/${rigId}/git-token`, { method: 'POST', headers: { authorization: `Bearer ${d.container_token}` } });
+  const after = await fetch(`${h.url}/api/internal/rigs/${rigId}/git-token`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${d.container_token}` },
+  });
   expect(after.status).toBe(410);
 
   const lease = await h.core.db.tokenLease.findUnique({ where: { dispatchId: d.dispatch_id } });
   expect(lease?.tokenEnc).toBeNull();
 
-  const events = await h.call<{ events: Array<{ kind: string; generation: number; fingerprint: string | null }> }>('GET', `/api/dispatches/${d.dispatch_id}/events`);
+  const events = await h.call<{ events: Array<{ kind: string; generation: number; fingerprint: string | null }> }>(
+    'GET',
+    `/api/dispatches/${d.dispatch_id}/events`,
+  );
   const kinds = events.body.events.map((e) => `${e.kind}:${e.generation}`);
   expect(kinds).toEqual(expect.arrayContaining(['minted:1', 'pushed:1', 'pulled:1', 'minted:2', 'pushed:2']));
   expect(JSON.stringify(events.body)).not.toContain('static-token');
@@ -74,7 +100,10 @@ it('pushes the town token once, re-pushes when git-auth changes, serves pulls, a
   // Operators find the run by its search attributes.
   const found = await eventually(async () => {
     const runs: string[] = [];
-    for await (const wf of h.core.temporal.workflow.list({ query: `RigId = "${rigId}" AND DispatchStatus = "stopped" AND CredentialSource = "town_git_auth"` })) runs.push(wf.workflowId);
+    for await (const wf of h.core.temporal.workflow.list({
+      query: `RigId = "${rigId}" AND DispatchStatus = "stopped" AND CredentialSource = "town_git_auth"`,
+    }))
+      runs.push(wf.workflowId);
     return runs.length ? runs : null;
   });
   expect(found).toEqual([d.workflow_id]);
@@ -82,7 +111,10 @@ it('pushes the town token once, re-pushes when git-auth changes, serves pulls, a
 
 it('fails visibly with no_credentials when neither an integration nor a town token covers the host', async () => {
   const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'bare', owner_id: newOwner() });
-  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, { name: 'r', git_url: 'https://other.example.com/a/b.git' });
+  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
+    name: 'r',
+    git_url: 'https://other.example.com/a/b.git',
+  });
   const d = await dispatch(rig.body.id, 'town-none');
   const s = await eventually(async () => {
     const r = await h.call<{ status: string; last_error: { code: string } | null }>('GET', `/api/dispatches/${d.dispatch_id}`);

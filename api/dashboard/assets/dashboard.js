@@ -15,7 +15,11 @@
     try {
       res = await fetch(url, init);
     } catch (err) {
-      return { ok: false, status: 0, data: { error: { code: 'network_error', message: 'The service could not be reached: ' + err.message } } };
+      return {
+        ok: false,
+        status: 0,
+        data: { error: { code: 'network_error', message: 'The service could not be reached: ' + err.message } },
+      };
     }
     const text = await res.text();
     let data = null;
@@ -80,9 +84,15 @@
     const url = rest.join(' ');
     const body = method === 'GET' ? undefined : Object.assign({}, form.dataset.body ? JSON.parse(form.dataset.body) : {}, serialize(form));
     const buttons = form.querySelectorAll('button[type="submit"]');
-    buttons.forEach((b) => { b.disabled = true; b.setAttribute('aria-busy', 'true'); });
+    buttons.forEach((b) => {
+      b.disabled = true;
+      b.setAttribute('aria-busy', 'true');
+    });
     const res = await api(method, url, body);
-    buttons.forEach((b) => { b.disabled = false; b.removeAttribute('aria-busy'); });
+    buttons.forEach((b) => {
+      b.disabled = false;
+      b.removeAttribute('aria-busy');
+    });
     if (!res.ok) return showError(form, res.data && res.data.error);
     if (form.dataset.redirect) {
       window.location.assign(form.dataset.redirect.replace(/\{(\w+)\}/g, (_, k) => encodeURIComponent(res.data[k])));
@@ -105,7 +115,8 @@
     tabs.forEach((tab, i) => {
       tab.addEventListener('click', () => select(tab));
       tab.addEventListener('keydown', (e) => {
-        const next = e.key === 'ArrowRight' ? i + 1 : e.key === 'ArrowLeft' ? i - 1 : e.key === 'Home' ? 0 : e.key === 'End' ? tabs.length - 1 : null;
+        const next =
+          e.key === 'ArrowRight' ? i + 1 : e.key === 'ArrowLeft' ? i - 1 : e.key === 'Home' ? 0 : e.key === 'End' ? tabs.length - 1 : null;
         if (next === null) return;
         e.preventDefault();
         const t = tabs[(next + tabs.length) % tabs.length];

@@ -45,16 +45,27 @@ export const homePage: FastifyPluginAsyncZod<{ services: Services }> = async (ap
 </section>
 </div>
 <h2>Recent towns</h2>
-${towns.length === 0
-  ? html`<p class="empty">No towns yet. Create one above.</p>`
-  : html`<ul class="list">${towns.map((t) => html`<li><a href="/towns/${t.id}">${t.name}</a> <span class="muted">owner <code>${t.ownerId}</code></span></li>`)}</ul>`}`;
+${
+  towns.length === 0
+    ? html`<p class="empty">No towns yet. Create one above.</p>`
+    : html`<ul class="list">${towns.map((t) => html`<li><a href="/towns/${t.id}">${t.name}</a> <span class="muted">owner <code>${t.ownerId}</code></span></li>`)}</ul>`
+}`;
     return sendPage(reply, page({ title: 'Towns', body }));
   });
 
   app.get('/towns', { schema: { hide: true, querystring: openTownQuery } }, async (req, reply) => {
     const id = req.query.id ?? '';
     if (!UUID.test(id)) {
-      return sendPage(reply, messagePage({ title: 'Not a town id', code: 'invalid_request', message: 'id: must be a town id (UUID)', links: [{ href: '/', label: 'Back' }] }), 400);
+      return sendPage(
+        reply,
+        messagePage({
+          title: 'Not a town id',
+          code: 'invalid_request',
+          message: 'id: must be a town id (UUID)',
+          links: [{ href: '/', label: 'Back' }],
+        }),
+        400,
+      );
     }
     return reply.redirect(`/towns/${id.toLowerCase()}`, 302);
   });

@@ -19,10 +19,14 @@ function card(i: IntegrationView, highlight: boolean): SafeHtml {
     ${i.status_reason ? html`<dt>Reason</dt><dd>${i.status_reason}</dd>` : ''}
   </dl>
   ${advice ? html`<div class="notice warn">${advice}</div>` : ''}
-  ${i.status === 'deleted' ? '' : html`<form data-api="GET /api/integrations/${i.id}/repositories?refresh=true" data-reload>
+  ${
+    i.status === 'deleted'
+      ? ''
+      : html`<form data-api="GET /api/integrations/${i.id}/repositories?refresh=true" data-reload>
     <p class="form-error" data-form-error role="alert"></p>
     <button type="submit">Refresh repositories</button>
-  </form>`}
+  </form>`
+  }
 </article>`;
 }
 
@@ -37,7 +41,11 @@ function ownerForm(): SafeHtml {
 export const integrationsPage: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
   app.get('/integrations', { schema: { hide: true, querystring: integrationsPageQuery } }, async (req, reply) => {
     const { owner_id: ownerId, connected, result } = req.query;
-    if (!ownerId) return sendPage(reply, page({ title: 'Integrations', body: html`<h1>Integrations</h1>${ownerForm()}`, crumbs: [{ href: '/', label: 'Towns' }] }));
+    if (!ownerId)
+      return sendPage(
+        reply,
+        page({ title: 'Integrations', body: html`<h1>Integrations</h1>${ownerForm()}`, crumbs: [{ href: '/', label: 'Towns' }] }),
+      );
     const [{ integrations }, towns] = await Promise.all([
       services.integrations.list(ownerId),
       services.core.db.town.findMany({ where: { ownerId }, orderBy: { name: 'asc' }, take: 50 }),
@@ -45,7 +53,9 @@ export const integrationsPage: FastifyPluginAsyncZod<{ services: Services }> = a
     const { github, gitlab } = services.core;
     const just = connected ? integrations.find((i) => i.id === connected) : undefined;
     const connectButton = (ok: boolean, href: string, label: string, why: string) =>
-      ok ? html`<a class="button primary" href="${href}">${label}</a>` : html`<span class="button disabled" aria-disabled="true" title="${why}">${label}</span>`;
+      ok
+        ? html`<a class="button primary" href="${href}">${label}</a>`
+        : html`<span class="button disabled" aria-disabled="true" title="${why}">${label}</span>`;
     const body = html`<h1>Integrations</h1>
 <p class="muted">Owner <code>${ownerId}</code>${towns.length ? html` · towns: ${towns.map((t, n) => html`${n ? ', ' : ''}<a href="/towns/${t.id}">${t.name}</a>`)}` : ''}</p>
 ${just ? html`<div class="notice ok" role="status">${result === 'updated' ? 'Updated' : 'Connected'} ${providerName(just.provider)} account <strong>${just.account ?? 'unknown'}</strong> ${statusBadge(just.status)}.</div>` : ''}

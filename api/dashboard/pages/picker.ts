@@ -10,7 +10,12 @@ export const pickable = (list: IntegrationView[]) => list.filter((i) => i.status
 export function pickerFields(integrations: IntegrationView[], idPrefix: string): SafeHtml {
   const offered = pickable(integrations);
   const left = integrations.filter((i) => i.status !== 'active');
-  const data = offered.map((i) => ({ id: i.id, provider: i.provider, account: i.account, label: `${providerName(i.provider)} · ${i.account ?? 'unknown'} — ${integrationKind(i)}` }));
+  const data = offered.map((i) => ({
+    id: i.id,
+    provider: i.provider,
+    account: i.account,
+    label: `${providerName(i.provider)} · ${i.account ?? 'unknown'} — ${integrationKind(i)}`,
+  }));
   return html`<input type="hidden" name="platform_integration_id" data-picked="integration">
 <input type="hidden" name="repository_id" data-picked="repository">
 <div class="picker" data-picker="${idPrefix}-integrations">

@@ -23,8 +23,9 @@ export const rigNewPage: FastifyPluginAsyncZod<{ services: Services }> = async (
   </div>
 
   <section role="tabpanel" id="panel-integration" aria-labelledby="tab-integration" ${fromIntegration ? '' : html`hidden`}>
-    ${fromIntegration
-      ? html`<form data-api="${action}" data-redirect="/rigs/{id}" data-picker-form class="card">
+    ${
+      fromIntegration
+        ? html`<form data-api="${action}" data-redirect="/rigs/{id}" data-picker-form class="card">
       ${pickerFields(integrations, 'new')}
       <label for="pick-name">Rig name</label>
       <input id="pick-name" name="name" required maxlength="200" data-fill-name>
@@ -37,8 +38,9 @@ export const rigNewPage: FastifyPluginAsyncZod<{ services: Services }> = async (
       <p class="form-error" data-form-error role="alert"></p>
       <button type="submit" class="primary">Create rig</button>
     </form>`
-      : html`<div class="card"><p class="empty">The owner has no active integration.</p>
-      <p><a class="button" href="/integrations?owner_id=${town.ownerId}">Connect integration</a></p></div>`}
+        : html`<div class="card"><p class="empty">The owner has no active integration.</p>
+      <p><a class="button" href="/integrations?owner_id=${town.ownerId}">Connect integration</a></p></div>`
+    }
   </section>
 
   <section role="tabpanel" id="panel-manual" aria-labelledby="tab-manual" ${fromIntegration ? html`hidden` : ''}>
@@ -58,6 +60,17 @@ export const rigNewPage: FastifyPluginAsyncZod<{ services: Services }> = async (
     </form>
   </section>
 </div>`;
-    return sendPage(reply, page({ title: 'Create rig', body, scripts: ['repo-picker.js'], crumbs: [{ href: '/', label: 'Towns' }, { href: `/towns/${town.id}`, label: town.name }] }));
+    return sendPage(
+      reply,
+      page({
+        title: 'Create rig',
+        body,
+        scripts: ['repo-picker.js'],
+        crumbs: [
+          { href: '/', label: 'Towns' },
+          { href: `/towns/${town.id}`, label: town.name },
+        ],
+      }),
+    );
   });
 };

@@ -30,34 +30,42 @@ export const townPage: FastifyPluginAsyncZod<{ services: Services }> = async (ap
 
 <section class="card" aria-labelledby="int-h">
   <h2 id="int-h">Integrations</h2>
-  ${town.integrations.length === 0
-    ? html`<p class="empty">The owner has no integrations yet, so rigs can only use manual URLs and town tokens.</p>
+  ${
+    town.integrations.length === 0
+      ? html`<p class="empty">The owner has no integrations yet, so rigs can only use manual URLs and town tokens.</p>
       <p><a class="button primary" href="${town.connect_integration_url ?? integrationsHref}">Connect integration</a></p>`
-    : html`<div class="table-wrap"><table class="stack">
+      : html`<div class="table-wrap"><table class="stack">
       <thead><tr><th scope="col">Provider</th><th scope="col">Account</th><th scope="col">Status</th></tr></thead>
       <tbody>${town.integrations.map((i) => html`<tr><td data-label="Provider">${integrationKind(i)}</td><td data-label="Account">${i.account ?? '—'}</td><td data-label="Status">${statusBadge(i.status)}</td></tr>`)}</tbody>
       </table></div>
-      <p><a href="${integrationsHref}">Manage integrations</a></p>`}
+      <p><a href="${integrationsHref}">Manage integrations</a></p>`
+  }
 </section>
 
 <section class="card" aria-labelledby="rigs-h">
   <h2 id="rigs-h">Rigs</h2>
-  ${town.rigs.length === 0
-    ? html`<p class="empty">No rigs yet.</p>`
-    : html`<ul class="list">${town.rigs.map((r) => html`<li><a href="/rigs/${r.id}">${r.name}</a>
+  ${
+    town.rigs.length === 0
+      ? html`<p class="empty">No rigs yet.</p>`
+      : html`<ul class="list">${town.rigs.map(
+          (r) => html`<li><a href="/rigs/${r.id}">${r.name}</a>
         <span class="muted">${r.platform_integration_id ? `via ${names.get(r.platform_integration_id) ?? 'integration'}` : 'manual URL'}</span>
-        <br><code class="wrap">${r.git_url}</code></li>`)}</ul>`}
+        <br><code class="wrap">${r.git_url}</code></li>`,
+        )}</ul>`
+  }
   <p><a class="button primary" href="/towns/${town.id}/rigs/new">Create rig</a></p>
 </section>
 
 <section class="card" aria-labelledby="auth-h">
   <h2 id="auth-h">Git tokens (fallback for rigs without an integration)</h2>
-  ${town.git_auth.length === 0
-    ? html`<p class="empty">No town tokens.</p>`
-    : html`<div class="table-wrap"><table class="stack">
+  ${
+    town.git_auth.length === 0
+      ? html`<p class="empty">No town tokens.</p>`
+      : html`<div class="table-wrap"><table class="stack">
       <thead><tr><th scope="col">Host</th><th scope="col">Username</th><th scope="col">Fingerprint</th><th scope="col">Updated</th></tr></thead>
       <tbody>${town.git_auth.map((g) => html`<tr><td data-label="Host">${g.host}</td><td data-label="Username">${g.username ?? html`<span class="muted">default</span>`}</td><td data-label="Fingerprint"><code>${g.fingerprint}</code></td><td data-label="Updated">${g.updated_at.slice(0, 10)}</td></tr>`)}</tbody>
-      </table></div>`}
+      </table></div>`
+  }
   <details>
     <summary>Replace town tokens</summary>
     <form data-api="PUT /api/towns/${town.id}/git-auth" data-body='{"tokens":[]}' data-reload data-token-form>
