@@ -1,10 +1,5 @@
 // Pure rules of credential resolution, unit-tested without I/O.
 
-/** The git host of a rig's URL (lowercase, with a non-default port), used to pick a town token. */
-export function gitHost(gitUrl: string): string {
-  return new URL(gitUrl).host.toLowerCase();
-}
-
 /**
  * Username for a static town token when none was configured: GitLab accepts `oauth2` with any
  * token, GitHub accepts any non-empty name and documents `x-access-token`.

@@ -3,6 +3,7 @@
 // through an integration never silently falls back to a town token: when the integration fails,
 // the dispatch says why (least privilege beats a surprise switch to a broader static token).
 import type { Db } from '../lib/db';
+import { gitHost } from '../lib/git-host';
 import type { GitlabGrants } from '../lib/gitlab-grant';
 import { setIntegrationStatus } from '../lib/integration-status';
 import { DispatchEndedError, type Credential } from '../lib/lease-store';
@@ -11,7 +12,7 @@ import { ProviderError } from '../lib/providers/types';
 import type { SecretBox } from '../lib/secrets';
 import { townTokenContext } from '../lib/secret-contexts';
 import { FailureType, type FailureCode } from '../workflows/failure-types';
-import { defaultUsernameForHost, gitHost, GITHUB_GIT_USERNAME, GITLAB_GIT_USERNAME } from './credential-fns';
+import { defaultUsernameForHost, GITHUB_GIT_USERNAME, GITLAB_GIT_USERNAME } from './credential-fns';
 
 /** A failure that no retry can fix; `code` is one of the contract's typed codes. */
 export class CredentialError extends Error {

@@ -5,14 +5,21 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { DispatchNotifier } from '../lib/dispatch-notifier';
 import { IntegrationUnavailableError } from '../lib/gitlab-grant';
-import { DispatchEndedError, ENDED_STATUSES, metaOf, type CurrentLease, type LeaseStore } from '../lib/lease-store';
+import { DispatchEndedError, metaOf, type CurrentLease, type LeaseStore } from '../lib/lease-store';
 import { fingerprint } from '../lib/secrets';
 import type { Logger } from '../lib/logger';
 import type { Metrics } from '../lib/metrics';
 import { containerTokenContext } from '../lib/secret-contexts';
 import { ProviderError, type GithubClient } from '../lib/providers/types';
 import { FailureType, isPermanentFailure } from '../workflows/failure-types';
-import type { FinishDispatchInput, LeaseMeta, MintLeaseInput, PushLeaseInput, PushLeaseResult } from '../workflows/git-token-types';
+import {
+  ENDED_STATUSES,
+  type FinishDispatchInput,
+  type LeaseMeta,
+  type MintLeaseInput,
+  type PushLeaseInput,
+  type PushLeaseResult,
+} from '../workflows/git-token-types';
 import { CredentialError, resolveCredential, type ResolverDeps, type ResolvedCredential } from './credential-resolver';
 import { pushToContainer } from './container-push';
 
@@ -246,37 +253,35 @@ export function createTokenActivities(deps: TokenActivityDeps) {
   }
 
   /**
-   * Ends a dispatch: first marked ended (pulls answer 410 at once), then its GitHub tokens (the
-   * current one and the one it replaced) revoked as well as GitHub allows, then all of its
-   * tokens forgotten. A failing revocation never keeps a dispatch running: it is recorded, and
-   * the token expires within the hour. GitLab tokens are the integration's shared grant and town
-   * tokens are static: a stop only forgets its copy of them.
+   * Ends a dispatch (leases.close: ended, revoked, forgotten, final status), revoking its GitHub
+   * tokens (the current one and the one it replaced) as well as GitHub allows. A failing
+   * revocation never keeps a dispatch running: it is recorded, and the token expires within the
+   * hour. GitLab tokens are the integration's shared grant and town tokens are static: a stop
+   * only forgets its copy of them.
    */
   async function finishDispatch(input: FinishDispatchInput): Promise<void> {
-    // Ended before the tokens are read: a mint still under way (a retried attempt) can no longer
-    // store a token this stop would miss; it revokes its own instead (DispatchEndedError).
-    await leases.end(input.dispatchId);
-    const lease = await leases.read(input.dispatchId);
-    const revocable = await leases.revocableTokens(input.dispatchId);
-    if (lease && revocable.length > 0) {
-      const outcomes: string[] = [];
-      for (const t of revocable) {
-        const outcome = await revokeBestEffort(t.token);
-        metrics?.revocations.inc({ outcome: outcome.startsWith('failed') ? 'failed' : outcome });
-        outcomes.push(t.which === 'current' ? outcome : `replaced token ${outcome}`);
+    // The tokens are read inside close, after the dispatch is marked ended, so none is missed.
+    await leases.close(input.dispatchId, input, async () => {
+      const lease = await leases.read(input.dispatchId);
+      const revocable = await leases.revocableTokens(input.dispatchId);
+      if (lease && revocable.length > 0) {
+        const outcomes: string[] = [];
+        for (const t of revocable) {
+          const outcome = await revokeBestEffort(t.token);
+          metrics?.revocations.inc({ outcome: outcome.startsWith('failed') ? 'failed' : outcome });
+          outcomes.push(t.which === 'current' ? outcome : `replaced token ${outcome}`);
+        }
+        await leases.recordEvent(input.dispatchId, 'revoked', {
+          source: lease.source,
+          generation: lease.generation,
+          fingerprint: lease.fingerprint,
+          expiresAt: lease.expiresAt,
+          detail: `${outcomes.join('; ')} (${input.reason})`,
+        });
+      } else if (lease?.token) {
+        metrics?.revocations.inc({ outcome: 'not_revocable' });
       }
-      await leases.recordEvent(input.dispatchId, 'revoked', {
-        source: lease.source,
-        generation: lease.generation,
-        fingerprint: lease.fingerprint,
-        expiresAt: lease.expiresAt,
-        detail: `${outcomes.join('; ')} (${input.reason})`,
-      });
-    } else if (lease?.token) {
-      metrics?.revocations.inc({ outcome: 'not_revocable' });
-    }
-    await leases.wipe(input.dispatchId);
-    await leases.finalize(input.dispatchId, input.status, input.reason);
+    });
   }
 
   return { mintLease, pushLease, finishDispatch };

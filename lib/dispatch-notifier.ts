@@ -3,7 +3,7 @@
 // seconds instead of waiting for their next scheduled refresh.
 import type { Client } from '@temporalio/client';
 import type { Db } from './db';
-import { ENDED_STATUSES } from './lease-store';
+import { ENDED_STATUSES } from '../workflows/git-token-types';
 import { credentialsChangedSignal } from '../workflows/git-token-workflow';
 
 export interface DispatchNotifier {
@@ -17,7 +17,7 @@ export function createDispatchNotifier(deps: { db: Db; temporal: Pick<Client, 'w
 
   async function signalAll(where: object, reason: string): Promise<number> {
     const running = await db.agentDispatch.findMany({
-      where: { ...where, status: { notIn: ENDED_STATUSES } },
+      where: { ...where, status: { notIn: [...ENDED_STATUSES] } },
       select: { workflowId: true },
     });
     const results = await Promise.allSettled(

@@ -5,10 +5,10 @@
 import { Client } from 'pg';
 import type { Db } from './db';
 import type { Logger } from './logger';
-import { LEASE_CHANNEL, ENDED_STATUSES } from './lease-store';
+import { LEASE_CHANNEL } from './lease-store';
 import { leaseTokenContext } from './secret-contexts';
 import type { SecretBox } from './secrets';
-import type { CredentialSource } from '../workflows/git-token-types';
+import { ENDED_STATUSES, type CredentialSource } from '../workflows/git-token-types';
 
 export interface CachedLease {
   dispatchId: string;

@@ -1,31 +1,9 @@
 // The two statements that store a lease: each writes the lease, the dispatch, the ledger and the
 // cache notification at once, and, given the row the caller read, only while nothing changed since.
 import type { Db } from './db';
-import type { Credential } from './lease-store';
-import type { CredentialSource, DispatchStatus } from '../workflows/git-token-types';
+import type { Credential, LeaseRow } from './lease-types';
 
 export const LEASE_CHANNEL = 'repo_connect_leases';
-
-/** A dispatch joined with its lease, as read from Postgres. */
-export interface LeaseRow {
-  id: string;
-  rig_id: string;
-  status: DispatchStatus;
-  ended_at: Date | null;
-  container_url: string;
-  container_token_enc: string;
-  generation: number | null;
-  credential_source: CredentialSource | null;
-  token_enc: string | null;
-  previous_token_enc: string | null;
-  previous_expires_at: Date | null;
-  revocable: boolean | null;
-  username: string | null;
-  fingerprint: string | null;
-  expires_at: Date | null;
-  integration_id: string | null;
-  mint_key: string | null;
-}
 
 /** Raw queries of the client or of a transaction. */
 type Sql = Pick<Db, '$queryRaw'>;

@@ -7,55 +7,20 @@
 // and a refresh cycle makes four: the lease read (here), the rig's credential source
 // (activities/credential-resolver.ts), the write (lib/lease-statements.ts) and the push's ledger row.
 import type { Db } from './db';
-import { LEASE_CHANNEL, storeNext, touch, type LeaseRow } from './lease-statements';
+import { LEASE_CHANNEL, storeNext, touch } from './lease-statements';
+import type { Credential, CurrentLease, EventKind, LeaseRow, RevocableToken, WriteResult } from './lease-types';
 import { fingerprint, type SecretBox } from './secrets';
 import { leaseTokenContext } from './secret-contexts';
-import type { CredentialSource, DispatchStatus, LeaseMeta } from '../workflows/git-token-types';
+import {
+  ENDED_STATUSES,
+  type CredentialSource,
+  type DispatchStatus,
+  type FinishDispatchInput,
+  type LeaseMeta,
+} from '../workflows/git-token-types';
 
 export { LEASE_CHANNEL } from './lease-statements';
-export type { LeaseRow } from './lease-statements';
-export const ENDED_STATUSES: DispatchStatus[] = ['stopped', 'container_unreachable'];
-
-export interface Credential {
-  token: string;
-  /** True for per-dispatch GitHub installation tokens: the only kind a stop revokes. */
-  revocable: boolean;
-  /** null only for static town tokens. */
-  expiresAt: Date | null;
-  username: string;
-  source: CredentialSource;
-  /** The integration that issued it (null for town tokens). */
-  integrationId: string | null;
-}
-
-export interface CurrentLease {
-  dispatchId: string;
-  rigId: string;
-  status: DispatchStatus;
-  /** True once the dispatch is ending or has ended: nothing may be minted or pushed. */
-  ended: boolean;
-  containerUrl: string;
-  containerTokenEnc: string;
-  generation: number;
-  token: string | null;
-  username: string;
-  expiresAt: Date | null;
-  source: CredentialSource;
-  fingerprint: string;
-  mintKey: string;
-  /** The row as read: lets `write` store the next generation in one statement when nothing changed since. */
-  readonly seen: LeaseRow;
-}
-
-export interface WriteResult {
-  meta: LeaseMeta;
-  /** Another attempt of the same mint already stored its token: this attempt's token is surplus. */
-  duplicate: boolean;
-  /** Replaced GitHub tokens nobody will hold any more (the rig switched source): revoke them now. */
-  revokeNow: string[];
-}
-
-export type EventKind = 'minted' | 'pushed' | 'push_failed' | 'pulled' | 'refresh_failed' | 'revoked';
+export type { Credential, CurrentLease, EventKind, LeaseRow, RevocableToken, WriteResult } from './lease-types';
 
 /**
  * Waiting for a pooled connection is normal when hundreds of refreshes land together; failing
@@ -149,6 +114,38 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
     };
   }
 
+  /**
+   * First step of ending: stamps ended_at and tells every cache, so pulls answer 410 and no
+   * mint or push happens from now on. The status stays until `finalize` (after revocation),
+   * so `stopped` means the tokens were revoked where the provider allows.
+   */
+  async function end(dispatchId: string): Promise<void> {
+    await db.$executeRaw`
+      WITH ended AS (
+        UPDATE agent_dispatches SET ended_at = COALESCE(ended_at, now()), updated_at = now() WHERE id = ${dispatchId}::uuid RETURNING 1
+      )
+      SELECT pg_notify(${LEASE_CHANNEL}, ${dispatchId}) FROM (SELECT count(*) FROM ended) AS done`;
+  }
+
+  /** Last step of ending: the final status (and why, for an unreachable container). */
+  async function finalize(dispatchId: string, status: DispatchStatus, reason: string): Promise<void> {
+    const unreachable = status === 'container_unreachable';
+    await db.$executeRaw`
+      WITH ended AS (
+        UPDATE agent_dispatches SET status = ${status}::"DispatchStatus", ended_at = COALESCE(ended_at, now()), updated_at = now(),
+          last_error_code = CASE WHEN ${unreachable} THEN 'container_unreachable' ELSE last_error_code END,
+          last_error_message = CASE WHEN ${unreachable} THEN ${reason} ELSE last_error_message END,
+          last_error_at = CASE WHEN ${unreachable} THEN now() ELSE last_error_at END
+        WHERE id = ${dispatchId}::uuid RETURNING 1
+      )
+      SELECT pg_notify(${LEASE_CHANNEL}, ${dispatchId}) FROM (SELECT count(*) FROM ended) AS done`;
+  }
+
+  /** Forgets the dispatch's tokens: nothing is kept that no one may use. */
+  async function wipe(dispatchId: string): Promise<void> {
+    await db.$executeRaw`UPDATE token_leases SET token_enc = NULL, previous_token_enc = NULL WHERE dispatch_id = ${dispatchId}::uuid`;
+  }
+
   return {
     /** The dispatch (with what a push needs) and its lease, decrypted; null when it does not exist. */
     async read(dispatchId: string): Promise<CurrentLease | null> {
@@ -213,10 +210,10 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
     },
 
     /** The GitHub tokens this dispatch still holds (current and replaced), for revocation at stop. */
-    async revocableTokens(dispatchId: string): Promise<Array<{ token: string; which: 'current' | 'replaced' }>> {
+    async revocableTokens(dispatchId: string): Promise<RevocableToken[]> {
       const r = await row(dispatchId);
       const now = new Date();
-      const out: Array<{ token: string; which: 'current' | 'replaced' }> = [];
+      const out: RevocableToken[] = [];
       if (!r?.revocable) return out;
       if (r.previous_token_enc && r.previous_expires_at && r.previous_expires_at > now) {
         out.push({ token: secrets.decrypt(r.previous_token_enc, previousContext(dispatchId)), which: 'replaced' });
@@ -227,35 +224,16 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
     },
 
     /**
-     * First step of ending: stamps ended_at and tells every cache, so pulls answer 410 and no
-     * mint or push happens from now on. The status stays until `finalize` (after revocation),
-     * so `stopped` means the tokens were revoked where the provider allows.
+     * Ends a dispatch, the one way it is done: first marked ended (pulls answer 410 at once, and a
+     * mint still under way can no longer store a token that `revoke` would miss: it revokes its
+     * own, DispatchEndedError), then `revoke` runs, then all of its tokens are forgotten, and only
+     * then the final status is set, so `stopped` means revoked where the provider allows.
      */
-    async end(dispatchId: string): Promise<void> {
-      await db.$executeRaw`
-        WITH ended AS (
-          UPDATE agent_dispatches SET ended_at = COALESCE(ended_at, now()), updated_at = now() WHERE id = ${dispatchId}::uuid RETURNING 1
-        )
-        SELECT pg_notify(${LEASE_CHANNEL}, ${dispatchId}) FROM (SELECT count(*) FROM ended) AS done`;
-    },
-
-    /** Last step of ending: the final status (and why, for an unreachable container). */
-    async finalize(dispatchId: string, status: DispatchStatus, reason: string): Promise<void> {
-      const unreachable = status === 'container_unreachable';
-      await db.$executeRaw`
-        WITH ended AS (
-          UPDATE agent_dispatches SET status = ${status}::"DispatchStatus", ended_at = COALESCE(ended_at, now()), updated_at = now(),
-            last_error_code = CASE WHEN ${unreachable} THEN 'container_unreachable' ELSE last_error_code END,
-            last_error_message = CASE WHEN ${unreachable} THEN ${reason} ELSE last_error_message END,
-            last_error_at = CASE WHEN ${unreachable} THEN now() ELSE last_error_at END
-          WHERE id = ${dispatchId}::uuid RETURNING 1
-        )
-        SELECT pg_notify(${LEASE_CHANNEL}, ${dispatchId}) FROM (SELECT count(*) FROM ended) AS done`;
-    },
-
-    /** Forgets the dispatch's tokens: nothing is kept that no one may use. */
-    async wipe(dispatchId: string): Promise<void> {
-      await db.$executeRaw`UPDATE token_leases SET token_enc = NULL, previous_token_enc = NULL WHERE dispatch_id = ${dispatchId}::uuid`;
+    async close(dispatchId: string, ending: Pick<FinishDispatchInput, 'status' | 'reason'>, revoke?: () => Promise<void>): Promise<void> {
+      await end(dispatchId);
+      await revoke?.();
+      await wipe(dispatchId);
+      await finalize(dispatchId, ending.status, ending.reason);
     },
 
     /** Records a failed mint on the dispatch so GET /api/dispatches/:id shows why. */

@@ -3,6 +3,8 @@
 // fingerprints.
 
 export type DispatchStatus = 'starting' | 'active' | 'degraded' | 'credential_error' | 'stopped' | 'container_unreachable';
+/** The statuses a dispatch ends in: nothing is minted, pushed or pulled for it any more. */
+export const ENDED_STATUSES: readonly DispatchStatus[] = ['stopped', 'container_unreachable'];
 export type CredentialSource = 'integration' | 'town_git_auth' | 'none';
 
 export interface LastError {

@@ -2,11 +2,10 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Core } from '../../lib/core';
-import { ENDED_STATUSES } from '../../lib/lease-store';
 import { containerTokenContext } from '../../lib/secret-contexts';
 import { newOpaqueToken, sha256Hex } from '../../lib/secrets';
 import { gitTokenWorkflow, gitTokenWorkflowId, stopSignal } from '../../workflows/git-token-workflow';
-import type { GitTokenWorkflowInput } from '../../workflows/git-token-types';
+import { ENDED_STATUSES, type GitTokenWorkflowInput } from '../../workflows/git-token-types';
 import { CredentialSourceKey, DispatchStatusKey, RigIdKey, TownIdKey } from '../../workflows/search-attributes';
 import { AppError, badRequest, notFound } from '../errors';
 import { presentDispatch, presentEvent } from './presenters';
@@ -107,9 +106,7 @@ export function createDispatchService(deps: Deps) {
         if (!(err instanceof WorkflowNotFoundError))
           throw new AppError(503, 'temporal_unavailable', 'could not reach the token workflow; try again');
         // The workflow is gone (terminated by an operator): record the end ourselves.
-        await deps.leases.end(dispatchId);
-        await deps.leases.wipe(dispatchId);
-        await deps.leases.finalize(dispatchId, 'stopped', 'token workflow no longer exists');
+        await deps.leases.close(dispatchId, { status: 'stopped', reason: 'token workflow no longer exists' });
       }
     },
 

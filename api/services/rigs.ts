@@ -3,7 +3,7 @@
 import type { z } from 'zod';
 import type { Core } from '../../lib/core';
 import { isUniqueViolation } from '../../lib/db';
-import { gitHost } from '../../activities/credential-fns';
+import { gitHost } from '../../lib/git-host';
 import type { PlatformIntegration, Rig } from '../../prisma/generated/client';
 import type { PlatformRepository } from '../../lib/providers/types';
 import { badRequest, conflict, forbidden, notFound, unprocessable } from '../errors';

@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { FakeContainerHost } from '../fakes/container';
 import { eventually, newOwner, startHarness, type Harness } from '../helpers/harness';
-import { githubRig, githubWorld, type GithubWorld } from '../helpers/scenario';
+import { githubRig, githubWorld, pull, type GithubWorld } from '../helpers/scenario';
 import { expectError, expectInvalid, ISO, recordResponses } from '../helpers/api';
 import { sha256Hex } from '../../lib/secrets';
 import { containerTokenContext } from '../../lib/secret-contexts';
@@ -182,6 +182,22 @@ describe('GET /api/dispatches/:id, /events and POST /stop', () => {
     } finally {
       if (!h.worker) await h.startWorker();
     }
+  });
+
+  it('ends a dispatch itself when an operator terminated its workflow: pulls answer 410 and its token is forgotten', async () => {
+    const rigId = await townTokenRig();
+    const d = await start(rigId, 'terminated');
+    await containers.waitForPush('terminated', (p) => p.generation === 1, 20_000);
+    await until(d.dispatch_id, 'active');
+    expect((await pull(h, rigId, d.container_token)).status).toBe(200);
+    await h.core.temporal.workflow.getHandle(d.workflow_id).terminate('operator test');
+
+    expect((await h.call('POST', `/api/dispatches/${d.dispatch_id}/stop`)).status).toBe(202);
+    const ended = (await status(d.dispatch_id)).body;
+    expect([ended.status, ended.ended_at]).toEqual(['stopped', expect.stringMatching(ISO)]);
+    expect((await pull(h, rigId, d.container_token)).status).toBe(410);
+    const lease = await h.core.db.tokenLease.findUniqueOrThrow({ where: { dispatchId: d.dispatch_id } });
+    expect([lease.tokenEnc, lease.previousTokenEnc]).toEqual([null, null]);
   });
 
   it('answers 404 for unknown dispatches and 400 for malformed ids', async () => {

@@ -115,14 +115,59 @@ it('reuses an unchanged credential without a new generation', async () => {
   expect(await minted(id)).toEqual([1]);
 });
 
-it('refuses to write for a dispatch that ended after it was read', async () => {
+it('refuses to write for a dispatch that a close ended after it was read', async () => {
   const id = await newDispatch();
   const held = github();
   await core.leases.write(id, held, 'run:1');
   const seen = (await core.leases.read(id))!.seen;
-  await core.leases.end(id);
-  await expect(core.leases.write(id, github(), 'run:2', seen)).rejects.toBeInstanceOf(DispatchEndedError); // a new token
-  await expect(core.leases.write(id, held, 'run:3', seen)).rejects.toBeInstanceOf(DispatchEndedError); // the same one
-  expect((await core.leases.read(id))!.generation).toBe(1);
+  // A mint still under way lands while the close revokes: it is refused, so no token escapes the revocation.
+  await core.leases.close(id, { status: 'stopped', reason: 'test' }, async () => {
+    await expect(core.leases.write(id, github(), 'run:2', seen)).rejects.toBeInstanceOf(DispatchEndedError); // a new token
+    await expect(core.leases.write(id, held, 'run:3', seen)).rejects.toBeInstanceOf(DispatchEndedError); // the same one
+    expect((await core.leases.read(id))!.generation).toBe(1);
+  });
   expect(await minted(id)).toEqual([1]);
+});
+
+it('closes in order: ended before revocation, tokens forgotten and status final only after it', async () => {
+  const id = await newDispatch();
+  const integration = randomUUID();
+  const first = github(integration);
+  const second = github(integration);
+  await core.leases.write(id, first, 'run:1');
+  await core.leases.write(id, second, 'run:2');
+  const during: unknown[] = [];
+  await core.leases.close(id, { status: 'container_unreachable', reason: 'pushes failed' }, async () => {
+    const lease = (await core.leases.read(id))!;
+    const tokens = await core.leases.revocableTokens(id);
+    during.push(
+      lease.ended,
+      lease.status,
+      tokens.map((t) => [t.which, t.token]),
+    );
+  });
+  // While revoking: ended (pulls answer 410, mints refused), the tokens still readable, the status not yet final.
+  expect(during).toEqual([
+    true,
+    'active',
+    [
+      ['replaced', first.token],
+      ['current', second.token],
+    ],
+  ]);
+  const after = (await core.leases.read(id))!;
+  expect([after.ended, after.status, after.token]).toEqual([true, 'container_unreachable', null]);
+  expect(await core.leases.revocableTokens(id)).toEqual([]);
+  const d = await core.db.agentDispatch.findUniqueOrThrow({ where: { id } });
+  expect([d.lastErrorCode, d.lastErrorMessage, d.endedAt !== null]).toEqual(['container_unreachable', 'pushes failed', true]);
+  const l = await core.db.tokenLease.findUniqueOrThrow({ where: { dispatchId: id } });
+  expect([l.tokenEnc, l.previousTokenEnc]).toEqual([null, null]);
+});
+
+it('closes without a revocation step (a dispatch whose workflow is gone) to the same end state', async () => {
+  const id = await newDispatch();
+  await core.leases.write(id, github(), 'run:1');
+  await core.leases.close(id, { status: 'stopped', reason: 'token workflow no longer exists' });
+  const after = (await core.leases.read(id))!;
+  expect([after.ended, after.status, after.token]).toEqual([true, 'stopped', null]);
 });

@@ -1,7 +1,7 @@
 // Rig settings: its connection and where its tokens come from, reconnect (same picker) and
 // disconnect, and its dispatches with status, generation, expiry and last error (never a token).
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { gitHost } from '../../../activities/credential-fns';
+import { gitHost } from '../../../lib/git-host';
 import type { Services } from '../../services';
 import { rigParams } from '../../schemas/rigs';
 import { html, time } from '../html';
