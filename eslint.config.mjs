@@ -1,9 +1,17 @@
 // Lint is small on purpose: TypeScript checks types (`npm run typecheck`); this keeps the
-// workflow sandbox deterministic by refusing runtime imports that do not belong in workflows/.
+// workflow sandbox deterministic by refusing runtime imports that do not belong in workflows/,
+// and states the import boundaries between the top-level folders (test/lib/workflow-lint.test.ts).
 import tseslint from 'typescript-eslint';
 import { builtinModules } from 'node:module';
 
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
+
+/** A relative import of the top-level folder `dir` (from any depth below another top-level folder). */
+const folder = (dir) => `^(\\.\\./)+${dir}(/|$)`;
+// The worker's activities are the only code that touches provider tokens; the API process must
+// not load them. lib/ holds what the API and the worker share, so it sits below both.
+const WHY_ACTIVITIES = 'activities run in the worker and are the only code that touches tokens; share pure code through lib/';
+const WHY_LIB = 'lib/ is shared by the API and the worker, so it depends on neither';
 
 export default tseslint.config(
   {
@@ -65,6 +73,29 @@ export default tseslint.config(
           selector,
           message: 'Workflow modules are shared by every run: no module-level state (keep it inside the workflow function).',
         })),
+      ],
+    },
+  },
+  {
+    files: ['api/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        { patterns: [{ regex: folder('activities'), message: `Boundary: api/ must not import activities/ (${WHY_ACTIVITIES}).` }] },
+      ],
+    },
+  },
+  {
+    files: ['lib/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { regex: folder('api'), message: `Boundary: lib/ must not import api/ (${WHY_LIB}).` },
+            { regex: folder('activities'), message: `Boundary: lib/ must not import activities/ (${WHY_LIB}).` },
+          ],
+        },
       ],
     },
   },

@@ -1,4 +1,5 @@
-// The lint rule that keeps workflows/ deterministic must actually refuse what it is meant to.
+// The lint rules that keep workflows/ deterministic and the folders' import boundaries must
+// actually refuse what they are meant to, naming the rule, and let allowed imports through.
 // ESLint runs in a child process (its config is ESM, which Jest's module system cannot load).
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -39,6 +40,47 @@ const cases: Array<{ file: string; code: string; expect: RegExp | null }> = [
     expect: null,
   },
   { file: 'lib/ok.ts', code: "import { readFileSync } from 'node:fs';\nexport const x = readFileSync;\n", expect: null },
+  {
+    file: 'api/probe-a.ts',
+    code: "import { classifyMintError } from '../activities/token-activities';\nexport const x = classifyMintError;\n",
+    expect: /Boundary: api\/ must not import activities\/ \(activities run in the worker/,
+  },
+  {
+    file: 'api/services/probe-b.ts',
+    code: "import { defaultUsernameForHost } from '../../activities/credential-fns';\nexport const x = defaultUsernameForHost;\n",
+    expect: /Boundary: api\/ must not import activities\//,
+  },
+  {
+    // Types cross too: the API must not depend on the worker's code in any form.
+    file: 'api/probe-c.ts',
+    code: "import type { TokenActivities } from '../activities/token-activities';\nexport type X = TokenActivities;\n",
+    expect: /Boundary: api\/ must not import activities\//,
+  },
+  {
+    file: 'lib/probe-d.ts',
+    code: "import { buildApp } from '../api/app';\nexport const x = buildApp;\n",
+    expect: /Boundary: lib\/ must not import api\/ \(lib\/ is shared/,
+  },
+  {
+    file: 'lib/providers/probe-e.ts',
+    code: "import type { Services } from '../../api/services';\nexport type X = Services;\n",
+    expect: /Boundary: lib\/ must not import api\//,
+  },
+  {
+    file: 'lib/probe-f.ts',
+    code: "export { createTokenActivities } from '../activities/token-activities';\n",
+    expect: /Boundary: lib\/ must not import activities\//,
+  },
+  {
+    file: 'api/ok.ts',
+    code: "import { gitHost } from '../lib/git-host';\nimport { ENDED_STATUSES } from '../workflows/git-token-types';\nimport type { Services } from './services';\nexport const x = [gitHost, ENDED_STATUSES];\nexport type S = Services;\n",
+    expect: null,
+  },
+  {
+    file: 'lib/providers/ok.ts',
+    code: "import type { FailureCode } from '../../workflows/failure-types';\nimport type { Config } from '../config';\nimport { trace } from '@opentelemetry/api';\nexport type X = [FailureCode, Config];\nexport const t = trace;\n",
+    expect: null,
+  },
 ];
 
 const script = `
@@ -62,7 +104,7 @@ beforeAll(() => {
   messages = JSON.parse(r.stdout);
 });
 
-describe('workflow boundary lint', () => {
+describe('lint: workflow determinism and folder boundaries', () => {
   it.each(cases.map((c, i) => [c.file, c.expect, i] as const))('%s → %s', (_file, expected, i) => {
     if (expected === null) expect(messages[i]).toBe('');
     else expect(messages[i]).toMatch(expected);
