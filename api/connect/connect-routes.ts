@@ -106,9 +106,7 @@ export const connectRoutes: FastifyPluginAsyncZod<{ services: Services }> = asyn
         // "Redirect on update" brings people back here without a state after they change the
         // repository selection on GitHub; an installation we already know keeps its owner.
         const known =
-          installation_id && !state && setup_action === 'update'
-            ? await services.core.db.platformIntegration.findUnique({ where: { githubInstallationId: BigInt(installation_id) } })
-            : null;
+          installation_id && !state && setup_action === 'update' ? await services.integrations.findByInstallation(installation_id) : null;
         if (!known)
           return failed(
             reply,

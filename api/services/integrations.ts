@@ -44,6 +44,11 @@ export function createIntegrationService(deps: Deps) {
     return row;
   }
 
+  /** The integration registered for a GitHub App installation, if any. */
+  async function findByInstallation(installationId: number): Promise<PlatformIntegration | null> {
+    return db.platformIntegration.findUnique({ where: { githubInstallationId: BigInt(installationId) } });
+  }
+
   /** Provider failures mark the integration so every screen shows the same status. */
   async function noteProviderFailure(row: PlatformIntegration, err: unknown): Promise<never> {
     const code = err instanceof ProviderError || err instanceof IntegrationUnavailableError ? err.code : undefined;
@@ -135,6 +140,7 @@ export function createIntegrationService(deps: Deps) {
 
   return {
     get,
+    findByInstallation,
     syncRepositories,
 
     async list(ownerId: string) {
@@ -155,7 +161,7 @@ export function createIntegrationService(deps: Deps) {
         throw err;
       }
       const status = installation.suspendedAt ? 'suspended' : 'active';
-      const existing = await db.platformIntegration.findUnique({ where: { githubInstallationId: BigInt(body.installation_id) } });
+      const existing = await findByInstallation(body.installation_id);
       if (existing && existing.ownerId !== body.owner_id) {
         throw conflict('integration_exists', 'this installation is already registered to another owner', 'installation_id');
       }

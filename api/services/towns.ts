@@ -21,6 +21,16 @@ export function createTownService(deps: Deps) {
   return {
     getTown,
 
+    /** The most recently created towns (the dashboard's home page; the API has no town list). */
+    async recent(limit: number) {
+      return db.town.findMany({ orderBy: { createdAt: 'desc' }, take: limit });
+    },
+
+    /** An owner's towns by name. */
+    async ofOwner(ownerId: string, limit: number) {
+      return db.town.findMany({ where: { ownerId }, orderBy: { name: 'asc' }, take: limit });
+    },
+
     async create(body: z.infer<typeof createTownBody>) {
       return presentTown(await db.town.create({ data: { name: body.name, ownerId: body.owner_id } }));
     },

@@ -1,5 +1,4 @@
-// "/": open a town by id, create one, or go to an owner's integrations. There is no town list in
-// the API, so the page reads the most recent towns itself.
+// "/": open a town by id, create one, or go to an owner's integrations, and the most recent towns.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Services } from '../../services';
 import { openTownQuery } from '../../schemas/connect';
@@ -10,7 +9,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const homePage: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
   app.get('/', { schema: { hide: true } }, async (_req, reply) => {
-    const towns = await services.core.db.town.findMany({ orderBy: { createdAt: 'desc' }, take: 20 });
+    const towns = await services.towns.recent(20);
     const body = html`<h1>Towns</h1>
 <div class="grid">
 <section class="card" aria-labelledby="open-h">

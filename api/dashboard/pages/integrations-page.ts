@@ -46,10 +46,7 @@ export const integrationsPage: FastifyPluginAsyncZod<{ services: Services }> = a
         reply,
         page({ title: 'Integrations', body: html`<h1>Integrations</h1>${ownerForm()}`, crumbs: [{ href: '/', label: 'Towns' }] }),
       );
-    const [{ integrations }, towns] = await Promise.all([
-      services.integrations.list(ownerId),
-      services.core.db.town.findMany({ where: { ownerId }, orderBy: { name: 'asc' }, take: 50 }),
-    ]);
+    const [{ integrations }, towns] = await Promise.all([services.integrations.list(ownerId), services.towns.ofOwner(ownerId, 50)]);
     const { github, gitlab } = services.core;
     const just = connected ? integrations.find((i) => i.id === connected) : undefined;
     const connectButton = (ok: boolean, href: string, label: string, why: string) =>
