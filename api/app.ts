@@ -1,29 +1,55 @@
 // Builds the Fastify app (plugins: external → app → routes) without listening, so tests use
-// `inject` or a real listener over the same instance.
-import Fastify, { LogController, type FastifyInstance, type FastifyBaseLogger } from 'fastify';
+// `inject` or a real listener over the same instance. Every route group is registered here, each
+// in its own scope with the auth hook that decides who the caller is (api/auth/hooks.ts).
+import Fastify, { LogController, type FastifyInstance, type FastifyBaseLogger, type FastifyRequest } from 'fastify';
 import formbody from '@fastify/formbody';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { loggerOptions } from '../lib/logger';
 import type { HistogramSeries } from '../lib/metrics';
-import { registerErrorHandler } from './errors';
+import { adminHook, dashboardHook, githubSignatureHook } from './auth/hooks';
+import type { Principal } from './auth/principal';
+import { connectRoutes } from './connect/connect-routes';
+import { assetRoutes } from './dashboard/assets';
+import { registerHtmlErrorHandler } from './dashboard/html-errors';
+import { homePage } from './dashboard/pages/home-page';
+import { integrationsPage } from './dashboard/pages/integrations-page';
+import { rigNewPage } from './dashboard/pages/rig-new-page';
+import { rigPage } from './dashboard/pages/rig-page';
+import { townPage } from './dashboard/pages/town-page';
+import { sessionRoutes } from './dashboard/session';
+import { AppError, registerErrorHandler } from './errors';
+import { containerRoutes } from './routes/containers';
+import { dispatchRoutes } from './routes/dispatches';
 import { healthRoutes } from './routes/health';
-import { internalRoutes } from './routes/internal';
-import { managementRoutes } from './routes/management';
+import { integrationRoutes } from './routes/integrations';
+import { rigRoutes } from './routes/rigs';
+import { townRoutes } from './routes/towns';
 import type { Services } from './services';
+import { githubWebhookRoutes } from './webhooks/github-routes';
 
 export interface AppOptions {
   services: Services;
   /** A pino logger to use instead of building one (tests capture output this way). */
   logger?: FastifyBaseLogger;
-  /** Extra route plugins registered last (the dashboard). */
-  plugins?: Array<(app: FastifyInstance, services: Services) => Promise<void>>;
 }
 
 /** High-frequency machine routes: the pull route and health/metrics probes. */
 function isQuietUrl(url: string | undefined): boolean {
   return url !== undefined && (url.startsWith('/api/internal/') || url === '/healthz' || url === '/metrics');
+}
+
+/**
+ * JSON only on the management API: Fastify would otherwise parse text/plain and form bodies into
+ * something that fails validation with a confusing message (or, for forms, passes it).
+ */
+async function jsonBodiesOnly(req: FastifyRequest): Promise<void> {
+  const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+  const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  if (hasBody && type !== 'application/json') {
+    throw new AppError(415, 'unsupported_media_type', 'request bodies must be JSON (Content-Type: application/json)');
+  }
 }
 
 /** Builds the API application. */
@@ -49,6 +75,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     if (text.trim() === '') return done(null, undefined);
     return defaultJson(req, text, done);
   });
+  // Who is calling: set by the auth hook of the route's group, null where a group has none.
+  app.decorateRequest('principal', null as Principal | null);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandler(app);
@@ -94,10 +122,38 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     done();
   });
 
-  // Routes.
+  // Routes, one group per scope. Open: health and metrics (and /docs above).
+  const { config } = services;
   await app.register(healthRoutes, { services });
-  await app.register(managementRoutes, { prefix: '/api', services });
-  await app.register(internalRoutes, { prefix: '/api/internal', services });
-  for (const plugin of opts.plugins ?? []) await plugin(app, services);
+  // Management, one file per resource as in schemas/ and services/: admin bearer or session.
+  await app.register(
+    async (group) => {
+      group.addHook('onRequest', adminHook(config));
+      group.addHook('preParsing', jsonBodiesOnly);
+      for (const routes of [townRoutes, integrationRoutes, rigRoutes, dispatchRoutes]) await group.register(routes, { services });
+    },
+    { prefix: '/api' },
+  );
+  // Containers: the pull service resolves the container token.
+  await app.register(containerRoutes, { prefix: '/api/internal', services });
+  // Webhooks: GitHub's signature over the raw body.
+  await app.register(async (group) => {
+    group.addHook('preValidation', githubSignatureHook(config));
+    await group.register(githubWebhookRoutes, { services });
+  });
+  // Browser routes answer errors with a page. Sign-in and the files its page needs are open.
+  await app.register(async (group) => {
+    registerHtmlErrorHandler(group);
+    await assetRoutes(group);
+    await sessionRoutes(group, config);
+  });
+  // Dashboard pages and connect flows: the session (or the admin bearer); anonymous browsers go to sign-in.
+  await app.register(async (group) => {
+    registerHtmlErrorHandler(group);
+    group.addHook('onRequest', dashboardHook(config));
+    const typed = group.withTypeProvider<ZodTypeProvider>();
+    for (const routes of [homePage, townPage, integrationsPage, rigNewPage, rigPage, connectRoutes])
+      await typed.register(routes, { services });
+  });
   return app;
 }

@@ -13,10 +13,10 @@ export interface RunningApi {
 }
 
 /** Builds the services and app over `core` and listens on the configured host and port. */
-export async function startApi(core: Core, opts: ServiceOptions & Pick<AppOptions, 'logger' | 'plugins'> = {}): Promise<RunningApi> {
+export async function startApi(core: Core, opts: ServiceOptions & Pick<AppOptions, 'logger'> = {}): Promise<RunningApi> {
   const services = createServices(core, opts);
   await services.start();
-  const app = await buildApp({ services, logger: opts.logger, plugins: opts.plugins });
+  const app = await buildApp({ services, logger: opts.logger });
   const address = await app.listen({ host: core.config.host, port: core.config.port });
   const port = (app.server.address() as { port: number }).port;
   return {

@@ -8,7 +8,6 @@ import { createLogger } from '../lib/logger';
 import { migrate } from '../lib/migrate';
 import { ensureSearchAttributes, quietCallContext } from '../lib/temporal';
 import { startApi, type RunningApi } from '../api/server';
-import { dashboardPlugin } from '../api/dashboard';
 import { createTokenWorker, installTemporalRuntime, NativeConnection } from '../activities/worker';
 
 /** Longer than the worker's shutdownGraceTime (20 s) plus closing the API and connections. */
@@ -45,7 +44,7 @@ async function main(): Promise<void> {
 
   let api: RunningApi | undefined;
   if (config.role !== 'worker') {
-    api = await startApi(core, { plugins: [dashboardPlugin] });
+    api = await startApi(core);
     logger.info({ url: api.url, publicUrl: config.publicUrl }, 'api listening');
   }
 

@@ -1,11 +1,8 @@
-// Admin authentication: `Authorization: Bearer $ADMIN_API_TOKEN`, or the dashboard's session
-// cookie (HttpOnly, SameSite=Lax, HMAC-signed, 12 h). Cookie-authenticated writes must come from
-// our own origin, which with SameSite makes cross-site form posts useless (CSRF).
+// The dashboard's session cookie: HttpOnly, SameSite=Lax, HMAC-signed, 12 h. SameSite, with the
+// same-origin rule for cookie writes (hooks.ts), makes cross-site form posts useless (CSRF).
 import { createHmac } from 'node:crypto';
-import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Config } from '../lib/config';
-import { safeEqual } from '../lib/secrets';
-import { AppError } from './errors';
+import type { Config } from '../../lib/config';
+import { safeEqual } from '../../lib/secrets';
 
 export const SESSION_COOKIE = 'rc_session';
 const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
@@ -45,54 +42,4 @@ export function sessionCookie(config: Config, value: string): string {
   const secure = new URL(config.publicUrl).protocol === 'https:' ? '; Secure' : '';
   const maxAge = value ? Math.floor(SESSION_TTL_MS / 1000) : 0;
   return `${SESSION_COOKIE}=${encodeURIComponent(value)}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${maxAge}${secure}`;
-}
-
-/** True when the presented admin token matches (constant time). */
-export function isAdminToken(config: Config, presented: string): boolean {
-  return safeEqual(presented, config.adminApiToken);
-}
-
-/** The credentials of an `Authorization: Bearer …` header (the scheme is case-insensitive). */
-export function bearerOf(header: string | undefined): string | undefined {
-  const m = header ? /^bearer\s+(\S+)\s*$/i.exec(header) : null;
-  return m ? m[1] : undefined;
-}
-
-function bearer(request: FastifyRequest): string | undefined {
-  return bearerOf(request.headers.authorization);
-}
-
-const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
-
-function sameOrigin(config: Config, request: FastifyRequest): boolean {
-  if (request.headers['sec-fetch-site'] === 'same-origin') return true;
-  const origin = request.headers.origin ?? request.headers.referer;
-  if (!origin) return false;
-  try {
-    const o = new URL(origin);
-    return o.origin === new URL(config.publicUrl).origin || o.host === request.headers.host;
-  } catch {
-    return false;
-  }
-}
-
-/** How the request authenticated as admin, or null. */
-export function adminAuthOf(config: Config, request: FastifyRequest): 'bearer' | 'cookie' | null {
-  const token = bearer(request);
-  if (token !== undefined) return isAdminToken(config, token) ? 'bearer' : null;
-  return verifySession(config, readCookie(request.headers.cookie, SESSION_COOKIE)) ? 'cookie' : null;
-}
-
-/** onRequest hook for management routes: 401 without admin credentials, 403 on cross-site cookie writes. */
-export function requireAdmin(config: Config) {
-  return async (request: FastifyRequest, _reply: FastifyReply) => {
-    const how = adminAuthOf(config, request);
-    if (how === null)
-      throw new AppError(401, 'unauthorized', 'missing or invalid admin credentials (Authorization: Bearer <ADMIN_API_TOKEN>)', undefined, {
-        'www-authenticate': 'Bearer',
-      });
-    if (how === 'cookie' && !SAFE_METHODS.has(request.method) && !sameOrigin(config, request)) {
-      throw new AppError(403, 'csrf_rejected', 'cross-site request refused: cookie-authenticated writes must come from this site');
-    }
-  };
 }

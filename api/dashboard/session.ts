@@ -1,32 +1,13 @@
-// Sign-in for the dashboard: the login form trades the admin token for the session cookie, and a
-// guard sends anonymous browsers to it. Writes keep requireAdmin's same-origin rule (CSRF).
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+// Sign-in for the dashboard: the login form trades the admin token for the session cookie. The
+// guard that sends anonymous browsers here is the dashboard group's hook (api/auth/hooks.ts).
+import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../lib/config';
-import { adminAuthOf, isAdminToken, newSessionValue, requireAdmin, sessionCookie } from '../auth';
+import { adminHook } from '../auth/hooks';
+import { identify, isAdminToken } from '../auth/principal';
+import { safeNext } from '../auth/safe-next';
+import { newSessionValue, sessionCookie } from '../auth/session-cookie';
 import { html } from './html';
 import { page, sendPage } from './layout';
-
-/** `next` when it is a path on this site, else "/" (no open redirects). */
-export function safeNext(next: unknown): string {
-  if (typeof next !== 'string' || !next.startsWith('/') || next.startsWith('//') || next.startsWith('/\\')) return '/';
-  try {
-    const url = new URL(next, 'http://local.invalid');
-    return url.origin === 'http://local.invalid' ? `${url.pathname}${url.search}` : '/';
-  } catch {
-    return '/';
-  }
-}
-
-/** onRequest hook for dashboard routes: anonymous GETs go to the login page, everything else follows requireAdmin. */
-export function requireDashboardSession(config: Config) {
-  const admin = requireAdmin(config);
-  return async (request: FastifyRequest, reply: FastifyReply) => {
-    if ((request.method === 'GET' || request.method === 'HEAD') && adminAuthOf(config, request) === null) {
-      return reply.redirect(`/login?next=${encodeURIComponent(safeNext(request.url))}`, 302);
-    }
-    await admin(request, reply);
-  };
-}
 
 function loginPage(next: string, error?: string) {
   return page({
@@ -51,7 +32,7 @@ export async function sessionRoutes(app: FastifyInstance, config: Config): Promi
   // `next` can hold a connect callback URL with a one-time code: keep it out of request logs.
   app.get('/login', { schema: hide, logLevel: 'warn' }, async (req, reply) => {
     const next = safeNext((req.query as Record<string, unknown>).next);
-    if (adminAuthOf(config, req) !== null) return reply.redirect(next, 302);
+    if (identify(config, req) !== null) return reply.redirect(next, 302);
     return sendPage(reply, loginPage(next));
   });
 
@@ -64,11 +45,11 @@ export async function sessionRoutes(app: FastifyInstance, config: Config): Promi
     return reply.header('set-cookie', sessionCookie(config, newSessionValue(config))).redirect(next, 303);
   });
 
-  const admin = requireAdmin(config);
+  const admin = adminHook(config);
   app.post('/logout', { schema: hide }, async (req, reply) => {
     // A live session may only be ended from our own pages (no cross-site forced logout); an
     // expired one has nothing left to protect.
-    if (adminAuthOf(config, req) !== null) await admin(req, reply);
+    if (identify(config, req) !== null) await admin(req, reply);
     return reply.header('set-cookie', sessionCookie(config, '')).redirect('/login', 303);
   });
 }

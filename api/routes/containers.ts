@@ -1,6 +1,7 @@
-// Container-facing routes, authenticated by the dispatch's container token.
+// Container routes, authenticated by the dispatch's container token: the pull service resolves it
+// (one lookup on the hot path), so this group has no auth hook of its own.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { bearerOf } from '../auth';
+import { bearerOf } from '../auth/principal';
 import { badRequest } from '../errors';
 import type { Services } from '../services';
 import { errorBody } from '../schemas/common';
@@ -8,7 +9,7 @@ import { pullParams, pulledToken } from '../schemas/internal';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export const internalRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
+export const containerRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
   app.post(
     '/rigs/:rig_id/git-token',
     {

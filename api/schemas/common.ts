@@ -60,3 +60,6 @@ export const integration = z
     updated_at: isoTime,
   })
   .describe('Integration');
+
+/** The OpenAPI security requirement of the management routes (the dashboard session works on them too). */
+export const adminSecurity = [{ adminBearer: [] }];

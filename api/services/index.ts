@@ -1,8 +1,11 @@
-// All API services over one Core.
+// All API services over one Core, built in one place with their lifecycles: the lease cache
+// listens from `start`; `close` lets webhook follow-up work finish, then the pull audit and the
+// cache stop.
 import type { Core } from '../../lib/core';
 import { createLeaseCache, type LeaseCache } from '../../lib/lease-cache';
 import type { GitTokenWorkflowInput } from '../../workflows/git-token-types';
 import { createDispatchService } from './dispatches';
+import { createGithubWebhookService } from './github-webhooks';
 import { createIntegrationService } from './integrations';
 import { createPullService } from './pull';
 import { createRigService } from './rigs';
@@ -21,6 +24,7 @@ export function createServices(core: Core, opts: ServiceOptions = {}) {
   });
   const integrations = createIntegrationService(core);
   const pull = createPullService({ ...core, cache });
+  const webhooks = createGithubWebhookService({ ...core, integrations });
   return {
     core,
     config: core.config,
@@ -30,10 +34,12 @@ export function createServices(core: Core, opts: ServiceOptions = {}) {
     rigs: createRigService({ ...core, integrations }),
     dispatches: createDispatchService({ ...core, workflowDefaults: opts.workflowDefaults }),
     pull,
+    webhooks,
     async start() {
       await cache.start();
     },
     async close() {
+      await webhooks.idle();
       await pull.close();
       await cache.close();
     },

@@ -3,7 +3,6 @@
 import { FakeGitHub, type FakeGithubApp } from '../fakes/github';
 import { FakeGitLab } from '../fakes/gitlab';
 import { freePort } from '../../scripts/temporal-cli';
-import { dashboardPlugin } from '../../api/dashboard';
 import { ADMIN, startHarness, type Harness, type HarnessOptions } from '../helpers/harness';
 
 export const WEBHOOK_SECRET = 'test-webhook-secret-0123';
@@ -64,9 +63,9 @@ export async function dashboardWorld(opts: { lite?: boolean; gitlab?: boolean } 
   };
 }
 
-/** The service with the dashboard plugin, over `world`. */
+/** The service over `world`. */
 export function startDashboard(world: DashboardWorld, opts: HarnessOptions = {}): Promise<Harness> {
-  return startHarness({ ...opts, env: { ...world.env, ...opts.env }, plugins: [dashboardPlugin] });
+  return startHarness({ ...opts, env: { ...world.env, ...opts.env } });
 }
 
 /** A raw request (no redirects followed) with the admin bearer unless `auth` is false. */

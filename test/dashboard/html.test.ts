@@ -1,6 +1,6 @@
 // Escaping by construction and the login redirect's open-redirect guard (pure, no I/O).
 import { html, jsonScript } from '../../api/dashboard/html';
-import { safeNext } from '../../api/dashboard/session';
+import { safeNext } from '../../api/auth/safe-next';
 
 it('escapes interpolations and nests trusted fragments as they are', () => {
   const name = `<script>alert("x")</script>&'`;

@@ -9,7 +9,6 @@ import { createCore, type Core } from '../../lib/core';
 import { createMetrics } from '../../lib/metrics';
 import { loggerOptions } from '../../lib/logger';
 import { startApi, type RunningApi } from '../../api/server';
-import type { AppOptions } from '../../api/app';
 import { createTokenWorker, installTemporalRuntime, NativeConnection } from '../../activities/worker';
 import type { GitTokenWorkflowInput } from '../../workflows/git-token-types';
 import { testConfig, testTemporalAddress } from './test-env';
@@ -21,7 +20,6 @@ export interface HarnessOptions {
   env?: Record<string, string | undefined>;
   workflowDefaults?: Partial<GitTokenWorkflowInput>;
   worker?: boolean;
-  plugins?: AppOptions['plugins'];
 }
 
 export interface Harness {
@@ -62,7 +60,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   installTemporalRuntime(logger);
   const config = testConfig({ TEMPORAL_ADDRESS: testTemporalAddress(), TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'info', ...opts.env });
   const core = await createCore(config, { logger, metrics: createMetrics({ defaults: false }), dbPoolSize: 5 });
-  const api = await startApi(core, { workflowDefaults: opts.workflowDefaults, logger, plugins: opts.plugins });
+  const api = await startApi(core, { workflowDefaults: opts.workflowDefaults, logger });
 
   let connection: NativeConnection | undefined;
   let running: Promise<void> | undefined;

@@ -2,7 +2,6 @@
 // every contract route and no secret-looking field in any response except the two the contract
 // hands out; /docs is a browsable page whose assets all come from our own origin.
 import { startHarness, type Harness } from '../helpers/harness';
-import { dashboardPlugin } from '../../api/dashboard';
 
 type Json = Record<string, unknown>;
 interface Operation {
@@ -53,7 +52,7 @@ let doc: Json & {
 };
 
 beforeAll(async () => {
-  h = await startHarness({ worker: false, plugins: [dashboardPlugin] });
+  h = await startHarness({ worker: false });
   const res = await fetch(`${h.url}/docs/json`);
   expect(res.status).toBe(200);
   doc = (await res.json()) as typeof doc;

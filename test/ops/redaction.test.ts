@@ -7,7 +7,6 @@ import { createCore, type Core } from '../../lib/core';
 import { createLogger } from '../../lib/logger';
 import { createMetrics } from '../../lib/metrics';
 import { startApi, type RunningApi } from '../../api/server';
-import { dashboardPlugin } from '../../api/dashboard';
 import { testConfig, testTemporalAddress } from '../helpers/test-env';
 import { appendRunLog, logFileName } from '../helpers/test-logs';
 
@@ -80,7 +79,7 @@ describe('a debug-level API', () => {
     lines = mem.lines;
     const config = testConfig({ TEMPORAL_ADDRESS: testTemporalAddress(), LOG_LEVEL: 'debug' });
     core = await createCore(config, { logger: mem.logger, metrics: createMetrics({ defaults: false }), dbPoolSize: 2 });
-    api = await startApi(core, { logger: mem.logger, plugins: [dashboardPlugin] });
+    api = await startApi(core, { logger: mem.logger });
   });
   afterAll(async () => {
     await api?.close();

@@ -1,0 +1,53 @@
+// Rig routes: create one in a town (through an integration or by a manual git URL), read it with
+// its credential source, reconnect or disconnect it.
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { Services } from '../services';
+import { adminSecurity as security, errorResponses } from '../schemas/common';
+import * as towns from '../schemas/towns';
+import * as rigs from '../schemas/rigs';
+
+export const rigRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
+  app.post(
+    '/towns/:town_id/rigs',
+    {
+      schema: {
+        tags: ['rigs'],
+        summary: 'Create a rig through an integration (repository id) or by a manual https git URL',
+        security,
+        params: towns.townParams,
+        body: rigs.createRigBody,
+        response: { 201: rigs.rig, ...errorResponses },
+      },
+    },
+    async (req, reply) => reply.status(201).send(await services.rigs.create(req.params.town_id, req.body)),
+  );
+
+  app.get(
+    '/rigs/:rig_id',
+    {
+      schema: {
+        tags: ['rigs'],
+        summary: 'A rig with its integration and credential source',
+        security,
+        params: rigs.rigParams,
+        response: { 200: rigs.rigDetail, ...errorResponses },
+      },
+    },
+    async (req) => services.rigs.detail(req.params.rig_id),
+  );
+
+  app.patch(
+    '/rigs/:rig_id',
+    {
+      schema: {
+        tags: ['rigs'],
+        summary: 'Reconnect (integration + repository), disconnect (platform_integration_id: null) or edit a rig',
+        security,
+        params: rigs.rigParams,
+        body: rigs.patchRigBody,
+        response: { 200: rigs.rig, ...errorResponses },
+      },
+    },
+    async (req) => services.rigs.update(req.params.rig_id, req.body),
+  );
+};
