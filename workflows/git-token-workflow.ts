@@ -1,8 +1,8 @@
 // One long-lived workflow per agent dispatch: mint a token, push it to the container, sleep until
 // just before expiry, refresh, push again; on stop revoke it. Tokens never enter this file: the
-// activities store them encrypted and the workflow only sees generations and expiries.
+// activities store them encrypted and the workflow only sees generations and expiries. The state
+// changes are pure functions in git-token-state.ts; this file issues the commands.
 import {
-  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   allHandlersFinished,
@@ -19,16 +19,8 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createTokenActivities } from '../activities/token-activities';
-import { FailureType, isPermanentFailure } from './failure-types';
-import type {
-  CarriedState,
-  DispatchStatus,
-  DispatchView,
-  GitTokenWorkflowInput,
-  GitTokenWorkflowResult,
-  LeaseMeta,
-} from './git-token-types';
-import { computeRefreshAt, transientBackoffMs } from './refresh-schedule';
+import type { CarriedState, DispatchView, GitTokenWorkflowInput, GitTokenWorkflowResult } from './git-token-types';
+import * as state from './git-token-state';
 import { CredentialSourceKey, DispatchStatusKey } from './search-attributes';
 
 type Activities = ReturnType<typeof createTokenActivities>;
@@ -71,54 +63,16 @@ function pushActivities(deadlineMs: number) {
   });
 }
 
-const DEFAULT_CYCLES_PER_RUN = 100;
-const DEFAULT_RECHECK_SECONDS = 15 * 60;
-const DEFAULT_STATIC_PUSH_DEADLINE_SECONDS = 10 * 60;
-
-function initialState(): CarriedState {
-  return {
-    status: 'starting',
-    credentialSource: 'none',
-    generation: 0,
-    tokenExpiresAt: null,
-    refreshedAt: null,
-    lastError: null,
-    mintedAtMs: null,
-    pushedGeneration: 0,
-    pushedExpiresAt: null,
-    transientFailures: 0,
-    retryAtMs: null,
-    mintSeq: 0,
-  };
-}
-
-function failureCode(err: unknown): { code: string; message: string } {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  if (cause instanceof ApplicationFailure) return { code: cause.type ?? FailureType.providerUnavailable, message: cause.message };
-  return { code: FailureType.providerUnavailable, message: cause instanceof Error ? cause.message : String(cause) };
-}
-
 /** Keeps one dispatch's container supplied with a fresh git token until it stops. */
 export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<GitTokenWorkflowResult> {
-  const s: CarriedState = input.state ?? initialState();
-  const marginMs = input.marginSeconds * 1000;
-  const cyclesPerRun = input.cyclesPerRun ?? DEFAULT_CYCLES_PER_RUN;
-  const recheckMs = (input.recheckSeconds ?? DEFAULT_RECHECK_SECONDS) * 1000;
+  let s: CarriedState = input.state ?? state.initialState();
+  const cyclesPerRun = input.cyclesPerRun ?? state.DEFAULT_CYCLES_PER_RUN;
   let stopReason: string | null = null;
   let changed = false;
   let cycles = 0;
   let refreshing: Promise<void> | undefined;
   let publishedStatus: string | undefined = input.state ? s.status : 'starting';
   let publishedSource: string | undefined = input.state ? s.credentialSource : undefined;
-
-  const view = (): DispatchView => ({
-    status: s.status,
-    credentialSource: s.credentialSource,
-    generation: s.generation,
-    tokenExpiresAt: s.tokenExpiresAt,
-    refreshedAt: s.refreshedAt,
-    lastError: s.lastError,
-  });
 
   // Search attributes change only with status or source, so history does not grow per refresh.
   const publish = () => {
@@ -131,85 +85,25 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
     publishedSource = s.credentialSource;
   };
 
-  const refreshAt = (): number | null => {
-    if (s.tokenExpiresAt === null || s.mintedAtMs === null) return null;
-    return computeRefreshAt({
-      mintedAtMs: s.mintedAtMs,
-      expiresAtMs: Date.parse(s.tokenExpiresAt),
-      marginMs,
-      jitterMaxMs: input.jitterMaxSeconds * 1000,
-      seed: `${input.dispatchId}:${s.generation}`,
-    });
-  };
-
-  const leaseValid = () => s.generation > 0 && (s.tokenExpiresAt === null || Date.parse(s.tokenExpiresAt) > Date.now());
-
-  /** When the loop should next mint, or null when only a signal can make it mint again. */
-  const nextMintAt = (): number | null => {
-    if (changed) return Date.now();
-    if (s.retryAtMs !== null) return s.retryAtMs;
-    if (s.generation === 0) return Date.now();
-    return refreshAt();
-  };
-
-  const applyLease = (lease: LeaseMeta) => {
-    s.generation = lease.generation;
-    s.tokenExpiresAt = lease.expiresAt;
-    s.credentialSource = lease.source;
-    s.refreshedAt = new Date().toISOString();
-    if (!lease.reused) s.mintedAtMs = Date.now();
-    s.status = 'active';
-    s.lastError = null;
-    s.transientFailures = 0;
-    s.retryAtMs = null;
-  };
-
-  const applyFailure = (err: unknown) => {
-    const { code, message } = failureCode(err);
-    if (code === 'dispatch_ended') {
-      stopReason ??= 'dispatch ended';
-      return;
-    }
-    s.lastError = { code, message, at: new Date().toISOString() };
-    if (isPermanentFailure(code)) {
-      s.status = 'credential_error';
-      s.transientFailures = 0;
-      s.retryAtMs = Date.now() + recheckMs; // safety net; a credentialsChanged signal comes sooner
-    } else {
-      s.status = 'degraded';
-      s.transientFailures += 1;
-      s.retryAtMs = Date.now() + transientBackoffMs(s.transientFailures, marginMs);
-    }
-    log.warn('mint failed', { dispatchId: input.dispatchId, code, status: s.status });
+  /** The first reason to stop wins. */
+  const stop = (reason: string | null) => void (stopReason ??= reason);
+  /** Takes a state change and the stop it may call for. */
+  const take = (step: state.Step) => {
+    s = step.state;
+    stop(step.stop);
   };
 
   const mint = async (reason: string): Promise<void> => {
-    const scheduled = reason === 'scheduled' ? refreshAt() : null;
-    const lead = scheduled !== null && s.tokenExpiresAt !== null ? (Date.parse(s.tokenExpiresAt) - scheduled) / 1000 : undefined;
+    const next = state.mintRequest(s, input, reason, workflowInfo().runId);
     changed = false;
-    s.mintSeq += 1;
+    s = next.state;
     try {
-      const lease = await mintActivities.mintLease({
-        dispatchId: input.dispatchId,
-        mintKey: `${workflowInfo().runId}:${s.mintSeq}`,
-        reason,
-        scheduledFor: scheduled === null ? null : new Date(scheduled).toISOString(),
-        push: true,
-        ...(lead !== undefined ? { minValiditySeconds: Math.ceil(lead) + 1 } : {}),
-      });
-      applyLease(lease);
-      if (lease.pushed === 'acknowledged') {
-        s.pushedGeneration = Math.max(s.pushedGeneration, lease.generation);
-        s.pushedExpiresAt = lease.expiresAt;
-      } else if (lease.pushed === 'gone') {
-        stopReason ??= 'container gone';
-      }
-      // A scheduled refresh that got the same token back must not spin on a refresh time that
-      // has already passed: look again shortly.
-      const next = refreshAt();
-      if (lease.reused && next !== null && next <= Date.now()) s.retryAtMs = Date.now() + transientBackoffMs(1, marginMs);
+      const lease = await mintActivities.mintLease(next.request);
+      take(state.afterMint(s, lease, input, Date.now()));
     } catch (err) {
-      applyFailure(err);
+      const step = state.applyFailure(s, err, input, Date.now());
+      take(step);
+      if (step.stop === null) log.warn('mint failed', { dispatchId: input.dispatchId, code: s.lastError?.code, status: s.status });
     }
     publish();
   };
@@ -222,22 +116,17 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
     return refreshing;
   };
 
-  setHandler(stopSignal, (arg) => {
-    stopReason ??= arg?.reason ?? 'stop requested';
-  });
+  setHandler(stopSignal, (arg) => stop(arg?.reason ?? 'stop requested'));
   setHandler(credentialsChangedSignal, ({ reason }) => {
     log.info('credentials changed', { dispatchId: input.dispatchId, reason });
     changed = true;
   });
-  setHandler(statusQuery, view);
+  setHandler(statusQuery, () => state.view(s));
   setHandler(
     refreshNowUpdate,
     async ({ staleGeneration }) => {
-      if (s.generation > staleGeneration) return view();
-      // While backing off (provider failing) or waiting for a person, pulls must not hammer the provider.
-      if (!changed && s.retryAtMs !== null && s.retryAtMs > Date.now()) return view();
-      await refreshOnce('pull');
-      return view();
+      if (state.pullNeedsMint(s, staleGeneration, changed, Date.now())) await refreshOnce('pull');
+      return state.view(s);
     },
     {
       validator: (_arg) => {
@@ -250,14 +139,13 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
   publish();
   for (;;) {
     if (stopReason !== null) break;
-    const mintAt = nextMintAt();
+    const mintAt = state.nextMintAt(s, input, changed, Date.now());
     if (mintAt !== null && mintAt <= Date.now()) {
-      const reason = changed ? 'changed' : s.generation === 0 ? 'initial' : s.retryAtMs !== null ? 'retry' : 'scheduled';
-      await refreshOnce(reason);
+      await refreshOnce(state.mintReason(s, changed));
       cycles += 1;
       continue;
     }
-    if (s.pushedGeneration < s.generation) {
+    if (state.needsPush(s)) {
       const ended = await pushCurrent();
       if (ended) {
         stopReason = ended;
@@ -268,28 +156,25 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
     if (cycles >= cyclesPerRun || workflowInfo().continueAsNewSuggested) {
       await condition(allHandlersFinished);
       // A signal or a pull's mint may have arrived while handlers finished: handle it in this run.
-      if (stopReason === null && !changed && s.pushedGeneration >= s.generation) {
-        return continueAsNew<typeof gitTokenWorkflow>({ ...input, state: { ...s } });
-      }
+      if (stopReason === null && !changed && !state.needsPush(s)) return continueAsNew<typeof gitTokenWorkflow>({ ...input, state: s });
       continue;
     }
-    const waitMs = mintAt === null ? undefined : Math.max(1, mintAt - Date.now());
     const seenGeneration = s.generation;
     const woke = () => stopReason !== null || changed || s.generation !== seenGeneration;
-    if (waitMs === undefined) await condition(woke);
-    else await condition(woke, waitMs);
+    if (mintAt === null) await condition(woke);
+    else await condition(woke, Math.max(1, mintAt - Date.now()));
   }
 
   // Stop: let a pull's refresh finish, then revoke what this dispatch holds and end.
   await condition(allHandlersFinished);
-  const finalStatus: DispatchStatus = stopReason === 'container_unreachable' ? 'container_unreachable' : 'stopped';
+  const status = state.finalStatus(stopReason);
   try {
-    await finishActivities.finishDispatch({ dispatchId: input.dispatchId, status: finalStatus, reason: stopReason ?? 'stopped' });
+    await finishActivities.finishDispatch({ dispatchId: input.dispatchId, status, reason: stopReason ?? 'stopped' });
   } catch (err) {
     // Ten minutes of retries could not reach Postgres: end anyway, the reason is in the history.
-    log.error('could not record the end of the dispatch', { dispatchId: input.dispatchId, error: failureCode(err).message });
+    log.error('could not record the end of the dispatch', { dispatchId: input.dispatchId, error: state.failureCode(err).message });
   }
-  s.status = finalStatus;
+  s = { ...s, status };
   publish();
   return { status: s.status, generation: s.generation };
 
@@ -300,11 +185,7 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
    */
   async function pushCurrent(): Promise<string | null> {
     const generation = s.generation;
-    const containerExpiry = s.pushedGeneration > 0 ? s.pushedExpiresAt : s.tokenExpiresAt;
-    const isStatic = s.tokenExpiresAt === null && (s.pushedGeneration === 0 || s.pushedExpiresAt === null);
-    const deadlineMs = isStatic
-      ? (input.staticPushDeadlineSeconds ?? DEFAULT_STATIC_PUSH_DEADLINE_SECONDS) * 1000
-      : Date.parse(containerExpiry ?? s.tokenExpiresAt ?? new Date().toISOString()) - Date.now();
+    const deadlineMs = state.pushDeadlineMs(s, input, Date.now());
     const pushScope = new CancellationScope();
     const waitScope = new CancellationScope();
     const pushing = pushScope.run(() => pushActivities(deadlineMs).pushLease({ dispatchId: input.dispatchId }));
@@ -324,16 +205,11 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
     }
     waitScope.cancel();
     await interrupted.catch(() => undefined);
-    if (outcome.kind === 'done') {
-      if (outcome.result.outcome === 'gone') return 'container gone';
-      // Nothing to push (no lease yet, or it was wiped): do not retry in a loop.
-      s.pushedGeneration = outcome.result.outcome === 'no_lease' ? s.generation : Math.max(s.pushedGeneration, outcome.result.generation);
-      if (outcome.result.outcome === 'acknowledged') s.pushedExpiresAt = outcome.result.expiresAt;
-      return null;
+    const step = outcome.kind === 'done' ? state.afterPush(s, outcome.result) : state.afterPushFailure(s, generation, Date.now());
+    s = step.state;
+    if (outcome.kind === 'failed' && step.stop !== null) {
+      log.warn('container unreachable', { dispatchId: input.dispatchId, error: state.failureCode(outcome.err).message });
     }
-    // Retries ran out: the container could not be reached for as long as its token lived.
-    if (s.generation > generation && leaseValid()) return null;
-    log.warn('container unreachable', { dispatchId: input.dispatchId, error: failureCode(outcome.err).message });
-    return 'container_unreachable';
+    return step.stop;
   }
 }

@@ -1,0 +1,211 @@
+// The token loop's state changes as pure functions: plain-JSON state in, new state or a decision
+// out, the current (workflow) time passed in as `now`. The workflow issues the commands and logs;
+// everything here can be tested without Temporal (test/workflows/git-token-state.test.ts).
+import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
+import { FailureType, isPermanentFailure } from './failure-types';
+import type {
+  CarriedState,
+  DispatchStatus,
+  DispatchView,
+  GitTokenWorkflowInput,
+  LeaseMeta,
+  MintLeaseInput,
+  PushLeaseResult,
+} from './git-token-types';
+import { computeRefreshAt, transientBackoffMs } from './refresh-schedule';
+
+export const DEFAULT_CYCLES_PER_RUN = 100;
+export const DEFAULT_RECHECK_SECONDS = 15 * 60;
+export const DEFAULT_STATIC_PUSH_DEADLINE_SECONDS = 10 * 60;
+
+/** A new state, and why the dispatch must end when the change calls for that. */
+export interface Step {
+  state: CarriedState;
+  stop: string | null;
+}
+
+/** The state of a dispatch that has no token yet. */
+export function initialState(): CarriedState {
+  return {
+    status: 'starting',
+    credentialSource: 'none',
+    generation: 0,
+    tokenExpiresAt: null,
+    refreshedAt: null,
+    lastError: null,
+    mintedAtMs: null,
+    pushedGeneration: 0,
+    pushedExpiresAt: null,
+    transientFailures: 0,
+    retryAtMs: null,
+    mintSeq: 0,
+  };
+}
+
+/** What the status query and the pull update answer. */
+export function view(s: CarriedState): DispatchView {
+  return {
+    status: s.status,
+    credentialSource: s.credentialSource,
+    generation: s.generation,
+    tokenExpiresAt: s.tokenExpiresAt,
+    refreshedAt: s.refreshedAt,
+    lastError: s.lastError,
+  };
+}
+
+/** A failure's code and message; anything but a typed ApplicationFailure counts as the provider failing. */
+export function failureCode(err: unknown): { code: string; message: string } {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  if (cause instanceof ApplicationFailure) return { code: cause.type ?? FailureType.providerUnavailable, message: cause.message };
+  return { code: FailureType.providerUnavailable, message: cause instanceof Error ? cause.message : String(cause) };
+}
+
+/** When the current token is due for a refresh (jittered per dispatch and generation), or null for a static one. */
+export function refreshAt(s: CarriedState, input: GitTokenWorkflowInput): number | null {
+  if (s.tokenExpiresAt === null || s.mintedAtMs === null) return null;
+  return computeRefreshAt({
+    mintedAtMs: s.mintedAtMs,
+    expiresAtMs: Date.parse(s.tokenExpiresAt),
+    marginMs: input.marginSeconds * 1000,
+    jitterMaxMs: input.jitterMaxSeconds * 1000,
+    seed: `${input.dispatchId}:${s.generation}`,
+  });
+}
+
+/** True when the dispatch holds a token that has not expired. */
+export function leaseValid(s: CarriedState, now: number): boolean {
+  return s.generation > 0 && (s.tokenExpiresAt === null || Date.parse(s.tokenExpiresAt) > now);
+}
+
+/** When the loop should next mint, or null when only a signal can make it mint again. */
+export function nextMintAt(s: CarriedState, input: GitTokenWorkflowInput, changed: boolean, now: number): number | null {
+  if (changed) return now;
+  if (s.retryAtMs !== null) return s.retryAtMs;
+  if (s.generation === 0) return now;
+  return refreshAt(s, input);
+}
+
+/** Why the loop mints now, for logs and metrics. */
+export function mintReason(s: CarriedState, changed: boolean): string {
+  return changed ? 'changed' : s.generation === 0 ? 'initial' : s.retryAtMs !== null ? 'retry' : 'scheduled';
+}
+
+/** A pull mints unless a newer lease exists or the loop is backing off (pulls must not hammer a failing provider). */
+export function pullNeedsMint(s: CarriedState, staleGeneration: number, changed: boolean, now: number): boolean {
+  if (s.generation > staleGeneration) return false;
+  return changed || s.retryAtMs === null || s.retryAtMs <= now;
+}
+
+/** The next mint's input (its idempotency key counts mints per run) and the state that counts it. */
+export function mintRequest(
+  s: CarriedState,
+  input: GitTokenWorkflowInput,
+  reason: string,
+  runId: string,
+): { state: CarriedState; request: MintLeaseInput } {
+  const scheduled = reason === 'scheduled' ? refreshAt(s, input) : null;
+  // A shared token must outlive this refresh's lead, or the scheduled refresh would get it back.
+  const lead = scheduled !== null && s.tokenExpiresAt !== null ? (Date.parse(s.tokenExpiresAt) - scheduled) / 1000 : undefined;
+  const mintSeq = s.mintSeq + 1;
+  return {
+    state: { ...s, mintSeq },
+    request: {
+      dispatchId: input.dispatchId,
+      mintKey: `${runId}:${mintSeq}`,
+      reason,
+      scheduledFor: scheduled === null ? null : new Date(scheduled).toISOString(),
+      push: true,
+      ...(lead !== undefined ? { minValiditySeconds: Math.ceil(lead) + 1 } : {}),
+    },
+  };
+}
+
+/** A lease was minted (or reused): the dispatch is active again. */
+export function applyLease(s: CarriedState, lease: LeaseMeta, now: number): CarriedState {
+  return {
+    ...s,
+    generation: lease.generation,
+    tokenExpiresAt: lease.expiresAt,
+    credentialSource: lease.source,
+    refreshedAt: new Date(now).toISOString(),
+    mintedAtMs: lease.reused ? s.mintedAtMs : now,
+    status: 'active',
+    lastError: null,
+    transientFailures: 0,
+    retryAtMs: null,
+  };
+}
+
+/** After a mint: the lease applied, its push recorded, and a reused token never left on a passed refresh time. */
+export function afterMint(s: CarriedState, lease: LeaseMeta, input: GitTokenWorkflowInput, now: number): Step {
+  let state = applyLease(s, lease, now);
+  let stop: string | null = null;
+  if (lease.pushed === 'acknowledged') {
+    state = { ...state, pushedGeneration: Math.max(state.pushedGeneration, lease.generation), pushedExpiresAt: lease.expiresAt };
+  } else if (lease.pushed === 'gone') {
+    stop = 'container gone';
+  }
+  // A scheduled refresh that got the same token back must not spin on a refresh time that has
+  // already passed: look again shortly.
+  const next = refreshAt(state, input);
+  if (lease.reused && next !== null && next <= now) {
+    state = { ...state, retryAtMs: now + transientBackoffMs(1, input.marginSeconds * 1000) };
+  }
+  return { state, stop };
+}
+
+/**
+ * A mint failed: permanent failures wait for a person (with a slow recheck as a safety net; a
+ * credentialsChanged signal comes sooner), transient ones back off; an ended dispatch stops.
+ */
+export function applyFailure(s: CarriedState, err: unknown, input: GitTokenWorkflowInput, now: number): Step {
+  const { code, message } = failureCode(err);
+  if (code === 'dispatch_ended') return { state: s, stop: 'dispatch ended' };
+  const lastError = { code, message, at: new Date(now).toISOString() };
+  if (isPermanentFailure(code)) {
+    const recheckMs = (input.recheckSeconds ?? DEFAULT_RECHECK_SECONDS) * 1000;
+    return { state: { ...s, lastError, status: 'credential_error', transientFailures: 0, retryAtMs: now + recheckMs }, stop: null };
+  }
+  const transientFailures = s.transientFailures + 1;
+  const retryAtMs = now + transientBackoffMs(transientFailures, input.marginSeconds * 1000);
+  return { state: { ...s, lastError, status: 'degraded', transientFailures, retryAtMs }, stop: null };
+}
+
+/** True when the container has not acknowledged the current lease. */
+export function needsPush(s: CarriedState): boolean {
+  return s.pushedGeneration < s.generation;
+}
+
+/**
+ * How long a push may retry: until the token the container holds expires (the current one when it
+ * holds none yet); a static token has no expiry, so it gets a fixed deadline.
+ */
+export function pushDeadlineMs(s: CarriedState, input: GitTokenWorkflowInput, now: number): number {
+  const containerExpiry = s.pushedGeneration > 0 ? s.pushedExpiresAt : s.tokenExpiresAt;
+  const isStatic = s.tokenExpiresAt === null && (s.pushedGeneration === 0 || s.pushedExpiresAt === null);
+  if (isStatic) return (input.staticPushDeadlineSeconds ?? DEFAULT_STATIC_PUSH_DEADLINE_SECONDS) * 1000;
+  return Date.parse(containerExpiry ?? s.tokenExpiresAt ?? new Date(now).toISOString()) - now;
+}
+
+/** A push answered: the container holds that lease now, or it is gone. */
+export function afterPush(s: CarriedState, result: PushLeaseResult): Step {
+  if (result.outcome === 'gone') return { state: s, stop: 'container gone' };
+  // Nothing to push (no lease yet, or it was wiped): do not retry in a loop.
+  const pushedGeneration = result.outcome === 'no_lease' ? s.generation : Math.max(s.pushedGeneration, result.generation);
+  const pushedExpiresAt = result.outcome === 'acknowledged' ? result.expiresAt : s.pushedExpiresAt;
+  return { state: { ...s, pushedGeneration, pushedExpiresAt }, stop: null };
+}
+
+/**
+ * A push of `generation` ran out of retries: the container could not be reached for as long as its
+ * token lived, unless a newer lease arrived meanwhile (the loop pushes that one).
+ */
+export function afterPushFailure(s: CarriedState, generation: number, now: number): Step {
+  return { state: s, stop: s.generation > generation && leaseValid(s, now) ? null : 'container_unreachable' };
+}
+
+/** How a dispatch ends, from why it stopped. */
+export function finalStatus(stopReason: string | null): Extract<DispatchStatus, 'stopped' | 'container_unreachable'> {
+  return stopReason === 'container_unreachable' ? 'container_unreachable' : 'stopped';
+}
