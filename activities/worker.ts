@@ -54,8 +54,7 @@ export async function createTokenWorker(opts: TokenWorkerOptions): Promise<Worke
     workflowBundle: opts.workflowBundle ?? prebuiltWorkflowBundle(),
     // Keep every run the worker holds: a run that is evicted is rebuilt at its next refresh (the
     // workflow sandbox's modules instantiated again and its history replayed), which costs more
-    // CPU than a cached run costs memory (~0.2-0.3 MB with WORKER_HEAP_GROWTH_PERCENT and the preloaded
-    // bundle; bench figures in the README).
+    // CPU than a cached run costs memory (README, "Performance": memory per cached run).
     maxCachedWorkflows: opts.maxCachedWorkflows ?? core.config.worker.maxCachedWorkflows,
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? core.config.worker.maxConcurrentActivities,
     // Let running activities (a push, a revoke) finish on shutdown.

@@ -15,9 +15,8 @@ const WORKFLOWS_PATH = join(ROOT, 'workflows', 'index.ts');
  * the module was preloaded into the context before any run existed. Our workflow modules and the
  * SDK's public entry hold no per-run state: they keep constants (signal, query and update
  * definitions, activity proxies, search attribute keys) and read the current run from the SDK's
- * activator at call time. Preloaded, they are instantiated (and deep-frozen) once per context, which
- * takes 11 modules and ~19 KB of heap off every cached run (31.5 KB -> 12.5 KB per run at init,
- * measured with the SDK's ReusableVMWorkflowCreator). State at module level would be shared between
+ * activator at call time. Preloaded, they are instantiated (and deep-frozen) once per context instead
+ * of once per cached run (README, "Performance"). State at module level would be shared between
  * runs, so lint refuses it in workflows/ (eslint.config.mjs).
  */
 export function workflowBundleOptions(): { workflowsPath: string; preloadModules: string[]; logger: typeof bundleLogger } {

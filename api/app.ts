@@ -58,8 +58,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     ...(opts.logger ? { loggerInstance: opts.logger } : { logger: loggerOptions(services.config.logLevel) }),
     // Containers pull (and probes poll) far more often than people call the API: those requests
-    // get no per-request log lines and no per-request child logger, which measured as a quarter of
-    // the pull route's cost. Their errors still reach the log through the shared error handler.
+    // get no per-request log lines and no per-request child logger, a large share of the pull
+    // route's cost (README, "Performance"). Their errors still reach the log through the shared error handler.
     logController: new LogController({ disableRequestLogging: (req) => isQuietUrl(req.url) }),
     childLoggerFactory: (logger, bindings, childOpts, rawReq) => (isQuietUrl(rawReq.url) ? logger : logger.child(bindings, childOpts)),
     bodyLimit: 64 * 1024,

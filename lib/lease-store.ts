@@ -2,9 +2,9 @@
 // activities) is the only writer; the pull route reads. Every write NOTIFYs `repo_connect_leases`
 // in the same transaction, so API instances drop cached copies the moment a lease changes.
 //
-// This is the refresh loop's hot path, so it speaks SQL through Prisma's raw queries: a model
-// query costs about 1.5 ms of CPU in Prisma's query interpreter, a raw one about 0.5 ms (measured),
-// and a refresh cycle makes four: the lease read (here), the rig's credential source
+// This is the refresh loop's hot path, so it speaks SQL through Prisma's raw queries, which cost a
+// fraction of a model query's CPU in Prisma's query interpreter (README, "Performance"), and a
+// refresh cycle makes four: the lease read (here), the rig's credential source
 // (activities/credential-resolver.ts), the write (lib/lease-statements.ts) and the push's ledger row.
 import type { Db } from './db';
 import { LEASE_CHANNEL, storeNext, touch } from './lease-statements';

@@ -38,8 +38,8 @@ export interface HistogramSeries {
 /**
  * A Prometheus histogram for every API request, the pull route's included: a caller resolves the
  * series of a label set once and observing is a bucket search and three additions. prom-client's
- * own histogram hashes the label object on every observation, which measured as several percent
- * of the pull route's cost. The exposition is the same (`_bucket` with `le`, `_sum`, `_count`).
+ * own histogram hashes the label object on every observation, a visible share of the pull route's
+ * cost (README, "Performance"). The exposition is the same (`_bucket` with `le`, `_sum`, `_count`).
  */
 export class RequestHistogram {
   readonly aggregator = 'sum';

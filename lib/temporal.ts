@@ -23,8 +23,7 @@ type ContextStorage = Connection['callContextStorage'];
 /**
  * The Temporal client runs every call in an AsyncLocalStorage (the namespace header, deadlines).
  * On Node 20 a storage that has run once keeps a promise hook on for the whole process, and every
- * promise of every API request then pays for it: 12 % of the pull route's throughput in the
- * bench. The storage is needed only while one of its runs is in flight, so this switches it off
+ * promise of every API request then pays for it (README, "Performance": the pull route). The storage is needed only while one of its runs is in flight, so this switches it off
  * now and again whenever its last run settles (the next run switches it back on). Used by an
  * API-only process; Node 24's AsyncContextFrame makes the hook, and this, moot.
  */

@@ -1,6 +1,6 @@
 // Bundles workflows/ for the Temporal worker into the file given as the first argument.
 // Runs as its own short-lived process: webpack's memory goes back to the OS when it exits,
-// instead of staying in the long-running worker's RSS (~100 MB measured).
+// instead of staying in the long-running worker's RSS (README, "Performance").
 import { renameSync, writeFileSync } from 'node:fs';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { workflowBundleOptions } from '../activities/workflow-bundle';
