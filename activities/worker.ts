@@ -2,7 +2,7 @@
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import type { Core } from '../lib/core';
 import type { Logger } from '../lib/logger';
-import { createTokenActivities } from './token-activities';
+import { createTokenActivities, type TokenActivities } from './token-activities';
 import { prebuiltWorkflowBundle } from './workflow-bundle';
 
 export interface TokenWorkerOptions {
@@ -32,10 +32,9 @@ export function installTemporalRuntime(logger: Logger, level: LogLevel = 'WARN')
   });
 }
 
-/** Builds (does not run) the worker for `taskQueue`, wiring activities from `core`. */
-export async function createTokenWorker(opts: TokenWorkerOptions): Promise<Worker> {
-  const { core } = opts;
-  const activities = createTokenActivities({
+/** The token activities wired from `core`, as the worker runs them (the activity tests too). */
+export function tokenActivitiesFrom(core: Core): TokenActivities {
+  return createTokenActivities({
     db: core.db,
     secrets: core.secrets,
     github: core.github,
@@ -46,6 +45,12 @@ export async function createTokenWorker(opts: TokenWorkerOptions): Promise<Worke
     logger: core.logger,
     marginSeconds: core.config.tokenRefreshMarginSeconds,
   });
+}
+
+/** Builds (does not run) the worker for `taskQueue`, wiring activities from `core`. */
+export async function createTokenWorker(opts: TokenWorkerOptions): Promise<Worker> {
+  const { core } = opts;
+  const activities = tokenActivitiesFrom(core);
   return Worker.create({
     connection: opts.connection,
     namespace: core.config.temporal.namespace,

@@ -1,5 +1,6 @@
-// Finds (or builds once) the Temporal CLI and starts its dev server. Dev and test tooling only:
-// production talks to a real Temporal cluster at TEMPORAL_ADDRESS.
+// Finds (or builds once) the Temporal CLI and starts its dev server for `npm start` and the bench
+// (the test suite starts its own through the SDK: test/helpers/suite-temporal.ts). Dev and test
+// tooling only: production talks to a real Temporal cluster at TEMPORAL_ADDRESS.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -120,7 +121,12 @@ export interface DevServerOptions {
   log?: Log;
 }
 
-/** Starts `temporal server start-dev` with the contract's search attributes and waits until it answers. */
+/**
+ * Starts `temporal server start-dev` with the contract's search attributes and waits until it answers.
+ * Kept beside the SDK's TestWorkflowEnvironment.createLocal because that one spawns the server in
+ * the caller's process group, stops it only with SIGKILL and keeps its pid to itself, while
+ * `npm start` needs Ctrl-C to reach the service first and the bench measures the server by pid.
+ */
 export async function startDevServer(opts: DevServerOptions): Promise<DevServer> {
   const ip = opts.ip ?? '127.0.0.1';
   const address = `${ip}:${opts.port}`;

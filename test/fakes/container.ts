@@ -1,6 +1,7 @@
 // A fake agent container host: one HTTP listener serving many containers under /c/<name>, each
 // checking its own bearer on POST /git-token like the real push receiver. Containers can be made
-// to fail (drop connections, answer 500, 404/410 "gone", hang) to drive the workflow's paths.
+// to fail (drop connections, answer 500, 404/410 "gone", hang) or to answer slowly, to drive the
+// workflow's and the activities' paths.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 
@@ -19,6 +20,8 @@ export interface ReceivedPush {
 interface Box {
   bearer?: string;
   mode: ContainerMode;
+  /** A push is received at once and answered this much later. */
+  delayMs: number;
   pushes: ReceivedPush[];
   rejected: number;
   /** Bearer digests of pushes accepted before the container knew its token. */
@@ -53,7 +56,7 @@ export class FakeContainerHost {
 
   /** Registers a container and returns its URL (what a dispatch's `container_url` is). */
   add(name: string): string {
-    this.boxes.set(name, { mode: 'ok', pushes: [], rejected: 0, unverified: [], waiters: [] });
+    this.boxes.set(name, { mode: 'ok', delayMs: 0, pushes: [], rejected: 0, unverified: [], waiters: [] });
     return `${this.baseUrl}/c/${name}`;
   }
 
@@ -67,6 +70,11 @@ export class FakeContainerHost {
 
   setMode(name: string, mode: ContainerMode): void {
     this.box(name).mode = mode;
+  }
+
+  /** Accepted pushes are answered `ms` after they arrived (a slow container). */
+  setDelay(name: string, ms: number): void {
+    this.box(name).delayMs = ms;
   }
 
   pushes(name: string): ReceivedPush[] {
@@ -149,7 +157,8 @@ export class FakeContainerHost {
           w.resolve(push);
         }
       }
-      res.writeHead(204).end();
+      if (box.delayMs > 0) setTimeout(() => res.writeHead(204).end(), box.delayMs);
+      else res.writeHead(204).end();
     });
   }
 }

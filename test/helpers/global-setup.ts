@@ -1,16 +1,18 @@
 // Starts what the whole suite shares: a fresh test database with migrations applied, one Temporal
-// dev server (in memory, headless, on a free port) and the workflow bundle built once.
+// dev server (in memory, headless, on a free port; see suite-temporal.ts) and the workflow bundle
+// built once.
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { workflowBundleOptions } from '../../activities/workflow-bundle';
 import { migrate } from '../../lib/migrate';
-import { freePort, PROJECT_ROOT, resolveTemporalCli, startDevServer, type DevServer } from '../../scripts/temporal-cli';
+import { PROJECT_ROOT } from '../../scripts/temporal-cli';
+import { startSuiteTemporal, type SuiteTemporal } from './suite-temporal';
 import { testServerUrl } from './test-env';
 
 declare global {
-  var __TEMPORAL_DEV_SERVER__: DevServer | undefined;
+  var __SUITE_TEMPORAL__: SuiteTemporal | undefined;
 }
 
 /** Creates this run's database and drops those of earlier runs whose process is gone. */
@@ -67,21 +69,15 @@ export default async function globalSetup(): Promise<void> {
   const cacheDir = join(PROJECT_ROOT, '.cache');
   mkdirSync(cacheDir, { recursive: true });
   process.env.TEST_LOG_DIR = createRunLogDir(join(cacheDir, 'test-logs'));
-  const [server, bundle] = await Promise.all([
-    (async () => {
-      const cli = await resolveTemporalCli(process.env, (l) => process.stderr.write(`${l}\n`));
-      return startDevServer({ cli, port: await freePort() });
-    })(),
-    bundleWorkflowCode(workflowBundleOptions()),
-  ]);
-  globalThis.__TEMPORAL_DEV_SERVER__ = server;
+  const [temporal, bundle] = await Promise.all([startSuiteTemporal(), bundleWorkflowCode(workflowBundleOptions())]);
+  globalThis.__SUITE_TEMPORAL__ = temporal;
   const bundlePath = join(cacheDir, `workflow-bundle-${process.pid}.js`);
   writeFileSync(bundlePath, bundle.code);
 
   // Test workers are forked after this, so they inherit these.
-  process.env.TEST_TEMPORAL_ADDRESS = server.address;
+  process.env.TEST_TEMPORAL_ADDRESS = temporal.env.address;
   process.env.TEST_WORKFLOW_BUNDLE = bundlePath;
   process.stderr.write(
-    `\n[setup] postgres ${new URL(dbUrl).pathname.slice(1)}, temporal ${server.address}, ready in ${Date.now() - started} ms\n`,
+    `\n[setup] postgres ${new URL(dbUrl).pathname.slice(1)}, temporal ${temporal.env.address}, ready in ${Date.now() - started} ms\n`,
   );
 }

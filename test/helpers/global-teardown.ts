@@ -4,7 +4,7 @@ import { testServerUrl } from './test-env';
 import { issuedTokenCount, scanRunLogs } from './test-logs';
 
 export default async function globalTeardown(): Promise<void> {
-  await globalThis.__TEMPORAL_DEV_SERVER__?.stop();
+  await globalThis.__SUITE_TEMPORAL__?.stop();
   const url = process.env.TEST_DATABASE_URL;
   if (url) {
     const admin = new Client({ connectionString: testServerUrl() });

@@ -7,7 +7,7 @@ import pino from 'pino';
 import type { Worker } from '@temporalio/worker';
 import { createCore, type Core } from '../../lib/core';
 import { createMetrics } from '../../lib/metrics';
-import { loggerOptions } from '../../lib/logger';
+import { loggerOptions, type Logger } from '../../lib/logger';
 import { startApi, type RunningApi } from '../../api/server';
 import { createTokenWorker, installTemporalRuntime, NativeConnection } from '../../activities/worker';
 import type { GitTokenWorkflowInput } from '../../workflows/git-token-types';
@@ -45,18 +45,7 @@ export interface Harness {
 /** Starts API + worker over a fresh core. */
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const taskQueue = `test-${randomUUID()}`;
-  const logs: string[] = [];
-  // Also kept on disk for the run-wide token scan in global teardown (see test-logs.ts).
-  const logFile = logFileName('harness');
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      const line = chunk.toString();
-      logs.push(line);
-      appendRunLog(logFile, line);
-      cb();
-    },
-  });
-  const logger = pino({ ...loggerOptions('info') }, sink);
+  const { logger, logs } = runLogger('harness');
   installTemporalRuntime(logger);
   const config = testConfig({ TEMPORAL_ADDRESS: testTemporalAddress(), TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'info', ...opts.env });
   const core = await createCore(config, { logger, metrics: createMetrics({ defaults: false }), dbPoolSize: 5 });
@@ -99,6 +88,21 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   };
   if (opts.worker !== false) await h.startWorker();
   return h;
+}
+
+/** A pino logger whose lines are kept in `logs` and, for the run-wide token scan in global teardown, on disk (see test-logs.ts). */
+export function runLogger(kind: string): { logger: Logger; logs: string[] } {
+  const logs: string[] = [];
+  const logFile = logFileName(kind);
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      const line = chunk.toString();
+      logs.push(line);
+      appendRunLog(logFile, line);
+      cb();
+    },
+  });
+  return { logger: pino({ ...loggerOptions('info') }, sink), logs };
 }
 
 /** Polls `fn` until it returns a truthy value or the timeout passes. */
