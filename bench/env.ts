@@ -124,7 +124,7 @@ export function serviceEnv(
     DATABASE_URL: base.databaseUrl,
     TEMPORAL_ADDRESS: base.temporalAddress,
     TEMPORAL_TASK_QUEUE: base.taskQueue,
-    ADMIN_API_TOKEN: 'bench-admin-token-0123456789',
+    ADMIN_API_TOKEN: randomBytes(32).toString('hex'), // the bench runs the service with NODE_ENV=production
     SECRETS_KEY: randomBytes(32).toString('base64'),
     LOG_LEVEL: 'warn',
     ...extra,

@@ -3,6 +3,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { createPrivateKey } from 'node:crypto';
 import { z } from 'zod';
+import { SECRET_GENERATOR, weakSecretReason } from './secret-strength';
 
 export type AppType = 'standard' | 'lite';
 
@@ -176,6 +177,9 @@ export function loadConfig(env: Env = process.env): Config {
   for (const k of previous) {
     if (!base64Key.safeParse(k).success) problems.push('SECRETS_KEY_PREVIOUS must be a comma-separated list of 32-byte base64 keys');
   }
+  // The one credential for every route: in production it must be a generated secret.
+  const weakAdmin = e.NODE_ENV === 'production' ? weakSecretReason(e.ADMIN_API_TOKEN) : null;
+  if (weakAdmin) problems.push(`ADMIN_API_TOKEN ${weakAdmin} in production (generate one with: ${SECRET_GENERATOR})`);
   if (e.NODE_ENV === 'production' && e.PUBLIC_URL === undefined) {
     problems.push('PUBLIC_URL is required in production (OAuth redirect URIs are built from it)');
   }

@@ -77,7 +77,8 @@ describe('loadConfig', () => {
 
   it('needs the GitLab client id and secret together, and PUBLIC_URL in production', () => {
     expect(problems({ ...minimal, GITLAB_CLIENT_ID: 'x' })).toEqual(['GITLAB_CLIENT_ID and GITLAB_CLIENT_SECRET must be set together']);
-    expect(problems({ ...minimal, NODE_ENV: 'production' })).toEqual([
+    // A production admin token must look generated (test/security/admin-token-strength.test.ts).
+    expect(problems({ ...minimal, ADMIN_API_TOKEN: randomBytes(32).toString('hex'), NODE_ENV: 'production' })).toEqual([
       'PUBLIC_URL is required in production (OAuth redirect URIs are built from it)',
     ]);
   });
