@@ -44,6 +44,10 @@ export const receiverLib = kitRequire('./lib/receiver.js') as {
   MAX_BODY_BYTES: number;
 };
 
+export const payloadLib = kitRequire('./lib/payload.js') as {
+  checkTokenPayload(body: unknown): { field: string; message: string } | null;
+};
+
 export const tokenFileLib = kitRequire('./lib/token-file.js') as {
   readTokenFile(file: string): Promise<TokenRecord | null>;
   writeTokenRecord(file: string, record: TokenRecord): Promise<{ written: boolean; current: TokenRecord }>;
