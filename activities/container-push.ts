@@ -17,8 +17,12 @@ export interface PushBody {
 }
 
 export interface PushOutcome {
-  /** `gone`: 404/410, the container no longer exists; `failed`: worth retrying. */
-  outcome: 'acknowledged' | 'gone' | 'failed';
+  /**
+   * `gone`: 404/410, the container no longer exists; `refused`: the container redirected (never
+   * followed: the body holds a token); `failed`: no answer or another status. Both of the last two
+   * are retried by the workflow.
+   */
+  outcome: 'acknowledged' | 'gone' | 'refused' | 'failed';
   detail: string;
 }
 
@@ -68,6 +72,8 @@ export function pushToContainer(args: {
       const status = res.statusCode ?? 0;
       if (status >= 200 && status < 300) finish({ outcome: 'acknowledged', detail: `HTTP ${status}` });
       else if (status === 404 || status === 410) finish({ outcome: 'gone', detail: `container answered ${status}` });
+      else if (status >= 300 && status < 400)
+        finish({ outcome: 'refused', detail: `container answered ${status}, a redirect, which is not followed (check container_url)` });
       else finish({ outcome: 'failed', detail: `container answered ${status}` });
     });
     req.once('error', (err: NodeJS.ErrnoException) =>

@@ -3,6 +3,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { createPrivateKey } from 'node:crypto';
 import { z } from 'zod';
+import { normaliseBaseUrl } from './base-url';
 import { SECRET_GENERATOR, weakSecretReason } from './secret-strength';
 
 export type AppType = 'standard' | 'lite';
@@ -30,7 +31,13 @@ export interface Config {
     apps: Partial<Record<AppType, GithubAppConfig>>;
     webhookSecret?: string;
   };
-  gitlab: { url: string; clientId?: string; clientSecret?: string };
+  gitlab: {
+    url: string;
+    /** Base URLs an integration may name (normalised): GITLAB_URL first, then GITLAB_ALLOWED_URLS. */
+    allowedUrls: string[];
+    clientId?: string;
+    clientSecret?: string;
+  };
   tokenRefreshMarginSeconds: number;
   refreshJitterMaxSeconds: number;
   pullRateLimitPerMinute: number;
@@ -96,6 +103,7 @@ const schema = z.object({
   GITHUB_LITE_APP_SLUG: optionalString,
   GITHUB_WEBHOOK_SECRET: optionalString,
   GITLAB_URL: httpUrl.default('https://gitlab.com'),
+  GITLAB_ALLOWED_URLS: optionalString,
   GITLAB_CLIENT_ID: optionalString,
   GITLAB_CLIENT_SECRET: optionalString,
   TOKEN_REFRESH_MARGIN_SECONDS: z.coerce.number().int().min(1).max(3000).default(300),
@@ -170,6 +178,20 @@ export function loadConfig(env: Env = process.env): Config {
     problems.push('GITLAB_CLIENT_ID and GITLAB_CLIENT_SECRET must be set together');
   }
 
+  // Integrations may name only these GitLabs: the OAuth client secret is sent to whichever one a
+  // grant refreshes against.
+  const gitlabUrls: string[] = [];
+  const allowedEntries = (e.GITLAB_ALLOWED_URLS ?? '').split(',').map((u) => u.trim());
+  for (const [name, entry] of [['GITLAB_URL', e.GITLAB_URL], ...allowedEntries.filter(Boolean).map((u) => ['GITLAB_ALLOWED_URLS', u])]) {
+    try {
+      gitlabUrls.push(normaliseBaseUrl(entry));
+    } catch (err) {
+      // Credentials in a URL are masked: boot errors are logged.
+      const what = name === 'GITLAB_URL' ? '' : ` (a comma-separated list of http(s) base URLs): ${entry.replace(/\/\/[^/@]*@/, '//***@')}`;
+      problems.push(`${name}${what} ${(err as Error).message}`);
+    }
+  }
+
   const previous = (e.SECRETS_KEY_PREVIOUS ?? '')
     .split(',')
     .map((k) => k.trim())
@@ -196,7 +218,12 @@ export function loadConfig(env: Env = process.env): Config {
     adminApiToken: e.ADMIN_API_TOKEN,
     secretsKeys: [e.SECRETS_KEY, ...previous].map((k) => Buffer.from(k, 'base64')),
     github: { apiUrl: e.GITHUB_API_URL, apps, webhookSecret: e.GITHUB_WEBHOOK_SECRET },
-    gitlab: { url: e.GITLAB_URL, clientId: e.GITLAB_CLIENT_ID, clientSecret: e.GITLAB_CLIENT_SECRET },
+    gitlab: {
+      url: e.GITLAB_URL,
+      allowedUrls: [...new Set(gitlabUrls)],
+      clientId: e.GITLAB_CLIENT_ID,
+      clientSecret: e.GITLAB_CLIENT_SECRET,
+    },
     tokenRefreshMarginSeconds: e.TOKEN_REFRESH_MARGIN_SECONDS,
     refreshJitterMaxSeconds: e.REFRESH_JITTER_MAX_SECONDS,
     pullRateLimitPerMinute: e.PULL_RATE_LIMIT_PER_MINUTE,

@@ -44,7 +44,12 @@ export async function createCore(config: Config, opts: CoreOptions = {}): Promis
   const secrets = createSecretBox(config.secretsKeys);
   const timeoutMs = config.providerTimeoutMs;
   const github = createGithubClient({ apiUrl: config.github.apiUrl, apps: config.github.apps, timeoutMs });
-  const gitlab = createGitlabClient({ clientId: config.gitlab.clientId, clientSecret: config.gitlab.clientSecret, timeoutMs });
+  const gitlab = createGitlabClient({
+    clientId: config.gitlab.clientId,
+    clientSecret: config.gitlab.clientSecret,
+    timeoutMs,
+    allowedBaseUrls: config.gitlab.allowedUrls,
+  });
   const temporalConnection = await Connection.connect({ address: config.temporal.address });
   const temporal = new Client({ connection: temporalConnection, namespace: config.temporal.namespace });
   const notifier = createDispatchNotifier({ db, temporal });

@@ -83,6 +83,23 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('lists the GitLab base URLs an integration may name: GITLAB_URL and GITLAB_ALLOWED_URLS, canonical', () => {
+    expect(loadConfig(minimal).gitlab.allowedUrls).toEqual(['https://gitlab.com']);
+    const c = loadConfig({
+      ...minimal,
+      GITLAB_URL: 'https://GitLab.example.com/',
+      GITLAB_ALLOWED_URLS: 'https://gitlab.com:443, http://git.internal/gitlab/ ,',
+    });
+    expect(c.gitlab.allowedUrls).toEqual(['https://gitlab.example.com', 'https://gitlab.com', 'http://git.internal/gitlab']);
+    expect(
+      problems({ ...minimal, GITLAB_ALLOWED_URLS: 'https://ok.example, ftp://files.example, https://u:p@gitlab.example, nope' }),
+    ).toEqual([
+      'GITLAB_ALLOWED_URLS (a comma-separated list of http(s) base URLs): ftp://files.example must be an http(s) URL',
+      'GITLAB_ALLOWED_URLS (a comma-separated list of http(s) base URLs): https://***@gitlab.example must not contain credentials, a query or a fragment',
+      'GITLAB_ALLOWED_URLS (a comma-separated list of http(s) base URLs): nope must be a URL',
+    ]);
+  });
+
   it('keeps previous secrets keys for decryption after a rotation', () => {
     const old = randomBytes(32).toString('base64');
     const c = loadConfig({ ...minimal, SECRETS_KEY_PREVIOUS: old });
