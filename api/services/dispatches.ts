@@ -29,6 +29,19 @@ export function containerUrlProblem(raw: string): string | null {
   return null;
 }
 
+/** An opaque cursor for the events after `id`. */
+export function encodeEventCursor(id: bigint): string {
+  return Buffer.from(`ev1:${id}`).toString('base64url');
+}
+
+/** The id a cursor points after; a 400 naming `cursor` when it is not one of ours. */
+export function decodeEventCursor(cursor: string): bigint {
+  const m = /^ev1:(\d{1,19})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  const id = m ? BigInt(m[1]) : -1n;
+  if (!m || id >= 2n ** 63n || encodeEventCursor(id) !== cursor) throw badRequest('cursor', 'cursor: is not a cursor this API gave out');
+  return id;
+}
+
 export function createDispatchService(deps: Deps) {
   const { db, temporal, config } = deps;
 
@@ -110,10 +123,21 @@ export function createDispatchService(deps: Deps) {
       }
     },
 
-    async events(dispatchId: string) {
+    /**
+     * One page of the dispatch's events in the order they were recorded (oldest first). The cursor
+     * is the last id returned, so rows recorded while a client pages are never skipped.
+     */
+    async events(dispatchId: string, page: { limit: number; cursor?: string }) {
+      const after = page.cursor === undefined ? undefined : decodeEventCursor(page.cursor);
       await getRow(dispatchId);
-      const rows = await db.tokenEvent.findMany({ where: { dispatchId }, orderBy: [{ at: 'asc' }, { id: 'asc' }] });
-      return { events: rows.map(presentEvent) };
+      const rows = await db.tokenEvent.findMany({
+        where: { dispatchId, ...(after !== undefined ? { id: { gt: after } } : {}) },
+        orderBy: { id: 'asc' },
+        take: page.limit + 1,
+      });
+      const more = rows.length > page.limit;
+      const events = more ? rows.slice(0, page.limit) : rows;
+      return { events: events.map(presentEvent), next_cursor: more ? encodeEventCursor(events[events.length - 1].id) : null };
     },
   };
 }

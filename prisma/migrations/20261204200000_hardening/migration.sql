@@ -4,3 +4,7 @@ ALTER TABLE "github_webhook_deliveries" ADD COLUMN "body_sha256" CHAR(64);
 
 -- CreateIndex
 CREATE UNIQUE INDEX "github_webhook_deliveries_body_sha256_key" ON "github_webhook_deliveries"("body_sha256");
+
+-- Events are paged by id within a dispatch, and the retention sweep finds old `pulled` rows by time.
+CREATE INDEX "token_events_dispatch_id_id_idx" ON "token_events"("dispatch_id", "id");
+CREATE INDEX "token_events_kind_at_idx" ON "token_events"("kind", "at");
