@@ -8,3 +8,13 @@ CREATE UNIQUE INDEX "github_webhook_deliveries_body_sha256_key" ON "github_webho
 -- Events are paged by id within a dispatch, and the retention sweep finds old `pulled` rows by time.
 CREATE INDEX "token_events_dispatch_id_id_idx" ON "token_events"("dispatch_id", "id");
 CREATE INDEX "token_events_kind_at_idx" ON "token_events"("kind", "at");
+
+-- API instances cache unknown container-token hashes briefly; a new dispatch tells them to forget.
+CREATE FUNCTION "repo_connect_dispatch_created"() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('repo_connect_dispatch_created', '');
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER "agent_dispatches_created" AFTER INSERT ON "agent_dispatches"
+  FOR EACH STATEMENT EXECUTE FUNCTION "repo_connect_dispatch_created"();
