@@ -45,6 +45,7 @@ export async function createTokenWorker(opts: TokenWorkerOptions): Promise<Worke
     metrics: core.metrics,
     logger: core.logger,
     marginSeconds: core.config.tokenRefreshMarginSeconds,
+    containerUrlPolicy: core.containerUrlPolicy,
   });
   return Worker.create({
     connection: opts.connection,

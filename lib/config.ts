@@ -4,6 +4,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { createPrivateKey } from 'node:crypto';
 import { z } from 'zod';
 import { normaliseBaseUrl } from './base-url';
+import { parseContainerUrlAllow } from './container-url-policy';
 import { SECRET_GENERATOR, weakSecretReason } from './secret-strength';
 
 export type AppType = 'standard' | 'lite';
@@ -38,6 +39,8 @@ export interface Config {
     clientId?: string;
     clientSecret?: string;
   };
+  /** CONTAINER_URL_ALLOW as given (validated); lib/container-url-policy.ts parses it. */
+  containerUrlAllow?: string;
   tokenRefreshMarginSeconds: number;
   refreshJitterMaxSeconds: number;
   pullRateLimitPerMinute: number;
@@ -106,6 +109,7 @@ const schema = z.object({
   GITLAB_ALLOWED_URLS: optionalString,
   GITLAB_CLIENT_ID: optionalString,
   GITLAB_CLIENT_SECRET: optionalString,
+  CONTAINER_URL_ALLOW: optionalString,
   TOKEN_REFRESH_MARGIN_SECONDS: z.coerce.number().int().min(1).max(3000).default(300),
   REFRESH_JITTER_MAX_SECONDS: z.coerce.number().min(0).max(600).default(60),
   PULL_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(120),
@@ -192,6 +196,8 @@ export function loadConfig(env: Env = process.env): Config {
     }
   }
 
+  problems.push(...parseContainerUrlAllow(e.CONTAINER_URL_ALLOW).problems);
+
   const previous = (e.SECRETS_KEY_PREVIOUS ?? '')
     .split(',')
     .map((k) => k.trim())
@@ -224,6 +230,7 @@ export function loadConfig(env: Env = process.env): Config {
       clientId: e.GITLAB_CLIENT_ID,
       clientSecret: e.GITLAB_CLIENT_SECRET,
     },
+    containerUrlAllow: e.CONTAINER_URL_ALLOW,
     tokenRefreshMarginSeconds: e.TOKEN_REFRESH_MARGIN_SECONDS,
     refreshJitterMaxSeconds: e.REFRESH_JITTER_MAX_SECONDS,
     pullRateLimitPerMinute: e.PULL_RATE_LIMIT_PER_MINUTE,

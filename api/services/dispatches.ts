@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Core } from '../../lib/core';
+import { containerUrlProblem } from '../../lib/container-url-policy';
 import { containerTokenContext } from '../../lib/secret-contexts';
 import { newOpaqueToken, sha256Hex } from '../../lib/secrets';
 import { gitTokenWorkflow, gitTokenWorkflowId, stopSignal } from '../../workflows/git-token-workflow';
@@ -10,24 +11,10 @@ import { CredentialSourceKey, DispatchStatusKey, RigIdKey, TownIdKey } from '../
 import { AppError, badRequest, notFound } from '../errors';
 import { presentDispatch, presentEvent } from './presenters';
 
-type Deps = Pick<Core, 'db' | 'secrets' | 'temporal' | 'config' | 'leases'> & {
+type Deps = Pick<Core, 'db' | 'secrets' | 'temporal' | 'config' | 'leases' | 'containerUrlPolicy'> & {
   /** Extra workflow input (tests shorten cycles per run, recheck intervals). */
   workflowDefaults?: Partial<GitTokenWorkflowInput>;
 };
-
-/** Why a container URL is refused, or null. */
-export function containerUrlProblem(raw: string): string | null {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    return 'must be a URL like http://agent-123:8787';
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'must be an http(s) URL';
-  if (url.username || url.password) return 'must not contain credentials';
-  if (url.search || url.hash) return 'must not contain a query or fragment';
-  return null;
-}
 
 /** An opaque cursor for the events after `id`. */
 export function encodeEventCursor(id: bigint): string {
@@ -53,10 +40,11 @@ export function createDispatchService(deps: Deps) {
 
   return {
     async create(rigId: string, body: { container_url: string }) {
-      const problem = containerUrlProblem(body.container_url);
-      if (problem) throw badRequest('container_url', `container_url: ${problem}`);
       const rig = await db.rig.findUnique({ where: { id: rigId }, select: { id: true, townId: true } });
       if (!rig) throw notFound('rig', 'rig_id');
+      // After the rig check, so an unknown rig costs no DNS lookup.
+      const problem = await containerUrlProblem(body.container_url, deps.containerUrlPolicy);
+      if (problem) throw badRequest('container_url', `container_url: ${problem}`);
 
       const id = randomUUID();
       const containerToken = newOpaqueToken('rcc');

@@ -14,6 +14,8 @@ import { createTownService } from './towns';
 
 export interface ServiceOptions {
   workflowDefaults?: Partial<GitTokenWorkflowInput>;
+  /** Instead of the core's (tests resolve names with their own resolver). */
+  containerUrlPolicy?: Core['containerUrlPolicy'];
 }
 
 export function createServices(core: Core, opts: ServiceOptions = {}) {
@@ -34,7 +36,11 @@ export function createServices(core: Core, opts: ServiceOptions = {}) {
     towns: createTownService(core),
     integrations,
     rigs: createRigService({ ...core, integrations }),
-    dispatches: createDispatchService({ ...core, workflowDefaults: opts.workflowDefaults }),
+    dispatches: createDispatchService({
+      ...core,
+      workflowDefaults: opts.workflowDefaults,
+      containerUrlPolicy: opts.containerUrlPolicy ?? core.containerUrlPolicy,
+    }),
     pull,
     webhooks,
     async start() {

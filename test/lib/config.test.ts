@@ -100,6 +100,17 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('validates CONTAINER_URL_ALLOW at boot: host names, *.suffix, IP addresses and CIDRs', () => {
+    expect(
+      loadConfig({ ...minimal, CONTAINER_URL_ALLOW: 'agent-1, *.agents.internal, 10.0.0.0/8, fd00::/8, 192.0.2.7' }).containerUrlAllow,
+    ).toBe('agent-1, *.agents.internal, 10.0.0.0/8, fd00::/8, 192.0.2.7');
+    expect(problems({ ...minimal, CONTAINER_URL_ALLOW: 'ok.example, 10.0.0.0/33, http://x, *.' })).toEqual([
+      'CONTAINER_URL_ALLOW entry 10.0.0.0/33 is neither a host name, a *.suffix nor an IP address or CIDR',
+      'CONTAINER_URL_ALLOW entry http://x is neither a host name, a *.suffix nor an IP address or CIDR',
+      'CONTAINER_URL_ALLOW entry *. is neither a host name, a *.suffix nor an IP address or CIDR',
+    ]);
+  });
+
   it('keeps previous secrets keys for decryption after a rotation', () => {
     const old = randomBytes(32).toString('base64');
     const c = loadConfig({ ...minimal, SECRETS_KEY_PREVIOUS: old });
