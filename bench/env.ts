@@ -125,6 +125,8 @@ export function serviceEnv(
     TEMPORAL_ADDRESS: base.temporalAddress,
     TEMPORAL_TASK_QUEUE: base.taskQueue,
     ADMIN_API_TOKEN: randomBytes(32).toString('hex'), // the bench runs the service with NODE_ENV=production
+    // ... where pushes over plain http need a host the allow-list names: the fake containers' address.
+    CONTAINER_URL_ALLOW: '127.0.0.1',
     SECRETS_KEY: randomBytes(32).toString('base64'),
     LOG_LEVEL: 'warn',
     ...extra,
