@@ -80,8 +80,12 @@ function operations(): Operation[] {
   return ops;
 }
 
+// Marks every example string of this run, so "rows that mention the request" are this file's alone
+// (other test files write at the same time, git.example.com and all).
+const RUN = randomUUID().slice(0, 8);
+
 /** Strings that satisfy common patterns; the first one a field's pattern and bounds accept is used. */
-const STRING_CANDIDATES = ['https://git.example.com/acme/app.git', 'git.example.com', 'bad-input-value', 'main', 'abc', 'a'];
+const STRING_CANDIDATES = [`https://git.example.com/acme/app-${RUN}.git`, `git-${RUN}.example.com`, `bad-input-${RUN}`, 'main', 'abc', 'a'];
 
 /** A value the schema accepts (required properties only). */
 function valid(s: Schema): unknown {
@@ -199,8 +203,9 @@ async function written(needles: string[]): Promise<string> {
   return rows.map((r) => `${r.t}:${r.n}:${r.h}`).join(' ');
 }
 
+/** The strings of a body that only this run can have written: ids, and example strings marked with RUN. */
 function stringsIn(v: unknown): string[] {
-  if (typeof v === 'string') return v.length >= 6 && !/[\u0000\uD800-\uDFFF]/.test(v) && v.length < 1000 ? [v] : [];
+  if (typeof v === 'string') return /^[0-9a-f-]{36}$/.test(v) || v.includes(RUN) ? [v] : [];
   if (Array.isArray(v)) return v.flatMap(stringsIn);
   if (v && typeof v === 'object') return Object.values(v).flatMap(stringsIn);
   return [];
