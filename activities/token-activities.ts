@@ -9,6 +9,7 @@ import { DispatchEndedError, metaOf, type CurrentLease, type LeaseStore } from '
 import { fingerprint } from '../lib/secrets';
 import type { Logger } from '../lib/logger';
 import type { Metrics } from '../lib/metrics';
+import type { ContainerUrlPolicy } from '../lib/container-url-policy';
 import { containerTokenContext } from '../lib/secret-contexts';
 import { ProviderError, type GithubClient } from '../lib/providers/types';
 import { FailureType, isPermanentFailure } from '../workflows/failure-types';
@@ -35,6 +36,8 @@ export interface TokenActivityDeps extends Omit<ResolverDeps, 'github' | 'onInte
   logger?: Pick<Logger, 'error'>;
   /** Push request timeout; the workflow's retry policy bounds the total. */
   pushTimeoutMs?: number;
+  /** Which container addresses a push may dial (checked on the address actually dialled). */
+  containerUrlPolicy: ContainerUrlPolicy;
 }
 
 /** Maps any failure of a mint to the contract's typed code and whether retrying can help. */
@@ -235,6 +238,7 @@ export function createTokenActivities(deps: TokenActivityDeps) {
         generation: lease.generation,
       },
       timeoutMs: deps.pushTimeoutMs ?? 5000,
+      policy: deps.containerUrlPolicy,
     });
     metrics?.pushLatency.observe({ outcome: result.outcome }, (performance.now() - started) / 1000);
     if (result.outcome === 'acknowledged') {

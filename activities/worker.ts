@@ -44,6 +44,7 @@ export function tokenActivitiesFrom(core: Core): TokenActivities {
     metrics: core.metrics,
     logger: core.logger,
     marginSeconds: core.config.tokenRefreshMarginSeconds,
+    containerUrlPolicy: core.containerUrlPolicy,
   });
 }
 

@@ -20,6 +20,7 @@ import { rigPage } from './dashboard/pages/rig-page';
 import { townPage } from './dashboard/pages/town-page';
 import { sessionRoutes } from './dashboard/session';
 import { AppError, registerErrorHandler } from './errors';
+import { rejectUnstorableStrings } from './string-guard';
 import { containerRoutes } from './routes/containers';
 import { dispatchRoutes } from './routes/dispatches';
 import { healthRoutes } from './routes/health';
@@ -80,6 +81,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandler(app);
+  // Every route, whatever group: NUL bytes and lone surrogates are a 400 naming the field.
+  app.addHook('preValidation', rejectUnstorableStrings);
 
   // External plugins.
   await app.register(formbody);

@@ -124,7 +124,9 @@ export function serviceEnv(
     DATABASE_URL: base.databaseUrl,
     TEMPORAL_ADDRESS: base.temporalAddress,
     TEMPORAL_TASK_QUEUE: base.taskQueue,
-    ADMIN_API_TOKEN: 'bench-admin-token-0123456789',
+    ADMIN_API_TOKEN: randomBytes(32).toString('hex'), // the bench runs the service with NODE_ENV=production
+    // ... where pushes over plain http need a host the allow-list names: the fake containers' address.
+    CONTAINER_URL_ALLOW: '127.0.0.1',
     SECRETS_KEY: randomBytes(32).toString('base64'),
     LOG_LEVEL: 'warn',
     ...extra,

@@ -3,6 +3,9 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { createPrivateKey } from 'node:crypto';
 import { z } from 'zod';
+import { normaliseBaseUrl } from './base-url';
+import { parseContainerUrlAllow } from './container-url-policy';
+import { SECRET_GENERATOR, weakSecretReason } from './secret-strength';
 
 export type AppType = 'standard' | 'lite';
 
@@ -29,7 +32,15 @@ export interface Config {
     apps: Partial<Record<AppType, GithubAppConfig>>;
     webhookSecret?: string;
   };
-  gitlab: { url: string; clientId?: string; clientSecret?: string };
+  gitlab: {
+    url: string;
+    /** Base URLs an integration may name (normalised): GITLAB_URL first, then GITLAB_ALLOWED_URLS. */
+    allowedUrls: string[];
+    clientId?: string;
+    clientSecret?: string;
+  };
+  /** CONTAINER_URL_ALLOW as given (validated); lib/container-url-policy.ts parses it. */
+  containerUrlAllow?: string;
   tokenRefreshMarginSeconds: number;
   refreshJitterMaxSeconds: number;
   pullRateLimitPerMinute: number;
@@ -95,8 +106,10 @@ const schema = z.object({
   GITHUB_LITE_APP_SLUG: optionalString,
   GITHUB_WEBHOOK_SECRET: optionalString,
   GITLAB_URL: httpUrl.default('https://gitlab.com'),
+  GITLAB_ALLOWED_URLS: optionalString,
   GITLAB_CLIENT_ID: optionalString,
   GITLAB_CLIENT_SECRET: optionalString,
+  CONTAINER_URL_ALLOW: optionalString,
   TOKEN_REFRESH_MARGIN_SECONDS: z.coerce.number().int().min(1).max(3000).default(300),
   REFRESH_JITTER_MAX_SECONDS: z.coerce.number().min(0).max(600).default(60),
   PULL_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(120),
@@ -169,6 +182,22 @@ export function loadConfig(env: Env = process.env): Config {
     problems.push('GITLAB_CLIENT_ID and GITLAB_CLIENT_SECRET must be set together');
   }
 
+  // Integrations may name only these GitLabs: the OAuth client secret is sent to whichever one a
+  // grant refreshes against.
+  const gitlabUrls: string[] = [];
+  const allowedEntries = (e.GITLAB_ALLOWED_URLS ?? '').split(',').map((u) => u.trim());
+  for (const [name, entry] of [['GITLAB_URL', e.GITLAB_URL], ...allowedEntries.filter(Boolean).map((u) => ['GITLAB_ALLOWED_URLS', u])]) {
+    try {
+      gitlabUrls.push(normaliseBaseUrl(entry));
+    } catch (err) {
+      // Credentials in a URL are masked: boot errors are logged.
+      const what = name === 'GITLAB_URL' ? '' : ` (a comma-separated list of http(s) base URLs): ${entry.replace(/\/\/[^/@]*@/, '//***@')}`;
+      problems.push(`${name}${what} ${(err as Error).message}`);
+    }
+  }
+
+  problems.push(...parseContainerUrlAllow(e.CONTAINER_URL_ALLOW).problems);
+
   const previous = (e.SECRETS_KEY_PREVIOUS ?? '')
     .split(',')
     .map((k) => k.trim())
@@ -176,6 +205,9 @@ export function loadConfig(env: Env = process.env): Config {
   for (const k of previous) {
     if (!base64Key.safeParse(k).success) problems.push('SECRETS_KEY_PREVIOUS must be a comma-separated list of 32-byte base64 keys');
   }
+  // The one credential for every route: in production it must be a generated secret.
+  const weakAdmin = e.NODE_ENV === 'production' ? weakSecretReason(e.ADMIN_API_TOKEN) : null;
+  if (weakAdmin) problems.push(`ADMIN_API_TOKEN ${weakAdmin} in production (generate one with: ${SECRET_GENERATOR})`);
   if (e.NODE_ENV === 'production' && e.PUBLIC_URL === undefined) {
     problems.push('PUBLIC_URL is required in production (OAuth redirect URIs are built from it)');
   }
@@ -192,7 +224,13 @@ export function loadConfig(env: Env = process.env): Config {
     adminApiToken: e.ADMIN_API_TOKEN,
     secretsKeys: [e.SECRETS_KEY, ...previous].map((k) => Buffer.from(k, 'base64')),
     github: { apiUrl: e.GITHUB_API_URL, apps, webhookSecret: e.GITHUB_WEBHOOK_SECRET },
-    gitlab: { url: e.GITLAB_URL, clientId: e.GITLAB_CLIENT_ID, clientSecret: e.GITLAB_CLIENT_SECRET },
+    gitlab: {
+      url: e.GITLAB_URL,
+      allowedUrls: [...new Set(gitlabUrls)],
+      clientId: e.GITLAB_CLIENT_ID,
+      clientSecret: e.GITLAB_CLIENT_SECRET,
+    },
+    containerUrlAllow: e.CONTAINER_URL_ALLOW,
     tokenRefreshMarginSeconds: e.TOKEN_REFRESH_MARGIN_SECONDS,
     refreshJitterMaxSeconds: e.REFRESH_JITTER_MAX_SECONDS,
     pullRateLimitPerMinute: e.PULL_RATE_LIMIT_PER_MINUTE,

@@ -3,6 +3,7 @@
 // tests standing in for it) call this; everything else receives the parts it needs.
 import { Client, Connection } from '@temporalio/client';
 import type { Config } from './config';
+import { parseContainerUrlAllow, resolveWithDns, type ContainerUrlPolicy, type ResolveHost } from './container-url-policy';
 import { createDb, type Db } from './db';
 import { createDispatchNotifier, type DispatchNotifier } from './dispatch-notifier';
 import { createGitlabGrants, type GitlabGrants } from './gitlab-grant';
@@ -27,6 +28,8 @@ export interface Core {
   temporalConnection: Connection;
   temporal: Client;
   notifier: DispatchNotifier;
+  /** Where tokens may be pushed: checked at dispatch creation (API) and at every push (worker). */
+  containerUrlPolicy: ContainerUrlPolicy;
   close(): Promise<void>;
 }
 
@@ -34,6 +37,8 @@ export interface CoreOptions {
   logger?: Logger;
   metrics?: Metrics;
   dbPoolSize?: number;
+  /** How container host names resolve (default: the system's DNS). */
+  resolveHost?: ResolveHost;
 }
 
 /** Wires the process's shared parts from `config`. */
@@ -44,7 +49,12 @@ export async function createCore(config: Config, opts: CoreOptions = {}): Promis
   const secrets = createSecretBox(config.secretsKeys);
   const timeoutMs = config.providerTimeoutMs;
   const github = createGithubClient({ apiUrl: config.github.apiUrl, apps: config.github.apps, timeoutMs });
-  const gitlab = createGitlabClient({ clientId: config.gitlab.clientId, clientSecret: config.gitlab.clientSecret, timeoutMs });
+  const gitlab = createGitlabClient({
+    clientId: config.gitlab.clientId,
+    clientSecret: config.gitlab.clientSecret,
+    timeoutMs,
+    allowedBaseUrls: config.gitlab.allowedUrls,
+  });
   const temporalConnection = await Connection.connect({ address: config.temporal.address });
   const temporal = new Client({ connection: temporalConnection, namespace: config.temporal.namespace });
   const notifier = createDispatchNotifier({ db, temporal });
@@ -68,6 +78,11 @@ export async function createCore(config: Config, opts: CoreOptions = {}): Promis
     temporalConnection,
     temporal,
     notifier,
+    containerUrlPolicy: {
+      allow: parseContainerUrlAllow(config.containerUrlAllow).allow,
+      production: config.nodeEnv === 'production',
+      resolve: opts.resolveHost ?? resolveWithDns,
+    },
     async close() {
       await temporalConnection.close().catch(() => undefined);
       await db.$disconnect();

@@ -2,10 +2,15 @@
 // neither Postgres nor a provider. Correct across API instances: every lease write NOTIFYs
 // `repo_connect_leases` and each instance LISTENs and drops the entry. While the LISTEN connection
 // is down nothing is cached (a missed notification could otherwise serve a superseded token).
+//
+// Unknown hashes are cached too, briefly, so a client repeating a wrong token does not cost a
+// Postgres lookup each time. A new dispatch must never be stuck there: every insert into
+// agent_dispatches NOTIFYs `repo_connect_dispatch_created` (a trigger), which clears the negative
+// cache, and a lookup that raced such a notification does not cache its miss.
 import { Client } from 'pg';
 import type { Db } from './db';
 import type { Logger } from './logger';
-import { LEASE_CHANNEL } from './lease-store';
+import { DISPATCH_CREATED_CHANNEL, LEASE_CHANNEL } from './lease-store';
 import { leaseTokenContext } from './secret-contexts';
 import type { SecretBox } from './secrets';
 import { ENDED_STATUSES, type CredentialSource } from '../workflows/git-token-types';
@@ -47,6 +52,8 @@ const HEARTBEAT_MS = 10_000;
 const HEARTBEAT_TIMEOUT_MS = 5_000;
 /** A safety net under LISTEN/NOTIFY: no entry is trusted for longer than this. */
 const MAX_ENTRY_AGE_MS = 60_000;
+/** How long a hash Postgres did not know is answered 401 from memory. */
+const UNKNOWN_TTL_MS = 5_000;
 
 export interface LeaseCacheDeps {
   db: Db;
@@ -55,12 +62,19 @@ export interface LeaseCacheDeps {
   logger?: Logger;
   /** Bounds memory: least recently loaded entries go first. */
   maxEntries?: number;
+  /** Bounds the negative cache the same way. */
+  maxUnknown?: number;
 }
 
 export function createLeaseCache(deps: LeaseCacheDeps) {
   const byHash = new Map<string, CachedDispatch>();
   const hashByDispatch = new Map<string, string>();
   const maxEntries = deps.maxEntries ?? 50_000;
+  const maxUnknown = deps.maxUnknown ?? 10_000;
+  /** Hashes Postgres did not know, with when they stop being trusted. */
+  const unknown = new Map<string, number>();
+  /** Sequence number of the last dispatch-created notification: a miss read before it is not cached. */
+  let createdSeq = 0;
   let listener: Client | undefined;
   let listening = false;
   let closed = false;
@@ -83,6 +97,12 @@ export function createLeaseCache(deps: LeaseCacheDeps) {
     drop(dispatchId);
   }
 
+  function onCreated() {
+    seq += 1;
+    createdSeq = seq;
+    unknown.clear();
+  }
+
   function mayCache(dispatchId: string, startedAt: number): boolean {
     return listening && startedAt >= floor && (notifiedAt.get(dispatchId) ?? 0) <= startedAt;
   }
@@ -99,6 +119,7 @@ export function createLeaseCache(deps: LeaseCacheDeps) {
     notifiedAt.clear();
     byHash.clear();
     hashByDispatch.clear();
+    unknown.clear();
   }
 
   async function connect(): Promise<void> {
@@ -107,6 +128,7 @@ export function createLeaseCache(deps: LeaseCacheDeps) {
     const client = new Client({ connectionString: deps.databaseUrl, keepAlive: true });
     client.on('notification', (msg) => {
       if (msg.channel === LEASE_CHANNEL && msg.payload) onNotify(msg.payload);
+      else if (msg.channel === DISPATCH_CREATED_CHANNEL) onCreated();
     });
     client.on('error', (err) => {
       deps.logger?.warn({ err: { message: err.message } }, 'lease cache listener lost; serving from Postgres until it is back');
@@ -116,6 +138,7 @@ export function createLeaseCache(deps: LeaseCacheDeps) {
     try {
       await client.connect();
       await client.query(`LISTEN ${LEASE_CHANNEL}`);
+      await client.query(`LISTEN ${DISPATCH_CREATED_CHANNEL}`);
     } catch (err) {
       await client.end().catch(() => undefined);
       throw err;
@@ -165,14 +188,35 @@ export function createLeaseCache(deps: LeaseCacheDeps) {
       return entry && Date.now() - entry.loadedAt < MAX_ENTRY_AGE_MS ? entry : undefined;
     },
 
-    /** Reads the dispatch and lease from Postgres (and caches them while LISTEN is up). */
+    /** True when Postgres did not know `tokenHash` a moment ago (and no dispatch was created since). */
+    isUnknown(tokenHash: string): boolean {
+      const until = unknown.get(tokenHash);
+      if (until === undefined) return false;
+      if (listening && Date.now() < until) return true;
+      unknown.delete(tokenHash);
+      return false;
+    },
+
+    /** Hashes in the negative cache now (bounded by maxUnknown). */
+    get unknownSize() {
+      return unknown.size;
+    },
+
+    /** Reads the dispatch and lease from Postgres (and caches them, or the miss, while LISTEN is up). */
     async load(tokenHash: string): Promise<CachedDispatch | null> {
       const startedAt = seq;
       const row = await deps.db.agentDispatch.findUnique({
         where: { containerTokenHash: tokenHash },
         select: { id: true, rigId: true, workflowId: true, status: true, endedAt: true, lease: true },
       });
-      if (!row) return null;
+      if (!row) {
+        if (listening && createdSeq <= startedAt && startedAt >= floor) {
+          unknown.delete(tokenHash);
+          while (unknown.size >= maxUnknown) unknown.delete(unknown.keys().next().value as string);
+          unknown.set(tokenHash, Date.now() + UNKNOWN_TTL_MS);
+        }
+        return null;
+      }
       const l = row.lease;
       const entry: CachedDispatch = {
         dispatchId: row.id,

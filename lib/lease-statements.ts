@@ -4,6 +4,8 @@ import type { Db } from './db';
 import type { Credential, LeaseRow } from './lease-types';
 
 export const LEASE_CHANNEL = 'repo_connect_leases';
+/** NOTIFYed by a trigger on every insert into agent_dispatches (migration 20261204200000_hardening). */
+export const DISPATCH_CREATED_CHANNEL = 'repo_connect_dispatch_created';
 
 /** Raw queries of the client or of a transaction. */
 type Sql = Pick<Db, '$queryRaw'>;

@@ -19,7 +19,7 @@ import {
   type LeaseMeta,
 } from '../workflows/git-token-types';
 
-export { LEASE_CHANNEL } from './lease-statements';
+export { DISPATCH_CREATED_CHANNEL, LEASE_CHANNEL } from './lease-statements';
 export type { Credential, CurrentLease, EventKind, LeaseRow, RevocableToken, WriteResult } from './lease-types';
 
 /**

@@ -127,7 +127,7 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
     }),
     pushLatency: new Histogram({
       name: 'repo_connect_push_duration_seconds',
-      help: 'Time to push a token to a container, by outcome (acknowledged, gone, failed).',
+      help: 'Time to push a token to a container, by outcome (acknowledged, gone, refused, failed).',
       labelNames: ['outcome'],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,

@@ -3,6 +3,10 @@
 import { createCipheriv, createDecipheriv, createHash, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 const VERSION = 'v1';
+// What encrypt writes. GCM on its own accepts tags down to 4 bytes and IVs of any length, so decrypt
+// insists on these: a truncated tag would leave a forger 32 bits to guess.
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
 
 export class SecretDecryptError extends Error {
   constructor(message: string) {
@@ -35,8 +39,8 @@ export function createSecretBox(keys: Buffer[]): SecretBox {
   return {
     keyId: currentId,
     encrypt(plain, context) {
-      const iv = randomBytes(12);
-      const cipher = createCipheriv('aes-256-gcm', current, iv);
+      const iv = randomBytes(IV_BYTES);
+      const cipher = createCipheriv('aes-256-gcm', current, iv, { authTagLength: TAG_BYTES });
       cipher.setAAD(Buffer.from(context, 'utf8'));
       const ct = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()]);
       const tag = cipher.getAuthTag();
@@ -50,10 +54,14 @@ export function createSecretBox(keys: Buffer[]): SecretBox {
       if (!key) {
         throw new SecretDecryptError(`ciphertext was written with key ${kid}, which is neither SECRETS_KEY nor in SECRETS_KEY_PREVIOUS`);
       }
+      const iv = Buffer.from(ivB, 'base64url');
+      const tag = Buffer.from(tagB, 'base64url');
+      if (iv.length !== IV_BYTES) throw new SecretDecryptError(`ciphertext is malformed (IV of ${iv.length} bytes, not ${IV_BYTES})`);
+      if (tag.length !== TAG_BYTES) throw new SecretDecryptError(`ciphertext is malformed (tag of ${tag.length} bytes, not ${TAG_BYTES})`);
       try {
-        const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(ivB, 'base64url'));
+        const decipher = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
         decipher.setAAD(Buffer.from(context, 'utf8'));
-        decipher.setAuthTag(Buffer.from(tagB, 'base64url'));
+        decipher.setAuthTag(tag);
         return Buffer.concat([decipher.update(Buffer.from(ctB, 'base64url')), decipher.final()]).toString('utf8');
       } catch {
         throw new SecretDecryptError(`ciphertext failed authentication under key ${kid} (tampered or wrong context)`);

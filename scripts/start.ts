@@ -27,7 +27,7 @@ function devSecrets(env: NodeJS.ProcessEnv): Record<string, string> {
     }
   }
   const wanted: Record<string, () => string> = {
-    ADMIN_API_TOKEN: () => randomBytes(24).toString('base64url'),
+    ADMIN_API_TOKEN: () => randomBytes(32).toString('base64url'),
     SECRETS_KEY: () => randomBytes(32).toString('base64'),
   };
   let created = false;

@@ -39,7 +39,8 @@ export const containerRoutes: FastifyPluginAsyncZod<{ services: Services }> = as
       // The hot path: the body is serialised once per lease by the cache (exactly the four fields of
       // the schema), so it goes out as prepared text instead of through zod on every pull. The
       // schema still documents the route; errors go through the shared handler.
-      const body = await services.pull.pull(req.params.rig_id, bearerOf(req.headers.authorization));
+      // req.ip is the peer's address: the app trusts no proxy headers (trustProxy: false).
+      const body = await services.pull.pull(req.params.rig_id, bearerOf(req.headers.authorization), req.ip);
       // Never cached by anything between the service and the container.
       return reply
         .header('cache-control', 'no-store')

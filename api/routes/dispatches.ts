@@ -76,12 +76,13 @@ export const dispatchRoutes: FastifyPluginAsyncZod<{ services: Services }> = asy
     {
       schema: {
         tags: ['dispatches'],
-        summary: "A dispatch's token audit ledger (fingerprints, never tokens)",
+        summary: "A dispatch's token audit ledger (fingerprints, never tokens), oldest first, a page at a time",
         security,
         params: dispatches.dispatchParams,
+        querystring: dispatches.eventsQuery,
         response: { 200: dispatches.eventList, ...errorResponses },
       },
     },
-    async (req) => services.dispatches.events(req.params.dispatch_id),
+    async (req) => services.dispatches.events(req.params.dispatch_id, req.query),
   );
 };

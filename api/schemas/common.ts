@@ -4,6 +4,14 @@ import { z } from 'zod';
 export const uuid = z.uuid({ error: 'must be a UUID' });
 export const isoTime = z.string().describe('ISO-8601 UTC time');
 
+/**
+ * A provider's numeric id in a body: a JSON number, or digits in a string (the dashboard's forms
+ * send strings). Not z.coerce, which took `true` for 1 and `[]` for 0.
+ */
+export const numericId = z
+  .union([z.number(), z.string().regex(/^\d+$/).transform(Number)], { error: 'must be a number' })
+  .pipe(z.number().int('must be an integer').positive('must be positive').max(Number.MAX_SAFE_INTEGER));
+
 export const errorBody = z
   .object({
     error: z.object({

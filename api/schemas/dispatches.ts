@@ -46,4 +46,17 @@ export const tokenEvent = z.object({
   at: isoTime,
 });
 
-export const eventList = z.object({ events: z.array(tokenEvent) });
+export const eventsQuery = z.object({
+  limit: z.coerce
+    .number({ error: 'must be a number' })
+    .int('must be an integer')
+    .min(1, 'must be at least 1')
+    .max(1000, 'must be at most 1000')
+    .default(100),
+  cursor: z.string().max(200).optional().describe("The previous page's next_cursor"),
+});
+
+export const eventList = z.object({
+  events: z.array(tokenEvent),
+  next_cursor: z.string().nullable().describe('Pass as cursor for the next page; null at the end'),
+});

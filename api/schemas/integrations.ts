@@ -1,13 +1,7 @@
 import { z } from 'zod';
-import { integration, isoTime, platformRepository, uuid } from './common';
+import { integration, isoTime, numericId, platformRepository, uuid } from './common';
 
 export const integrationParams = z.object({ integration_id: uuid });
-
-const numericId = z.coerce
-  .number({ error: 'must be a number' })
-  .int('must be an integer')
-  .positive('must be positive')
-  .max(Number.MAX_SAFE_INTEGER);
 
 export const registerGithubBody = z.object({
   provider: z.literal('github'),
@@ -19,7 +13,7 @@ export const registerGithubBody = z.object({
 export const registerGitlabBody = z.object({
   provider: z.literal('gitlab'),
   owner_id: uuid,
-  base_url: z.url({ error: 'must be a URL' }).optional(),
+  base_url: z.url({ error: 'must be a URL' }).max(2000).optional(),
   access_token: z.string().min(1).max(4096),
   refresh_token: z.string().min(1).max(4096),
   expires_at: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 time' }),

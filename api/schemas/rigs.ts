@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { credentialSource, integrationStatus, isoTime, providerName, uuid } from './common';
+import { credentialSource, integrationStatus, isoTime, numericId, providerName, uuid } from './common';
 
 export const rigParams = z.object({ rig_id: uuid });
 
-const repositoryId = z.coerce.number({ error: 'must be a number' }).int().positive().max(Number.MAX_SAFE_INTEGER);
+const repositoryId = numericId;
 
 /** Either through an integration (platform_integration_id + repository_id) or manual (git_url). */
 export const createRigBody = z.object({

@@ -21,7 +21,15 @@ export const putGitAuthBody = z.object({
       z.object({
         host,
         token: z.string().min(1, 'must not be empty').max(4096).regex(/^\S+$/, 'must not contain whitespace'),
-        username: z.string().trim().min(1).max(255).optional(),
+        // The container kit refuses control characters (git's credential protocol is line-based), so
+        // a username with one would make every push of the token fail: refused here instead.
+        username: z
+          .string()
+          .trim()
+          .min(1)
+          .max(255)
+          .regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters')
+          .optional(),
       }),
     )
     .max(50),

@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Core } from '../../lib/core';
+import { containerUrlProblem } from '../../lib/container-url-policy';
 import { containerTokenContext } from '../../lib/secret-contexts';
 import { newOpaqueToken, sha256Hex } from '../../lib/secrets';
 import { gitTokenWorkflow, gitTokenWorkflowId, stopSignal } from '../../workflows/git-token-workflow';
@@ -10,23 +11,22 @@ import { CredentialSourceKey, DispatchStatusKey, RigIdKey, TownIdKey } from '../
 import { AppError, badRequest, notFound } from '../errors';
 import { presentDispatch, presentEvent } from './presenters';
 
-type Deps = Pick<Core, 'db' | 'secrets' | 'temporal' | 'config' | 'leases'> & {
+type Deps = Pick<Core, 'db' | 'secrets' | 'temporal' | 'config' | 'leases' | 'containerUrlPolicy'> & {
   /** Extra workflow input (tests shorten cycles per run, recheck intervals). */
   workflowDefaults?: Partial<GitTokenWorkflowInput>;
 };
 
-/** Why a container URL is refused, or null. */
-export function containerUrlProblem(raw: string): string | null {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    return 'must be a URL like http://agent-123:8787';
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'must be an http(s) URL';
-  if (url.username || url.password) return 'must not contain credentials';
-  if (url.search || url.hash) return 'must not contain a query or fragment';
-  return null;
+/** An opaque cursor for the events after `id`. */
+export function encodeEventCursor(id: bigint): string {
+  return Buffer.from(`ev1:${id}`).toString('base64url');
+}
+
+/** The id a cursor points after; a 400 naming `cursor` when it is not one of ours. */
+export function decodeEventCursor(cursor: string): bigint {
+  const m = /^ev1:(\d{1,19})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  const id = m ? BigInt(m[1]) : -1n;
+  if (!m || id >= 2n ** 63n || encodeEventCursor(id) !== cursor) throw badRequest('cursor', 'cursor: is not a cursor this API gave out');
+  return id;
 }
 
 export function createDispatchService(deps: Deps) {
@@ -40,10 +40,11 @@ export function createDispatchService(deps: Deps) {
 
   return {
     async create(rigId: string, body: { container_url: string }) {
-      const problem = containerUrlProblem(body.container_url);
-      if (problem) throw badRequest('container_url', `container_url: ${problem}`);
       const rig = await db.rig.findUnique({ where: { id: rigId }, select: { id: true, townId: true } });
       if (!rig) throw notFound('rig', 'rig_id');
+      // After the rig check, so an unknown rig costs no DNS lookup.
+      const problem = await containerUrlProblem(body.container_url, deps.containerUrlPolicy);
+      if (problem) throw badRequest('container_url', `container_url: ${problem}`);
 
       const id = randomUUID();
       const containerToken = newOpaqueToken('rcc');
@@ -110,10 +111,21 @@ export function createDispatchService(deps: Deps) {
       }
     },
 
-    async events(dispatchId: string) {
+    /**
+     * One page of the dispatch's events in the order they were recorded (oldest first). The cursor
+     * is the last id returned, so rows recorded while a client pages are never skipped.
+     */
+    async events(dispatchId: string, page: { limit: number; cursor?: string }) {
+      const after = page.cursor === undefined ? undefined : decodeEventCursor(page.cursor);
       await getRow(dispatchId);
-      const rows = await db.tokenEvent.findMany({ where: { dispatchId }, orderBy: [{ at: 'asc' }, { id: 'asc' }] });
-      return { events: rows.map(presentEvent) };
+      const rows = await db.tokenEvent.findMany({
+        where: { dispatchId, ...(after !== undefined ? { id: { gt: after } } : {}) },
+        orderBy: { id: 'asc' },
+        take: page.limit + 1,
+      });
+      const more = rows.length > page.limit;
+      const events = more ? rows.slice(0, page.limit) : rows;
+      return { events: events.map(presentEvent), next_cursor: more ? encodeEventCursor(events[events.length - 1].id) : null };
     },
   };
 }

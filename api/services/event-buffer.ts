@@ -1,7 +1,9 @@
 // Pulls are audited without putting Postgres on the hot path: each flush (once a second, and on
 // close) writes one `pulled` row per dispatch and generation pulled in that second, with the
 // count and the time of the last pull. Every pull is accounted for; a container hammering the
-// route costs one row a second, not one per request.
+// route costs one row a second, not one per request. Bounded: a buffer that fills (more distinct
+// leases pulled in a second than `maxPending`) is flushed at once, and while that flush is still
+// writing, pulls of further leases are counted as dropped and logged instead of held.
 import type { Db } from '../../lib/db';
 import type { Logger } from '../../lib/logger';
 import type { CredentialSource } from '../../workflows/git-token-types';
@@ -20,12 +22,19 @@ interface Pending {
   lastAt: number;
 }
 
-export function createEventBuffer(deps: { db: Db; logger?: Logger; flushMs?: number }) {
+export function createEventBuffer(deps: { db: Db; logger?: Logger; flushMs?: number; maxPending?: number }) {
+  const maxPending = deps.maxPending ?? 10_000;
   // Keyed by the lease object itself: the cache hands out one object per dispatch generation.
   let pending = new Map<PulledLease, Pending>();
   let flushing: Promise<void> = Promise.resolve();
+  let early: Promise<void> | undefined;
+  let dropped = 0;
 
   async function flush(): Promise<void> {
+    if (dropped > 0) {
+      deps.logger?.warn({ dropped }, 'pull audit buffer was full: pulls not audited');
+      dropped = 0;
+    }
     if (pending.size === 0) return;
     const batch = [...pending.values()];
     pending = new Map();
@@ -59,9 +68,22 @@ export function createEventBuffer(deps: { db: Db; logger?: Logger; flushMs?: num
       if (p) {
         p.count += 1;
         p.lastAt = Date.now();
-      } else {
-        pending.set(lease, { lease, count: 1, lastAt: Date.now() });
+        return;
       }
+      if (pending.size >= maxPending) {
+        if (early) {
+          dropped += 1;
+          return;
+        }
+        // Full before the timer: write now (the batch leaves the map at once), once at a time.
+        flushing = flushing.then(flush);
+        early = flushing.finally(() => (early = undefined));
+      }
+      pending.set(lease, { lease, count: 1, lastAt: Date.now() });
+    },
+    /** Leases waiting to be written, and pulls dropped since the last flush (bounded by maxPending). */
+    get pending() {
+      return { leases: pending.size, dropped };
     },
     /** Writes what is pending now. */
     flush(): Promise<void> {

@@ -31,7 +31,7 @@ const repositoriesEvent = installationEvent.extend({
 });
 
 const STATUS_BY_ACTION: Record<string, IntegrationStatus> = { deleted: 'deleted', suspend: 'suspended', unsuspend: 'active' };
-// Replays are refused by delivery id; ids older than this are forgotten (installation events are rare).
+// Replays are refused by delivery id and body hash; older ones are forgotten (installation events are rare).
 const RETENTION_MS = 90 * 24 * 60 * 60 * 1000;
 const PRUNE_EVERY_MS = 60 * 60 * 1000;
 
@@ -127,14 +127,17 @@ export function createGithubWebhookService(deps: Deps) {
   }
 
   return {
-    /** Records a delivery id; false when it was processed before (a replay). */
-    async claim(deliveryId: string, event: string): Promise<boolean> {
+    /**
+     * Records a delivery by id and by the SHA-256 of its raw body; false when either was processed
+     * before (a replay, under its own id or a new one: GitHub signs the body, not the id).
+     */
+    async claim(deliveryId: string, event: string, bodySha256: string): Promise<boolean> {
       if (Date.now() - lastPruneMs > PRUNE_EVERY_MS) {
         lastPruneMs = Date.now();
         await db.githubWebhookDelivery.deleteMany({ where: { receivedAt: { lt: new Date(Date.now() - RETENTION_MS) } } });
       }
       try {
-        await db.githubWebhookDelivery.create({ data: { id: deliveryId, event } });
+        await db.githubWebhookDelivery.create({ data: { id: deliveryId, event, bodySha256 } });
         return true;
       } catch (err) {
         if (isUniqueViolation(err)) return false;
@@ -142,7 +145,7 @@ export function createGithubWebhookService(deps: Deps) {
       }
     },
 
-    /** Forgets a delivery whose processing failed, so GitHub's redelivery (same id) is processed. */
+    /** Forgets a delivery whose processing failed (id and body), so GitHub's redelivery is processed. */
     async release(deliveryId: string): Promise<void> {
       await db.githubWebhookDelivery.deleteMany({ where: { id: deliveryId } });
     },

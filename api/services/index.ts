@@ -1,6 +1,6 @@
 // All API services over one Core, built in one place with their lifecycles: the lease cache
-// listens from `start`; `close` lets webhook follow-up work finish, then the pull audit and the
-// cache stop.
+// listens and the pull-event retention sweeps from `start`; `close` lets webhook follow-up work
+// finish, then the pull audit, the sweeper and the cache stop.
 import type { Core } from '../../lib/core';
 import { createLeaseCache, type LeaseCache } from '../../lib/lease-cache';
 import type { GitTokenWorkflowInput } from '../../workflows/git-token-types';
@@ -8,11 +8,14 @@ import { createDispatchService } from './dispatches';
 import { createGithubWebhookService } from './github-webhooks';
 import { createIntegrationService } from './integrations';
 import { createPullService } from './pull';
+import { startPullEventSweeper } from './pull-event-retention';
 import { createRigService } from './rigs';
 import { createTownService } from './towns';
 
 export interface ServiceOptions {
   workflowDefaults?: Partial<GitTokenWorkflowInput>;
+  /** Instead of the core's (tests resolve names with their own resolver). */
+  containerUrlPolicy?: Core['containerUrlPolicy'];
 }
 
 export function createServices(core: Core, opts: ServiceOptions = {}) {
@@ -25,6 +28,7 @@ export function createServices(core: Core, opts: ServiceOptions = {}) {
   const integrations = createIntegrationService(core);
   const pull = createPullService({ ...core, cache });
   const webhooks = createGithubWebhookService({ ...core, integrations });
+  let sweeper: ReturnType<typeof startPullEventSweeper> | undefined;
   return {
     core,
     config: core.config,
@@ -32,15 +36,21 @@ export function createServices(core: Core, opts: ServiceOptions = {}) {
     towns: createTownService(core),
     integrations,
     rigs: createRigService({ ...core, integrations }),
-    dispatches: createDispatchService({ ...core, workflowDefaults: opts.workflowDefaults }),
+    dispatches: createDispatchService({
+      ...core,
+      workflowDefaults: opts.workflowDefaults,
+      containerUrlPolicy: opts.containerUrlPolicy ?? core.containerUrlPolicy,
+    }),
     pull,
     webhooks,
     async start() {
       await cache.start();
+      sweeper = startPullEventSweeper({ db: core.db, logger: core.logger });
     },
     async close() {
       await webhooks.idle();
       await pull.close();
+      await sweeper?.stop();
       await cache.close();
     },
   };

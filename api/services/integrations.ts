@@ -2,6 +2,7 @@
 // repository lists. The connect flows (dashboard) and POST /api/integrations share these paths.
 import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
+import { normaliseBaseUrl } from '../../lib/base-url';
 import type { Core } from '../../lib/core';
 import { isUniqueViolation } from '../../lib/db';
 import { IntegrationUnavailableError } from '../../lib/gitlab-grant';
@@ -15,21 +16,20 @@ import { presentIntegration } from './presenters';
 
 type Deps = Pick<Core, 'db' | 'secrets' | 'github' | 'gitlab' | 'gitlabGrants' | 'notifier' | 'config'>;
 
-/** Normalises a GitLab base URL; plain http only for loopback outside production. */
-export function normaliseGitlabBaseUrl(raw: string, production: boolean): string {
-  let url: URL;
+/**
+ * The canonical form of a GitLab base URL, which must be GITLAB_URL or in GITLAB_ALLOWED_URLS: a
+ * grant's refreshes send the OAuth client secret there, so the caller does not get to choose.
+ */
+export function allowedGitlabBaseUrl(raw: string, allowed: readonly string[]): string {
+  let url: string;
   try {
-    url = new URL(raw);
-  } catch {
-    throw badRequest('base_url', 'base_url: must be a URL');
+    url = normaliseBaseUrl(raw);
+  } catch (err) {
+    throw badRequest('base_url', `base_url: ${(err as Error).message}`);
   }
-  const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback && !production)) {
-    throw badRequest('base_url', 'base_url: must be an https:// URL');
-  }
-  if (url.username || url.password || url.search || url.hash)
-    throw badRequest('base_url', 'base_url: must not contain credentials, a query or a fragment');
-  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+  if (!allowed.includes(url))
+    throw badRequest('base_url', `base_url: must be GITLAB_URL or one of GITLAB_ALLOWED_URLS (${allowed.join(', ')})`);
+  return url;
 }
 
 // 250 + 500 + 1000 ms between attempts: rides out a short GitLab blip within one request.
@@ -199,7 +199,7 @@ export function createIntegrationService(deps: Deps) {
      */
     async registerGitlab(body: Omit<z.infer<typeof registerGitlabBody>, 'expires_at'> & { expires_at: string | Date }) {
       if (!gitlab.isConfigured()) throw unprocessable('app_not_configured', 'GitLab OAuth is not configured on this service', 'provider');
-      const baseUrl = normaliseGitlabBaseUrl(body.base_url ?? deps.config.gitlab.url, deps.config.nodeEnv === 'production');
+      const baseUrl = allowedGitlabBaseUrl(body.base_url ?? deps.config.gitlab.url, deps.config.gitlab.allowedUrls);
       let tokens: GitlabTokens = { accessToken: body.access_token, refreshToken: body.refresh_token, expiresAt: new Date(body.expires_at) };
       let user;
       try {

@@ -8,7 +8,8 @@ import { sha256Hex } from '../../lib/secrets';
 import { refreshNowUpdate } from '../../workflows/git-token-workflow';
 import { AppError } from '../errors';
 import { createEventBuffer } from './event-buffer';
-import { createRateLimiter } from './rate-limit';
+import { createRateLimiter, sourceKey } from './rate-limit';
+import { createSingleFlight, SingleFlightFullError } from './single-flight';
 
 type Deps = Pick<Core, 'db' | 'temporal' | 'config' | 'metrics' | 'logger'> & { cache: LeaseCache };
 
@@ -24,15 +25,24 @@ export function isFresh(lease: CachedLease, marginMs: number, now: number): bool
 
 /** How long a stale pull waits for the workflow's refresh (a mint plus its verification fit). */
 const REFRESH_DEADLINE_MS = 30_000;
+/** Dispatches refreshing for pulls at once, per API instance; more answer 503 and are retried. */
+const MAX_REFRESHES_IN_FLIGHT = 10_000;
 
 const unauthorized = () => new AppError(401, 'unauthorized', 'unknown container token', undefined, { 'www-authenticate': 'Bearer' });
+
+const rateLimited = (waitMs: number, message: string) =>
+  new AppError(429, 'rate_limited', message, undefined, { 'retry-after': String(Math.max(1, Math.ceil(waitMs / 1000))) });
 
 export function createPullService(deps: Deps) {
   const { cache, metrics } = deps;
   const marginMs = deps.config.tokenRefreshMarginSeconds * 1000;
-  const limiter = createRateLimiter({ perMinute: deps.config.pullRateLimitPerMinute });
+  const perMinute = deps.config.pullRateLimitPerMinute;
+  // Buckets are made for known container tokens only, and failed lookups count per source
+  // address: random bearers cost neither a bucket each nor, past the limit, a Postgres lookup.
+  const limiter = createRateLimiter({ perMinute });
+  const failures = createRateLimiter({ perMinute, burst: perMinute, maxKeys: 10_000 });
   const events = createEventBuffer({ db: deps.db, logger: deps.logger });
-  const inflight = new Map<string, Promise<void>>();
+  const refreshes = createSingleFlight<string>({ max: MAX_REFRESHES_IN_FLIGHT });
 
   /** The response body (JSON text `{token, expires_at, username, generation}`), audited. */
   function answer(lease: CachedLease): string {
@@ -42,45 +52,64 @@ export function createPullService(deps: Deps) {
 
   /** Asks the workflow for a lease newer than `staleGeneration`; one request per dispatch at a time. */
   function refresh(entry: CachedDispatch, staleGeneration: number): Promise<void> {
-    let p = inflight.get(entry.dispatchId);
-    if (!p) {
-      // Bounded: with the worker down a pull must fail (and the credential helper retry), not hang.
-      const conn = deps.temporal.connection;
-      p = conn
-        .withDeadline(Date.now() + REFRESH_DEADLINE_MS, () =>
-          deps.temporal.workflow.getHandle(entry.workflowId).executeUpdate(refreshNowUpdate, { args: [{ staleGeneration }] }),
-        )
-        .then(() => undefined)
-        .catch((err) => {
-          if (err instanceof WorkflowNotFoundError || err instanceof WorkflowUpdateFailedError) return; // ended: the reload says so
-          throw new AppError(503, 'temporal_unavailable', 'could not reach the token workflow; try again', undefined, {
-            'retry-after': '2',
-          });
-        })
-        .finally(() => inflight.delete(entry.dispatchId));
-      inflight.set(entry.dispatchId, p);
+    try {
+      return refreshes.run(entry.dispatchId, () =>
+        // Bounded: with the worker down a pull must fail (and the credential helper retry), not hang.
+        deps.temporal.connection
+          .withDeadline(Date.now() + REFRESH_DEADLINE_MS, () =>
+            deps.temporal.workflow.getHandle(entry.workflowId).executeUpdate(refreshNowUpdate, { args: [{ staleGeneration }] }),
+          )
+          .then(() => undefined)
+          .catch((err) => {
+            if (err instanceof WorkflowNotFoundError || err instanceof WorkflowUpdateFailedError) return; // ended: the reload says so
+            throw new AppError(503, 'temporal_unavailable', 'could not reach the token workflow; try again', undefined, {
+              'retry-after': '2',
+            });
+          }),
+      );
+    } catch (err) {
+      if (!(err instanceof SingleFlightFullError)) throw err;
+      return Promise.reject(new AppError(503, 'busy', 'too many refreshes in flight; try again', undefined, { 'retry-after': '2' }));
     }
-    return p;
+  }
+
+  /** The dispatch behind `hash` from memory or Postgres; unknown hashes count against their source address. */
+  async function lookup(hash: string, source: string): Promise<{ entry: CachedDispatch; hit: boolean }> {
+    const cached = cache.get(hash);
+    if (cached) return { entry: cached, hit: true };
+    // A known token that is over its own limit is refused before Postgres too.
+    const tokenWait = limiter.wait(hash);
+    if (tokenWait > 0) {
+      metrics.pulls.inc({ result: 'rate_limited' });
+      throw rateLimited(tokenWait, 'too many pulls for this container token');
+    }
+    const wait = failures.take(source);
+    if (wait > 0) {
+      metrics.pulls.inc({ result: 'rate_limited' });
+      throw rateLimited(wait, 'too many unknown container tokens from this address');
+    }
+    const entry = cache.isUnknown(hash) ? null : await cache.load(hash);
+    if (!entry) {
+      metrics.pulls.inc({ result: 'unauthorized' });
+      throw unauthorized();
+    }
+    failures.refund(source); // a known token is not a failed lookup
+    return { entry, hit: false };
   }
 
   return {
-    /** Serves POST /api/internal/rigs/:rig_id/git-token for the container presenting `bearer`; returns the JSON body. */
-    async pull(rigId: string, bearer: string | undefined): Promise<string> {
+    /**
+     * Serves POST /api/internal/rigs/:rig_id/git-token for the container presenting `bearer` from
+     * `sourceIp`; returns the JSON body.
+     */
+    async pull(rigId: string, bearer: string | undefined, sourceIp: string): Promise<string> {
       if (!bearer) throw unauthorized();
       const hash = sha256Hex(bearer);
+      const { entry, hit } = await lookup(hash, sourceKey(sourceIp));
       const wait = limiter.take(hash);
       if (wait > 0) {
         metrics.pulls.inc({ result: 'rate_limited' });
-        throw new AppError(429, 'rate_limited', 'too many pulls for this container token', undefined, {
-          'retry-after': String(Math.ceil(wait / 1000)),
-        });
-      }
-      let entry = cache.get(hash);
-      const hit = entry !== undefined;
-      entry ??= (await cache.load(hash)) ?? undefined;
-      if (!entry) {
-        metrics.pulls.inc({ result: 'unauthorized' });
-        throw unauthorized();
+        throw rateLimited(wait, 'too many pulls for this container token');
       }
       // The hash was looked up, not compared: the rig id is not secret, a plain check will do.
       if (entry.rigId !== rigId) {

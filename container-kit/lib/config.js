@@ -14,7 +14,8 @@ const path = require('node:path');
  * @property {string | undefined} containerToken REPO_CONNECT_CONTAINER_TOKEN or the _FILE's content
  * @property {string | undefined} containerTokenFile REPO_CONNECT_CONTAINER_TOKEN_FILE, resolved
  * @property {string} tokenFile                  REPO_CONNECT_TOKEN_FILE
- * @property {string[]} gitHosts                 REPO_CONNECT_GIT_HOST, lower-cased; empty = any host
+ * @property {string[]} gitHosts                 REPO_CONNECT_GIT_HOST's hosts, lower-cased; the helper answers only these
+ * @property {string[]} httpHosts                those of them written as http://host: plain http allowed
  * @property {number} minValiditySeconds         REPO_CONNECT_MIN_VALIDITY_SECONDS
  * @property {number} receiverPort               REPO_CONNECT_RECEIVER_PORT
  * @property {string} receiverHost               REPO_CONNECT_RECEIVER_HOST
@@ -79,6 +80,16 @@ function loadConfig(env, opts = {}) {
   const receiverPort = integer(value('REPO_CONNECT_RECEIVER_PORT'), 8787, 0, 65_535);
   if (Number.isNaN(receiverPort)) problems.push('REPO_CONNECT_RECEIVER_PORT must be a port number (0..65535)');
 
+  // `host[:port]` (https only) or `http://host[:port]`, which allows plain http for that host alone.
+  const gitHosts = (value('REPO_CONNECT_GIT_HOST') ?? '')
+    .split(',')
+    .map((h) => h.trim().toLowerCase())
+    .filter(Boolean)
+    .map((h) => {
+      const scheme = /^(https?):\/\//.exec(h);
+      return { host: h.replace(/^https?:\/\//, '').replace(/\/+$/, ''), http: scheme?.[1] === 'http' };
+    });
+
   const home = value('HOME') ?? os.homedir();
   return {
     config: {
@@ -87,10 +98,8 @@ function loadConfig(env, opts = {}) {
       containerToken,
       containerTokenFile: tokenPath === undefined ? undefined : path.resolve(tokenPath),
       tokenFile: path.resolve(value('REPO_CONNECT_TOKEN_FILE') ?? path.join(home, '.repo-connect', 'git-token.json')),
-      gitHosts: (value('REPO_CONNECT_GIT_HOST') ?? '')
-        .split(',')
-        .map((h) => h.trim().toLowerCase())
-        .filter(Boolean),
+      gitHosts: gitHosts.map((h) => h.host),
+      httpHosts: gitHosts.filter((h) => h.http).map((h) => h.host),
       minValiditySeconds,
       receiverPort,
       receiverHost: value('REPO_CONNECT_RECEIVER_HOST') ?? '0.0.0.0',

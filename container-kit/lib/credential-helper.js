@@ -39,7 +39,20 @@ async function runCredentialHelper({ operation, input, env, timeoutMs }) {
       say(problems.join('; '));
       return out;
     }
-    if (config.gitHosts.length && !config.gitHosts.includes((request.host ?? '').toLowerCase())) return out;
+    // Only the configured hosts, and only over https unless a host was configured as http://host:
+    // a token must not answer a look-alike host, nor travel in the clear.
+    if (config.gitHosts.length === 0) {
+      say('REPO_CONNECT_GIT_HOST is not set: the helper answers no host until it names the git host(s)');
+      return out;
+    }
+    const host = (request.host ?? '').toLowerCase();
+    if (!config.gitHosts.includes(host)) return out;
+    if (request.protocol !== 'https' && !(request.protocol === 'http' && config.httpHosts.includes(host))) {
+      say(
+        `refusing ${request.protocol ?? 'no'} protocol for ${host}: only https (or a host set as http://${host} in REPO_CONNECT_GIT_HOST)`,
+      );
+      return out;
+    }
 
     if (operation === 'erase') {
       if (request.password) await eraseToken(config.tokenFile, request.password);

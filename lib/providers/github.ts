@@ -14,6 +14,7 @@ import {
   toHttpFailure,
   type GithubEndpointKind,
 } from './github-fns';
+import { noRedirectFetch, redirectFailure, refusedRedirect } from './no-redirect';
 import { GITHUB_TOKEN_PERMISSIONS, ProviderError, type GithubClient, type MintedGithubToken } from './types';
 
 export interface GithubClientOptions {
@@ -41,11 +42,14 @@ const quietLog = { debug: () => undefined, info: () => undefined, warn: console.
 export function createGithubClient(opts: GithubClientOptions): GithubClient {
   const apiUrl = opts.apiUrl.replace(/\/+$/, '');
   const timeoutMs = opts.timeoutMs ?? 10_000;
-  // Octokit's paginator re-issues requests without per-call options, so the timeout lives in fetch.
+  // Octokit's paginator re-issues requests without per-call options, so the timeout lives in fetch;
+  // so does the refusal of redirects (octokit would hand a 3xx back as a success).
+  const fetchOnce = noRedirectFetch();
   const timedFetch: typeof fetch = (input, init) => {
     const timeout = AbortSignal.timeout(timeoutMs);
-    return fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, timeout]) : timeout });
+    return fetchOnce(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, timeout]) : timeout });
   };
+  const redirectHint = 'check GITHUB_API_URL';
   const base = { baseUrl: apiUrl, userAgent: 'repo-connect', log: quietLog, request: { fetch: timedFetch } };
   const tokenOctokit: ProviderOctokit = new PaginatingOctokit(base);
   const appOctokits = new Map<AppType, ProviderOctokit>();
@@ -78,6 +82,8 @@ export function createGithubClient(opts: GithubClientOptions): GithubClient {
       return await fn();
     } catch (err) {
       if (err instanceof ProviderError) throw err;
+      const redirect = refusedRedirect(err);
+      if (redirect) throw redirectFailure('GitHub', redirect, action, redirectHint);
       throw classifyGithubFailure(toHttpFailure(err), { kind, action, appType });
     }
   }
@@ -128,6 +134,8 @@ export function createGithubClient(opts: GithubClientOptions): GithubClient {
       await tokenOctokit.request('DELETE /installation/token', { headers: tokenHeader(token) });
       return 'revoked';
     } catch (err) {
+      const redirect = refusedRedirect(err);
+      if (redirect) throw redirectFailure('GitHub', redirect, 'revoking an installation token', redirectHint);
       const failure = toHttpFailure(err);
       if (failure.status === 401) return 'already_invalid';
       throw classifyGithubFailure(failure, { kind: 'installation_token', action: 'revoking an installation token' });

@@ -11,6 +11,8 @@ import {
   type GitlabFailure,
   type GitlabProjectJson,
 } from './gitlab-fns';
+import { normaliseBaseUrl } from '../base-url';
+import { noRedirectFetch, redirectFailure, refusedRedirect } from './no-redirect';
 import { ProviderError, type GitlabClient, type GitlabTokens } from './types';
 
 export interface GitlabClientOptions {
@@ -18,6 +20,11 @@ export interface GitlabClientOptions {
   clientSecret?: string;
   /** Per HTTP call; default 10 s. */
   timeoutMs?: number;
+  /**
+   * The only base URLs calls may go to (normalised; GITLAB_URL and GITLAB_ALLOWED_URLS): a grant
+   * stored before an instance was removed from the list is refused, not refreshed there.
+   */
+  allowedBaseUrls?: readonly string[];
 }
 
 interface Answer {
@@ -33,11 +40,28 @@ const MAX_PAGES = 1000;
 export function createGitlabClient(opts: GitlabClientOptions): GitlabClient {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const configured = Boolean(opts.clientId && opts.clientSecret);
+  const allowed = opts.allowedBaseUrls ? new Set(opts.allowedBaseUrls) : undefined;
+  const fetchOnce = noRedirectFetch();
 
-  // Resolves with any HTTP answer; rejects only with a ProviderError for no answer at all.
+  function checkBase(baseUrl: string): void {
+    let canonical: string | undefined;
+    try {
+      canonical = normaliseBaseUrl(baseUrl);
+    } catch {
+      canonical = undefined;
+    }
+    if (allowed && (!canonical || !allowed.has(canonical))) {
+      throw new ProviderError(
+        'reconnect_required',
+        `the GitLab base URL ${canonical ?? '(unparseable)'} is neither GITLAB_URL nor in GITLAB_ALLOWED_URLS: connect the account on an allowed instance`,
+      );
+    }
+  }
+
+  // Resolves with any HTTP answer but a redirect; rejects only with a ProviderError.
   async function send(url: string, init: RequestInit, action: string): Promise<Answer> {
     try {
-      const res = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+      const res = await fetchOnce(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
       const text = await res.text();
       let body: unknown = text;
       try {
@@ -47,6 +71,8 @@ export function createGitlabClient(opts: GitlabClientOptions): GitlabClient {
       }
       return { status: res.status, headers: res.headers, body };
     } catch (err) {
+      const redirect = refusedRedirect(err);
+      if (redirect) throw redirectFailure('GitLab', redirect, action, 'check GITLAB_URL / the integration base URL');
       // Duck-typed: fetch's DOMException may come from another realm (jest), where instanceof fails.
       const { name, cause } = (err ?? {}) as { name?: string; cause?: { message?: string } };
       const timedOut = name === 'TimeoutError' || name === 'AbortError';
@@ -75,6 +101,7 @@ export function createGitlabClient(opts: GitlabClientOptions): GitlabClient {
         'the GitLab OAuth application is not configured (set GITLAB_CLIENT_ID and GITLAB_CLIENT_SECRET)',
       );
     }
+    checkBase(baseUrl); // the client secret goes to allowed instances only
     const body = new URLSearchParams({ client_id: opts.clientId!, client_secret: opts.clientSecret!, ...params });
     const answer = await send(
       gitlabUrl(baseUrl, '/oauth/token'),
@@ -86,6 +113,7 @@ export function createGitlabClient(opts: GitlabClientOptions): GitlabClient {
   }
 
   async function apiGet(baseUrl: string, path: string, accessToken: string, action: string): Promise<Answer> {
+    checkBase(baseUrl);
     const answer = await send(
       gitlabUrl(baseUrl, path),
       { headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json' } },
@@ -105,6 +133,7 @@ export function createGitlabClient(opts: GitlabClientOptions): GitlabClient {
           'the GitLab OAuth application is not configured (set GITLAB_CLIENT_ID and GITLAB_CLIENT_SECRET)',
         );
       }
+      checkBase(baseUrl);
       return buildAuthorizeUrl({ baseUrl, clientId: opts.clientId!, redirectUri, state, codeChallenge });
     },
 

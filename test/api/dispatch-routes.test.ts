@@ -174,7 +174,7 @@ describe('GET /api/dispatches/:id, /events and POST /stop', () => {
       const rigId = await townTokenRig();
       const d = await start(rigId, 'no-worker');
       expect((await status(d.dispatch_id)).body).toMatchObject({ status: 'starting', generation: 0, last_error: null });
-      expect((await h.call<Events>('GET', `/api/dispatches/${d.dispatch_id}/events`)).body).toEqual({ events: [] });
+      expect((await h.call<Events>('GET', `/api/dispatches/${d.dispatch_id}/events`)).body).toEqual({ events: [], next_cursor: null });
       expect((await h.call('POST', `/api/dispatches/${d.dispatch_id}/stop`)).status).toBe(202);
       await h.startWorker();
       await until(d.dispatch_id, 'stopped');

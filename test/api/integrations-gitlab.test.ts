@@ -21,7 +21,8 @@ let responses: string[];
 beforeAll(async () => {
   world = await gitlabWorld();
   selfManaged = await gitlabWorld({ pathPrefix: '/gitlab' });
-  h = await startHarness({ env: world.env, worker: false });
+  // The self-managed instance is one an integration may name (GITLAB_ALLOWED_URLS).
+  h = await startHarness({ env: { ...world.env, GITLAB_ALLOWED_URLS: selfManaged.gl.baseUrl }, worker: false });
   responses = recordResponses(h);
 });
 afterAll(async () => {

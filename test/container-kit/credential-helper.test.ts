@@ -23,7 +23,13 @@ beforeEach(async () => {
     containerToken: CONTAINER_TOKEN,
     current: { token: 'ghs_pulled_generation_4', expires_at: expiresIn(3600), username: 'x-access-token', generation: 4 },
   });
-  env = { HOME: tmp.dir, REPO_CONNECT_URL: service.url, REPO_CONNECT_RIG_ID: RIG, REPO_CONNECT_CONTAINER_TOKEN: CONTAINER_TOKEN };
+  env = {
+    HOME: tmp.dir,
+    REPO_CONNECT_URL: service.url,
+    REPO_CONNECT_RIG_ID: RIG,
+    REPO_CONNECT_CONTAINER_TOKEN: CONTAINER_TOKEN,
+    REPO_CONNECT_GIT_HOST: 'github.com',
+  };
 });
 
 afterEach(async () => {
@@ -191,7 +197,7 @@ describe('git-credential-repo-connect get', () => {
   });
 
   it('names the missing variables when it has neither a fresh token nor a way to pull', async () => {
-    const run = await runHelperBin('get', REQUEST, { HOME: tmp.dir, REPO_CONNECT_RIG_ID: RIG });
+    const run = await runHelperBin('get', REQUEST, { HOME: tmp.dir, REPO_CONNECT_RIG_ID: RIG, REPO_CONNECT_GIT_HOST: 'github.com' });
     expectCleanFailure(run, 'cannot pull one: set REPO_CONNECT_URL, REPO_CONNECT_CONTAINER_TOKEN (or REPO_CONNECT_CONTAINER_TOKEN_FILE)');
   });
 

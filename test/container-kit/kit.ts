@@ -44,6 +44,10 @@ export const receiverLib = kitRequire('./lib/receiver.js') as {
   MAX_BODY_BYTES: number;
 };
 
+export const payloadLib = kitRequire('./lib/payload.js') as {
+  checkTokenPayload(body: unknown): { field: string; message: string } | null;
+};
+
 export const tokenFileLib = kitRequire('./lib/token-file.js') as {
   readTokenFile(file: string): Promise<TokenRecord | null>;
   writeTokenRecord(file: string, record: TokenRecord): Promise<{ written: boolean; current: TokenRecord }>;
@@ -62,7 +66,7 @@ export const helperLib = kitRequire('./lib/credential-helper.js') as {
 
 export const configLib = kitRequire('./lib/config.js') as {
   loadConfig(env: NodeJS.ProcessEnv): {
-    config: { tokenFile: string; gitHosts: string[]; minValiditySeconds: number; containerToken?: string };
+    config: { tokenFile: string; gitHosts: string[]; httpHosts: string[]; minValiditySeconds: number; containerToken?: string };
     problems: string[];
   };
 };

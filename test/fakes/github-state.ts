@@ -3,6 +3,7 @@
 import { randomInt, type KeyObject } from 'node:crypto';
 import type { FakeResponse } from './fake-http';
 import { bearerToken, newInstallationToken } from './github-auth';
+import { webhookRepository } from './github-web';
 
 export type Level = 'read' | 'write';
 
@@ -238,11 +239,7 @@ export class GithubState {
   repoJson(repo: FakeRepo): Record<string, unknown> {
     const webUrl = this.webUrl;
     return {
-      id: repo.id,
-      node_id: Buffer.from(`010:Repository${repo.id}`).toString('base64'),
-      name: repo.name,
-      full_name: repo.full_name,
-      private: repo.private,
+      ...webhookRepository(repo),
       visibility: repo.private ? 'private' : 'public',
       owner: repo.owner,
       html_url: `${webUrl}/${repo.full_name}`,

@@ -6,7 +6,15 @@ import type { AppType, GithubAppConfig } from '../../lib/config';
 import { FakeHttpService, statusText, type FakeRequest, type FakeResponse } from './fake-http';
 import { newAppKeyPair, verifyAppJwt } from './github-auth';
 import { GithubState, type FakeRepo, type Level, type RepoSpec } from './github-state';
-import { deliverWebhook, INSTALL_PATH, installationPayload, installedPageHtml, installPageHtml, setupRedirect } from './github-web';
+import {
+  deliverWebhook,
+  INSTALL_PATH,
+  installationPayload,
+  installationRepositoriesPayload,
+  installedPageHtml,
+  installPageHtml,
+  setupRedirect,
+} from './github-web';
 
 export type { RepoSpec } from './github-state';
 export type { FailureSpec, RequestLogEntry } from './fake-http';
@@ -139,10 +147,29 @@ export class FakeGitHub extends FakeHttpService {
     return this.state.issuedTokens();
   }
 
-  /** An `installation` webhook payload (action e.g. created, deleted, suspend, unsuspend). */
+  /** An `installation` webhook payload (action e.g. created, deleted, suspend, unsuspend), with the installation's repositories. */
   installationWebhookPayload(installationId: number, action: string): Record<string, unknown> {
     const inst = this.state.installation(installationId);
-    return installationPayload(inst, this.state.apps.get(inst.appId)?.slug ?? '', action);
+    const repos = [...inst.repoIds].map((id) => this.state.repos.get(id)!);
+    return installationPayload(inst, this.webhookApp(inst.appId), action, repos);
+  }
+
+  /** An `installation_repositories` payload for repositories (ids) added to or removed from the installation. */
+  installationRepositoriesWebhookPayload(
+    installationId: number,
+    change: { added?: number[]; removed?: number[] },
+  ): Record<string, unknown> {
+    const inst = this.state.installation(installationId);
+    const repos = (ids: number[] = []) => ids.map((id) => this.state.repos.get(id)!);
+    return installationRepositoriesPayload(inst, this.webhookApp(inst.appId), {
+      added: repos(change.added),
+      removed: repos(change.removed),
+    });
+  }
+
+  private webhookApp(appId: string): { slug: string; permissions: Record<string, string> } {
+    const app = this.state.apps.get(appId);
+    return { slug: app?.slug ?? '', permissions: app?.permissions ?? {} };
   }
 
   protected override takeover(req: IncomingMessage, res: ServerResponse): boolean {

@@ -29,6 +29,12 @@ export interface TokenFileRecord {
   source?: 'push' | 'pull';
 }
 
+/** REPO_CONNECT_GIT_HOST for a git origin: the host, as http://host when the origin is plain http. */
+function gitHostSetting(origin: string): string {
+  const url = new URL(origin);
+  return url.protocol === 'http:' ? `http://${url.host}` : url.host;
+}
+
 export class AgentContainer {
   /** Every git run so far, output included, for assertions and secret scans. */
   readonly runs: GitRun[] = [];
@@ -66,7 +72,8 @@ export class AgentContainer {
       REPO_CONNECT_RIG_ID: opts.rigId,
       REPO_CONNECT_CONTAINER_TOKEN_FILE: this.containerTokenFile,
       REPO_CONNECT_TOKEN_FILE: this.tokenFile,
-      REPO_CONNECT_GIT_HOST: new URL(opts.gitOrigin).host,
+      // The fake git host speaks plain http, which the helper allows only for a host named so.
+      REPO_CONNECT_GIT_HOST: gitHostSetting(opts.gitOrigin),
       // Tokens here live 8 s and are replaced ~3 s before expiry: the default (60 s) would make
       // every git call pull. 2 s still leaves any single git command here time to finish.
       REPO_CONNECT_MIN_VALIDITY_SECONDS: '2',

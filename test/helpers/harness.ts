@@ -12,6 +12,7 @@ import { startApi, type RunningApi } from '../../api/server';
 import { createTokenWorker, installTemporalRuntime, NativeConnection } from '../../activities/worker';
 import type { GitTokenWorkflowInput } from '../../workflows/git-token-types';
 import { testConfig, testTemporalAddress } from './test-env';
+import { loopbackResolver } from './test-resolver';
 import { appendRunLog, logFileName } from './test-logs';
 
 export const ADMIN = 'test-admin-token-0123456789';
@@ -48,7 +49,13 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const { logger, logs } = runLogger('harness');
   installTemporalRuntime(logger);
   const config = testConfig({ TEMPORAL_ADDRESS: testTemporalAddress(), TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'info', ...opts.env });
-  const core = await createCore(config, { logger, metrics: createMetrics({ defaults: false }), dbPoolSize: 5 });
+  // Container host names resolve to loopback or not at all: no DNS query leaves the machine.
+  const core = await createCore(config, {
+    logger,
+    metrics: createMetrics({ defaults: false }),
+    dbPoolSize: 5,
+    resolveHost: loopbackResolver,
+  });
   const api = await startApi(core, { workflowDefaults: opts.workflowDefaults, logger });
 
   let connection: NativeConnection | undefined;

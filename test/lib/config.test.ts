@@ -77,8 +77,37 @@ describe('loadConfig', () => {
 
   it('needs the GitLab client id and secret together, and PUBLIC_URL in production', () => {
     expect(problems({ ...minimal, GITLAB_CLIENT_ID: 'x' })).toEqual(['GITLAB_CLIENT_ID and GITLAB_CLIENT_SECRET must be set together']);
-    expect(problems({ ...minimal, NODE_ENV: 'production' })).toEqual([
+    // A production admin token must look generated (test/security/admin-token-strength.test.ts).
+    expect(problems({ ...minimal, ADMIN_API_TOKEN: randomBytes(32).toString('hex'), NODE_ENV: 'production' })).toEqual([
       'PUBLIC_URL is required in production (OAuth redirect URIs are built from it)',
+    ]);
+  });
+
+  it('lists the GitLab base URLs an integration may name: GITLAB_URL and GITLAB_ALLOWED_URLS, canonical', () => {
+    expect(loadConfig(minimal).gitlab.allowedUrls).toEqual(['https://gitlab.com']);
+    const c = loadConfig({
+      ...minimal,
+      GITLAB_URL: 'https://GitLab.example.com/',
+      GITLAB_ALLOWED_URLS: 'https://gitlab.com:443, http://git.internal/gitlab/ ,',
+    });
+    expect(c.gitlab.allowedUrls).toEqual(['https://gitlab.example.com', 'https://gitlab.com', 'http://git.internal/gitlab']);
+    expect(
+      problems({ ...minimal, GITLAB_ALLOWED_URLS: 'https://ok.example, ftp://files.example, https://u:p@gitlab.example, nope' }),
+    ).toEqual([
+      'GITLAB_ALLOWED_URLS (a comma-separated list of http(s) base URLs): ftp://files.example must be an http(s) URL',
+      'GITLAB_ALLOWED_URLS (a comma-separated list of http(s) base URLs): https://***@gitlab.example must not contain credentials, a query or a fragment',
+      'GITLAB_ALLOWED_URLS (a comma-separated list of http(s) base URLs): nope must be a URL',
+    ]);
+  });
+
+  it('validates CONTAINER_URL_ALLOW at boot: host names, *.suffix, IP addresses and CIDRs', () => {
+    expect(
+      loadConfig({ ...minimal, CONTAINER_URL_ALLOW: 'agent-1, *.agents.internal, 10.0.0.0/8, fd00::/8, 192.0.2.7' }).containerUrlAllow,
+    ).toBe('agent-1, *.agents.internal, 10.0.0.0/8, fd00::/8, 192.0.2.7');
+    expect(problems({ ...minimal, CONTAINER_URL_ALLOW: 'ok.example, 10.0.0.0/33, http://x, *.' })).toEqual([
+      'CONTAINER_URL_ALLOW entry 10.0.0.0/33 is neither a host name, a *.suffix nor an IP address or CIDR',
+      'CONTAINER_URL_ALLOW entry http://x is neither a host name, a *.suffix nor an IP address or CIDR',
+      'CONTAINER_URL_ALLOW entry *. is neither a host name, a *.suffix nor an IP address or CIDR',
     ]);
   });
 

@@ -35,7 +35,11 @@ const envExample = read('.env.example');
 const COMPOSE_ONLY = ['POSTGRES_PASSWORD'];
 const REQUIRED_FROM_ENV_FILE = ['ADMIN_API_TOKEN', 'SECRETS_KEY', 'PUBLIC_URL'];
 /** What a user fills into the empty secrets of .env.example. */
-const SECRETS = { POSTGRES_PASSWORD: 'p'.repeat(24), ADMIN_API_TOKEN: 't'.repeat(24), SECRETS_KEY: Buffer.alloc(32, 9).toString('base64') };
+const SECRETS = {
+  POSTGRES_PASSWORD: 'p'.repeat(24),
+  ADMIN_API_TOKEN: '823d2d1a68900b530f19f06f27c753d7c45123ea20586d0ab12e4c87d6b244d1',
+  SECRETS_KEY: Buffer.alloc(32, 9).toString('base64'),
+};
 const databaseUrl = `postgresql://postgres:${SECRETS.POSTGRES_PASSWORD}@postgres:5432/repo_connect`;
 
 /** Active `NAME=value` lines of .env.example. */

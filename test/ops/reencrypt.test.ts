@@ -117,7 +117,8 @@ it('rewrites every secret under the new key, and the service then runs without t
   expect(again.reduce((n, c) => n + c.rewritten, 0)).toBe(0);
 
   // An API and a worker process that have only the new key serve, stop and revoke the dispatch.
-  after = await startHarness({ env: { SECRETS_KEY: newKey.toString('base64') }, worker: false });
+  // Same deployment, new key: its GitLab stays configured (a grant's base URL must be an allowed one).
+  after = await startHarness({ env: { SECRETS_KEY: newKey.toString('base64'), GITLAB_URL: gl.baseUrl }, worker: false });
   const pulled = await pull(after, rig.body.id, d.containerToken);
   expect(pulled.status).toBe(200);
   expect(pulled.body.token).toBe(TOWN_TOKEN);

@@ -1,0 +1,180 @@
+// Item 4 of the security review: GET /api/dispatches/:id/events returned every row, and pulls add
+// up to one a second per dispatch, so one busy dispatch made an unbounded response. Now it pages
+// (limit ≤ 1000, an opaque cursor), and `pulled` rows are kept for a bounded time and number.
+import { randomUUID } from 'node:crypto';
+import { PULL_RETENTION, startPullEventSweeper, sweepPullEvents, type PullRetention } from '../../api/services/pull-event-retention';
+import { eventually, newOwner, startHarness, type Harness } from '../helpers/harness';
+import { expectInvalid } from '../helpers/api';
+
+interface Page {
+  events: Array<{ kind: string; generation: number; at: string; detail: string | null }>;
+  next_cursor: string | null;
+}
+
+let h: Harness;
+let dispatchId: string;
+let workflowId: string;
+
+beforeAll(async () => {
+  h = await startHarness({ worker: false });
+  const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'events', owner_id: newOwner() });
+  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
+    name: 'r',
+    git_url: 'https://git.example.com/a/b.git',
+  });
+  // No worker runs: the dispatch records nothing of its own, the test writes its ledger.
+  const d = await h.call<{ dispatch_id: string; workflow_id: string }>('POST', `/api/rigs/${rig.body.id}/dispatches`, {
+    container_url: 'http://127.0.0.1:9',
+  });
+  dispatchId = d.body.dispatch_id;
+  workflowId = d.body.workflow_id;
+  await h.core.db.tokenEvent.createMany({
+    data: Array.from({ length: 2500 }, (_, i) => ({
+      dispatchId,
+      kind: i % 10 === 0 ? ('minted' as const) : ('pulled' as const),
+      source: 'integration' as const,
+      generation: Math.floor(i / 10) + 1,
+      detail: `row ${i}`,
+      at: new Date(Date.now() - 60_000 + i),
+    })),
+  });
+});
+afterAll(async () => {
+  await h?.core.temporal.workflow
+    .getHandle(workflowId)
+    .terminate('test over')
+    .catch(() => undefined);
+  await h?.close();
+});
+
+const page = (query = '') => h.call<Page>('GET', `/api/dispatches/${dispatchId}/events${query}`);
+
+describe('GET /api/dispatches/:id/events', () => {
+  it('answers 100 events by default, with a cursor to the rest', async () => {
+    const first = await page();
+    expect(first.status).toBe(200);
+    expect(first.body.events).toHaveLength(100);
+    expect(first.body.events[0].detail).toBe('row 0');
+    expect(first.body.next_cursor).toEqual(expect.any(String));
+  });
+
+  it('pages through everything, oldest first, each row once, with next_cursor null at the end', async () => {
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const res: { status: number; body: Page } = await page(`?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      expect(res.status).toBe(200);
+      expect(res.body.events.length).toBeLessThanOrEqual(1000);
+      seen.push(...res.body.events.map((e) => e.detail!));
+      cursor = res.body.next_cursor;
+      pages++;
+    } while (cursor);
+    expect(pages).toBe(3);
+    expect(seen).toEqual(Array.from({ length: 2500 }, (_, i) => `row ${i}`));
+  });
+
+  it('does not skip rows recorded while a client pages', async () => {
+    const first = await page('?limit=1000');
+    await h.core.db.tokenEvent.create({
+      data: { dispatchId, kind: 'pushed', source: 'integration', generation: 999, detail: 'late', at: new Date(0) },
+    });
+    let cursor = first.body.next_cursor;
+    const rest: string[] = [];
+    while (cursor) {
+      const res = await page(`?limit=1000&cursor=${encodeURIComponent(cursor)}`);
+      rest.push(...res.body.events.map((e) => e.detail!));
+      cursor = res.body.next_cursor;
+    }
+    expect(rest[rest.length - 1]).toBe('late');
+    await h.core.db.tokenEvent.deleteMany({ where: { dispatchId, detail: 'late' } });
+  });
+
+  it.each([
+    ['?limit=1001', 'limit'],
+    ['?limit=0', 'limit'],
+    ['?limit=ten', 'limit'],
+    ['?cursor=garbage', 'cursor'],
+    [`?cursor=${Buffer.from('ev1:99999999999999999999').toString('base64url')}`, 'cursor'],
+    [`?cursor=${Buffer.from('ev1:12; DROP TABLE token_events').toString('base64url')}`, 'cursor'],
+  ])('refuses %s with a 400 naming %s', async (query, field) => {
+    expectInvalid(await page(query), field);
+  });
+
+  it('is a 404 for an unknown dispatch, cursor or not', async () => {
+    const res = await h.call('GET', `/api/dispatches/${randomUUID()}/events?limit=5`);
+    expect(res.status).toBe(404);
+  });
+});
+
+describe('retention of pulled rows', () => {
+  const retention: PullRetention = { ...PULL_RETENTION, maxAgeMs: 24 * 3600_000, maxPerDispatch: 200 };
+
+  async function ledger(id: string) {
+    const rows = await h.core.db.tokenEvent.findMany({
+      where: { dispatchId: id },
+      orderBy: { id: 'asc' },
+      select: { kind: true, detail: true },
+    });
+    return { pulled: rows.filter((r) => r.kind === 'pulled').map((r) => r.detail), other: rows.filter((r) => r.kind !== 'pulled').length };
+  }
+
+  async function seeded(old: number, recent: number) {
+    const d = await h.core.db.agentDispatch.findUniqueOrThrow({ where: { id: dispatchId } });
+    const id = randomUUID();
+    await h.core.db.agentDispatch.create({
+      data: {
+        id,
+        rigId: d.rigId,
+        containerUrl: d.containerUrl,
+        containerTokenHash: randomUUID(),
+        containerTokenEnc: 'x',
+        workflowId: `wf-${id}`,
+        status: 'stopped',
+      },
+    });
+    const day = 24 * 3600_000;
+    await h.core.db.tokenEvent.createMany({
+      data: [
+        ...Array.from({ length: old }, (_, i) => ({
+          kind: 'pulled' as const,
+          detail: `old ${i}`,
+          at: new Date(Date.now() - 40 * day + i),
+        })),
+        { kind: 'minted' as const, detail: 'old mint', at: new Date(Date.now() - 40 * day) },
+        ...Array.from({ length: recent }, (_, i) => ({
+          kind: 'pulled' as const,
+          detail: `recent ${i}`,
+          at: new Date(Date.now() - 1000 + i),
+        })),
+      ].map((e) => ({ ...e, dispatchId: id, source: 'integration' as const, generation: 1 })),
+    });
+    return id;
+  }
+
+  it('deletes pulled rows past the age limit and past the per-dispatch cap, and nothing else', async () => {
+    const id = await seeded(30, 260);
+    await sweepPullEvents(h.core.db, { retention, since: new Date(Date.now() - 3600_000) });
+    const after = await ledger(id);
+    expect(after.other).toBe(1); // the old mint stays: only pulls are swept
+    expect(after.pulled).toEqual(Array.from({ length: 200 }, (_, i) => `recent ${i + 60}`)); // the newest 200
+  });
+
+  it('deletes at most its budget per sweep', async () => {
+    const id = await seeded(25, 0);
+    const deleted = await sweepPullEvents(h.core.db, { retention: { ...retention, batchSize: 4, maxBatches: 3 }, since: new Date() });
+    expect(deleted.old).toBe(12);
+    expect((await ledger(id)).pulled).toHaveLength(13);
+  });
+
+  it('runs periodically in the API process', async () => {
+    const id = await seeded(5, 210);
+    const sweeper = startPullEventSweeper({ db: h.core.db, intervalMs: 50, retention });
+    try {
+      await eventually(async () => (await ledger(id)).pulled.length === 200, 10_000, 'the sweep');
+      expect((await ledger(id)).pulled[0]).toBe('recent 10');
+    } finally {
+      await sweeper.stop();
+    }
+  });
+});
