@@ -8,7 +8,8 @@ import swaggerUi from '@fastify/swagger-ui';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { loggerOptions } from '../lib/logger';
 import type { HistogramSeries } from '../lib/metrics';
-import { adminHook, dashboardHook, githubSignatureHook } from './auth/hooks';
+import { authorize, requireAccessRules } from './auth/access';
+import { dashboardHook, githubSignatureHook, principalHook } from './auth/hooks';
 import type { Principal } from './auth/principal';
 import { connectRoutes } from './connect/connect-routes';
 import { assetRoutes } from './dashboard/assets';
@@ -24,6 +25,7 @@ import { containerRoutes } from './routes/containers';
 import { dispatchRoutes } from './routes/dispatches';
 import { healthRoutes } from './routes/health';
 import { integrationRoutes } from './routes/integrations';
+import { ownerRoutes } from './routes/owners';
 import { rigRoutes } from './routes/rigs';
 import { townRoutes } from './routes/towns';
 import type { Services } from './services';
@@ -76,7 +78,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     return defaultJson(req, text, done);
   });
   // Who is calling: set by the auth hook of the route's group, null where a group has none.
-  app.decorateRequest('principal', null as Principal | null);
+  app.decorateRequest<Principal | null>('principal', null);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandler(app);
@@ -94,6 +96,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       components: {
         securitySchemes: {
           adminBearer: { type: 'http', scheme: 'bearer', description: 'ADMIN_API_TOKEN' },
+          ownerBearer: { type: 'http', scheme: 'bearer', description: "An owner's API token (rco_…): reaches that owner's rows only" },
           containerBearer: { type: 'http', scheme: 'bearer', description: "A dispatch's container token" },
         },
       },
@@ -125,12 +128,16 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // Routes, one group per scope. Open: health and metrics (and /docs above).
   const { config } = services;
   await app.register(healthRoutes, { services });
-  // Management, one file per resource as in schemas/ and services/: admin bearer or session.
+  // Management, one file per resource as in schemas/ and services/: admin or owner (bearer or
+  // session), each route's declared access checked by one preHandler.
   await app.register(
     async (group) => {
-      group.addHook('onRequest', adminHook(config));
+      requireAccessRules(group);
+      group.addHook('onRequest', principalHook(config, services.auth));
       group.addHook('preParsing', jsonBodiesOnly);
-      for (const routes of [townRoutes, integrationRoutes, rigRoutes, dispatchRoutes]) await group.register(routes, { services });
+      group.addHook('preHandler', authorize(services.core.db));
+      for (const routes of [townRoutes, integrationRoutes, rigRoutes, dispatchRoutes, ownerRoutes])
+        await group.register(routes, { services });
     },
     { prefix: '/api' },
   );
@@ -145,12 +152,15 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(async (group) => {
     registerHtmlErrorHandler(group);
     await assetRoutes(group);
-    await sessionRoutes(group, config);
+    await sessionRoutes(group, services);
   });
-  // Dashboard pages and connect flows: the session (or the admin bearer); anonymous browsers go to sign-in.
+  // Dashboard pages and connect flows: a session (or a bearer); anonymous browsers go to sign-in.
+  // The same access rule as the API, its 404s shown as pages.
   await app.register(async (group) => {
     registerHtmlErrorHandler(group);
-    group.addHook('onRequest', dashboardHook(config));
+    requireAccessRules(group);
+    group.addHook('onRequest', dashboardHook(config, services.auth));
+    group.addHook('preHandler', authorize(services.core.db));
     const typed = group.withTypeProvider<ZodTypeProvider>();
     for (const routes of [homePage, townPage, integrationsPage, rigNewPage, rigPage, connectRoutes])
       await typed.register(routes, { services });

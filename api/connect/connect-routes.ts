@@ -3,6 +3,7 @@
 import type { FastifyReply } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ProviderError } from '../../lib/providers/types';
+import { ownerIdFor, ownerNamedIn } from '../auth/access';
 import { AppError, badRequest, providerFailure, unprocessable } from '../errors';
 import type { Services } from '../services';
 import * as schemas from '../schemas/connect';
@@ -49,6 +50,7 @@ export const connectRoutes: FastifyPluginAsyncZod<{ services: Services }> = asyn
   app.get(
     '/integrations/github/install',
     {
+      config: ownerNamedIn('query'),
       schema: {
         tags,
         summary: "Start a GitHub App installation: 302 to the app's installation page with a signed state",
@@ -56,7 +58,8 @@ export const connectRoutes: FastifyPluginAsyncZod<{ services: Services }> = asyn
       },
     },
     async (req, reply) => {
-      const { owner_id, app_type } = req.query;
+      const { app_type } = req.query;
+      const owner_id = ownerIdFor(req.principal, req.query.owner_id);
       if (!github.hasApp(app_type)) {
         const vars =
           app_type === 'lite'
@@ -77,6 +80,7 @@ export const connectRoutes: FastifyPluginAsyncZod<{ services: Services }> = asyn
   app.get(
     '/integrations/github/setup',
     {
+      config: ownerNamedIn(),
       logLevel: quiet,
       schema: {
         tags,
@@ -141,6 +145,7 @@ export const connectRoutes: FastifyPluginAsyncZod<{ services: Services }> = asyn
   app.get(
     '/integrations/gitlab/connect',
     {
+      config: ownerNamedIn('query'),
       schema: {
         tags,
         summary: 'Start GitLab OAuth: 302 to <GITLAB_URL>/oauth/authorize with PKCE S256 and a signed state',
@@ -148,7 +153,7 @@ export const connectRoutes: FastifyPluginAsyncZod<{ services: Services }> = asyn
       },
     },
     async (req, reply) => {
-      const { owner_id } = req.query;
+      const owner_id = ownerIdFor(req.principal, req.query.owner_id);
       if (!gitlab.isConfigured()) {
         return failed(
           reply,
@@ -172,6 +177,7 @@ export const connectRoutes: FastifyPluginAsyncZod<{ services: Services }> = asyn
   app.get(
     '/integrations/gitlab/callback',
     {
+      config: ownerNamedIn(),
       logLevel: quiet,
       schema: {
         tags,

@@ -1,11 +1,12 @@
-// Sign-in for the dashboard: the login form trades the admin token for the session cookie. The
-// guard that sends anonymous browsers here is the dashboard group's hook (api/auth/hooks.ts).
-import type { FastifyInstance } from 'fastify';
-import type { Config } from '../../lib/config';
-import { adminHook } from '../auth/hooks';
-import { identify, isAdminToken } from '../auth/principal';
+// Sign-in for the dashboard: the login form trades the admin token for an admin session; logout
+// ends the session on the server too. The guard that sends anonymous browsers here is the
+// dashboard group's hook (api/auth/hooks.ts).
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { admit } from '../auth/hooks';
+import { isAdminToken } from '../auth/principal';
 import { safeNext } from '../auth/safe-next';
-import { newSessionValue, sessionCookie } from '../auth/session-cookie';
+import { sessionCookie } from '../auth/session-cookie';
+import type { Services } from '../services';
 import { html } from './html';
 import { page, sendPage } from './layout';
 
@@ -25,14 +26,28 @@ function loginPage(next: string, error?: string) {
   });
 }
 
+/** Starts a session for `ownerId` (null: admin) and sends the browser to `next` with its cookie. */
+export async function startSession(
+  services: Services,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  ownerId: string | null,
+  next: string,
+): Promise<FastifyReply> {
+  const session = await services.sessions.create({ ownerId, userAgent: req.headers['user-agent'] });
+  // 303: the browser follows with a GET, so a reload does not post the credentials again.
+  return reply.header('set-cookie', sessionCookie(services.config, session.value)).redirect(safeNext(next), 303);
+}
+
 /** GET/POST /login and POST /logout. */
-export async function sessionRoutes(app: FastifyInstance, config: Config): Promise<void> {
+export async function sessionRoutes(app: FastifyInstance, services: Services): Promise<void> {
+  const { config, auth } = services;
   const hide = { hide: true };
 
   // `next` can hold a connect callback URL with a one-time code: keep it out of request logs.
   app.get('/login', { schema: hide, logLevel: 'warn' }, async (req, reply) => {
     const next = safeNext((req.query as Record<string, unknown>).next);
-    if (identify(config, req) !== null) return reply.redirect(next, 302);
+    if ((await auth.identify(req)) !== null) return reply.redirect(next, 302);
     return sendPage(reply, loginPage(next));
   });
 
@@ -41,15 +56,15 @@ export async function sessionRoutes(app: FastifyInstance, config: Config): Promi
     const next = safeNext(body.next);
     const token = typeof body.token === 'string' ? body.token : '';
     if (!isAdminToken(config, token)) return sendPage(reply, loginPage(next, 'That is not the admin token.'), 401);
-    // 303: the browser follows with a GET, so a reload does not post the token again.
-    return reply.header('set-cookie', sessionCookie(config, newSessionValue(config))).redirect(next, 303);
+    return startSession(services, req, reply, null, next);
   });
 
-  const admin = adminHook(config);
   app.post('/logout', { schema: hide }, async (req, reply) => {
+    const principal = await auth.identify(req);
     // A live session may only be ended from our own pages (no cross-site forced logout); an
     // expired one has nothing left to protect.
-    if (identify(config, req) !== null) await admin(req, reply);
+    if (principal !== null) admit(config, req, principal);
+    if (principal?.sessionId) await services.sessions.end(principal.sessionId);
     return reply.header('set-cookie', sessionCookie(config, '')).redirect('/login', 303);
   });
 }

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { uuid } from './common';
 
 export const githubInstallQuery = z.object({
-  owner_id: uuid,
+  owner_id: uuid.optional(),
   app_type: z.enum(['standard', 'lite'], { error: 'must be "standard" or "lite"' }).default('standard'),
 });
 
@@ -14,7 +14,7 @@ export const githubSetupQuery = z.object({
   state: z.string().max(2000).optional(),
 });
 
-export const gitlabConnectQuery = z.object({ owner_id: uuid });
+export const gitlabConnectQuery = z.object({ owner_id: uuid.optional() });
 
 export const gitlabCallbackQuery = z.object({
   code: z.string().max(2000).optional(),

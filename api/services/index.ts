@@ -3,10 +3,15 @@
 // cache stop.
 import type { Core } from '../../lib/core';
 import { createLeaseCache, type LeaseCache } from '../../lib/lease-cache';
+import { createOwnerTokenStore } from '../auth/owner-tokens';
+import { createAuthenticator } from '../auth/principal';
+import { createSessionStore } from '../auth/session-store';
+import { createSignInLinks } from '../auth/sign-in-links';
 import type { GitTokenWorkflowInput } from '../../workflows/git-token-types';
 import { createDispatchService } from './dispatches';
 import { createGithubWebhookService } from './github-webhooks';
 import { createIntegrationService } from './integrations';
+import { createOwnerService } from './owners';
 import { createPullService } from './pull';
 import { createRigService } from './rigs';
 import { createTownService } from './towns';
@@ -25,10 +30,17 @@ export function createServices(core: Core, opts: ServiceOptions = {}) {
   const integrations = createIntegrationService(core);
   const pull = createPullService({ ...core, cache });
   const webhooks = createGithubWebhookService({ ...core, integrations });
+  const sessions = createSessionStore(core);
+  const ownerTokens = createOwnerTokenStore(core);
   return {
     core,
     config: core.config,
     cache,
+    auth: createAuthenticator({ config: core.config, sessions, ownerTokens }),
+    sessions,
+    ownerTokens,
+    signInLinks: createSignInLinks(core),
+    owners: createOwnerService(core),
     towns: createTownService(core),
     integrations,
     rigs: createRigService({ ...core, integrations }),

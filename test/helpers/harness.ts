@@ -12,7 +12,7 @@ import { startApi, type RunningApi } from '../../api/server';
 import { createTokenWorker, installTemporalRuntime, NativeConnection } from '../../activities/worker';
 import type { GitTokenWorkflowInput } from '../../workflows/git-token-types';
 import { testConfig, testTemporalAddress } from './test-env';
-import { appendRunLog, logFileName } from './test-logs';
+import { appendRunLog, logFileName, recordIssuedTokens } from './test-logs';
 
 export const ADMIN = 'test-admin-token-0123456789';
 
@@ -89,6 +89,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         body: body === undefined ? undefined : JSON.stringify(body),
       });
       const text = await res.text();
+      // Secrets the service hands out (container and owner tokens, sign-in links) join the run's log scan.
+      recordIssuedTokens([...text.matchAll(/rc[co]_[\w-]{43}|(?<=\/login\/link\/)[\w-]{43}/g)].map((m) => m[0]));
       return { status: res.status, body: (text ? JSON.parse(text) : null) as never, headers: res.headers };
     },
     async close() {

@@ -1,5 +1,6 @@
 // "/": open a town by id, create one, or go to an owner's integrations, and the most recent towns.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { ownerNamedIn } from '../../auth/access';
 import type { Services } from '../../services';
 import { openTownQuery } from '../../schemas/connect';
 import { html } from '../html';
@@ -8,8 +9,9 @@ import { messagePage, page, sendPage } from '../layout';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const homePage: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
-  app.get('/', { schema: { hide: true } }, async (_req, reply) => {
-    const towns = await services.towns.recent(20);
+  app.get('/', { config: ownerNamedIn(), schema: { hide: true } }, async (req, reply) => {
+    const towns =
+      req.principal?.kind === 'owner' ? await services.towns.ofOwner(req.principal.ownerId, 200) : await services.towns.recent(20);
     const body = html`<h1>Towns</h1>
 <div class="grid">
 <section class="card" aria-labelledby="open-h">
@@ -52,7 +54,7 @@ ${
     return sendPage(reply, page({ title: 'Towns', body }));
   });
 
-  app.get('/towns', { schema: { hide: true, querystring: openTownQuery } }, async (req, reply) => {
+  app.get('/towns', { config: ownerNamedIn(), schema: { hide: true, querystring: openTownQuery } }, async (req, reply) => {
     const id = req.query.id ?? '';
     if (!UUID.test(id)) {
       return sendPage(

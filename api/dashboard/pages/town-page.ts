@@ -1,6 +1,7 @@
 // Town settings: the owner's integrations, the town's static git tokens (never shown, only their
 // fingerprints) with a form to replace them, and the town's rigs.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { owns, touches } from '../../auth/access';
 import type { Services } from '../../services';
 import { townParams } from '../../schemas/towns';
 import { html } from '../html';
@@ -21,7 +22,7 @@ function tokenRow(i: number | '__N__', host = '', username = '') {
 }
 
 export const townPage: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
-  app.get('/towns/:town_id', { schema: { hide: true, params: townParams } }, async (req, reply) => {
+  app.get('/towns/:town_id', { config: touches(owns('town')), schema: { hide: true, params: townParams } }, async (req, reply) => {
     const town = await services.towns.detail(req.params.town_id);
     const integrationsHref = `/integrations?owner_id=${town.owner_id}`;
     const names = new Map(town.integrations.map((i) => [i.id, `${providerName(i.provider)} · ${i.account ?? 'unknown'}`]));
