@@ -8,7 +8,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { loggerOptions } from '../lib/logger';
 import type { HistogramSeries } from '../lib/metrics';
-import { authorize, requireAccessRules } from './auth/access';
+import { authorize, requireAccessRules, type Access } from './auth/access';
 import { dashboardHook, githubSignatureHook, principalHook } from './auth/hooks';
 import type { Principal } from './auth/principal';
 import { connectRoutes } from './connect/connect-routes';
@@ -20,6 +20,8 @@ import { rigNewPage } from './dashboard/pages/rig-new-page';
 import { rigPage } from './dashboard/pages/rig-page';
 import { townPage } from './dashboard/pages/town-page';
 import { sessionRoutes } from './dashboard/session';
+import { linkSignInRoutes } from './sign-in/link-sign-in';
+import { loginRateLimit } from './sign-in/login-limit';
 import { AppError, registerErrorHandler } from './errors';
 import { containerRoutes } from './routes/containers';
 import { dispatchRoutes } from './routes/dispatches';
@@ -30,6 +32,20 @@ import { rigRoutes } from './routes/rigs';
 import { townRoutes } from './routes/towns';
 import type { Services } from './services';
 import { githubWebhookRoutes } from './webhooks/github-routes';
+
+/** A route as the app serves it, and the access rule it declares (api/auth/access.ts). */
+export interface RouteSummary {
+  method: string;
+  url: string;
+  access?: Access;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route of the app, in registration order (HEAD copies of GET routes left out). */
+    routeList: RouteSummary[];
+  }
+}
 
 export interface AppOptions {
   services: Services;
@@ -79,6 +95,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
   // Who is calling: set by the auth hook of the route's group, null where a group has none.
   app.decorateRequest<Principal | null>('principal', null);
+  const routeList: RouteSummary[] = [];
+  app.decorate('routeList', routeList);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      if (method !== 'HEAD') routeList.push({ method, url: route.url, access: route.config?.access });
+    }
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandler(app);
@@ -152,7 +175,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(async (group) => {
     registerHtmlErrorHandler(group);
     await assetRoutes(group);
-    await sessionRoutes(group, services);
+    const limit = loginRateLimit(config);
+    await sessionRoutes(group, services, limit);
+    await linkSignInRoutes(group, services, limit);
   });
   // Dashboard pages and connect flows: a session (or a bearer); anonymous browsers go to sign-in.
   // The same access rule as the API, its 404s shown as pages.

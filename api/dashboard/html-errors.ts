@@ -13,6 +13,7 @@ const TITLES: Record<number, string> = {
   404: 'Not found',
   409: 'Conflict',
   422: 'Cannot do that here',
+  429: 'Too many attempts',
   502: 'The provider failed',
   503: 'Unavailable',
 };

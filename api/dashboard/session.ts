@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { admit } from '../auth/hooks';
 import { isAdminToken } from '../auth/principal';
 import { safeNext } from '../auth/safe-next';
-import { sessionCookie } from '../auth/session-cookie';
+import { readCookie, sessionCookie, sessionCookieName } from '../auth/session-cookie';
 import type { Services } from '../services';
 import { html } from './html';
 import { page, sendPage } from './layout';
@@ -34,13 +34,20 @@ export async function startSession(
   ownerId: string | null,
   next: string,
 ): Promise<FastifyReply> {
+  // A browser signing in again (or as someone else) leaves no live session behind.
+  const previous = await services.sessions.find(readCookie(req.headers.cookie, sessionCookieName(services.config)));
+  if (previous) await services.sessions.end(previous.id);
   const session = await services.sessions.create({ ownerId, userAgent: req.headers['user-agent'] });
   // 303: the browser follows with a GET, so a reload does not post the credentials again.
   return reply.header('set-cookie', sessionCookie(services.config, session.value)).redirect(safeNext(next), 303);
 }
 
-/** GET/POST /login and POST /logout. */
-export async function sessionRoutes(app: FastifyInstance, services: Services): Promise<void> {
+/** GET/POST /login and POST /logout; `limit` is the sign-in attempts' rate limit. */
+export async function sessionRoutes(
+  app: FastifyInstance,
+  services: Services,
+  limit: (req: FastifyRequest) => Promise<void>,
+): Promise<void> {
   const { config, auth } = services;
   const hide = { hide: true };
 
@@ -51,7 +58,7 @@ export async function sessionRoutes(app: FastifyInstance, services: Services): P
     return sendPage(reply, loginPage(next));
   });
 
-  app.post('/login', { schema: hide }, async (req, reply) => {
+  app.post('/login', { schema: hide, preHandler: limit }, async (req, reply) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const next = safeNext(body.next);
     const token = typeof body.token === 'string' ? body.token : '';
