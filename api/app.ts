@@ -11,7 +11,8 @@ import type { HistogramSeries } from '../lib/metrics';
 import { authorize, requireAccessRules, type Access } from './auth/access';
 import { dashboardHook, githubSignatureHook, principalHook } from './auth/hooks';
 import type { Principal } from './auth/principal';
-import { connectRoutes } from './connect/connect-routes';
+import { githubConnectRoutes } from './connect/github-connect';
+import { gitlabConnectRoutes } from './connect/gitlab-connect';
 import { assetRoutes } from './dashboard/assets';
 import { registerHtmlErrorHandler } from './dashboard/html-errors';
 import { homePage } from './dashboard/pages/home-page';
@@ -20,6 +21,8 @@ import { rigNewPage } from './dashboard/pages/rig-new-page';
 import { rigPage } from './dashboard/pages/rig-page';
 import { townPage } from './dashboard/pages/town-page';
 import { sessionRoutes } from './dashboard/session';
+import { githubSignInRoutes } from './sign-in/github-sign-in';
+import { gitlabSignInRoutes } from './sign-in/gitlab-sign-in';
 import { linkSignInRoutes } from './sign-in/link-sign-in';
 import { loginRateLimit } from './sign-in/login-limit';
 import { AppError, registerErrorHandler } from './errors';
@@ -178,6 +181,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     const limit = loginRateLimit(config);
     await sessionRoutes(group, services, limit);
     await linkSignInRoutes(group, services, limit);
+    const typed = group.withTypeProvider<ZodTypeProvider>();
+    await typed.register(githubSignInRoutes, { services, limit });
+    await typed.register(gitlabSignInRoutes, { services, limit });
   });
   // Dashboard pages and connect flows: a session (or a bearer); anonymous browsers go to sign-in.
   // The same access rule as the API, its 404s shown as pages.
@@ -187,7 +193,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     group.addHook('onRequest', dashboardHook(config, services.auth));
     group.addHook('preHandler', authorize(services.core.db));
     const typed = group.withTypeProvider<ZodTypeProvider>();
-    for (const routes of [homePage, townPage, integrationsPage, rigNewPage, rigPage, connectRoutes])
+    for (const routes of [homePage, townPage, integrationsPage, rigNewPage, rigPage, githubConnectRoutes, gitlabConnectRoutes])
       await typed.register(routes, { services });
   });
   return app;

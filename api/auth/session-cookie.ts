@@ -14,6 +14,11 @@ export function sessionCookieName(config: Config): string {
   return isHttps(config) ? '__Host-rc_session' : 'rc_session';
 }
 
+/** The cookie binding a provider sign-in to the browser that started it (login CSRF). */
+export function loginCookieName(config: Config): string {
+  return isHttps(config) ? '__Host-rc_login' : 'rc_login';
+}
+
 /** A new cookie value: 32 random bytes, base64url. */
 export function newSessionValue(): string {
   return randomBytes(32).toString('base64url');

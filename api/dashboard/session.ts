@@ -10,12 +10,32 @@ import type { Services } from '../services';
 import { html } from './html';
 import { page, sendPage } from './layout';
 
-function loginPage(next: string, error?: string) {
+/** Which provider sign-ins this service offers. */
+export interface SignInOptions {
+  github: boolean;
+  gitlab: boolean;
+}
+
+function loginPage(next: string, offers: SignInOptions, error?: string) {
+  const q = next === '/' ? '' : `?next=${encodeURIComponent(next)}`;
+  const providers =
+    offers.github || offers.gitlab
+      ? html`<section class="card narrow" aria-labelledby="providers-h">
+  <h2 id="providers-h">With your account</h2>
+  <p class="actions">
+    ${offers.github ? html`<a class="button primary" href="/login/github${q}">Sign in with GitHub</a>` : ''}
+    ${offers.gitlab ? html`<a class="button primary" href="/login/gitlab${q}">Sign in with GitLab</a>` : ''}
+  </p>
+  <p class="hint">You see your own towns and integrations. The first sign-in creates your account here.</p>
+</section>`
+      : '';
   return page({
     title: 'Sign in',
     signedIn: false,
     body: html`<h1>Sign in</h1>
-<form method="post" action="/login" class="card narrow">
+${providers}
+<form method="post" action="/login" class="card narrow" aria-label="Operator sign-in">
+  <h2>Operators</h2>
   <input type="hidden" name="next" value="${next}">
   <label for="token">Admin token</label>
   <input id="token" name="token" type="password" autocomplete="current-password" required ${error ? html`aria-invalid="true" aria-describedby="token-error"` : ''} autofocus>
@@ -50,19 +70,20 @@ export async function sessionRoutes(
 ): Promise<void> {
   const { config, auth } = services;
   const hide = { hide: true };
+  const offers = { github: services.core.githubUser.isConfigured('standard'), gitlab: services.core.gitlab.isConfigured() };
 
   // `next` can hold a connect callback URL with a one-time code: keep it out of request logs.
   app.get('/login', { schema: hide, logLevel: 'warn' }, async (req, reply) => {
     const next = safeNext((req.query as Record<string, unknown>).next);
     if ((await auth.identify(req)) !== null) return reply.redirect(next, 302);
-    return sendPage(reply, loginPage(next));
+    return sendPage(reply, loginPage(next, offers));
   });
 
   app.post('/login', { schema: hide, preHandler: limit }, async (req, reply) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const next = safeNext(body.next);
     const token = typeof body.token === 'string' ? body.token : '';
-    if (!isAdminToken(config, token)) return sendPage(reply, loginPage(next, 'That is not the admin token.'), 401);
+    if (!isAdminToken(config, token)) return sendPage(reply, loginPage(next, offers, 'That is not the admin token.'), 401);
     return startSession(services, req, reply, null, next);
   });
 

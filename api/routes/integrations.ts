@@ -23,6 +23,14 @@ export const integrationRoutes: FastifyPluginAsyncZod<{ services: Services }> = 
     },
     async (req, reply) => {
       const owner_id = ownerIdFor(req.principal, req.body.owner_id);
+      // An owner registers only an installation GitHub lists for their linked account; admin is trusted.
+      if (req.principal?.kind === 'owner' && req.body.provider === 'github') {
+        await services.installationCheck.verify({
+          ownerId: owner_id,
+          appType: req.body.app_type,
+          installationId: req.body.installation_id,
+        });
+      }
       const result =
         req.body.provider === 'github'
           ? await services.integrations.registerGithub({ ...req.body, owner_id })

@@ -12,6 +12,8 @@ export const githubSetupQuery = z.object({
   installation_id: z.coerce.number({ error: 'must be a number' }).int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
   setup_action: z.string().max(50).optional(),
   state: z.string().max(2000).optional(),
+  /** Sent with the install when the app requests user authorization during installation. */
+  code: z.string().max(200).optional(),
 });
 
 export const gitlabConnectQuery = z.object({ owner_id: uuid.optional() });

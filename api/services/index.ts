@@ -10,6 +10,8 @@ import { createSignInLinks } from '../auth/sign-in-links';
 import type { GitTokenWorkflowInput } from '../../workflows/git-token-types';
 import { createDispatchService } from './dispatches';
 import { createGithubWebhookService } from './github-webhooks';
+import { createIdentityService } from './identities';
+import { createInstallationCheck } from './installation-check';
 import { createIntegrationService } from './integrations';
 import { createOwnerService } from './owners';
 import { createPullService } from './pull';
@@ -32,6 +34,7 @@ export function createServices(core: Core, opts: ServiceOptions = {}) {
   const webhooks = createGithubWebhookService({ ...core, integrations });
   const sessions = createSessionStore(core);
   const ownerTokens = createOwnerTokenStore(core);
+  const identities = createIdentityService(core);
   return {
     core,
     config: core.config,
@@ -41,6 +44,8 @@ export function createServices(core: Core, opts: ServiceOptions = {}) {
     ownerTokens,
     signInLinks: createSignInLinks(core),
     owners: createOwnerService(core),
+    identities,
+    installationCheck: createInstallationCheck({ ...core, identities }),
     towns: createTownService(core),
     integrations,
     rigs: createRigService({ ...core, integrations }),

@@ -98,14 +98,14 @@ export function createGitlabClient(opts: GitlabClientOptions): GitlabClient {
   return {
     isConfigured: () => configured,
 
-    authorizeUrl({ baseUrl, state, codeChallenge, redirectUri }) {
+    authorizeUrl({ baseUrl, state, codeChallenge, redirectUri, scope }) {
       if (!configured) {
         throw new ProviderError(
           'provider_unavailable',
           'the GitLab OAuth application is not configured (set GITLAB_CLIENT_ID and GITLAB_CLIENT_SECRET)',
         );
       }
-      return buildAuthorizeUrl({ baseUrl, clientId: opts.clientId!, redirectUri, state, codeChallenge });
+      return buildAuthorizeUrl({ baseUrl, clientId: opts.clientId!, redirectUri, state, codeChallenge, scope });
     },
 
     exchangeCode({ baseUrl, code, codeVerifier, redirectUri }) {
@@ -123,11 +123,16 @@ export function createGitlabClient(opts: GitlabClientOptions): GitlabClient {
 
     async getUser({ baseUrl, accessToken }) {
       const { body } = await apiGet(baseUrl, '/api/v4/user', accessToken, 'reading the GitLab user');
-      const user = (body ?? {}) as { id?: unknown; username?: unknown };
+      const user = (body ?? {}) as { id?: unknown; username?: unknown; name?: unknown; avatar_url?: unknown };
       if (typeof user.id !== 'number' || typeof user.username !== 'string') {
         throw new ProviderError('provider_unavailable', 'GitLab answered /api/v4/user without an id and username');
       }
-      return { id: user.id, username: user.username };
+      return {
+        id: user.id,
+        username: user.username,
+        ...(typeof user.name === 'string' ? { name: user.name } : {}),
+        ...(typeof user.avatar_url === 'string' ? { avatarUrl: user.avatar_url } : {}),
+      };
     },
 
     async listProjects({ baseUrl, accessToken }) {

@@ -38,6 +38,8 @@ export interface FakeInstallation {
   repoIds: Set<number>;
   suspendedAt: string | null;
   selection: 'all' | 'selected';
+  /** People who can see the installation (GET /user/installations): its installer, the org's members given. */
+  userIds: Set<number>;
 }
 
 interface TokenRecord {
