@@ -21,6 +21,9 @@ import { rigNewPage } from './dashboard/pages/rig-new-page';
 import { rigPage } from './dashboard/pages/rig-page';
 import { townPage } from './dashboard/pages/town-page';
 import { sessionRoutes } from './dashboard/session';
+import { accountPages } from './dashboard/pages/account-pages';
+import { ownerPages } from './dashboard/pages/owner-pages';
+import { viewerHook, type Viewer } from './dashboard/viewer';
 import { githubSignInRoutes } from './sign-in/github-sign-in';
 import { gitlabSignInRoutes } from './sign-in/gitlab-sign-in';
 import { linkSignInRoutes } from './sign-in/link-sign-in';
@@ -191,9 +194,21 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     registerHtmlErrorHandler(group);
     requireAccessRules(group);
     group.addHook('onRequest', dashboardHook(config, services.auth));
+    group.decorateRequest<Viewer | null>('viewer', null);
+    group.addHook('preHandler', viewerHook(services));
     group.addHook('preHandler', authorize(services.core.db));
     const typed = group.withTypeProvider<ZodTypeProvider>();
-    for (const routes of [homePage, townPage, integrationsPage, rigNewPage, rigPage, githubConnectRoutes, gitlabConnectRoutes])
+    for (const routes of [
+      homePage,
+      ownerPages,
+      accountPages,
+      townPage,
+      integrationsPage,
+      rigNewPage,
+      rigPage,
+      githubConnectRoutes,
+      gitlabConnectRoutes,
+    ])
       await typed.register(routes, { services });
   });
   return app;

@@ -39,7 +39,11 @@ export function failed(reply: FastifyReply, err: unknown, ownerId: string | null
   const links = ownerId
     ? [{ href: integrationsUrl(ownerId), label: 'Back to integrations' }]
     : [{ href: '/', label: 'Back to the dashboard' }];
-  return sendPage(reply, messagePage({ title, code: known.code, message: known.message, links }), known.statusCode);
+  return sendPage(
+    reply,
+    messagePage({ title, code: known.code, message: known.message, links, viewer: reply.request.viewer }),
+    known.statusCode,
+  );
 }
 
 /** Fills the repository cache right away so the integrations page and the picker show it; a failure here is shown there. */

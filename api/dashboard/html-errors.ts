@@ -49,6 +49,6 @@ export function registerHtmlErrorHandler(scope: FastifyInstance): void {
       status === 401
         ? [{ href: `/login?next=${encodeURIComponent(request.url)}`, label: 'Sign in' }]
         : [{ href: '/', label: 'Back to the dashboard' }];
-    return sendPage(reply, messagePage({ title: TITLES[status] ?? 'Error', code, message, links }), status);
+    return sendPage(reply, messagePage({ title: TITLES[status] ?? 'Error', code, message, links, viewer: request.viewer }), status);
   });
 }

@@ -73,6 +73,10 @@ const TABLE: Record<string, Case> = {
   'GET /towns/:town_id/rigs/new': { path: (i) => `/towns/${i.town}/rigs/new`, byId: true },
   'GET /rigs/:rig_id': { path: (i) => `/rigs/${i.rig}`, byId: true },
   'GET /integrations': { path: (i) => `/integrations?owner_id=${i.owner}`, names: 'query' },
+  'GET /owners': { path: (i) => `/owners?id=${i.owner}` },
+  'GET /owners/:owner_id': { path: (i) => `/owners/${i.owner}`, byId: true },
+  'GET /owners/:owner_id/tokens': { path: (i) => `/owners/${i.owner}/tokens`, byId: true },
+  'GET /owners/:owner_id/sessions': { path: (i) => `/owners/${i.owner}/sessions`, byId: true },
   // Connect flows (the callbacks' state is checked in test/connect/connect-state-binding.test.ts).
   'GET /integrations/github/install': { path: (i) => `/integrations/github/install?owner_id=${i.owner}&app_type=standard`, names: 'query' },
   'GET /integrations/github/setup': { path: () => `/integrations/github/setup?installation_id=1&setup_action=install` },

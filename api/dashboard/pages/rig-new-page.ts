@@ -64,6 +64,7 @@ export const rigNewPage: FastifyPluginAsyncZod<{ services: Services }> = async (
     return sendPage(
       reply,
       page({
+        viewer: req.viewer,
         title: 'Create rig',
         body,
         scripts: ['repo-picker.js'],

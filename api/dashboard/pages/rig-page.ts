@@ -82,6 +82,7 @@ export const rigPage: FastifyPluginAsyncZod<{ services: Services }> = async (app
     return sendPage(
       reply,
       page({
+        viewer: req.viewer,
         title: rig.name,
         body,
         scripts: ['repo-picker.js'],
