@@ -2,11 +2,11 @@
 // expiry, the browser it is bound to, single use), failure pages with the typed code, and the
 // way back to the owner's integrations.
 import type { FastifyReply } from 'fastify';
-import { ProviderError } from '../../lib/providers/types';
+import { ProviderError, type GitlabTokens } from '../../lib/providers/types';
 import { AppError, providerFailure } from '../errors';
 import type { Services } from '../services';
 import { messagePage, sendPage } from '../dashboard/layout';
-import { verifyState, type FlowState, type StatePurpose } from './connect-state';
+import { pkceVerifier, verifyState, type FlowState, type StatePurpose } from './connect-state';
 import { consumeState } from './state-store';
 
 export const integrationsUrl = (ownerId: string) => `/integrations?owner_id=${encodeURIComponent(ownerId)}`;
@@ -53,6 +53,33 @@ export async function syncQuietly(services: Services, integrationId: string): Pr
   } catch (err) {
     services.core.logger.warn({ integrationId, code: (err as { code?: string }).code }, 'repository sync after connect failed');
   }
+}
+
+/** Trades a GitLab authorization code (PKCE verifier from the state's nonce); a refused code says to start `again`. */
+export function exchangeGitlabCode(
+  services: Services,
+  args: { code: string; nonce: string; redirectUri: string },
+  again: string,
+): Promise<GitlabTokens> {
+  const { config } = services;
+  return services.core.gitlab
+    .exchangeCode({
+      baseUrl: config.gitlab.url,
+      code: args.code,
+      codeVerifier: pkceVerifier(config, args.nonce),
+      redirectUri: args.redirectUri,
+    })
+    .catch((err) => {
+      // invalid_grant on a code exchange is about this code, not a grant to reconnect.
+      if (err instanceof ProviderError && err.code === 'reconnect_required') {
+        throw new AppError(
+          400,
+          'invalid_grant',
+          `GitLab refused the authorization code (codes work once and expire after 10 minutes). ${again}`,
+        );
+      }
+      throw err;
+    });
 }
 
 /** Back to the owner's integrations, highlighting the one just connected. */

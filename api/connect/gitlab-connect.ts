@@ -2,14 +2,13 @@
 // <GITLAB_URL>/oauth/authorize and back to /integrations/gitlab/callback, which exchanges the code
 // and registers the grant through the same path as POST /api/integrations.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { ProviderError } from '../../lib/providers/types';
 import { ownerIdFor, ownerNamedIn } from '../auth/access';
-import { AppError, badRequest, unprocessable } from '../errors';
+import { badRequest, unprocessable } from '../errors';
 import type { Services } from '../services';
 import * as schemas from '../schemas/connect';
 import { messagePage, sendPage } from '../dashboard/layout';
 import { pkceChallenge, pkceVerifier, sessionBinding, signState, verifyState } from './connect-state';
-import { connected, failed, integrationsUrl, returningState, syncQuietly } from './connect-kit';
+import { connected, exchangeGitlabCode, failed, integrationsUrl, returningState, syncQuietly } from './connect-kit';
 
 const TITLE = 'Could not connect GitLab';
 
@@ -86,19 +85,7 @@ export const gitlabConnectRoutes: FastifyPluginAsyncZod<{ services: Services }> 
       }
       if (!code) return failed(reply, badRequest('code', 'code: is required'), ownerId, TITLE);
       try {
-        const tokens = await gitlab
-          .exchangeCode({ baseUrl: config.gitlab.url, code, codeVerifier: pkceVerifier(config, nonce), redirectUri })
-          .catch((err) => {
-            // invalid_grant on a code exchange is about this code, not a grant to reconnect.
-            if (err instanceof ProviderError && err.code === 'reconnect_required') {
-              throw new AppError(
-                400,
-                'invalid_grant',
-                'GitLab refused the authorization code (codes work once and expire after 10 minutes). Connect again.',
-              );
-            }
-            throw err;
-          });
+        const tokens = await exchangeGitlabCode(services, { code, nonce, redirectUri }, 'Connect again.');
         const result = await services.integrations.registerGitlab({
           provider: 'gitlab',
           owner_id: ownerId,

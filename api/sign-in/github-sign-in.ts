@@ -6,14 +6,22 @@
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { ProviderError } from '../../lib/providers/types';
 import { safeNext } from '../auth/safe-next';
 import { signState } from '../connect/connect-state';
 import { returningState } from '../connect/connect-kit';
 import { finishGithubInstall } from '../connect/github-connect';
-import { AppError, providerFailure } from '../errors';
+import { AppError } from '../errors';
 import type { Services } from '../services';
-import { currentOwner, finishLogin, loginBindings, notConfigured, signInFailed, startLogin } from './sign-in-kit';
+import {
+  currentOwner,
+  deniedSignIn,
+  finishLogin,
+  loginBindings,
+  notConfigured,
+  signInError,
+  signInFailed,
+  startLogin,
+} from './sign-in-kit';
 
 const startQuery = z.object({ next: z.string().max(2000).optional() });
 const callbackQuery = z.object({
@@ -50,13 +58,7 @@ export const githubSignInRoutes: FastifyPluginAsyncZod<{ services: Services; lim
           return signInFailed(reply, 'unauthorized', 'Sign in, then install the GitHub App again from the integrations page.', 401);
         return finishGithubInstall(services, principal, { installation_id, setup_action, state, code }, reply);
       }
-      if (error)
-        return signInFailed(
-          reply,
-          error === 'access_denied' ? 'access_denied' : 'authorization_failed',
-          'GitHub did not authorize the sign-in, so nobody was signed in.',
-          400,
-        );
+      if (error) return deniedSignIn(reply, 'GitHub', error);
       try {
         const flow = await returningState(services, state, 'github-login', loginBindings(services, req), 'signing in with GitHub');
         if (!code) throw new AppError(400, 'invalid_request', 'code: is required', 'code');
@@ -76,9 +78,7 @@ export const githubSignInRoutes: FastifyPluginAsyncZod<{ services: Services; lim
         );
         return finishLogin(services, req, reply, ownerId, flow.next);
       } catch (err) {
-        const known = err instanceof ProviderError ? providerFailure(err) : err instanceof AppError ? err : null;
-        if (!known) throw err;
-        return signInFailed(reply, known.code, known.message, known.statusCode);
+        return signInError(reply, err);
       }
     },
   );

@@ -4,13 +4,12 @@
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { ProviderError } from '../../lib/providers/types';
 import { safeNext } from '../auth/safe-next';
 import { pkceChallenge, pkceVerifier, signState } from '../connect/connect-state';
-import { returningState } from '../connect/connect-kit';
-import { AppError, providerFailure } from '../errors';
+import { exchangeGitlabCode, returningState } from '../connect/connect-kit';
+import { AppError } from '../errors';
 import type { Services } from '../services';
-import { currentOwner, finishLogin, loginBindings, notConfigured, signInFailed, startLogin } from './sign-in-kit';
+import { currentOwner, deniedSignIn, finishLogin, loginBindings, notConfigured, signInError, startLogin } from './sign-in-kit';
 
 const startQuery = z.object({ next: z.string().max(2000).optional() });
 const callbackQuery = z.object({
@@ -45,28 +44,11 @@ export const gitlabSignInRoutes: FastifyPluginAsyncZod<{ services: Services; lim
     { schema: { hide: true, querystring: callbackQuery }, logLevel: 'warn', preHandler: limit },
     async (req, reply) => {
       const { code, state, error } = req.query;
-      if (error)
-        return signInFailed(
-          reply,
-          error === 'access_denied' ? 'access_denied' : 'authorization_failed',
-          'GitLab did not authorize the sign-in, so nobody was signed in.',
-          400,
-        );
+      if (error) return deniedSignIn(reply, 'GitLab', error);
       try {
         const flow = await returningState(services, state, 'gitlab-login', loginBindings(services, req), 'signing in with GitLab');
         if (!code) throw new AppError(400, 'invalid_request', 'code: is required', 'code');
-        const tokens = await gitlab
-          .exchangeCode({ baseUrl: config.gitlab.url, code, codeVerifier: pkceVerifier(config, flow.nonce), redirectUri })
-          .catch((err) => {
-            if (err instanceof ProviderError && err.code === 'reconnect_required') {
-              throw new AppError(
-                400,
-                'invalid_grant',
-                'GitLab refused the authorization code (codes work once and expire after 10 minutes). Sign in again.',
-              );
-            }
-            throw err;
-          });
+        const tokens = await exchangeGitlabCode(services, { code, nonce: flow.nonce, redirectUri }, 'Sign in again.');
         const user = await gitlab.getUser({ baseUrl: config.gitlab.url, accessToken: tokens.accessToken });
         const ownerId = await services.identities.signIn(
           {
@@ -81,9 +63,7 @@ export const gitlabSignInRoutes: FastifyPluginAsyncZod<{ services: Services; lim
         );
         return finishLogin(services, req, reply, ownerId, flow.next);
       } catch (err) {
-        const known = err instanceof ProviderError ? providerFailure(err) : err instanceof AppError ? err : null;
-        if (!known) throw err;
-        return signInFailed(reply, known.code, known.message, known.statusCode);
+        return signInError(reply, err);
       }
     },
   );

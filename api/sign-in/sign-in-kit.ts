@@ -1,7 +1,9 @@
 // What the provider sign-ins share: the short-lived cookie that binds a sign-in to the browser that
 // started it (so nobody can finish their sign-in in someone else's browser), and their pages.
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ProviderError } from '../../lib/providers/types';
 import { loginBinding } from '../connect/connect-state';
+import { AppError, providerFailure } from '../errors';
 import { loginCookieName, newSessionValue, readCookie, setCookie } from '../auth/session-cookie';
 import type { Services } from '../services';
 import { messagePage, sendPage } from '../dashboard/layout';
@@ -44,6 +46,23 @@ export function notConfigured(reply: FastifyReply, provider: string, vars: strin
     signedIn: false,
   });
   return sendPage(reply, page, 404);
+}
+
+/** The provider did not authorize: our own words only, since the URL's error text is anyone's. */
+export function deniedSignIn(reply: FastifyReply, provider: string, error: string) {
+  return signInFailed(
+    reply,
+    error === 'access_denied' ? 'access_denied' : 'authorization_failed',
+    `${provider} did not authorize the sign-in, so nobody was signed in.`,
+    400,
+  );
+}
+
+/** A sign-in that failed with one of our typed errors or a provider's; anything else is the error handler's. */
+export function signInError(reply: FastifyReply, err: unknown) {
+  const known = err instanceof ProviderError ? providerFailure(err) : err instanceof AppError ? err : null;
+  if (!known) throw err;
+  return signInFailed(reply, known.code, known.message, known.statusCode);
 }
 
 /** Shows a failed sign-in with its typed code. */

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { escapeHtml, type FakeRequest, type FakeResponse } from './fake-http';
 import { bearerToken } from './github-auth';
-import type { FakeInstallation } from './github-state';
+import { githubPage, type FakeInstallation } from './github-state';
 
 export interface FakeUser {
   id: number;
@@ -207,20 +207,13 @@ export class GithubOAuth {
     const visible = [...installations]
       .filter((i) => i.appId === auth.client.appId && i.userIds.has(auth.user.id))
       .sort((a, b) => a.id - b.id);
-    const perPage = Math.min(100, Math.max(1, Number(req.query.get('per_page') ?? 30) || 30));
-    const pageNo = Math.max(1, Number(req.query.get('page') ?? 1) || 1);
-    const last = Math.max(1, Math.ceil(visible.length / perPage));
-    const link = (p: number, rel: string) => `<${apiUrl}/user/installations?per_page=${perPage}&page=${p}>; rel="${rel}"`;
-    const links = [
-      ...(pageNo > 1 ? [link(pageNo - 1, 'prev'), link(1, 'first')] : []),
-      ...(pageNo < last ? [link(pageNo + 1, 'next'), link(last, 'last')] : []),
-    ];
+    const page = githubPage(visible, req.query, `${apiUrl}/user/installations`);
     return {
       status: 200,
-      headers: links.length ? { link: links.join(', ') } : {},
+      headers: page.headers,
       json: {
         total_count: visible.length,
-        installations: visible.slice((pageNo - 1) * perPage, pageNo * perPage).map((i) => ({
+        installations: page.items.map((i) => ({
           id: i.id,
           account: i.account,
           app_id: Number(i.appId),

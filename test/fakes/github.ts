@@ -7,7 +7,7 @@ import type { AppType, GithubAppConfig } from '../../lib/config';
 import { FakeHttpService, statusText, type FakeRequest, type FakeResponse } from './fake-http';
 import { newAppKeyPair, verifyAppJwt } from './github-auth';
 import { GithubOAuth } from './github-oauth';
-import { GithubState, type FakeRepo, type Level, type RepoSpec } from './github-state';
+import { githubPage, GithubState, type FakeRepo, type Level, type RepoSpec } from './github-state';
 import { deliverWebhook, INSTALL_PATH, installationPayload, installedPageHtml, installPageHtml, setupRedirect } from './github-web';
 
 export type { RepoSpec } from './github-state';
@@ -263,26 +263,19 @@ export class FakeGitHub extends FakeHttpService {
   }
 
   private listRepositories(req: FakeRequest): FakeResponse {
-    const perPage = Math.min(100, Math.max(1, Number(req.query.get('per_page') ?? 30) || 30));
-    const page = Math.max(1, Number(req.query.get('page') ?? 1) || 1);
-    if (perPage === 1) this.state.stats.verifications++;
+    if (req.query.get('per_page') === '1') this.state.stats.verifications++;
     else this.state.stats.repositoryPages++;
     const auth = this.state.authenticate(req.headers.authorization);
     if ('status' in auth) return auth;
     const repos = this.state.scopedRepos(auth.record, auth.inst);
-    const lastPage = Math.max(1, Math.ceil(repos.length / perPage));
-    const link = (p: number, rel: string) => `<${this.apiUrl}/installation/repositories?per_page=${perPage}&page=${p}>; rel="${rel}"`;
-    const links = [
-      ...(page > 1 ? [link(page - 1, 'prev'), link(1, 'first')] : []),
-      ...(page < lastPage ? [link(page + 1, 'next'), link(lastPage, 'last')] : []),
-    ];
+    const page = githubPage(repos, req.query, `${this.apiUrl}/installation/repositories`);
     return {
       status: 200,
-      headers: links.length ? { link: links.join(', ') } : {},
+      headers: page.headers,
       json: {
         total_count: repos.length,
         repository_selection: auth.record.repoIds ? 'selected' : auth.inst.selection,
-        repositories: repos.slice((page - 1) * perPage, page * perPage).map((r) => this.state.repoJson(r)),
+        repositories: page.items.map((r) => this.state.repoJson(r)),
       },
     };
   }
