@@ -80,8 +80,8 @@ it('signs Bob in with a one-time link made by admin; the link does not work twic
 
 it('lets each create a town that only they see', async () => {
   for (const [page, name] of [
-    [ann, 'Harbor'],
-    [bob, 'Lighthouse'],
+    [ann, 'Anchorage'],
+    [bob, 'Breakwater'],
   ] as const) {
     await page.goto(`${base()}/`);
     await page.getByLabel('Name').fill(name);
@@ -92,8 +92,8 @@ it('lets each create a town that only they see', async () => {
   }
   await ann.goto(`${base()}/`);
   await bob.goto(`${base()}/`);
-  expect(await townNames(ann)).toEqual(['Harbor']);
-  expect(await townNames(bob)).toEqual(['Lighthouse']);
+  expect(await townNames(ann)).toEqual(['Anchorage']);
+  expect(await townNames(bob)).toEqual(['Breakwater']);
   await shot(ann, 'tenants-ann-home');
   await shot(bob, 'tenants-bob-home');
 });
@@ -156,8 +156,8 @@ it("refuses Ann's replayed callback (the state works once)", async () => {
 
 it("creates each one's rig through the picker of their own integration", async () => {
   for (const [page, town, repo, name] of [
-    [ann, 'Harbor', 'ann-org/harbor-web', 'harbor-web'],
-    [bob, 'Lighthouse', 'bob-lab-group/lighthouse', 'lighthouse'],
+    [ann, 'Anchorage', 'ann-org/harbor-web', 'harbor-web'],
+    [bob, 'Breakwater', 'bob-lab-group/lighthouse', 'lighthouse'],
   ] as const) {
     await page.goto(`${base()}/towns/${ids[town]}/rigs/new`);
     const option = page.locator('label.repo', { hasText: repo });
@@ -207,7 +207,7 @@ it('dispatches with an API token made on the API tokens page, and the rig page s
 });
 
 it("answers Ann's visit to Bob's town, rig and owner pages with not found", async () => {
-  for (const path of [`/towns/${ids.Lighthouse}`, `/rigs/${ids.lighthouse}`, `/owners/${ids.bob}/sessions`]) {
+  for (const path of [`/towns/${ids.Breakwater}`, `/rigs/${ids.lighthouse}`, `/owners/${ids.bob}/sessions`]) {
     const res = await ann.goto(`${base()}${path}`);
     expect([path, res?.status()]).toEqual([path, 404]);
   }
@@ -217,16 +217,24 @@ it("answers Ann's visit to Bob's town, rig and owner pages with not found", asyn
 it('shows admin every town with its owner, and an owner view per owner', async () => {
   const admin = await newPage(browser, errors, world.publicUrl);
   await signIn(admin, base(), '/');
+  // Fresh towns, so they are among the most recent ones on the home page while other test files add theirs.
+  for (const [owner, name] of [
+    [ids.ann, 'Anchorage Pier'],
+    [ids.bob, 'Breakwater Pier'],
+  ]) {
+    expect((await h.call('POST', '/api/towns', { name, owner_id: owner })).status).toBe(201);
+  }
+  await admin.reload();
   const rows = admin.locator('[data-towns] tbody tr');
   await rows.first().waitFor();
   const text = await rows.allTextContents();
-  expect(text.find((t) => t.includes('Harbor'))).toContain('Ann Octo');
+  expect(text.find((t) => t.includes('Anchorage Pier'))).toContain('Ann Octo');
   // Bob signed in by a link and has no name from a provider: his short id stands for him.
-  expect(text.find((t) => t.includes('Lighthouse'))).toContain(ids.bob.slice(0, 8));
+  expect(text.find((t) => t.includes('Breakwater Pier'))).toContain(ids.bob.slice(0, 8));
   await shot(admin, 'tenants-admin-home');
-  await admin.locator('tr', { hasText: 'Harbor' }).getByRole('link', { name: 'Ann Octo' }).click();
+  await admin.locator('tr', { hasText: 'Anchorage Pier' }).getByRole('link', { name: 'Ann Octo' }).click();
   await admin.getByRole('heading', { name: 'Towns of Ann Octo' }).waitFor();
-  expect(await townNames(admin)).toEqual(['Harbor']);
+  expect(await townNames(admin)).toEqual(['Anchorage', 'Anchorage Pier']);
   await admin.context().close();
 });
 
