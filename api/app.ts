@@ -8,9 +8,11 @@ import swaggerUi from '@fastify/swagger-ui';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { loggerOptions } from '../lib/logger';
 import type { HistogramSeries } from '../lib/metrics';
-import { adminHook, dashboardHook, githubSignatureHook } from './auth/hooks';
+import { authorize, requireAccessRules, type Access } from './auth/access';
+import { dashboardHook, githubSignatureHook, principalHook } from './auth/hooks';
 import type { Principal } from './auth/principal';
-import { connectRoutes } from './connect/connect-routes';
+import { githubConnectRoutes } from './connect/github-connect';
+import { gitlabConnectRoutes } from './connect/gitlab-connect';
 import { assetRoutes } from './dashboard/assets';
 import { registerHtmlErrorHandler } from './dashboard/html-errors';
 import { homePage } from './dashboard/pages/home-page';
@@ -19,16 +21,38 @@ import { rigNewPage } from './dashboard/pages/rig-new-page';
 import { rigPage } from './dashboard/pages/rig-page';
 import { townPage } from './dashboard/pages/town-page';
 import { sessionRoutes } from './dashboard/session';
+import { accountPages } from './dashboard/pages/account-pages';
+import { ownerPages } from './dashboard/pages/owner-pages';
+import { viewerHook, type Viewer } from './dashboard/viewer';
+import { githubSignInRoutes } from './sign-in/github-sign-in';
+import { gitlabSignInRoutes } from './sign-in/gitlab-sign-in';
+import { linkSignInRoutes } from './sign-in/link-sign-in';
+import { loginRateLimit } from './sign-in/login-limit';
 import { AppError, registerErrorHandler } from './errors';
 import { rejectUnstorableStrings } from './string-guard';
 import { containerRoutes } from './routes/containers';
 import { dispatchRoutes } from './routes/dispatches';
 import { healthRoutes } from './routes/health';
 import { integrationRoutes } from './routes/integrations';
+import { ownerRoutes } from './routes/owners';
 import { rigRoutes } from './routes/rigs';
 import { townRoutes } from './routes/towns';
 import type { Services } from './services';
 import { githubWebhookRoutes } from './webhooks/github-routes';
+
+/** A route as the app serves it, and the access rule it declares (api/auth/access.ts). */
+export interface RouteSummary {
+  method: string;
+  url: string;
+  access?: Access;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route of the app, in registration order (HEAD copies of GET routes left out). */
+    routeList: RouteSummary[];
+  }
+}
 
 export interface AppOptions {
   services: Services;
@@ -77,7 +101,14 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     return defaultJson(req, text, done);
   });
   // Who is calling: set by the auth hook of the route's group, null where a group has none.
-  app.decorateRequest('principal', null as Principal | null);
+  app.decorateRequest<Principal | null>('principal', null);
+  const routeList: RouteSummary[] = [];
+  app.decorate('routeList', routeList);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      if (method !== 'HEAD') routeList.push({ method, url: route.url, access: route.config?.access });
+    }
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandler(app);
@@ -97,6 +128,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       components: {
         securitySchemes: {
           adminBearer: { type: 'http', scheme: 'bearer', description: 'ADMIN_API_TOKEN' },
+          ownerBearer: { type: 'http', scheme: 'bearer', description: "An owner's API token (rco_…): reaches that owner's rows only" },
           containerBearer: { type: 'http', scheme: 'bearer', description: "A dispatch's container token" },
         },
       },
@@ -128,12 +160,16 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // Routes, one group per scope. Open: health and metrics (and /docs above).
   const { config } = services;
   await app.register(healthRoutes, { services });
-  // Management, one file per resource as in schemas/ and services/: admin bearer or session.
+  // Management, one file per resource as in schemas/ and services/: admin or owner (bearer or
+  // session), each route's declared access checked by one preHandler.
   await app.register(
     async (group) => {
-      group.addHook('onRequest', adminHook(config));
+      requireAccessRules(group);
+      group.addHook('onRequest', principalHook(config, services.auth));
       group.addHook('preParsing', jsonBodiesOnly);
-      for (const routes of [townRoutes, integrationRoutes, rigRoutes, dispatchRoutes]) await group.register(routes, { services });
+      group.addHook('preHandler', authorize(services.core.db));
+      for (const routes of [townRoutes, integrationRoutes, rigRoutes, dispatchRoutes, ownerRoutes])
+        await group.register(routes, { services });
     },
     { prefix: '/api' },
   );
@@ -148,14 +184,34 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(async (group) => {
     registerHtmlErrorHandler(group);
     await assetRoutes(group);
-    await sessionRoutes(group, config);
+    const limit = loginRateLimit(config);
+    await sessionRoutes(group, services, limit);
+    await linkSignInRoutes(group, services, limit);
+    const typed = group.withTypeProvider<ZodTypeProvider>();
+    await typed.register(githubSignInRoutes, { services, limit });
+    await typed.register(gitlabSignInRoutes, { services, limit });
   });
-  // Dashboard pages and connect flows: the session (or the admin bearer); anonymous browsers go to sign-in.
+  // Dashboard pages and connect flows: a session (or a bearer); anonymous browsers go to sign-in.
+  // The same access rule as the API, its 404s shown as pages.
   await app.register(async (group) => {
     registerHtmlErrorHandler(group);
-    group.addHook('onRequest', dashboardHook(config));
+    requireAccessRules(group);
+    group.addHook('onRequest', dashboardHook(config, services.auth));
+    group.decorateRequest<Viewer | null>('viewer', null);
+    group.addHook('preHandler', viewerHook(services));
+    group.addHook('preHandler', authorize(services.core.db));
     const typed = group.withTypeProvider<ZodTypeProvider>();
-    for (const routes of [homePage, townPage, integrationsPage, rigNewPage, rigPage, connectRoutes])
+    for (const routes of [
+      homePage,
+      ownerPages,
+      accountPages,
+      townPage,
+      integrationsPage,
+      rigNewPage,
+      rigPage,
+      githubConnectRoutes,
+      gitlabConnectRoutes,
+    ])
       await typed.register(routes, { services });
   });
   return app;

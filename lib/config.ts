@@ -16,6 +16,12 @@ export interface GithubAppConfig {
   slug: string;
 }
 
+/** A GitHub App's OAuth client: user authorization (sign-in) and user-verified installations. */
+export interface GithubOAuthClient {
+  clientId: string;
+  clientSecret: string;
+}
+
 export interface Config {
   nodeEnv: 'development' | 'test' | 'production';
   role: 'all' | 'api' | 'worker';
@@ -30,6 +36,8 @@ export interface Config {
   github: {
     apiUrl: string;
     apps: Partial<Record<AppType, GithubAppConfig>>;
+    /** The apps' OAuth clients; the standard one also serves "Sign in with GitHub". */
+    oauthClients: Partial<Record<AppType, GithubOAuthClient>>;
     webhookSecret?: string;
   };
   gitlab: {
@@ -44,6 +52,7 @@ export interface Config {
   tokenRefreshMarginSeconds: number;
   refreshJitterMaxSeconds: number;
   pullRateLimitPerMinute: number;
+  loginRateLimitPerMinute: number;
   providerTimeoutMs: number;
   databasePoolSize: number;
   worker: { maxCachedWorkflows: number; maxConcurrentActivities: number; heapGrowthPercent: number };
@@ -104,6 +113,10 @@ const schema = z.object({
   GITHUB_LITE_APP_ID: optionalString,
   GITHUB_LITE_APP_PRIVATE_KEY: optionalString,
   GITHUB_LITE_APP_SLUG: optionalString,
+  GITHUB_APP_CLIENT_ID: optionalString,
+  GITHUB_APP_CLIENT_SECRET: optionalString,
+  GITHUB_LITE_APP_CLIENT_ID: optionalString,
+  GITHUB_LITE_APP_CLIENT_SECRET: optionalString,
   GITHUB_WEBHOOK_SECRET: optionalString,
   GITLAB_URL: httpUrl.default('https://gitlab.com'),
   GITLAB_ALLOWED_URLS: optionalString,
@@ -113,6 +126,7 @@ const schema = z.object({
   TOKEN_REFRESH_MARGIN_SECONDS: z.coerce.number().int().min(1).max(3000).default(300),
   REFRESH_JITTER_MAX_SECONDS: z.coerce.number().min(0).max(600).default(60),
   PULL_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(120),
+  LOGIN_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(20),
   PROVIDER_TIMEOUT_SECONDS: z.coerce.number().min(0.1).max(120).default(10),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(1).default(2000),
@@ -181,6 +195,18 @@ export function loadConfig(env: Env = process.env): Config {
   if ((e.GITLAB_CLIENT_ID === undefined) !== (e.GITLAB_CLIENT_SECRET === undefined)) {
     problems.push('GITLAB_CLIENT_ID and GITLAB_CLIENT_SECRET must be set together');
   }
+  const oauthClients: Config['github']['oauthClients'] = {};
+  for (const [appType, prefix] of [
+    ['standard', 'GITHUB_APP'],
+    ['lite', 'GITHUB_LITE_APP'],
+  ] as const) {
+    const [clientId, clientSecret] = [e[`${prefix}_CLIENT_ID`], e[`${prefix}_CLIENT_SECRET`]];
+    if ((clientId === undefined) !== (clientSecret === undefined)) {
+      problems.push(`${prefix}_CLIENT_ID and ${prefix}_CLIENT_SECRET must be set together`);
+    } else if (clientId !== undefined && clientSecret !== undefined) {
+      oauthClients[appType] = { clientId, clientSecret };
+    }
+  }
 
   // Integrations may name only these GitLabs: the OAuth client secret is sent to whichever one a
   // grant refreshes against.
@@ -223,7 +249,7 @@ export function loadConfig(env: Env = process.env): Config {
     publicUrl: e.PUBLIC_URL ?? `http://${e.HOST.includes(':') ? `[${e.HOST}]` : e.HOST}:${e.PORT}`,
     adminApiToken: e.ADMIN_API_TOKEN,
     secretsKeys: [e.SECRETS_KEY, ...previous].map((k) => Buffer.from(k, 'base64')),
-    github: { apiUrl: e.GITHUB_API_URL, apps, webhookSecret: e.GITHUB_WEBHOOK_SECRET },
+    github: { apiUrl: e.GITHUB_API_URL, apps, oauthClients, webhookSecret: e.GITHUB_WEBHOOK_SECRET },
     gitlab: {
       url: e.GITLAB_URL,
       allowedUrls: [...new Set(gitlabUrls)],
@@ -234,6 +260,7 @@ export function loadConfig(env: Env = process.env): Config {
     tokenRefreshMarginSeconds: e.TOKEN_REFRESH_MARGIN_SECONDS,
     refreshJitterMaxSeconds: e.REFRESH_JITTER_MAX_SECONDS,
     pullRateLimitPerMinute: e.PULL_RATE_LIMIT_PER_MINUTE,
+    loginRateLimitPerMinute: e.LOGIN_RATE_LIMIT_PER_MINUTE,
     providerTimeoutMs: Math.round(e.PROVIDER_TIMEOUT_SECONDS * 1000),
     databasePoolSize: e.DATABASE_POOL_SIZE,
     worker: {

@@ -12,7 +12,8 @@ import { createLogger, type Logger } from './logger';
 import { createMetrics, type Metrics } from './metrics';
 import { createGithubClient } from './providers/github';
 import { createGitlabClient } from './providers/gitlab';
-import type { GithubClient, GitlabClient } from './providers/types';
+import { createGithubUserClient } from './providers/github-user';
+import type { GithubClient, GithubUserClient, GitlabClient } from './providers/types';
 import { createSecretBox, type SecretBox } from './secrets';
 
 export interface Core {
@@ -22,6 +23,8 @@ export interface Core {
   metrics: Metrics;
   logger: Logger;
   github: GithubClient;
+  /** The apps' user authorization: sign-in and installation checks. */
+  githubUser: GithubUserClient;
   gitlab: GitlabClient;
   gitlabGrants: GitlabGrants;
   leases: LeaseStore;
@@ -72,6 +75,7 @@ export async function createCore(config: Config, opts: CoreOptions = {}): Promis
     metrics,
     logger,
     github,
+    githubUser: createGithubUserClient({ apiUrl: config.github.apiUrl, clients: config.github.oauthClients, timeoutMs }),
     gitlab,
     gitlabGrants,
     leases: createLeaseStore({ db, secrets }),

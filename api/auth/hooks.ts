@@ -1,15 +1,16 @@
 // One auth hook per route group, registered by api/app.ts on the group's scope:
 //   /healthz, /metrics, /docs          open (restrict /metrics by network)
-//   /api/* management                  adminHook: 401 without admin credentials, 403 on cross-site cookie writes
+//   /api/* management                  principalHook: 401 without admin or owner credentials, 403 on cross-site cookie writes
 //   /api/internal/* containers         none here: the pull service resolves the container token (one lookup on the hot path)
 //   /webhooks/github                   githubSignatureHook: X-Hub-Signature-256 over the raw body
-//   /login, /logout, /assets/*         open (logout checks the same-origin rule itself)
-//   dashboard pages, connect flows     dashboardHook: anonymous GETs go to /login, the rest as adminHook
+//   /login*, /logout, /assets/*        open (sign-in is rate-limited; logout checks the same-origin rule itself)
+//   dashboard pages, connect flows     dashboardHook: anonymous GETs go to /login, the rest as principalHook
+// Which rows a principal reaches is the group's access rule (access.ts), a preHandler beside the hook.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../../lib/config';
 import { AppError } from '../errors';
 import { verifyGithubSignature } from '../webhooks/github-signature';
-import { identify } from './principal';
+import type { Authenticator, Principal } from './principal';
 import { safeNext } from './safe-next';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -26,29 +27,37 @@ function sameOrigin(config: Config, request: FastifyRequest): boolean {
   }
 }
 
-/** onRequest hook of the management API: sets `request.principal`, or 401; cookie-authenticated writes must come from this site (403). */
-export function adminHook(config: Config) {
+/** Accepts `principal` for `request` (cookie-authenticated writes must come from this site: 403), or 401 when there is none. */
+export function admit(config: Config, request: FastifyRequest, principal: Principal | null): Principal {
+  if (principal === null)
+    throw new AppError(
+      401,
+      'unauthorized',
+      'missing or invalid credentials (Authorization: Bearer <ADMIN_API_TOKEN or an owner API token>, or a dashboard session)',
+      undefined,
+      { 'www-authenticate': 'Bearer' },
+    );
+  if (principal.via === 'cookie' && !SAFE_METHODS.has(request.method) && !sameOrigin(config, request)) {
+    throw new AppError(403, 'csrf_rejected', 'cross-site request refused: cookie-authenticated writes must come from this site');
+  }
+  return principal;
+}
+
+/** onRequest hook of the management API: sets `request.principal` (admin or owner), or 401. */
+export function principalHook(config: Config, auth: Authenticator) {
   return async (request: FastifyRequest, _reply: FastifyReply) => {
-    const principal = identify(config, request);
-    if (principal === null)
-      throw new AppError(401, 'unauthorized', 'missing or invalid admin credentials (Authorization: Bearer <ADMIN_API_TOKEN>)', undefined, {
-        'www-authenticate': 'Bearer',
-      });
-    if (principal.via === 'cookie' && !SAFE_METHODS.has(request.method) && !sameOrigin(config, request)) {
-      throw new AppError(403, 'csrf_rejected', 'cross-site request refused: cookie-authenticated writes must come from this site');
-    }
-    request.principal = principal;
+    request.principal = admit(config, request, await auth.identify(request));
   };
 }
 
-/** onRequest hook of the dashboard pages and connect flows: anonymous GETs go to the login page, everything else follows adminHook. */
-export function dashboardHook(config: Config) {
-  const admin = adminHook(config);
+/** onRequest hook of the dashboard pages and connect flows: anonymous GETs go to the login page, everything else follows principalHook. */
+export function dashboardHook(config: Config, auth: Authenticator) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
-    if ((request.method === 'GET' || request.method === 'HEAD') && identify(config, request) === null) {
+    const principal = await auth.identify(request);
+    if ((request.method === 'GET' || request.method === 'HEAD') && principal === null) {
       return reply.redirect(`/login?next=${encodeURIComponent(safeNext(request.url))}`, 302);
     }
-    await admin(request, reply);
+    request.principal = admit(config, request, principal);
   };
 }
 

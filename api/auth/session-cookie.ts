@@ -1,45 +1,53 @@
-// The dashboard's session cookie: HttpOnly, SameSite=Lax, HMAC-signed, 12 h. SameSite, with the
+// The dashboard's session cookie: an opaque random value whose SHA-256 keys a `sessions` row
+// (session-store.ts). HttpOnly, SameSite=Lax, 12 h; `__Host-` prefixed where PUBLIC_URL is https
+// (Secure, Path=/, no Domain), so no sibling subdomain can set or shadow it. SameSite, with the
 // same-origin rule for cookie writes (hooks.ts), makes cross-site form posts useless (CSRF).
-import { createHmac } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Config } from '../../lib/config';
-import { safeEqual } from '../../lib/secrets';
 
-export const SESSION_COOKIE = 'rc_session';
-const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
+export const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
 
-/** Sessions are keyed by the admin token and secrets key: rotating either signs everyone out. */
-function sessionKey(config: Config): Buffer {
-  return createHmac('sha256', config.secretsKeys[0]).update(`session:${config.adminApiToken}`).digest();
+const isHttps = (config: Config) => new URL(config.publicUrl).protocol === 'https:';
+
+/** The cookie's name: `__Host-rc_session` over https, `rc_session` over plain http (local development). */
+export function sessionCookieName(config: Config): string {
+  return isHttps(config) ? '__Host-rc_session' : 'rc_session';
 }
 
-/** A new session cookie value. */
-export function newSessionValue(config: Config, now = Date.now()): string {
-  const payload = `v1.${now}`;
-  return `${payload}.${createHmac('sha256', sessionKey(config)).update(payload).digest('base64url')}`;
+/** The cookie binding a provider sign-in to the browser that started it (login CSRF). */
+export function loginCookieName(config: Config): string {
+  return isHttps(config) ? '__Host-rc_login' : 'rc_login';
 }
 
-/** True when `value` is a session we issued that has not expired. */
-export function verifySession(config: Config, value: string | undefined, now = Date.now()): boolean {
-  if (!value) return false;
-  const [v, issued, mac] = value.split('.');
-  if (v !== 'v1' || !/^\d+$/.test(issued ?? '') || !mac) return false;
-  const expected = createHmac('sha256', sessionKey(config)).update(`v1.${issued}`).digest('base64url');
-  return safeEqual(mac, expected) && now - Number(issued) < SESSION_TTL_MS && Number(issued) <= now + 60_000;
+/** A new cookie value: 32 random bytes, base64url. */
+export function newSessionValue(): string {
+  return randomBytes(32).toString('base64url');
 }
 
-/** Reads one cookie from a Cookie header (RFC 6265 pairs; values are opaque here). */
+/** Reads one cookie from a Cookie header (RFC 6265 pairs; values are opaque here). Malformed text is no value, never an error. */
 export function readCookie(header: string | undefined, name: string): string | undefined {
   if (!header) return undefined;
   for (const part of header.split(';')) {
     const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+    if (eq <= 0 || part.slice(0, eq).trim() !== name) continue;
+    const raw = part.slice(eq + 1).trim();
+    try {
+      return decodeURIComponent(raw);
+    } catch {
+      return undefined;
+    }
   }
   return undefined;
 }
 
+/** Set-Cookie value for the session cookie named `name` (its removal when `value` is empty). */
+export function setCookie(config: Config, name: string, value: string, maxAgeMs: number): string {
+  const secure = isHttps(config) ? '; Secure' : '';
+  const maxAge = value ? Math.floor(maxAgeMs / 1000) : 0;
+  return `${name}=${encodeURIComponent(value)}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${maxAge}${secure}`;
+}
+
 /** Set-Cookie value for the session (or its removal when `value` is empty). */
 export function sessionCookie(config: Config, value: string): string {
-  const secure = new URL(config.publicUrl).protocol === 'https:' ? '; Secure' : '';
-  const maxAge = value ? Math.floor(SESSION_TTL_MS / 1000) : 0;
-  return `${SESSION_COOKIE}=${encodeURIComponent(value)}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${maxAge}${secure}`;
+  return setCookie(config, sessionCookieName(config), value, SESSION_TTL_MS);
 }

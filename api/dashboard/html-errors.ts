@@ -13,6 +13,7 @@ const TITLES: Record<number, string> = {
   404: 'Not found',
   409: 'Conflict',
   422: 'Cannot do that here',
+  429: 'Too many attempts',
   502: 'The provider failed',
   503: 'Unavailable',
 };
@@ -48,6 +49,6 @@ export function registerHtmlErrorHandler(scope: FastifyInstance): void {
       status === 401
         ? [{ href: `/login?next=${encodeURIComponent(request.url)}`, label: 'Sign in' }]
         : [{ href: '/', label: 'Back to the dashboard' }];
-    return sendPage(reply, messagePage({ title: TITLES[status] ?? 'Error', code, message, links }), status);
+    return sendPage(reply, messagePage({ title: TITLES[status] ?? 'Error', code, message, links, viewer: request.viewer }), status);
   });
 }

@@ -1,6 +1,7 @@
 // The document around every dashboard screen, and the headers that go with it.
 import type { FastifyReply } from 'fastify';
 import { html, type SafeHtml } from './html';
+import { initials, type Viewer } from './viewer';
 
 export interface PageOptions {
   title: string;
@@ -11,6 +12,21 @@ export interface PageOptions {
   signedIn?: boolean;
   /** Breadcrumb links before the title. */
   crumbs?: Array<{ href: string; label: string }>;
+  /** Who is signed in, for the header (the request's `viewer`). */
+  viewer?: Viewer | null;
+}
+
+/** The header's right side: who is signed in, their pages, and sign out. */
+function account(viewer: Viewer | null | undefined): SafeHtml {
+  const signOut = html`<form method="post" action="/logout" class="inline"><button type="submit" class="link">Sign out</button></form>`;
+  if (!viewer) return signOut;
+  if (viewer.kind === 'admin') {
+    return html`<nav class="account" aria-label="Account"><span class="who"><span class="role">Admin</span></span>
+  <a href="/integrations">Integrations</a> ${signOut}</nav>`;
+  }
+  const base = `/owners/${viewer.ownerId}`;
+  return html`<nav class="account" aria-label="Account"><span class="who" data-viewer="${viewer.ownerId}"><span class="avatar" aria-hidden="true">${initials(viewer.name)}</span> <span class="name">${viewer.name}</span></span>
+  <a href="/integrations">Integrations</a> <a href="${base}/tokens">API tokens</a> <a href="${base}/sessions">Sessions</a> ${signOut}</nav>`;
 }
 
 /** A complete HTML document. */
@@ -30,7 +46,7 @@ ${scripts.map((s) => html`<script src="/assets/${s}" defer></script>\n`)}
 <a class="skip" href="#main">Skip to content</a>
 <header class="top">
   <a class="brand" href="/">repo-connect</a>
-  ${opts.signedIn === false ? '' : html`<form method="post" action="/logout" class="inline"><button type="submit" class="link">Sign out</button></form>`}
+  ${opts.signedIn === false ? '' : account(opts.viewer)}
 </header>
 <main id="main" tabindex="-1">
 ${opts.crumbs?.length ? html`<nav aria-label="Breadcrumb" class="crumbs">${opts.crumbs.map((c) => html`<a href="${c.href}">${c.label}</a> / `)}<span aria-current="page">${opts.title}</span></nav>` : ''}
@@ -67,10 +83,12 @@ export function messagePage(opts: {
   message: string;
   links?: Array<{ href: string; label: string }>;
   signedIn?: boolean;
+  viewer?: Viewer | null;
 }): SafeHtml {
   return page({
     title: opts.title,
     signedIn: opts.signedIn,
+    viewer: opts.viewer,
     body: html`<h1>${opts.title}</h1>
 <div class="notice error" role="alert">
   ${opts.code ? html`<p><code>${opts.code}</code></p>` : ''}

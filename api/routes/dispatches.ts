@@ -2,8 +2,9 @@
 // and stop, and a rig's latest dispatches.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { owns, touches } from '../auth/access';
 import type { Services } from '../services';
-import { adminSecurity as security, errorResponses } from '../schemas/common';
+import { ownerSecurity as security, errorResponses } from '../schemas/common';
 import * as rigs from '../schemas/rigs';
 import * as dispatches from '../schemas/dispatches';
 
@@ -11,6 +12,7 @@ export const dispatchRoutes: FastifyPluginAsyncZod<{ services: Services }> = asy
   app.get(
     '/rigs/:rig_id/dispatches',
     {
+      config: touches(owns('rig')),
       schema: {
         tags: ['dispatches'],
         summary: "A rig's latest dispatches",
@@ -28,6 +30,7 @@ export const dispatchRoutes: FastifyPluginAsyncZod<{ services: Services }> = asy
   app.post(
     '/rigs/:rig_id/dispatches',
     {
+      config: touches(owns('rig')),
       schema: {
         tags: ['dispatches'],
         summary: 'Start an agent dispatch: issues the container token (shown once) and starts its token workflow',
@@ -43,6 +46,7 @@ export const dispatchRoutes: FastifyPluginAsyncZod<{ services: Services }> = asy
   app.get(
     '/dispatches/:dispatch_id',
     {
+      config: touches(owns('dispatch')),
       schema: {
         tags: ['dispatches'],
         summary: "A dispatch's token status",
@@ -57,6 +61,7 @@ export const dispatchRoutes: FastifyPluginAsyncZod<{ services: Services }> = asy
   app.post(
     '/dispatches/:dispatch_id/stop',
     {
+      config: touches(owns('dispatch')),
       schema: {
         tags: ['dispatches'],
         summary: 'Stop a dispatch (its token is revoked where the provider allows)',
@@ -74,6 +79,7 @@ export const dispatchRoutes: FastifyPluginAsyncZod<{ services: Services }> = asy
   app.get(
     '/dispatches/:dispatch_id/events',
     {
+      config: touches(owns('dispatch')),
       schema: {
         tags: ['dispatches'],
         summary: "A dispatch's token audit ledger (fingerprints, never tokens), oldest first, a page at a time",

@@ -1,14 +1,16 @@
 // Integration routes: register a GitHub App installation or a GitLab grant, list an owner's, and
 // their repositories (cached; fetched from the provider on demand).
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { ownerIdFor, ownerNamedIn, owns, touches } from '../auth/access';
 import type { Services } from '../services';
-import { adminSecurity as security, errorResponses, integration } from '../schemas/common';
+import { ownerSecurity as security, errorResponses, integration } from '../schemas/common';
 import * as integrations from '../schemas/integrations';
 
 export const integrationRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
   app.post(
     '/integrations',
     {
+      config: ownerNamedIn('body'),
       schema: {
         tags: ['integrations'],
         summary: 'Register a GitHub App installation or a GitLab OAuth grant',
@@ -20,10 +22,19 @@ export const integrationRoutes: FastifyPluginAsyncZod<{ services: Services }> = 
       },
     },
     async (req, reply) => {
+      const owner_id = ownerIdFor(req.principal, req.body.owner_id);
+      // An owner registers only an installation GitHub lists for their linked account; admin is trusted.
+      if (req.principal?.kind === 'owner' && req.body.provider === 'github') {
+        await services.installationCheck.verify({
+          ownerId: owner_id,
+          appType: req.body.app_type,
+          installationId: req.body.installation_id,
+        });
+      }
       const result =
         req.body.provider === 'github'
-          ? await services.integrations.registerGithub(req.body)
-          : await services.integrations.registerGitlab(req.body);
+          ? await services.integrations.registerGithub({ ...req.body, owner_id })
+          : await services.integrations.registerGitlab({ ...req.body, owner_id });
       // 201 whether the row is new or re-registered (the contract's answer); the id tells them apart.
       return reply.status(201).send(result.integration);
     },
@@ -32,6 +43,7 @@ export const integrationRoutes: FastifyPluginAsyncZod<{ services: Services }> = 
   app.get(
     '/integrations',
     {
+      config: ownerNamedIn('query'),
       schema: {
         tags: ['integrations'],
         summary: "An owner's integrations with their status",
@@ -40,12 +52,13 @@ export const integrationRoutes: FastifyPluginAsyncZod<{ services: Services }> = 
         response: { 200: integrations.integrationList, ...errorResponses },
       },
     },
-    async (req) => services.integrations.list(req.query.owner_id),
+    async (req) => services.integrations.list(ownerIdFor(req.principal, req.query.owner_id)),
   );
 
   app.get(
     '/integrations/:integration_id/repositories',
     {
+      config: touches(owns('integration')),
       schema: {
         tags: ['integrations'],
         summary: "The integration's repositories (cached; refresh=true fetches from the provider)",

@@ -1,8 +1,12 @@
 // Rig routes: create one in a town (through an integration or by a manual git URL), read it with
 // its credential source, reconnect or disconnect it.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { owns, touches } from '../auth/access';
 import type { Services } from '../services';
-import { adminSecurity as security, errorResponses } from '../schemas/common';
+
+// A rig may be connected to an integration named in the body: it must be the caller's too.
+const bodyIntegration = owns('integration', 'platform_integration_id', 'body');
+import { ownerSecurity as security, errorResponses } from '../schemas/common';
 import * as towns from '../schemas/towns';
 import * as rigs from '../schemas/rigs';
 
@@ -10,6 +14,7 @@ export const rigRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (a
   app.post(
     '/towns/:town_id/rigs',
     {
+      config: touches(owns('town'), bodyIntegration),
       schema: {
         tags: ['rigs'],
         summary: 'Create a rig through an integration (repository id) or by a manual https git URL',
@@ -25,6 +30,7 @@ export const rigRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (a
   app.get(
     '/rigs/:rig_id',
     {
+      config: touches(owns('rig')),
       schema: {
         tags: ['rigs'],
         summary: 'A rig with its integration and credential source',
@@ -39,6 +45,7 @@ export const rigRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (a
   app.patch(
     '/rigs/:rig_id',
     {
+      config: touches(owns('rig'), bodyIntegration),
       schema: {
         tags: ['rigs'],
         summary: 'Reconnect (integration + repository), disconnect (platform_integration_id: null) or edit a rig',

@@ -1,14 +1,16 @@
 // Town routes: create a town, read it with its owner's integrations, replace its static git tokens.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { ownerIdFor, ownerNamedIn, touches, owns } from '../auth/access';
 import type { Services } from '../services';
-import { adminSecurity as security, errorResponses } from '../schemas/common';
+import { ownerSecurity as security, errorResponses } from '../schemas/common';
 import * as towns from '../schemas/towns';
 
 export const townRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
   app.post(
     '/towns',
     {
+      config: ownerNamedIn('body'),
       schema: {
         tags: ['towns'],
         summary: 'Create a town',
@@ -17,12 +19,14 @@ export const townRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (
         response: { 201: towns.town, ...errorResponses },
       },
     },
-    async (req, reply) => reply.status(201).send(await services.towns.create(req.body)),
+    async (req, reply) =>
+      reply.status(201).send(await services.towns.create({ ...req.body, owner_id: ownerIdFor(req.principal, req.body.owner_id) })),
   );
 
   app.get(
     '/towns/:town_id',
     {
+      config: touches(owns('town')),
       schema: {
         tags: ['towns'],
         summary: "A town with its owner's integrations and its git-auth hosts",
@@ -37,6 +41,7 @@ export const townRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (
   app.put(
     '/towns/:town_id/git-auth',
     {
+      config: touches(owns('town')),
       schema: {
         tags: ['towns'],
         summary: "Replace the town's static git tokens (write-only)",

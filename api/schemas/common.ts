@@ -69,5 +69,5 @@ export const integration = z
   })
   .describe('Integration');
 
-/** The OpenAPI security requirement of the management routes (the dashboard session works on them too). */
-export const adminSecurity = [{ adminBearer: [] }];
+/** The OpenAPI security requirement of the management routes: admin or an owner's API token (the dashboard session works too). */
+export const ownerSecurity: Array<Record<string, string[]>> = [{ adminBearer: [] }, { ownerBearer: [] }];

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { uuid } from './common';
 
 export const githubInstallQuery = z.object({
-  owner_id: uuid,
+  owner_id: uuid.optional(),
   app_type: z.enum(['standard', 'lite'], { error: 'must be "standard" or "lite"' }).default('standard'),
 });
 
@@ -12,9 +12,11 @@ export const githubSetupQuery = z.object({
   installation_id: z.coerce.number({ error: 'must be a number' }).int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
   setup_action: z.string().max(50).optional(),
   state: z.string().max(2000).optional(),
+  /** Sent with the install when the app requests user authorization during installation. */
+  code: z.string().max(200).optional(),
 });
 
-export const gitlabConnectQuery = z.object({ owner_id: uuid });
+export const gitlabConnectQuery = z.object({ owner_id: uuid.optional() });
 
 export const gitlabCallbackQuery = z.object({
   code: z.string().max(2000).optional(),

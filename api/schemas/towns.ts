@@ -5,7 +5,7 @@ export const townParams = z.object({ town_id: uuid });
 
 export const createTownBody = z.object({
   name: z.string().trim().min(1, 'must not be empty').max(200),
-  owner_id: uuid,
+  owner_id: uuid.optional().describe("Required for admin; an owner's own id by default"),
 });
 
 // A host as git sees it: DNS name or IP, optional port. No scheme, path or credentials.

@@ -3,10 +3,17 @@
 // finish, then the pull audit, the sweeper and the cache stop.
 import type { Core } from '../../lib/core';
 import { createLeaseCache, type LeaseCache } from '../../lib/lease-cache';
+import { createOwnerTokenStore } from '../auth/owner-tokens';
+import { createAuthenticator } from '../auth/principal';
+import { createSessionStore } from '../auth/session-store';
+import { createSignInLinks } from '../auth/sign-in-links';
 import type { GitTokenWorkflowInput } from '../../workflows/git-token-types';
 import { createDispatchService } from './dispatches';
 import { createGithubWebhookService } from './github-webhooks';
+import { createIdentityService } from './identities';
+import { createInstallationCheck } from './installation-check';
 import { createIntegrationService } from './integrations';
+import { createOwnerService } from './owners';
 import { createPullService } from './pull';
 import { startPullEventSweeper } from './pull-event-retention';
 import { createRigService } from './rigs';
@@ -29,10 +36,20 @@ export function createServices(core: Core, opts: ServiceOptions = {}) {
   const pull = createPullService({ ...core, cache });
   const webhooks = createGithubWebhookService({ ...core, integrations });
   let sweeper: ReturnType<typeof startPullEventSweeper> | undefined;
+  const sessions = createSessionStore(core);
+  const ownerTokens = createOwnerTokenStore(core);
+  const identities = createIdentityService(core);
   return {
     core,
     config: core.config,
     cache,
+    auth: createAuthenticator({ config: core.config, sessions, ownerTokens }),
+    sessions,
+    ownerTokens,
+    signInLinks: createSignInLinks(core),
+    owners: createOwnerService(core),
+    identities,
+    installationCheck: createInstallationCheck({ ...core, identities }),
     towns: createTownService(core),
     integrations,
     rigs: createRigService({ ...core, integrations }),

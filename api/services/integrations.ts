@@ -12,6 +12,7 @@ import { gitlabTokenContext } from '../../lib/secret-contexts';
 import type { PlatformIntegration } from '../../prisma/generated/client';
 import { AppError, badRequest, conflict, notFound, providerFailure, unprocessable } from '../errors';
 import type { registerGithubBody, registerGitlabBody } from '../schemas/integrations';
+import { ensureOwner } from './owners';
 import { presentIntegration } from './presenters';
 
 type Deps = Pick<Core, 'db' | 'secrets' | 'github' | 'gitlab' | 'gitlabGrants' | 'notifier' | 'config'>;
@@ -149,7 +150,7 @@ export function createIntegrationService(deps: Deps) {
     },
 
     /** Registers (or re-registers) a GitHub App installation after reading it with the app JWT. */
-    async registerGithub(body: z.infer<typeof registerGithubBody>) {
+    async registerGithub(body: z.infer<typeof registerGithubBody> & { owner_id: string }) {
       if (!github.hasApp(body.app_type)) {
         throw unprocessable('app_not_configured', `the ${body.app_type} GitHub App is not configured on this service`, 'app_type');
       }
@@ -180,6 +181,7 @@ export function createIntegrationService(deps: Deps) {
         if (existing.status !== status) await deps.notifier.integrationChanged(row.id, `integration became ${status}`);
         return { created: false, integration: presentIntegration(row) };
       }
+      await ensureOwner(db, body.owner_id);
       try {
         const row = await db.platformIntegration.create({
           data: { ...data, ownerId: body.owner_id, provider: 'github', githubInstallationId: BigInt(body.installation_id) },
@@ -197,7 +199,7 @@ export function createIntegrationService(deps: Deps) {
      * the user it belongs to, and stores the pair encrypted. Connecting the same GitLab user again
      * replaces the grant: that is how `reconnect_required` is fixed.
      */
-    async registerGitlab(body: Omit<z.infer<typeof registerGitlabBody>, 'expires_at'> & { expires_at: string | Date }) {
+    async registerGitlab(body: Omit<z.infer<typeof registerGitlabBody>, 'expires_at'> & { expires_at: string | Date; owner_id: string }) {
       if (!gitlab.isConfigured()) throw unprocessable('app_not_configured', 'GitLab OAuth is not configured on this service', 'provider');
       const baseUrl = allowedGitlabBaseUrl(body.base_url ?? deps.config.gitlab.url, deps.config.gitlab.allowedUrls);
       let tokens: GitlabTokens = { accessToken: body.access_token, refreshToken: body.refresh_token, expiresAt: new Date(body.expires_at) };
@@ -229,6 +231,7 @@ export function createIntegrationService(deps: Deps) {
         await deps.notifier.integrationChanged(id, 'gitlab grant reconnected');
         return { created: false, integration: presentIntegration(row) };
       }
+      await ensureOwner(db, body.owner_id);
       const row = await db.platformIntegration.create({ data: { id, ...where, ...grant } });
       return { created: true, integration: presentIntegration(row) };
     },

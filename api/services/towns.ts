@@ -5,6 +5,7 @@ import { fingerprint } from '../../lib/secrets';
 import { townTokenContext } from '../../lib/secret-contexts';
 import { badRequest, notFound } from '../errors';
 import type { createTownBody, putGitAuthBody } from '../schemas/towns';
+import { ensureOwner } from './owners';
 import { presentIntegration, presentTown } from './presenters';
 
 type Deps = Pick<Core, 'db' | 'secrets' | 'notifier'>;
@@ -31,7 +32,8 @@ export function createTownService(deps: Deps) {
       return db.town.findMany({ where: { ownerId }, orderBy: { name: 'asc' }, take: limit });
     },
 
-    async create(body: z.infer<typeof createTownBody>) {
+    async create(body: z.infer<typeof createTownBody> & { owner_id: string }) {
+      await ensureOwner(db, body.owner_id);
       return presentTown(await db.town.create({ data: { name: body.name, ownerId: body.owner_id } }));
     },
 

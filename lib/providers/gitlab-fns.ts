@@ -26,13 +26,15 @@ export function buildAuthorizeUrl(args: {
   redirectUri: string;
   state: string;
   codeChallenge: string;
+  /** Default: what an integration needs; sign-in asks for read_user alone. */
+  scope?: string;
 }): string {
   const query = new URLSearchParams({
     client_id: args.clientId,
     redirect_uri: args.redirectUri,
     response_type: 'code',
     state: args.state,
-    scope: GITLAB_SCOPES,
+    scope: args.scope ?? GITLAB_SCOPES,
     code_challenge: args.codeChallenge,
     code_challenge_method: 'S256',
   });

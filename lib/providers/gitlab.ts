@@ -126,7 +126,7 @@ export function createGitlabClient(opts: GitlabClientOptions): GitlabClient {
   return {
     isConfigured: () => configured,
 
-    authorizeUrl({ baseUrl, state, codeChallenge, redirectUri }) {
+    authorizeUrl({ baseUrl, state, codeChallenge, redirectUri, scope }) {
       if (!configured) {
         throw new ProviderError(
           'provider_unavailable',
@@ -134,7 +134,7 @@ export function createGitlabClient(opts: GitlabClientOptions): GitlabClient {
         );
       }
       checkBase(baseUrl);
-      return buildAuthorizeUrl({ baseUrl, clientId: opts.clientId!, redirectUri, state, codeChallenge });
+      return buildAuthorizeUrl({ baseUrl, clientId: opts.clientId!, redirectUri, state, codeChallenge, scope });
     },
 
     exchangeCode({ baseUrl, code, codeVerifier, redirectUri }) {
@@ -152,11 +152,16 @@ export function createGitlabClient(opts: GitlabClientOptions): GitlabClient {
 
     async getUser({ baseUrl, accessToken }) {
       const { body } = await apiGet(baseUrl, '/api/v4/user', accessToken, 'reading the GitLab user');
-      const user = (body ?? {}) as { id?: unknown; username?: unknown };
+      const user = (body ?? {}) as { id?: unknown; username?: unknown; name?: unknown; avatar_url?: unknown };
       if (typeof user.id !== 'number' || typeof user.username !== 'string') {
         throw new ProviderError('provider_unavailable', 'GitLab answered /api/v4/user without an id and username');
       }
-      return { id: user.id, username: user.username };
+      return {
+        id: user.id,
+        username: user.username,
+        ...(typeof user.name === 'string' ? { name: user.name } : {}),
+        ...(typeof user.avatar_url === 'string' ? { avatarUrl: user.avatar_url } : {}),
+      };
     },
 
     async listProjects({ baseUrl, accessToken }) {

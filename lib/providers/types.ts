@@ -89,13 +89,15 @@ export interface GitlabTokens {
 export interface GitlabUser {
   id: number;
   username: string;
+  name?: string;
+  avatarUrl?: string;
 }
 
 export interface GitlabClient {
   /** Whether the OAuth application is configured. */
   isConfigured(): boolean;
   /** <base>/oauth/authorize with PKCE S256. */
-  authorizeUrl(args: { baseUrl: string; state: string; codeChallenge: string; redirectUri: string }): string;
+  authorizeUrl(args: { baseUrl: string; state: string; codeChallenge: string; redirectUri: string; scope?: string }): string;
   /** authorization_code grant. */
   exchangeCode(args: { baseUrl: string; code: string; codeVerifier: string; redirectUri: string }): Promise<GitlabTokens>;
   /** refresh_token grant. The old refresh token dies; `invalid_grant` → ProviderError reconnect_required. */
@@ -104,4 +106,37 @@ export interface GitlabClient {
   getUser(args: { baseUrl: string; accessToken: string }): Promise<GitlabUser>;
   /** GET /api/v4/projects?membership=true, every page (X-Next-Page), archived ones left out. */
   listProjects(args: { baseUrl: string; accessToken: string }): Promise<PlatformRepository[]>;
+}
+
+/** A GitHub App's user-to-server token pair; the expiries are null when the app does not expire user tokens. */
+export interface GithubUserTokens {
+  accessToken: string;
+  refreshToken: string | null;
+  expiresAt: Date | null;
+  refreshTokenExpiresAt: Date | null;
+}
+
+export interface GithubUser {
+  id: number;
+  login: string;
+  name: string | null;
+  avatarUrl: string | null;
+}
+
+/** A GitHub App's user authorization (web flow) and the calls made with a person's user token. */
+export interface GithubUserClient {
+  /** Whether the app of this type has its OAuth client configured. */
+  isConfigured(appType: AppType): boolean;
+  /** The GitHub web origin people sign in on (github.com, or the GHES host). */
+  readonly webUrl: string;
+  /** <web>/login/oauth/authorize for the standard app's client. */
+  authorizeUrl(args: { state: string; redirectUri: string }): string;
+  /** Trades a web-flow code; `bad_verification_code` → ProviderError reconnect_required. */
+  exchangeCode(appType: AppType, args: { code: string; redirectUri?: string }): Promise<GithubUserTokens>;
+  /** refresh_token grant (the refresh token rotates); `bad_refresh_token` → ProviderError reconnect_required. */
+  refresh(appType: AppType, refreshToken: string): Promise<GithubUserTokens>;
+  /** GET /user. A rejected token → ProviderError invalid_credentials. */
+  getUser(accessToken: string): Promise<GithubUser>;
+  /** Whether GET /user/installations (every page) lists the installation for this person. */
+  canSeeInstallation(accessToken: string, installationId: number): Promise<boolean>;
 }

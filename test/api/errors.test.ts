@@ -1,4 +1,4 @@
-// Cross-cutting behaviour of the management API: every route needs the admin bearer, and every
+// Cross-cutting behaviour of the management API: every route needs credentials, and every
 // failure, including Fastify's own (unknown route, bad JSON, wrong content type, too large), has
 // the contract's `{error: {code, message}}` shape.
 import { randomUUID } from 'node:crypto';
@@ -6,7 +6,7 @@ import { ADMIN, newOwner, startHarness, type Harness } from '../helpers/harness'
 import { expectError, expectInvalid } from '../helpers/api';
 
 let h: Harness;
-let ids: { town: string; rig: string; integration: string; dispatch: string };
+let ids: { town: string; rig: string; integration: string; dispatch: string; owner: string };
 
 beforeAll(async () => {
   h = await startHarness({ worker: false });
@@ -17,7 +17,7 @@ beforeAll(async () => {
     name: 'r',
     git_url: 'https://git.example.com/a/b.git',
   });
-  ids = { town: town.body.id, rig: rig.body.id, integration: randomUUID(), dispatch: randomUUID() };
+  ids = { town: town.body.id, rig: rig.body.id, integration: randomUUID(), dispatch: randomUUID(), owner };
 });
 afterAll(async () => {
   await h?.close();
@@ -41,6 +41,13 @@ const ROUTES: Route[] = [
   ['GET', (i) => `/api/dispatches/${i.dispatch}`],
   ['POST', (i) => `/api/dispatches/${i.dispatch}/stop`],
   ['GET', (i) => `/api/dispatches/${i.dispatch}/events`],
+  ['POST', (i) => `/api/owners/${i.owner}/tokens`, { name: 'x' }],
+  ['GET', (i) => `/api/owners/${i.owner}/tokens`],
+  ['DELETE', (i) => `/api/owners/${i.owner}/tokens/${i.dispatch}`],
+  ['POST', (i) => `/api/owners/${i.owner}/sign-in-links`],
+  ['GET', (i) => `/api/owners/${i.owner}/sessions`],
+  ['DELETE', (i) => `/api/owners/${i.owner}/sessions/${i.dispatch}`],
+  ['DELETE', (i) => `/api/owners/${i.owner}/sessions`],
 ];
 
 const send = (method: string, path: string, body: unknown, headers: Record<string, string>) =>
@@ -64,7 +71,7 @@ describe('admin authentication', () => {
     CREDENTIALS.map(
       ([what, headers]) =>
         [
-          `${method} ${path({ town: ':town', rig: ':rig', integration: ':id', dispatch: ':id' })}`,
+          `${method} ${path({ town: ':town', rig: ':rig', integration: ':id', dispatch: ':id', owner: ':owner' })}`,
           what,
           method,
           path,
@@ -78,7 +85,7 @@ describe('admin authentication', () => {
     const res = await send(method, path(ids), body, headers);
     expect(res.status).toBe(401);
     expect(res.headers.get('www-authenticate')).toBe('Bearer');
-    expect(await res.json()).toEqual({ error: { code: 'unauthorized', message: expect.stringContaining('admin') } });
+    expect(await res.json()).toEqual({ error: { code: 'unauthorized', message: expect.stringContaining('ADMIN_API_TOKEN') } });
   });
 
   it.each(ROUTES.map(([method, path, body]) => [method, path, body] as const))(
@@ -105,7 +112,7 @@ describe('admin authentication', () => {
       .flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p.replace(/\{[^}]+\}/g, ':id').replace(/\/:id/g, '/:id')}`))
       .sort();
     const tested = ROUTES.map(
-      ([m, p]) => `${m} ${p({ town: ':id', rig: ':id', integration: ':id', dispatch: ':id' }).split('?')[0]}`,
+      ([m, p]) => `${m} ${p({ town: ':id', rig: ':id', integration: ':id', dispatch: ':id', owner: ':id' }).split('?')[0]}`,
     ).sort();
     expect(tested).toEqual(documented);
   });

@@ -37,7 +37,7 @@ interface Integration {
 const integrationsOf = async (owner: string) =>
   (await h.call<{ integrations: Integration[] }>('GET', `/api/integrations?owner_id=${owner}`)).body.integrations;
 
-/** Our install route → fake GitHub's install page (Install) → the setup URL it redirects to. */
+/** Our install route → fake GitHub's install page (Install) → where it sends the browser back (the callback URL, with a code). */
 async function installGithub(owner: string, account: string): Promise<URL> {
   const start = await raw(h, `/integrations/github/install?owner_id=${owner}&app_type=standard`);
   expect(start.status).toBe(302);
@@ -53,7 +53,9 @@ describe('GitHub App installation', () => {
   it('installs through the redirects and registers the installation with its repositories', async () => {
     const owner = randomUUID();
     const setup = await installGithub(owner, 'acme-connect');
-    expect(`${setup.origin}${setup.pathname}`).toBe(`${world.publicUrl}/integrations/github/setup`);
+    // The app requests user authorization during installation: GitHub comes back to the callback URL with a code.
+    expect(`${setup.origin}${setup.pathname}`).toBe(`${world.publicUrl}/login/github/callback`);
+    expect(setup.searchParams.get('code')).toMatch(/^[0-9a-f]{20}$/);
     const done = await raw(h, `${setup.pathname}${setup.search}`);
     expect(done.status).toBe(303);
     const [integration] = await integrationsOf(owner);
@@ -75,8 +77,12 @@ describe('GitHub App installation', () => {
     const id = setup.searchParams.get('installation_id')!;
     const good = setup.searchParams.get('state')!;
     const tampered = `${good.slice(0, -2)}xx`;
-    const expired = signState(h.core.config, { provider: 'github', ownerId: owner, appType: 'standard' }, Date.now() - 11 * 60_000).value;
-    const gitlabState = signState(h.core.config, { provider: 'gitlab', ownerId: owner }).value;
+    const expired = signState(
+      h.core.config,
+      { purpose: 'github', ownerId: owner, appType: 'standard', binding: 'a:bearer' },
+      Date.now() - 11 * 60_000,
+    ).value;
+    const gitlabState = signState(h.core.config, { purpose: 'gitlab', ownerId: owner, binding: 'a:bearer' }).value;
     for (const [state, reason] of [
       [tampered, 'not issued by this service'],
       [expired, 'expired'],
@@ -94,7 +100,7 @@ describe('GitHub App installation', () => {
 
   it('shows the typed provider error when the installation does not exist', async () => {
     const owner = randomUUID();
-    const state = signState(h.core.config, { provider: 'github', ownerId: owner, appType: 'standard' }).value;
+    const state = signState(h.core.config, { purpose: 'github', ownerId: owner, appType: 'standard', binding: 'a:bearer' }).value;
     const res = await raw(
       h,
       `/integrations/github/setup?installation_id=999999999&setup_action=install&state=${encodeURIComponent(state)}`,
@@ -169,10 +175,12 @@ describe('GitLab OAuth', () => {
     expect(integration).toMatchObject({ provider: 'gitlab', status: 'active', account: 'gl-alice', repository_count: 2 });
     expect(done.headers.get('location')).toBe(`/integrations?owner_id=${owner}&connected=${integration.id}&result=created`);
 
-    // The same code again: GitLab codes are single-use.
+    // The same callback again: its state was used, so the code is not even tried (GitLab's are single-use too).
+    const exchanges = world.gl.stats.codeExchanges;
     const replay = await raw(h, `${callback.pathname}${callback.search}`);
     expect(replay.status).toBe(400);
-    expect(await replay.text()).toContain('<code>invalid_grant</code>');
+    expect(await replay.text()).toMatch(/<code>invalid_state<\/code>[^]*already used/);
+    expect(world.gl.stats.codeExchanges).toBe(exchanges);
 
     world.gl.revokeGrant(user.id);
     await h.core.db.platformIntegration.update({ where: { id: integration.id }, data: { status: 'reconnect_required' } });

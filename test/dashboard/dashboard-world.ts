@@ -19,15 +19,32 @@ export interface DashboardWorld {
 }
 
 /** Fakes plus the environment that points the service at them, on a port chosen up front. */
-export async function dashboardWorld(opts: { lite?: boolean; gitlab?: boolean } = {}): Promise<DashboardWorld> {
+export async function dashboardWorld(opts: { lite?: boolean; gitlab?: boolean; liteOAuth?: boolean } = {}): Promise<DashboardWorld> {
   const port = await freePort();
   const publicUrl = `http://127.0.0.1:${port}`;
   const gh = await FakeGitHub.start();
   const gl = await FakeGitLab.start();
   const setupUrl = `${publicUrl}/integrations/github/setup`;
-  const standard = await gh.createApp({ slug: 'rc-standard', setupUrl });
-  const lite = await gh.createApp({ slug: 'rc-lite', setupUrl, permissions: { contents: 'read', metadata: 'read' } });
-  gl.registerApplication({ ...GITLAB_CLIENT, redirectUri: `${publicUrl}/integrations/gitlab/callback` });
+  // The standard app as the README sets it up: "Sign in with GitHub" on its callback URL, and user
+  // authorization requested during installation (installs come back there with a code). The lite
+  // app uses its setup URL, and asks who installs only when its OAuth client is configured too.
+  const standard = await gh.createApp({
+    slug: 'rc-standard',
+    setupUrl,
+    callbackUrls: [`${publicUrl}/login/github/callback`],
+    requestOAuthOnInstall: true,
+  });
+  const lite = await gh.createApp({
+    slug: 'rc-lite',
+    setupUrl,
+    permissions: { contents: 'read', metadata: 'read' },
+    callbackUrls: [setupUrl],
+    requestOAuthOnInstall: opts.liteOAuth ?? false,
+  });
+  gl.registerApplication({
+    ...GITLAB_CLIENT,
+    redirectUri: `${publicUrl}/integrations/gitlab/callback\n${publicUrl}/login/gitlab/callback`,
+  });
   const env: Record<string, string> = {
     PORT: String(port),
     PUBLIC_URL: publicUrl,
@@ -35,6 +52,8 @@ export async function dashboardWorld(opts: { lite?: boolean; gitlab?: boolean } 
     GITHUB_APP_ID: standard.appId,
     GITHUB_APP_PRIVATE_KEY: standard.privateKeyPem,
     GITHUB_APP_SLUG: standard.slug,
+    GITHUB_APP_CLIENT_ID: standard.clientId,
+    GITHUB_APP_CLIENT_SECRET: standard.clientSecret,
     GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
   };
   if (opts.lite !== false)
@@ -42,6 +61,7 @@ export async function dashboardWorld(opts: { lite?: boolean; gitlab?: boolean } 
       GITHUB_LITE_APP_ID: lite.appId,
       GITHUB_LITE_APP_PRIVATE_KEY: lite.privateKeyPem,
       GITHUB_LITE_APP_SLUG: lite.slug,
+      ...(opts.liteOAuth ? { GITHUB_LITE_APP_CLIENT_ID: lite.clientId, GITHUB_LITE_APP_CLIENT_SECRET: lite.clientSecret } : {}),
     });
   if (opts.gitlab !== false)
     Object.assign(env, {

@@ -39,6 +39,8 @@ export interface FakeInstallation {
   repoIds: Set<number>;
   suspendedAt: string | null;
   selection: 'all' | 'selected';
+  /** People who can see the installation (GET /user/installations): its installer, the org's members given. */
+  userIds: Set<number>;
 }
 
 interface TokenRecord {
@@ -64,6 +66,19 @@ const RANK: Record<string, number> = { read: 1, write: 2, admin: 3 };
 const NOT_FOUND = { message: 'Not Found', documentation_url: 'https://docs.github.com/rest' };
 const SUSPENDED = { message: 'This installation has been suspended' };
 const BAD_CREDENTIALS = { message: 'Bad credentials', documentation_url: 'https://docs.github.com/rest' };
+
+/** One page of a GitHub list (`per_page` at most 100, default 30; `page` from 1) and the Link header to the others. */
+export function githubPage<T>(items: T[], query: URLSearchParams, url: string): { items: T[]; headers: Record<string, string> } {
+  const perPage = Math.min(100, Math.max(1, Number(query.get('per_page') ?? 30) || 30));
+  const page = Math.max(1, Number(query.get('page') ?? 1) || 1);
+  const last = Math.max(1, Math.ceil(items.length / perPage));
+  const link = (p: number, rel: string) => `<${url}?per_page=${perPage}&page=${p}>; rel="${rel}"`;
+  const links = [
+    ...(page > 1 ? [link(page - 1, 'prev'), link(1, 'first')] : []),
+    ...(page < last ? [link(page + 1, 'next'), link(last, 'last')] : []),
+  ];
+  return { items: items.slice((page - 1) * perPage, page * perPage), headers: links.length ? { link: links.join(', ') } : {} };
+}
 
 /** GitHub timestamps have no milliseconds. */
 export const isoSeconds = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');

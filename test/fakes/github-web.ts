@@ -8,11 +8,12 @@ import type { FakeInstallation } from './github-state';
 export const INSTALL_PATH = /^\/(?:github-apps|apps)\/([^/]+)\/installations\/new$/;
 
 /** The app's installation page: an account name and an Install button, posting back to itself. */
-export function installPageHtml(slug: string, state: string, action: string): string {
+export function installPageHtml(slug: string, state: string, action: string, signedInAs: string): string {
   return `<!doctype html>
 <html><head><title>Install ${escapeHtml(slug)}</title></head>
 <body>
   <h1>Install ${escapeHtml(slug)}</h1>
+  <p>Signed in as ${escapeHtml(signedInAs)}</p>
   <form method="post" action="${escapeHtml(action)}">
     <input type="hidden" name="state" value="${escapeHtml(state)}">
     <label for="account">Account</label>
@@ -27,9 +28,10 @@ export function installedPageHtml(slug: string, installationId: number): string 
   return `<!doctype html><html><body><h1>${escapeHtml(slug)} installed</h1><p>installation ${installationId}</p></body></html>`;
 }
 
-/** Where GitHub sends the browser after an install: the setup URL with installation_id, setup_action and state. */
-export function setupRedirect(setupUrl: string, installationId: number, state: string): string {
+/** Where GitHub sends the browser after an install: the setup (or callback) URL with installation_id, setup_action, state and a code when asked for. */
+export function setupRedirect(setupUrl: string, installationId: number, state: string, code?: string): string {
   const url = new URL(setupUrl);
+  if (code) url.searchParams.set('code', code);
   url.searchParams.set('installation_id', String(installationId));
   url.searchParams.set('setup_action', 'install');
   if (state) url.searchParams.set('state', state);

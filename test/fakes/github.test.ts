@@ -105,3 +105,54 @@ describe('the fake itself', () => {
     expect(JSON.parse(good.body)).toMatchObject({ action: 'suspend', installation: { id: installationId, app_slug: 'rc-standard' } });
   });
 });
+
+describe("the fake's user authorization", () => {
+  const token = async (fields: Record<string, string>) =>
+    (await (
+      await fetch(`${fake.webUrl}/login/oauth/access_token`, {
+        method: 'POST',
+        headers: { accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(fields),
+      })
+    ).json()) as Record<string, unknown>;
+
+  it('refuses a redirect_uri that is not a callback URL of the app, and codes that are used twice', async () => {
+    const app = await fake.createApp({ slug: 'rc-oauth', callbackUrls: ['http://127.0.0.1/cb'] });
+    const wrong = await fetch(`${fake.webUrl}/login/oauth/authorize?client_id=${app.clientId}&redirect_uri=http://evil.example/cb`);
+    expect(wrong.status).toBe(400);
+    const user = fake.addUser({ login: 'oauth-ann' });
+    const code = fake.oauth.newCode(app.clientId, user.id, null);
+    const client = { client_id: app.clientId, client_secret: app.clientSecret };
+    expect(await token({ ...client, code })).toMatchObject({ access_token: expect.stringMatching(/^ghu_/), expires_in: 28800 });
+    expect(await token({ ...client, code })).toMatchObject({ error: 'bad_verification_code' });
+  });
+
+  it("expires user tokens, and lists only the token's app's installations that the person can see", async () => {
+    const app = await fake.createApp({ slug: 'rc-oauth-2' });
+    const user = fake.addUser({ login: 'oauth-ben' });
+    const mine = fake.addInstallation({
+      appId: app.appId,
+      account: { login: 'ben-org' },
+      repositories: 1,
+      users: [user.id],
+    }).installationId;
+    fake.addInstallation({ appId: app.appId, account: { login: 'not-ben' }, repositories: 1 });
+    fake.addInstallation({ appId: standard.appId, account: { login: 'ben-other-app' }, repositories: 1, users: [user.id] });
+    const { access_token } = await token({
+      client_id: app.clientId,
+      client_secret: app.clientSecret,
+      code: fake.oauth.newCode(app.clientId, user.id, null),
+    });
+    const list = await fetch(`${fake.apiUrl}/user/installations`, { headers: { authorization: `Bearer ${String(access_token)}` } });
+    expect(((await list.json()) as { installations: Array<{ id: number }> }).installations.map((i) => i.id)).toEqual([mine]);
+    fake.oauth.userTokenLifetimeSeconds = 0;
+    const expired = await token({
+      client_id: app.clientId,
+      client_secret: app.clientSecret,
+      code: fake.oauth.newCode(app.clientId, user.id, null),
+    });
+    fake.oauth.userTokenLifetimeSeconds = 8 * 3600;
+    const me = await fetch(`${fake.apiUrl}/user`, { headers: { authorization: `Bearer ${String(expired.access_token)}` } });
+    expect(me.status).toBe(401);
+  });
+});

@@ -1,11 +1,13 @@
 // A fake GitHub (Enterprise Server layout: API under /api/v3) on a real HTTP port: app JWTs checked
 // for real, installation tokens scoped and expiring, paginated listings, the install page, and
 // failures on demand. State and rules live in github-state.ts; this file routes and administers.
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppType, GithubAppConfig } from '../../lib/config';
 import { FakeHttpService, statusText, type FakeRequest, type FakeResponse } from './fake-http';
 import { newAppKeyPair, verifyAppJwt } from './github-auth';
-import { GithubState, type FakeRepo, type Level, type RepoSpec } from './github-state';
+import { GithubOAuth } from './github-oauth';
+import { githubPage, GithubState, type FakeRepo, type Level, type RepoSpec } from './github-state';
 import {
   deliverWebhook,
   INSTALL_PATH,
@@ -23,15 +25,24 @@ export interface FakeGithubApp {
   appId: string;
   privateKeyPem: string;
   slug: string;
+  /** The app's OAuth client (GITHUB_APP_CLIENT_ID / _SECRET). */
+  clientId: string;
+  clientSecret: string;
 }
 
 const API_PREFIX = '/api/v3';
+const OAUTH_PATHS = new Set(['/login/oauth/authorize', '/login/oauth/access_token']);
 // git smart HTTP on the clone URL (`<webUrl>/<owner>/<repo>.git`), as github.com serves it.
 const GIT_PATH = /^\/[^/]+\/[^/]+\.git\/(?:info\/refs|git-upload-pack|git-receive-pack)$/;
 
 export class FakeGitHub extends FakeHttpService {
   /** The rule engine behind the HTTP surface, for tests that need more than the helpers below. */
   readonly state = new GithubState();
+  /** People, user authorization and user tokens (github-oauth.ts). */
+  readonly oauth = new GithubOAuth(
+    () => this.state.newId(),
+    () => this.webUrl,
+  );
   private readonly pendingRepos = new Map<string, RepoSpec[] | number>();
   /** Serves git on clone URLs when set (see git-server.ts); unset, those paths answer 404. */
   gitHandler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
@@ -76,13 +87,46 @@ export class FakeGitHub extends FakeHttpService {
     return this.state.accessTokenRequests;
   }
 
-  /** Registers an app with a fresh RSA key; the fake keeps only the public half. */
-  async createApp(opts: { slug: string; setupUrl?: string; permissions?: Record<string, Level> }): Promise<FakeGithubApp> {
+  /**
+   * Registers an app with a fresh RSA key (the fake keeps only the public half) and its OAuth client;
+   * `requestOAuthOnInstall` sends installs to the first callback URL with a code, as GitHub does.
+   */
+  async createApp(opts: {
+    slug: string;
+    setupUrl?: string;
+    permissions?: Record<string, Level>;
+    callbackUrls?: string[];
+    requestOAuthOnInstall?: boolean;
+  }): Promise<FakeGithubApp> {
     const { privateKeyPem, publicKey } = await newAppKeyPair();
     const appId = String(this.state.newId());
     const permissions = opts.permissions ?? { contents: 'write', metadata: 'read' };
     this.state.apps.set(appId, { appId, slug: opts.slug, publicKey, setupUrl: opts.setupUrl, permissions });
-    return { appId, privateKeyPem, slug: opts.slug };
+    const clientId = `Iv23li${appId}${randomBytes(4).toString('hex')}`;
+    const clientSecret = randomBytes(20).toString('hex');
+    this.oauth.clients.set(clientId, {
+      appId,
+      clientId,
+      clientSecret,
+      callbackUrls: opts.callbackUrls ?? [],
+      requestOAuthOnInstall: opts.requestOAuthOnInstall ?? false,
+    });
+    return { appId, privateKeyPem, slug: opts.slug, clientId, clientSecret };
+  }
+
+  /** A person on this GitHub (see github-oauth.ts). */
+  addUser(opts: { login: string; name?: string }) {
+    return this.oauth.addUser(opts);
+  }
+
+  /** Who is signed in on the fake's web pages. */
+  setWebUser(userId: number): void {
+    this.oauth.setWebUser(userId);
+  }
+
+  /** Lets a person see an installation (an organization member, for GET /user/installations). */
+  grantInstallationAccess(installationId: number, userId: number): void {
+    this.state.installation(installationId).userIds.add(userId);
   }
 
   /** The service's config entry for an app of this fake. */
@@ -96,6 +140,8 @@ export class FakeGitHub extends FakeHttpService {
     account: { login: string; id?: number; type?: string };
     repositories: number | RepoSpec[];
     repositorySelection?: 'all' | 'selected';
+    /** People who can see it through GET /user/installations. */
+    users?: number[];
   }): { installationId: number; repositories: Array<Record<string, unknown> & { id: number; name: string; full_name: string }> } {
     if (!this.state.apps.has(opts.appId)) throw new Error(`fake GitHub: no app ${opts.appId}`);
     const account = { login: opts.account.login, id: opts.account.id ?? this.state.newId(), type: opts.account.type ?? 'Organization' };
@@ -107,6 +153,7 @@ export class FakeGitHub extends FakeHttpService {
       repoIds: new Set<number>(),
       suspendedAt: null,
       selection: opts.repositorySelection ?? 'selected',
+      userIds: new Set(opts.users ?? []),
     };
     this.state.installations.set(id, inst);
     const repos = expandSpecs(opts.repositories).map((spec) => this.addRepository(id, spec));
@@ -144,7 +191,7 @@ export class FakeGitHub extends FakeHttpService {
     return this.state.isTokenLive(token, repoFullName, access);
   }
   issuedTokens(): string[] {
-    return this.state.issuedTokens();
+    return [...this.state.issuedTokens(), ...this.oauth.issuedTokens()];
   }
 
   /** An `installation` webhook payload (action e.g. created, deleted, suspend, unsuspend), with the installation's repositories. */
@@ -180,11 +227,11 @@ export class FakeGitHub extends FakeHttpService {
 
   protected relativePath(pathname: string): string | undefined {
     if (pathname.startsWith(`${API_PREFIX}/`)) return pathname.slice(API_PREFIX.length);
-    return INSTALL_PATH.test(pathname) ? pathname : undefined;
+    return INSTALL_PATH.test(pathname) || OAUTH_PATHS.has(pathname) ? pathname : undefined;
   }
 
   protected injectable(_method: string, path: string): boolean {
-    return !INSTALL_PATH.test(path);
+    return !INSTALL_PATH.test(path) && path !== '/login/oauth/authorize';
   }
 
   protected failureBody(status: number): unknown {
@@ -197,6 +244,11 @@ export class FakeGitHub extends FakeHttpService {
     const { method, path } = req;
     const install = INSTALL_PATH.exec(path);
     if (install) return this.installPage(req, decodeURIComponent(install[1]));
+    if (path === '/login/oauth/authorize') return method === 'POST' ? this.oauth.authorizeSubmit(req) : this.oauth.authorizePage(req);
+    if (path === '/login/oauth/access_token' && method === 'POST') return this.oauth.token(req);
+    if (path === '/user' && method === 'GET') return this.oauth.user(req);
+    if (path === '/user/installations' && method === 'GET')
+      return this.oauth.userInstallations(req, this.state.installations.values(), this.apiUrl);
     const appRoute = /^\/app\/installations\/(\d+)(\/access_tokens)?$/.exec(path);
     if (appRoute || path === '/app') {
       const jwt = verifyAppJwt(req.headers.authorization, (id) => this.state.apps.get(id)?.publicKey);
@@ -238,26 +290,19 @@ export class FakeGitHub extends FakeHttpService {
   }
 
   private listRepositories(req: FakeRequest): FakeResponse {
-    const perPage = Math.min(100, Math.max(1, Number(req.query.get('per_page') ?? 30) || 30));
-    const page = Math.max(1, Number(req.query.get('page') ?? 1) || 1);
-    if (perPage === 1) this.state.stats.verifications++;
+    if (req.query.get('per_page') === '1') this.state.stats.verifications++;
     else this.state.stats.repositoryPages++;
     const auth = this.state.authenticate(req.headers.authorization);
     if ('status' in auth) return auth;
     const repos = this.state.scopedRepos(auth.record, auth.inst);
-    const lastPage = Math.max(1, Math.ceil(repos.length / perPage));
-    const link = (p: number, rel: string) => `<${this.apiUrl}/installation/repositories?per_page=${perPage}&page=${p}>; rel="${rel}"`;
-    const links = [
-      ...(page > 1 ? [link(page - 1, 'prev'), link(1, 'first')] : []),
-      ...(page < lastPage ? [link(page + 1, 'next'), link(lastPage, 'last')] : []),
-    ];
+    const page = githubPage(repos, req.query, `${this.apiUrl}/installation/repositories`);
     return {
       status: 200,
-      headers: links.length ? { link: links.join(', ') } : {},
+      headers: page.headers,
       json: {
         total_count: repos.length,
         repository_selection: auth.record.repoIds ? 'selected' : auth.inst.selection,
-        repositories: repos.slice((page - 1) * perPage, page * perPage).map((r) => this.state.repoJson(r)),
+        repositories: page.items.map((r) => this.state.repoJson(r)),
       },
     };
   }
@@ -265,14 +310,23 @@ export class FakeGitHub extends FakeHttpService {
   private installPage(req: FakeRequest, slug: string): FakeResponse {
     const app = [...this.state.apps.values()].find((a) => a.slug === slug);
     if (!app) return { status: 404, html: '<h1>Not Found</h1>' };
-    if (req.method === 'GET') return { status: 200, html: installPageHtml(slug, req.query.get('state') ?? '', req.path) };
+    const installer = this.oauth.webUser();
+    if (req.method === 'GET') return { status: 200, html: installPageHtml(slug, req.query.get('state') ?? '', req.path, installer.login) };
     const state = String(req.body.state ?? '');
     const login = String(req.body.account ?? '').trim() || 'fake-org';
     const { installationId } = this.addInstallation({
       appId: app.appId,
       account: { login },
       repositories: this.pendingRepos.get(slug) ?? 3,
+      users: [installer.id],
     });
+    // With "Request user authorization (OAuth) during installation" GitHub skips the setup URL and
+    // sends the browser to the callback URL with a code for the installer.
+    const client = this.oauth.clientOfApp(app.appId);
+    if (client?.requestOAuthOnInstall && client.callbackUrls.length > 0) {
+      const code = this.oauth.newCode(client.clientId, installer.id, null);
+      return { status: 302, headers: { location: setupRedirect(client.callbackUrls[0], installationId, state, code) } };
+    }
     if (!app.setupUrl) return { status: 200, html: installedPageHtml(slug, installationId) };
     return { status: 302, headers: { location: setupRedirect(app.setupUrl, installationId, state) } };
   }

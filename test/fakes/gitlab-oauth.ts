@@ -6,7 +6,10 @@ import { escapeHtml, type FakeRequest, type FakeResponse } from './fake-http';
 export interface OAuthApplication {
   clientId: string;
   clientSecret: string;
+  /** One redirect URI per line, as GitLab's application form takes them. */
   redirectUri: string;
+  /** The scopes the application may ask for (space-separated); default those repo-connect needs. */
+  scopes?: string;
 }
 
 interface AccessRecord {
@@ -15,7 +18,10 @@ interface AccessRecord {
   refreshToken: string;
   expiresAtMs: number;
   revoked: boolean;
+  scope: string;
 }
+
+export const DEFAULT_APP_SCOPES = 'read_api read_user write_repository';
 
 interface CodeRecord {
   clientId: string;
@@ -58,11 +64,12 @@ export class GitlabOAuth {
     userId: number,
     clientId: string,
     nowMs = Date.now(),
+    scope = DEFAULT_APP_SCOPES,
   ): { accessToken: string; refreshToken: string; expiresAt: Date; createdAtSec: number } {
     const accessToken = hex64();
     const refreshToken = hex64();
     const expiresAtMs = nowMs + this.accessTokenLifetimeSeconds * 1000;
-    this.access.set(accessToken, { userId, clientId, refreshToken, expiresAtMs, revoked: false });
+    this.access.set(accessToken, { userId, clientId, refreshToken, expiresAtMs, revoked: false, scope });
     this.refresh.set(refreshToken, accessToken);
     this.everIssued.push(accessToken, refreshToken);
     return { accessToken, refreshToken, expiresAt: new Date(expiresAtMs), createdAtSec: Math.floor(nowMs / 1000) };
@@ -70,8 +77,13 @@ export class GitlabOAuth {
 
   /** The user an access token belongs to, when it is live. */
   userOf(accessToken: string | undefined, nowMs = Date.now()): number | undefined {
+    return this.grantOf(accessToken, nowMs)?.userId;
+  }
+
+  /** The user and scopes of a live access token. */
+  grantOf(accessToken: string | undefined, nowMs = Date.now()): { userId: number; scopes: string[] } | undefined {
     const record = accessToken ? this.access.get(accessToken) : undefined;
-    return record && !record.revoked && nowMs < record.expiresAtMs ? record.userId : undefined;
+    return record && !record.revoked && nowMs < record.expiresAtMs ? { userId: record.userId, scopes: record.scope.split(' ') } : undefined;
   }
 
   /** Kills every token of a user (the user revoked the application). */
@@ -142,7 +154,7 @@ export class GitlabOAuth {
       return { status: 400, json: INVALID_GRANT };
     };
     let userId: number;
-    let scope = 'read_api read_user write_repository';
+    let scope = DEFAULT_APP_SCOPES;
     if (body.grant_type === 'authorization_code') {
       const code = this.codes.get(body.code ?? '');
       if (!code || code.clientId !== app.clientId || nowMs >= code.expiresAtMs || code.redirectUri !== body.redirect_uri)
@@ -167,6 +179,7 @@ export class GitlabOAuth {
       record.revoked = true;
       this.stats.refreshes++;
       userId = record.userId;
+      scope = record.scope;
     } else {
       return {
         status: 400,
@@ -176,7 +189,7 @@ export class GitlabOAuth {
         },
       };
     }
-    const issued = this.issue(userId, app.clientId, nowMs);
+    const issued = this.issue(userId, app.clientId, nowMs, scope);
     return {
       status: 200,
       json: {
@@ -207,7 +220,9 @@ export class GitlabOAuth {
     const app = this.apps.get(params.client_id ?? '');
     if (!app)
       return 'Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.';
-    if (params.redirect_uri !== app.redirectUri) return 'The redirect URI included is not valid.';
+    if (!app.redirectUri.split('\n').includes(params.redirect_uri)) return 'The redirect URI included is not valid.';
+    const allowed = (app.scopes ?? DEFAULT_APP_SCOPES).split(' ');
+    if ((params.scope ?? '').split(' ').some((s) => !allowed.includes(s))) return 'The requested scope is invalid, unknown, or malformed.';
     if (params.response_type !== 'code') return 'The authorization server does not support this response type.';
     if (params.code_challenge && params.code_challenge_method !== 'S256') return 'The code challenge method must be S256.';
     return undefined;

@@ -29,6 +29,7 @@ interface FakeProject {
 interface FakeUser {
   id: number;
   username: string;
+  name: string;
   projects: FakeProject[];
 }
 
@@ -70,8 +71,8 @@ export class FakeGitLab extends FakeHttpService {
     this.oauth.apps.set(app.clientId, { ...app });
   }
 
-  addUser(opts: { username: string }): { id: number; username: string } {
-    const user = { id: this.nextId++, username: opts.username, projects: [] };
+  addUser(opts: { username: string; name?: string }): { id: number; username: string } {
+    const user = { id: this.nextId++, username: opts.username, name: opts.name ?? opts.username, projects: [] };
     this.users.set(user.id, user);
     return { id: user.id, username: user.username };
   }
@@ -152,11 +153,18 @@ export class FakeGitLab extends FakeHttpService {
     if (path === '/oauth/revoke' && method === 'POST') return this.oauth.revoke(req);
     if (path === '/api/v4/user' && method === 'GET') {
       this.apiStats.userCalls++;
-      const user = this.authenticated(req);
-      if (!user) return UNAUTHORIZED;
+      const user = this.authenticated(req, ['read_user', 'read_api', 'api']);
+      if (!user || 'status' in user) return user ?? UNAUTHORIZED;
       return {
         status: 200,
-        json: { id: user.id, username: user.username, name: user.username, state: 'active', web_url: `${this.baseUrl}/${user.username}` },
+        json: {
+          id: user.id,
+          username: user.username,
+          name: user.name,
+          state: 'active',
+          avatar_url: `${this.baseUrl}/uploads/-/system/user/avatar/${user.id}/avatar.png`,
+          web_url: `${this.baseUrl}/${user.username}`,
+        },
       };
     }
     if (path === '/api/v4/projects' && method === 'GET') return this.listProjects(req);
@@ -165,8 +173,8 @@ export class FakeGitLab extends FakeHttpService {
 
   private listProjects(req: FakeRequest): FakeResponse {
     this.apiStats.projectPages++;
-    const user = this.authenticated(req);
-    if (!user) return UNAUTHORIZED;
+    const user = this.authenticated(req, ['read_api', 'api']);
+    if (!user || 'status' in user) return user ?? UNAUTHORIZED;
     const archived = req.query.get('archived');
     const projects = user.projects.filter((p) => archived === null || String(p.archived) === archived);
     const perPage = Math.min(100, Math.max(1, Number(req.query.get('per_page') ?? 20) || 20));
@@ -201,10 +209,22 @@ export class FakeGitLab extends FakeHttpService {
     };
   }
 
-  private authenticated(req: FakeRequest): FakeUser | undefined {
+  /** The token's user, undefined for no live token (401), or GitLab's 403 when none of `scopes` was granted. */
+  private authenticated(req: FakeRequest, scopes: string[]): FakeUser | FakeResponse | undefined {
     const match = /^bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
-    const userId = this.oauth.userOf(match?.[1]);
-    return userId === undefined ? undefined : this.users.get(userId);
+    const grant = this.oauth.grantOf(match?.[1]);
+    if (!grant) return undefined;
+    if (!scopes.some((s) => grant.scopes.includes(s))) {
+      return {
+        status: 403,
+        json: {
+          error: 'insufficient_scope',
+          error_description: 'The request requires higher privileges than provided by the access token.',
+          scope: scopes.join(' '),
+        },
+      };
+    }
+    return this.users.get(grant.userId);
   }
 
   private authorizingUser(): number {

@@ -13,7 +13,7 @@ import { createTokenWorker, installTemporalRuntime, NativeConnection } from '../
 import type { GitTokenWorkflowInput } from '../../workflows/git-token-types';
 import { testConfig, testTemporalAddress } from './test-env';
 import { loopbackResolver } from './test-resolver';
-import { appendRunLog, logFileName } from './test-logs';
+import { appendRunLog, logFileName, recordIssuedTokens } from './test-logs';
 
 export const ADMIN = 'test-admin-token-0123456789';
 
@@ -85,6 +85,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         body: body === undefined ? undefined : JSON.stringify(body),
       });
       const text = await res.text();
+      // Secrets the service hands out (container and owner tokens, sign-in links) join the run's log scan.
+      recordIssuedTokens([...text.matchAll(/rc[co]_[\w-]{43}|(?<=\/login\/link\/)[\w-]{43}/g)].map((m) => m[0]));
       return { status: res.status, body: (text ? JSON.parse(text) : null) as never, headers: res.headers };
     },
     async close() {

@@ -35,6 +35,8 @@ export function testEnv(overrides: Record<string, string | undefined> = {}): Rec
     LOG_LEVEL: 'silent',
     // Provider calls time out after 3 s in tests (10 s by default), so timeout tests stay short.
     PROVIDER_TIMEOUT_SECONDS: '3',
+    // Every test signs in from 127.0.0.1; the limit itself is tested with a low value of its own.
+    LOGIN_RATE_LIMIT_PER_MINUTE: '100000',
     ...overrides,
   };
 }

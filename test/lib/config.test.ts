@@ -111,6 +111,22 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it("needs each GitHub App's OAuth client id and secret together (sign-in and user-verified installs)", () => {
+    expect(problems({ ...minimal, GITHUB_APP_CLIENT_ID: 'Iv1.abc' })).toEqual([
+      'GITHUB_APP_CLIENT_ID and GITHUB_APP_CLIENT_SECRET must be set together',
+    ]);
+    expect(problems({ ...minimal, GITHUB_APP_CLIENT_SECRET: 's', GITHUB_LITE_APP_CLIENT_ID: 'Iv1.def' })).toEqual([
+      'GITHUB_APP_CLIENT_ID and GITHUB_APP_CLIENT_SECRET must be set together',
+      'GITHUB_LITE_APP_CLIENT_ID and GITHUB_LITE_APP_CLIENT_SECRET must be set together',
+    ]);
+    expect(loadConfig(minimal).github.oauthClients).toEqual({});
+    expect(loadConfig({ ...minimal, GITHUB_APP_CLIENT_ID: 'Iv1.abc', GITHUB_APP_CLIENT_SECRET: 's' }).github.oauthClients).toEqual({
+      standard: { clientId: 'Iv1.abc', clientSecret: 's' },
+    });
+    expect(loadConfig(minimal).loginRateLimitPerMinute).toBe(20);
+    expect(problems({ ...minimal, LOGIN_RATE_LIMIT_PER_MINUTE: '0' })[0]).toMatch(/^LOGIN_RATE_LIMIT_PER_MINUTE /);
+  });
+
   it('keeps previous secrets keys for decryption after a rotation', () => {
     const old = randomBytes(32).toString('base64');
     const c = loadConfig({ ...minimal, SECRETS_KEY_PREVIOUS: old });

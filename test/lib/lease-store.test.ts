@@ -20,7 +20,7 @@ afterAll(async () => {
 });
 
 async function newDispatch(): Promise<string> {
-  const town = await core.db.town.create({ data: { name: 'leases', ownerId: randomUUID() } });
+  const town = await core.db.town.create({ data: { name: 'leases', owner: { create: {} } } });
   const rig = await core.db.rig.create({
     data: { townId: town.id, name: `r-${randomUUID()}`, gitUrl: 'https://git.example.com/a/b.git', defaultBranch: 'main' },
   });

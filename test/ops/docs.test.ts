@@ -34,12 +34,17 @@ const CONTRACT_ROUTES = [
   'get /integrations/gitlab/connect',
   'get /integrations/gitlab/callback',
   'post /webhooks/github',
+  'post /api/owners/{owner_id}/tokens',
+  'get /api/owners/{owner_id}/tokens',
+  'delete /api/owners/{owner_id}/tokens/{token_id}',
+  'post /api/owners/{owner_id}/sign-in-links',
 ];
 
-/** Response fields allowed to carry a secret: the pull's token and the once-shown container token. */
+/** Response fields allowed to carry a secret: the pull's token and the once-shown container and owner API tokens. */
 const SECRET_ALLOWED = new Set([
   'post /api/internal/rigs/{rig_id}/git-token 200 token',
   'post /api/rigs/{rig_id}/dispatches 201 container_token',
+  'post /api/owners/{owner_id}/tokens 201 token',
 ]);
 const SECRET_NAME = /(^|_)(token|secret|password|private_?key|key|credentials?)$/i;
 
@@ -123,7 +128,8 @@ it('documents request and response schemas of the token routes and the auth each
   expect(body.required).toEqual(['container_url']);
   const created = jsonSchema(dispatchCreate, '201');
   expect(Object.keys(created.properties as Json).sort()).toEqual(['container_token', 'dispatch_id', 'workflow_id']);
-  expect(dispatchCreate.security).toEqual([{ adminBearer: [] }]);
+  expect(dispatchCreate.security).toEqual([{ adminBearer: [] }, { ownerBearer: [] }]);
+  expect(doc.paths['/api/owners/{owner_id}/sign-in-links'].post.security).toEqual([{ adminBearer: [] }]);
 
   const status = jsonSchema(doc.paths['/api/dispatches/{dispatch_id}'].get, '200');
   const statusEnum = resolve((status.properties as Record<string, Json>).status).enum;
@@ -152,7 +158,7 @@ it('documents request and response schemas of the token routes and the auth each
   }
 });
 
-it('has no secret-looking field in any response schema except the pulled token and the container token', () => {
+it('has no secret-looking field in any response schema except the pulled token and the once-shown tokens', () => {
   const offenders: string[] = [];
   for (const { key, op } of operations()) {
     for (const [status, response] of Object.entries(op.responses)) {
@@ -165,7 +171,7 @@ it('has no secret-looking field in any response schema except the pulled token a
     }
   }
   expect(offenders).toEqual([]);
-  // The check has teeth: it sees the two allowed fields.
+  // The check has teeth: it sees the allowed fields.
   const seen = operations().flatMap(({ key, op }) =>
     Object.entries(op.responses).flatMap(([status, r]) =>
       propertyNames(r.content?.['application/json']?.schema ?? {}).map((n) => `${key} ${status} ${n}`),

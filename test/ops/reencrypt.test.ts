@@ -1,5 +1,5 @@
 // SECRETS_KEY rotation: rows written under the old key (a town token, a GitLab grant, a dispatch's
-// container token and lease) are rewritten under the new one by lib/reencrypt.ts, after which a
+// container token and lease, a GitHub user's token pair) are rewritten under the new one by lib/reencrypt.ts, after which a
 // service that knows only the new key still serves them.
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
@@ -8,7 +8,13 @@ import { FakeGitLab } from '../fakes/gitlab';
 import { eventually, newOwner, startHarness, type Harness } from '../helpers/harness';
 import { countUnderKey, keyIdOfCiphertext, reencryptSecrets } from '../../lib/reencrypt';
 import { createSecretBox, keyIdOf } from '../../lib/secrets';
-import { containerTokenContext, gitlabTokenContext, leaseTokenContext, townTokenContext } from '../../lib/secret-contexts';
+import {
+  containerTokenContext,
+  gitlabTokenContext,
+  identityTokenContext,
+  leaseTokenContext,
+  townTokenContext,
+} from '../../lib/secret-contexts';
 import { dispatchTo, pull } from '../helpers/scenario';
 import { spawnService, type ServiceProcess } from './service-process';
 
@@ -71,6 +77,22 @@ it('rewrites every secret under the new key, and the service then runs without t
     expires_at: grant.expiresAt.toISOString(),
   });
   expect(integration.status).toBe(201);
+  // A GitHub account's user-to-server pair, kept for installation checks.
+  const ghu = `ghu_${randomBytes(27).toString('base64url')}`;
+  const ghr = `ghr_${randomBytes(57).toString('base64url')}`;
+  const identityOwner = await before.api.services.identities.signIn(
+    {
+      provider: 'github',
+      origin: 'https://github.example',
+      id: Date.now(),
+      login: 'rotate',
+      name: null,
+      avatarUrl: null,
+      tokens: { accessToken: ghu, refreshToken: ghr, expiresAt: new Date(Date.now() + 3600_000), refreshTokenExpiresAt: null },
+    },
+    null,
+  );
+  const identity = await before.core.db.ownerIdentity.findFirstOrThrow({ where: { ownerId: identityOwner } });
   await before.stopWorker(); // nothing else writes these rows meanwhile
 
   const oldId = keyIdOf(oldKey);
@@ -82,11 +104,13 @@ it('rewrites every secret under the new key, and the service then runs without t
     'agent_dispatches.container_token_enc': 1,
     'token_leases.token_enc': 1,
     'token_leases.previous_token_enc': 0,
+    'owner_identities.user_token_enc': 1,
+    'owner_identities.refresh_token_enc': 1,
   });
 
   // Rotation: the new key first, the old one only decrypts. Rows of other tests (other keys) are left alone.
   const counts = await reencryptSecrets(db, createSecretBox([newKey, oldKey]), 2);
-  expect(counts.reduce((n, c) => n + c.rewritten, 0)).toBe(5);
+  expect(counts.reduce((n, c) => n + c.rewritten, 0)).toBe(7);
   expect(Object.values(await countUnderKey(db, oldId)).every((n) => n === 0)).toBe(true);
 
   // Every rewritten value opens with the new key alone, in its own row's context.
@@ -111,6 +135,19 @@ it('rewrites every secret under the new key, and the service then runs without t
   expect(
     box.decrypt(await one('SELECT refresh_token_enc AS v FROM platform_integrations WHERE id = $1', id), gitlabTokenContext(id, 'refresh')),
   ).toBe(grant.refreshToken);
+
+  expect(
+    box.decrypt(
+      await one('SELECT user_token_enc AS v FROM owner_identities WHERE id = $1', identity.id),
+      identityTokenContext(identity.id, 'access'),
+    ),
+  ).toBe(ghu);
+  expect(
+    box.decrypt(
+      await one('SELECT refresh_token_enc AS v FROM owner_identities WHERE id = $1', identity.id),
+      identityTokenContext(identity.id, 'refresh'),
+    ),
+  ).toBe(ghr);
 
   // A second run has nothing left to do.
   const again = await reencryptSecrets(db, createSecretBox([newKey, oldKey]));

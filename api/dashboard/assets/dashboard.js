@@ -94,6 +94,14 @@
       b.removeAttribute('aria-busy');
     });
     if (!res.ok) return showError(form, res.data && res.data.error);
+    if (form.dataset.reveal) {
+      // A secret shown once (a new API token): displayed in place, never put in the URL or storage.
+      const box = form.querySelector('[data-revealed]');
+      box.querySelector('[data-revealed-value]').textContent = res.data[form.dataset.reveal];
+      box.hidden = false;
+      form.querySelectorAll('input').forEach((input) => (input.value = ''));
+      return;
+    }
     if (form.dataset.redirect) {
       window.location.assign(form.dataset.redirect.replace(/\{(\w+)\}/g, (_, k) => encodeURIComponent(res.data[k])));
     } else {

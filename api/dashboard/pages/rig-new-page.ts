@@ -1,6 +1,7 @@
 // Create a rig: "From integration" (repository picker; the default when the owner has an active
 // integration) or "Manual URL" (https only, falls back on the town's tokens).
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { owns, touches } from '../../auth/access';
 import type { Services } from '../../services';
 import { townParams } from '../../schemas/towns';
 import { html } from '../html';
@@ -8,7 +9,7 @@ import { page, sendPage } from '../layout';
 import { pickable, pickerFields } from './picker';
 
 export const rigNewPage: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
-  app.get('/towns/:town_id/rigs/new', { schema: { hide: true, params: townParams } }, async (req, reply) => {
+  app.get('/towns/:town_id/rigs/new', { config: touches(owns('town')), schema: { hide: true, params: townParams } }, async (req, reply) => {
     const town = await services.towns.getTown(req.params.town_id);
     const { integrations } = await services.integrations.list(town.ownerId);
     const fromIntegration = pickable(integrations).length > 0;
@@ -63,6 +64,7 @@ export const rigNewPage: FastifyPluginAsyncZod<{ services: Services }> = async (
     return sendPage(
       reply,
       page({
+        viewer: req.viewer,
         title: 'Create rig',
         body,
         scripts: ['repo-picker.js'],

@@ -2,6 +2,7 @@
 // disconnect, and its dispatches with status, generation, expiry and last error (never a token).
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { gitHost } from '../../../lib/git-host';
+import { owns, touches } from '../../auth/access';
 import type { Services } from '../../services';
 import { rigParams } from '../../schemas/rigs';
 import { html, time } from '../html';
@@ -10,7 +11,7 @@ import { page, sendPage } from '../layout';
 import { pickable, pickerFields } from './picker';
 
 export const rigPage: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
-  app.get('/rigs/:rig_id', { schema: { hide: true, params: rigParams } }, async (req, reply) => {
+  app.get('/rigs/:rig_id', { config: touches(owns('rig')), schema: { hide: true, params: rigParams } }, async (req, reply) => {
     const rig = await services.rigs.detail(req.params.rig_id);
     const town = await services.towns.getTown(rig.town_id);
     const [{ integrations }, { dispatches }] = await Promise.all([
@@ -81,6 +82,7 @@ export const rigPage: FastifyPluginAsyncZod<{ services: Services }> = async (app
     return sendPage(
       reply,
       page({
+        viewer: req.viewer,
         title: rig.name,
         body,
         scripts: ['repo-picker.js'],

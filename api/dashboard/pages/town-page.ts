@@ -1,11 +1,13 @@
 // Town settings: the owner's integrations, the town's static git tokens (never shown, only their
 // fingerprints) with a form to replace them, and the town's rigs.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { owns, touches } from '../../auth/access';
 import type { Services } from '../../services';
 import { townParams } from '../../schemas/towns';
 import { html } from '../html';
 import { integrationKind, providerName, statusBadge } from '../labels';
 import { page, sendPage } from '../layout';
+import { ownerName } from '../viewer';
 
 /** One host's inputs; `i` is an index, or __N__ in the template the Add button copies. */
 function tokenRow(i: number | '__N__', host = '', username = '') {
@@ -21,12 +23,13 @@ function tokenRow(i: number | '__N__', host = '', username = '') {
 }
 
 export const townPage: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
-  app.get('/towns/:town_id', { schema: { hide: true, params: townParams } }, async (req, reply) => {
+  app.get('/towns/:town_id', { config: touches(owns('town')), schema: { hide: true, params: townParams } }, async (req, reply) => {
     const town = await services.towns.detail(req.params.town_id);
+    const owner = await services.owners.get(town.owner_id);
     const integrationsHref = `/integrations?owner_id=${town.owner_id}`;
     const names = new Map(town.integrations.map((i) => [i.id, `${providerName(i.provider)} · ${i.account ?? 'unknown'}`]));
     const body = html`<h1>${town.name}</h1>
-<p class="muted">Town <code>${town.id}</code> · owner <code>${town.owner_id}</code></p>
+<p class="muted">Town <code>${town.id}</code> · owner <a href="/owners/${town.owner_id}">${ownerName(owner, town.owner_id)}</a></p>
 
 <section class="card" aria-labelledby="int-h">
   <h2 id="int-h">Integrations</h2>
@@ -80,6 +83,6 @@ export const townPage: FastifyPluginAsyncZod<{ services: Services }> = async (ap
     </form>
   </details>
 </section>`;
-    return sendPage(reply, page({ title: town.name, body, crumbs: [{ href: '/', label: 'Towns' }] }));
+    return sendPage(reply, page({ title: town.name, body, viewer: req.viewer, crumbs: [{ href: '/', label: 'Towns' }] }));
   });
 };
