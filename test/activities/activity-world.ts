@@ -73,7 +73,15 @@ export function runActivity<A extends unknown[], R>(env: MockActivityEnvironment
 }
 
 /** A town of a new owner. */
-async function newTown(w: ActivityWorld, ownerId: string = randomUUID()): Promise<string> {
+/** An owner row (towns and integrations reference one). */
+async function newOwner(w: ActivityWorld): Promise<string> {
+  const id = randomUUID();
+  await w.core.db.owner.create({ data: { id } });
+  return id;
+}
+
+async function newTown(w: ActivityWorld, ownerId?: string): Promise<string> {
+  ownerId ??= await newOwner(w);
   return (await w.core.db.town.create({ data: { name: 'activities', ownerId } })).id;
 }
 
@@ -85,7 +93,7 @@ export async function githubRig(w: ActivityWorld) {
     repositories: 1,
   });
   const repo = inst.repositories[0];
-  const ownerId = randomUUID();
+  const ownerId = await newOwner(w);
   const integration = await w.core.db.platformIntegration.create({
     data: { ownerId, provider: 'github', githubInstallationId: BigInt(inst.installationId), githubAppType: 'standard' },
   });
@@ -108,7 +116,7 @@ export async function gitlabRig(w: ActivityWorld) {
   const user = w.gitlab.addUser({ username: `alice-${randomBytes(3).toString('hex')}` });
   const [project] = w.gitlab.addProjects(user.id, 1);
   const grant = w.gitlab.grant(user.id, GITLAB_APP.clientId);
-  const ownerId = randomUUID();
+  const ownerId = await newOwner(w);
   const id = randomUUID();
   await w.core.db.platformIntegration.create({
     data: {
