@@ -4,7 +4,7 @@
 // wins, and what it wrote is under the current key already. Plain text never leaves this function.
 import type { Client, Pool } from 'pg';
 import type { SecretBox } from './secrets';
-import { containerTokenContext, gitlabTokenContext, leaseTokenContext, townTokenContext } from './secret-contexts';
+import { containerTokenContext, gitlabTokenContext, leaseTokenContext, projectTokenContext, townTokenContext } from './secret-contexts';
 
 interface Column {
   table: string;
@@ -57,6 +57,13 @@ const COLUMNS: Column[] = [
     key: ['dispatch_id'],
     select: 'dispatch_id::text',
     context: (r) => `${leaseTokenContext(r.dispatch_id)}:previous`,
+  },
+  {
+    table: 'rig_project_tokens',
+    column: 'token_enc',
+    key: ['id'],
+    select: 'id::text',
+    context: (r) => projectTokenContext(r.id),
   },
 ];
 

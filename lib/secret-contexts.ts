@@ -5,3 +5,4 @@ export const townTokenContext = (townId: string, host: string) => `town:${townId
 export const gitlabTokenContext = (integrationId: string, kind: 'access' | 'refresh') => `integration:${integrationId}:${kind}`;
 export const leaseTokenContext = (dispatchId: string) => `lease:${dispatchId}`;
 export const containerTokenContext = (dispatchId: string) => `container:${dispatchId}`;
+export const projectTokenContext = (rowId: string) => `project-token:${rowId}`;

@@ -82,6 +82,7 @@ it('rewrites every secret under the new key, and the service then runs without t
     'agent_dispatches.container_token_enc': 1,
     'token_leases.token_enc': 1,
     'token_leases.previous_token_enc': 0,
+    'rig_project_tokens.token_enc': 0,
   });
 
   // Rotation: the new key first, the old one only decrypts. Rows of other tests (other keys) are left alone.
