@@ -30,6 +30,8 @@ export interface Config {
     webhookSecret?: string;
   };
   gitlab: { url: string; clientId?: string; clientSecret?: string };
+  /** GitLab project access tokens (one per rig): when idle ones are revoked, refusals retried, tokens rotated. */
+  projectTokens: { idleSeconds: number; retrySeconds: number; rotateSeconds: number };
   tokenRefreshMarginSeconds: number;
   refreshJitterMaxSeconds: number;
   pullRateLimitPerMinute: number;
@@ -97,6 +99,9 @@ const schema = z.object({
   GITLAB_URL: httpUrl.default('https://gitlab.com'),
   GITLAB_CLIENT_ID: optionalString,
   GITLAB_CLIENT_SECRET: optionalString,
+  GITLAB_PROJECT_TOKEN_IDLE_SECONDS: z.coerce.number().int().min(1).max(2_592_000).default(3600),
+  GITLAB_PROJECT_TOKEN_RETRY_SECONDS: z.coerce.number().int().min(1).max(604_800).default(3600),
+  GITLAB_PROJECT_TOKEN_ROTATE_SECONDS: z.coerce.number().int().min(5).max(86_400).default(86_400),
   TOKEN_REFRESH_MARGIN_SECONDS: z.coerce.number().int().min(1).max(3000).default(300),
   REFRESH_JITTER_MAX_SECONDS: z.coerce.number().min(0).max(600).default(60),
   PULL_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(120),
@@ -193,6 +198,11 @@ export function loadConfig(env: Env = process.env): Config {
     secretsKeys: [e.SECRETS_KEY, ...previous].map((k) => Buffer.from(k, 'base64')),
     github: { apiUrl: e.GITHUB_API_URL, apps, webhookSecret: e.GITHUB_WEBHOOK_SECRET },
     gitlab: { url: e.GITLAB_URL, clientId: e.GITLAB_CLIENT_ID, clientSecret: e.GITLAB_CLIENT_SECRET },
+    projectTokens: {
+      idleSeconds: e.GITLAB_PROJECT_TOKEN_IDLE_SECONDS,
+      retrySeconds: e.GITLAB_PROJECT_TOKEN_RETRY_SECONDS,
+      rotateSeconds: e.GITLAB_PROJECT_TOKEN_ROTATE_SECONDS,
+    },
     tokenRefreshMarginSeconds: e.TOKEN_REFRESH_MARGIN_SECONDS,
     refreshJitterMaxSeconds: e.REFRESH_JITTER_MAX_SECONDS,
     pullRateLimitPerMinute: e.PULL_RATE_LIMIT_PER_MINUTE,

@@ -9,6 +9,7 @@ import { createGitlabGrants, type GitlabGrants } from './gitlab-grant';
 import { createLeaseStore, type LeaseStore } from './lease-store';
 import { createLogger, type Logger } from './logger';
 import { createMetrics, type Metrics } from './metrics';
+import { createProjectTokens, type ProjectTokens } from './project-tokens';
 import { createGithubClient } from './providers/github';
 import { createGitlabClient } from './providers/gitlab';
 import type { GithubClient, GitlabClient } from './providers/types';
@@ -23,6 +24,7 @@ export interface Core {
   github: GithubClient;
   gitlab: GitlabClient;
   gitlabGrants: GitlabGrants;
+  projectTokens: ProjectTokens;
   leases: LeaseStore;
   temporalConnection: Connection;
   temporal: Client;
@@ -55,6 +57,16 @@ export async function createCore(config: Config, opts: CoreOptions = {}): Promis
     onRefresh: (outcome) => metrics.gitlabRefreshes.inc({ outcome }),
     onRotated: (integrationId) => notifier.integrationChanged(integrationId, 'gitlab grant rotated'),
   });
+  const projectTokens = createProjectTokens({
+    db,
+    secrets,
+    gitlab,
+    grants: gitlabGrants,
+    rotateSeconds: config.projectTokens.rotateSeconds,
+    retrySeconds: config.projectTokens.retrySeconds,
+    onChanged: (rigId, reason) => notifier.rigChanged(rigId, reason),
+    onAction: (action) => metrics.projectTokens.inc({ action }),
+  });
   return {
     config,
     db,
@@ -64,6 +76,7 @@ export async function createCore(config: Config, opts: CoreOptions = {}): Promis
     github,
     gitlab,
     gitlabGrants,
+    projectTokens,
     leases: createLeaseStore({ db, secrets }),
     temporalConnection,
     temporal,

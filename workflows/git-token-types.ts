@@ -6,6 +6,8 @@ export type DispatchStatus = 'starting' | 'active' | 'degraded' | 'credential_er
 /** The statuses a dispatch ends in: nothing is minted, pushed or pulled for it any more. */
 export const ENDED_STATUSES: readonly DispatchStatus[] = ['stopped', 'container_unreachable'];
 export type CredentialSource = 'integration' | 'town_git_auth' | 'none';
+/** How far a token reaches: the rig's repository alone, all the connecting account reaches, or a town's static token. */
+export type CredentialScope = 'repository' | 'account' | 'static';
 
 export interface LastError {
   code: string;

@@ -1,0 +1,151 @@
+// A GitLab rig's dispatches share one project access token: rotated by exactly one of them however
+// many run, the new token pushed to all within seconds (rotation kills the old one at once), pulls
+// returning it; where GitLab refuses (a Developer), the grant stands in and the dispatch says
+// `account` and why, until a role upgrade switches it to `repository` without a restart. Real API,
+// worker, Temporal and Postgres; fake GitLab and containers.
+import { GITLAB_SCOPES } from '../../lib/providers/gitlab-fns';
+import { FakeContainerHost } from '../fakes/container';
+import { FakeGitLab, type Role } from '../fakes/gitlab';
+import { eventually, newOwner, startHarness, type Harness } from '../helpers/harness';
+import { dispatchTo, historiesJson, pull, type Dispatched } from '../helpers/scenario';
+
+const ROTATE = 16;
+const RETRY = 3;
+const CLIENT = { clientId: 'rc-pat', clientSecret: 'rc-pat-secret', redirectUri: 'http://127.0.0.1/integrations/gitlab/callback' };
+
+let gl: FakeGitLab;
+let h: Harness;
+let containers: FakeContainerHost;
+const workflowIds: string[] = [];
+
+interface DispatchBody {
+  status: string;
+  generation: number;
+  credential_source: string;
+  credential_scope: string | null;
+  credential_scope_reason: string | null;
+}
+
+beforeAll(async () => {
+  gl = await FakeGitLab.start();
+  gl.registerApplication(CLIENT);
+  containers = await FakeContainerHost.start();
+  h = await startHarness({
+    env: {
+      GITLAB_URL: gl.baseUrl,
+      GITLAB_CLIENT_ID: CLIENT.clientId,
+      GITLAB_CLIENT_SECRET: CLIENT.clientSecret,
+      GITLAB_PROJECT_TOKEN_ROTATE_SECONDS: String(ROTATE),
+      GITLAB_PROJECT_TOKEN_RETRY_SECONDS: String(RETRY),
+      TOKEN_REFRESH_MARGIN_SECONDS: '3',
+      REFRESH_JITTER_MAX_SECONDS: '2',
+    },
+  });
+});
+
+afterAll(async () => {
+  await h?.close();
+  await containers?.close();
+  await gl?.close();
+});
+
+/** A GitLab user with a current grant (api scope) on their own project, as `role`, and a rig on it. */
+async function gitlabRig(username: string, role: Role = 'owner') {
+  const user = gl.addUser({ username });
+  const [project] = gl.addProjects(user.id, [{ path: 'app', role }]);
+  const grant = gl.grant(user.id, CLIENT.clientId, { scopes: GITLAB_SCOPES });
+  const owner = newOwner();
+  const integration = await h.call<{ id: string }>('POST', '/api/integrations', {
+    provider: 'gitlab',
+    owner_id: owner,
+    access_token: grant.accessToken,
+    refresh_token: grant.refreshToken,
+    expires_at: grant.expiresAt.toISOString(),
+  });
+  expect(integration.status).toBe(201);
+  const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'gl-pat', owner_id: owner });
+  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
+    name: project.path,
+    platform_integration_id: integration.body.id,
+    repository_id: project.id,
+  });
+  expect(rig.status).toBe(201);
+  return { user, project, grant, rigId: rig.body.id, integrationId: integration.body.id };
+}
+
+const dispatchView = async (id: string) => (await h.call<DispatchBody>('GET', `/api/dispatches/${id}`)).body;
+
+it('rotates once under twenty dispatches of one rig, and every container ends holding the live new token', async () => {
+  const { project, rigId } = await gitlabRig('rotator');
+  const before = { ...gl.projectTokens.stats };
+  const ds: Dispatched[] = [];
+  await Promise.all(
+    Array.from({ length: 20 }, async (_, i) => {
+      const d = await dispatchTo(h, containers, rigId, `pat-${i}`);
+      ds.push(d);
+      workflowIds.push(d.workflowId);
+    }),
+  );
+  const first = await containers.waitForPush(ds[0].container, (p) => p.generation === 1);
+  await Promise.all(ds.map((d) => containers.waitForPush(d.container, (p) => p.token === first.token)));
+  expect(gl.projectTokens.stats.created - before.created).toBe(1); // one token for the rig, not one per dispatch
+  expect(gl.gitAccess(first.token, project.path_with_namespace, 'write')).toBe(true);
+  const view = await dispatchView(ds[0].dispatchId);
+  expect(view).toMatchObject({ credential_source: 'integration', credential_scope: 'repository', credential_scope_reason: null });
+
+  // The first rotation: every container gets the new token within seconds of the rotation.
+  const rotatedAt = await eventually(async () => gl.projectTokens.stats.rotated > before.rotated && Date.now(), 30_000, 'a rotation');
+  const fresh = await eventually(
+    async () => gl.projectTokens.all().find((t) => t.projectId === project.id && gl.projectTokens.isLive(t)),
+    5_000,
+    'the rotated token',
+  );
+  await Promise.all(ds.map((d) => containers.waitForPush(d.container, (p) => p.token === fresh.token, 10_000)));
+  expect(Date.now() - rotatedAt).toBeLessThan(10_000);
+  expect(gl.projectTokens.stats.rotated - before.rotated).toBe(1);
+  expect(gl.isProjectTokenLive(first.token)).toBe(false);
+  for (const d of ds) expect(gl.isProjectTokenLive(containers.latest(d.container)!.token)).toBe(true);
+  expect(containers.latest(ds[0].container)!.username).toBe('oauth2');
+  const pulled = await pull(h, rigId, ds[3].containerToken);
+  expect(pulled.body.token).toBe(fresh.token);
+
+  // Stopping a dispatch revokes nothing shared.
+  await h.call('POST', `/api/dispatches/${ds[0].dispatchId}/stop`);
+  await eventually(async () => (await dispatchView(ds[0].dispatchId)).status === 'stopped');
+  expect(gl.isProjectTokenLive(fresh.token)).toBe(true);
+  for (const d of ds.slice(1)) await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
+  await eventually(async () => (await Promise.all(ds.map((d) => dispatchView(d.dispatchId)))).every((v) => v.status === 'stopped'));
+}, 90_000);
+
+it('falls back to the grant for a Developer and says why, then switches to a project token after the role upgrade', async () => {
+  gl.accessTokenLifetimeSeconds = 8; // the grant's refreshes are this dispatch's mints
+  const { user, project, rigId } = await gitlabRig('developer', 'developer');
+  gl.accessTokenLifetimeSeconds = 7200;
+  const d = await dispatchTo(h, containers, rigId, 'pat-dev');
+  workflowIds.push(d.workflowId);
+  const first = await containers.waitForPush(d.container, (p) => p.generation === 1);
+  expect(gl.isAccessTokenLive(first.token)).toBe(true); // the account-wide grant
+  const view = await eventually(async () => {
+    const v = await dispatchView(d.dispatchId);
+    return v.credential_scope === 'account' ? v : null;
+  });
+  expect(view.credential_scope_reason).toMatch(/Maintainer or Owner role/);
+
+  gl.setRole(user.id, project.id, 'maintainer');
+  // The first mint after the retry interval makes the token and pushes it; nothing is restarted.
+  const switched = await containers.waitForPush(d.container, (p) => gl.isProjectTokenLive(p.token), 30_000);
+  expect(gl.gitAccess(switched.token, project.path_with_namespace, 'write')).toBe(true);
+  expect(await dispatchView(d.dispatchId)).toMatchObject({ credential_scope: 'repository', credential_scope_reason: null });
+  await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
+}, 60_000);
+
+it('keeps no project token or grant in any workflow history or log line', async () => {
+  const tokens = gl.issuedTokens();
+  expect(tokens.filter((t) => t.startsWith('glpat-')).length).toBeGreaterThanOrEqual(3);
+  const text = await historiesJson(h, workflowIds);
+  const logText = h.logs.join('');
+  for (const t of tokens) {
+    expect(text.includes(t)).toBe(false);
+    expect(logText.includes(t)).toBe(false);
+  }
+});
