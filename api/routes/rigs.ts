@@ -1,6 +1,7 @@
 // Rig routes: create one in a town (through an integration or by a manual git URL), read it with
-// its credential source, reconnect or disconnect it.
+// its credential source, reconnect or disconnect it, delete it.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import type { Services } from '../services';
 import { adminSecurity as security, errorResponses } from '../schemas/common';
 import * as towns from '../schemas/towns';
@@ -49,5 +50,22 @@ export const rigRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (a
       },
     },
     async (req) => services.rigs.update(req.params.rig_id, req.body),
+  );
+
+  app.delete(
+    '/rigs/:rig_id',
+    {
+      schema: {
+        tags: ['rigs'],
+        summary: 'Delete a rig with no running dispatch (409 rig_has_running_dispatches otherwise); its GitLab project token is revoked',
+        security,
+        params: rigs.rigParams,
+        response: { 204: z.null().describe('Deleted'), ...errorResponses },
+      },
+    },
+    async (req, reply) => {
+      await services.rigs.remove(req.params.rig_id);
+      return reply.status(204).send(null);
+    },
   );
 };

@@ -13,7 +13,7 @@ import { AppError, badRequest, conflict, notFound, providerFailure, unprocessabl
 import type { registerGithubBody, registerGitlabBody } from '../schemas/integrations';
 import { presentIntegration } from './presenters';
 
-type Deps = Pick<Core, 'db' | 'secrets' | 'github' | 'gitlab' | 'gitlabGrants' | 'notifier' | 'config'>;
+type Deps = Pick<Core, 'db' | 'secrets' | 'github' | 'gitlab' | 'gitlabGrants' | 'projectTokens' | 'notifier' | 'config'>;
 
 /** Normalises a GitLab base URL; plain http only for loopback outside production. */
 export function normaliseGitlabBaseUrl(raw: string, production: boolean): string {
@@ -226,6 +226,8 @@ export function createIntegrationService(deps: Deps) {
           where: { id },
           data: { ...grant, tokenVersion: { increment: 1 }, statusChangedAt: new Date() },
         });
+        // The new grant may have what the old one lacked (the api scope): refused rigs ask again.
+        await deps.projectTokens.retryNow({ integrationId: id });
         await deps.notifier.integrationChanged(id, 'gitlab grant reconnected');
         return { created: false, integration: presentIntegration(row) };
       }
