@@ -11,7 +11,7 @@ import { badRequest, conflict, forbidden, notFound, unprocessable } from '../err
 import type { createRigBody, patchRigBody } from '../schemas/rigs';
 import type { IntegrationService } from './integrations';
 import { presentRig } from './presenters';
-import { branchProblem, gitUrlProblem } from './rig-fns';
+import { branchProblem, gitUrlProblem, rigScope } from './rig-fns';
 
 type Deps = Pick<Core, 'db' | 'notifier' | 'projectTokens'> & { integrations: IntegrationService };
 
@@ -115,12 +115,28 @@ export function createRigService(deps: Deps) {
         const token = await db.townGitAuth.findUnique({ where: { townId_host: { townId: rig.townId, host: gitHost(rig.gitUrl) } } });
         if (token) source = 'town_git_auth';
       }
+      const projectToken =
+        integration?.provider === 'gitlab'
+          ? await db.rigProjectToken.findUnique({
+              where: { rigId },
+              select: { status: true, fallbackReason: true, usableUntil: true, rotatedAt: true },
+            })
+          : null;
       return {
         ...presentRig(rig),
         integration: integration
           ? { id: integration.id, provider: integration.provider, account: integration.accountLogin, status: integration.status }
           : null,
         credential_source: source,
+        ...rigScope(integration?.provider ?? null, source, projectToken),
+        project_token:
+          integration?.provider === 'gitlab'
+            ? {
+                status: projectToken?.status ?? ('none' as const),
+                usable_until: projectToken?.usableUntil?.toISOString() ?? null,
+                rotated_at: projectToken?.rotatedAt?.toISOString() ?? null,
+              }
+            : null,
       };
     },
 

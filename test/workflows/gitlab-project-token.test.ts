@@ -6,7 +6,7 @@
 import { GITLAB_SCOPES } from '../../lib/providers/gitlab-fns';
 import { FakeContainerHost } from '../fakes/container';
 import { FakeGitLab, type Role } from '../fakes/gitlab';
-import { eventually, newOwner, startHarness, type Harness } from '../helpers/harness';
+import { ADMIN, eventually, newOwner, startHarness, type Harness } from '../helpers/harness';
 import { dispatchTo, historiesJson, pull, type Dispatched } from '../helpers/scenario';
 
 const ROTATE = 16;
@@ -75,6 +75,13 @@ async function gitlabRig(username: string, role: Role = 'owner') {
 
 const dispatchView = async (id: string) => (await h.call<DispatchBody>('GET', `/api/dispatches/${id}`)).body;
 
+/** The dashboard's rig page as a signed-in browser gets it. */
+async function rigPage(rigId: string): Promise<string> {
+  const res = await fetch(`${h.url}/rigs/${rigId}`, { headers: { authorization: `Bearer ${ADMIN}` } });
+  expect(res.status).toBe(200);
+  return res.text();
+}
+
 it('rotates once under twenty dispatches of one rig, and every container ends holding the live new token', async () => {
   const { project, rigId } = await gitlabRig('rotator');
   const before = { ...gl.projectTokens.stats };
@@ -130,12 +137,27 @@ it('falls back to the grant for a Developer and says why, then switches to a pro
     return v.credential_scope === 'account' ? v : null;
   });
   expect(view.credential_scope_reason).toMatch(/Maintainer or Owner role/);
+  const rig = await h.call<{ credential_scope: string; credential_scope_reason: string; project_token: { status: string } }>(
+    'GET',
+    `/api/rigs/${rigId}`,
+  );
+  expect(rig.body).toMatchObject({ credential_scope: 'account', project_token: { status: 'fallback' } });
+  expect(rig.body.credential_scope_reason).toBe(view.credential_scope_reason);
+  const page = await rigPage(rigId);
+  expect(page).toContain('data-credential-scope="account"');
+  expect(page).toMatch(
+    /The GitLab grant stands in: GitLab refused a project access token: the connected account needs the Maintainer or Owner role/,
+  );
+  expect(page).toContain(`<tr data-dispatch="${d.dispatchId}">`);
+  expect(page).toMatch(new RegExp(`data-dispatch-scope="account"><span class="badge warn" data-scope="account">whole account</span>`));
 
   gl.setRole(user.id, project.id, 'maintainer');
   // The first mint after the retry interval makes the token and pushes it; nothing is restarted.
   const switched = await containers.waitForPush(d.container, (p) => gl.isProjectTokenLive(p.token), 30_000);
   expect(gl.gitAccess(switched.token, project.path_with_namespace, 'write')).toBe(true);
   expect(await dispatchView(d.dispatchId)).toMatchObject({ credential_scope: 'repository', credential_scope_reason: null });
+  expect((await h.call<{ credential_scope: string }>('GET', `/api/rigs/${rigId}`)).body.credential_scope).toBe('repository');
+  expect(await rigPage(rigId)).toContain('data-credential-scope="repository"');
   await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
 }, 60_000);
 
