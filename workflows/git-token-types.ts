@@ -26,6 +26,9 @@ export interface LeaseMeta {
   reused: boolean;
   /** Set when the mint also pushed the new lease: acknowledged, or the container is gone. */
   pushed?: 'acknowledged' | 'gone';
+  /** How far the token reaches, and why a GitLab grant stands in (absent from leases minted before this existed). */
+  scope?: CredentialScope;
+  scopeReason?: string | null;
 }
 
 export interface MintLeaseInput {
@@ -71,6 +74,9 @@ export interface DispatchView {
   tokenExpiresAt: string | null;
   refreshedAt: string | null;
   lastError: LastError | null;
+  /** Absent until a lease says (and in runs whose leases predate it). */
+  credentialScope?: CredentialScope;
+  credentialScopeReason?: string | null;
 }
 
 /** State carried across continue-as-new. */

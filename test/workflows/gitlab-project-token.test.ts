@@ -8,6 +8,7 @@ import { FakeContainerHost } from '../fakes/container';
 import { FakeGitLab, type Role } from '../fakes/gitlab';
 import { ADMIN, eventually, newOwner, startHarness, type Harness } from '../helpers/harness';
 import { dispatchTo, historiesJson, pull, type Dispatched } from '../helpers/scenario';
+import { CredentialScopeKey } from '../../workflows/search-attributes';
 
 const ROTATE = 16;
 const RETRY = 3;
@@ -74,6 +75,14 @@ async function gitlabRig(username: string, role: Role = 'owner') {
 }
 
 const dispatchView = async (id: string) => (await h.call<DispatchBody>('GET', `/api/dispatches/${id}`)).body;
+
+/** The dispatch workflow's CredentialScope search attribute, once it is `want`. */
+const scopeAttribute = (workflowId: string, want: string) =>
+  eventually(
+    async () => (await h.core.temporal.workflow.getHandle(workflowId).describe()).typedSearchAttributes.get(CredentialScopeKey) === want,
+    10_000,
+    `CredentialScope = ${want}`,
+  );
 
 /** The dashboard's rig page as a signed-in browser gets it. */
 async function rigPage(rigId: string): Promise<string> {
@@ -150,6 +159,7 @@ it('falls back to the grant for a Developer and says why, then switches to a pro
   );
   expect(page).toContain(`<tr data-dispatch="${d.dispatchId}">`);
   expect(page).toMatch(new RegExp(`data-dispatch-scope="account"><span class="badge warn" data-scope="account">whole account</span>`));
+  await scopeAttribute(d.workflowId, 'account');
 
   gl.setRole(user.id, project.id, 'maintainer');
   // The first mint after the retry interval makes the token and pushes it; nothing is restarted.
@@ -158,6 +168,7 @@ it('falls back to the grant for a Developer and says why, then switches to a pro
   expect(await dispatchView(d.dispatchId)).toMatchObject({ credential_scope: 'repository', credential_scope_reason: null });
   expect((await h.call<{ credential_scope: string }>('GET', `/api/rigs/${rigId}`)).body.credential_scope).toBe('repository');
   expect(await rigPage(rigId)).toContain('data-credential-scope="repository"');
+  await scopeAttribute(d.workflowId, 'repository');
   await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
 }, 60_000);
 
