@@ -45,7 +45,7 @@ export const rigDetail = rig
       .nullable()
       .describe("How far the rig's tokens reach; null for a GitLab rig until its first dispatch asks GitLab, or without credentials"),
     credential_scope_reason: z.string().nullable().describe('Why a GitLab rig holds the account-wide grant (credential_scope account)'),
-    project_token: z
+    project_token_state: z
       .object({
         status: z.enum(['none', 'active', 'fallback', 'revoking', 'revoked']),
         usable_until: isoTime.nullable().describe('When dispatches stop using it (it is rotated shortly before)'),

@@ -129,7 +129,7 @@ export function createRigService(deps: Deps) {
           : null,
         credential_source: source,
         ...rigScope(integration?.provider ?? null, source, projectToken),
-        project_token:
+        project_token_state:
           integration?.provider === 'gitlab'
             ? {
                 status: projectToken?.status ?? ('none' as const),

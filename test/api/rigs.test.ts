@@ -254,7 +254,7 @@ describe('GET /api/rigs/:id', () => {
       credential_source: 'integration',
       credential_scope: 'repository',
       credential_scope_reason: null,
-      project_token: null,
+      project_token_state: null,
     });
     expect((await getRig(covered.body.id)).body).toMatchObject({
       integration: null,

@@ -146,11 +146,11 @@ it('falls back to the grant for a Developer and says why, then switches to a pro
     return v.credential_scope === 'account' ? v : null;
   });
   expect(view.credential_scope_reason).toMatch(/Maintainer or Owner role/);
-  const rig = await h.call<{ credential_scope: string; credential_scope_reason: string; project_token: { status: string } }>(
+  const rig = await h.call<{ credential_scope: string; credential_scope_reason: string; project_token_state: { status: string } }>(
     'GET',
     `/api/rigs/${rigId}`,
   );
-  expect(rig.body).toMatchObject({ credential_scope: 'account', project_token: { status: 'fallback' } });
+  expect(rig.body).toMatchObject({ credential_scope: 'account', project_token_state: { status: 'fallback' } });
   expect(rig.body.credential_scope_reason).toBe(view.credential_scope_reason);
   const page = await rigPage(rigId);
   expect(page).toContain('data-credential-scope="account"');

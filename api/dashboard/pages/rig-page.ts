@@ -36,8 +36,8 @@ export const rigPage: FastifyPluginAsyncZod<{ services: Services }> = async (app
     <dt>Default branch</dt><dd><code>${rig.default_branch}</code></dd>
     <dt>Credentials</dt><dd data-credential-source="${rig.credential_source}">${source}</dd>
     <dt>Token reach</dt><dd data-credential-scope="${rig.credential_scope ?? 'undecided'}">${scopeBadge(rig.credential_scope)}
-      ${scopeWords(rig.credential_scope, rig.credential_scope_reason, rig.project_token)}
-      ${rig.project_token?.rotated_at ? html`<br>Last rotated ${time(rig.project_token.rotated_at)}.` : ''}</dd>
+      ${scopeWords(rig.credential_scope, rig.credential_scope_reason, rig.project_token_state)}
+      ${rig.project_token_state?.rotated_at ? html`<br>Last rotated ${time(rig.project_token_state.rotated_at)}.` : ''}</dd>
   </dl>
   <div class="actions">
     ${
