@@ -8,7 +8,8 @@ import { GITLAB_SCOPES } from '../../lib/providers/gitlab-fns';
 import { FakeGitServer } from '../fakes/git-server';
 import { FakeGitLab } from '../fakes/gitlab';
 import { AgentContainer, type GitRun } from '../helpers/agent-container';
-import { eventually, newOwner, startHarness, type Harness } from '../helpers/harness';
+import { eventually, startHarness, type Harness } from '../helpers/harness';
+import { gitlabRig } from '../helpers/scenario';
 
 const CLIENT = { clientId: 'rc-git', clientSecret: 'rc-git-secret', redirectUri: 'http://127.0.0.1/integrations/gitlab/callback' };
 const AUTH_FAILURE = /Authentication failed for|could not read Username for|HTTP 401|401 Unauthorized/;
@@ -38,28 +39,18 @@ function ok(run: GitRun): GitRun {
 }
 
 it('clones and pushes the rig project with its project token, and the same token fails on the account’s other project', async () => {
-  const user = gl.addUser({ username: 'gitter' });
-  const [project, other] = gl.addProjects(user.id, [{ path: 'app' }, { path: 'secrets' }]);
-  for (const p of [project, other]) gitServer.createRepo(p.path_with_namespace);
-  const grant = gl.grant(user.id, CLIENT.clientId, { scopes: GITLAB_SCOPES });
-  const owner = newOwner();
-  const integration = await h.call<{ id: string }>('POST', '/api/integrations', {
-    provider: 'gitlab',
-    owner_id: owner,
-    access_token: grant.accessToken,
-    refresh_token: grant.refreshToken,
-    expires_at: grant.expiresAt.toISOString(),
+  const { projects, grant, rigId, gitUrl } = await gitlabRig(h, gl, {
+    clientId: CLIENT.clientId,
+    username: 'gitter',
+    projects: [{ path: 'app' }, { path: 'secrets' }],
+    scopes: GITLAB_SCOPES,
   });
-  const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'gl-git', owner_id: owner });
-  const rig = await h.call<{ id: string; git_url: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
-    name: project.path,
-    platform_integration_id: integration.body.id,
-    repository_id: project.id,
-  });
-  expect(rig.body.git_url).toBe(project.http_url_to_repo);
+  const [project, other] = projects;
+  for (const p of projects) gitServer.createRepo(p.path_with_namespace);
+  expect(gitUrl).toBe(project.http_url_to_repo);
 
-  box = await AgentContainer.start({ serviceUrl: h.url, rigId: rig.body.id, gitOrigin: rig.body.git_url });
-  const created = await h.call<{ dispatch_id: string; container_token: string }>('POST', `/api/rigs/${rig.body.id}/dispatches`, {
+  box = await AgentContainer.start({ serviceUrl: h.url, rigId, gitOrigin: gitUrl });
+  const created = await h.call<{ dispatch_id: string; container_token: string }>('POST', `/api/rigs/${rigId}/dispatches`, {
     container_url: box.url,
   });
   box.receiveContainerToken(created.body.container_token);
@@ -68,7 +59,7 @@ it('clones and pushes the rig project with its project token, and the same token
   expect(gl.isProjectTokenLive(held.token!)).toBe(true);
 
   // The rig's project: clone, commit, push.
-  ok(await box.git(['clone', rig.body.git_url, 'work']));
+  ok(await box.git(['clone', gitUrl, 'work']));
   writeFileSync(join(box.dir, 'work', 'agent.txt'), 'written by the agent\n');
   ok(await box.git(['add', 'agent.txt'], { cwd: 'work' }));
   ok(await box.git(['commit', '-m', 'agent: work'], { cwd: 'work' }));

@@ -11,7 +11,7 @@ import { FakeContainerHost } from '../fakes/container';
 import { FakeGitLab } from '../fakes/gitlab';
 import { GITLAB_SCOPES } from '../../lib/providers/gitlab-fns';
 import { eventually, newOwner, startHarness, type Harness } from '../helpers/harness';
-import { allText, dispatchTo, githubRig, githubWorld, pull, type GithubWorld } from '../helpers/scenario';
+import { allText, dispatchTo, githubRig, githubWorld, gitlabRig, pull, type GithubWorld } from '../helpers/scenario';
 import { refreshNowUpdate } from '../../workflows/git-token-workflow';
 import { historyToObject, secretsInHistory, type CorpusFile } from './corpus';
 
@@ -190,28 +190,17 @@ it('gitlab-shared-refresh: two dispatches share a grant; one refreshes it, the o
 }, 120_000);
 
 it('gitlab-project-token: the grant stands in for a Developer (account), a role upgrade switches to a project token (repository), one dispatch rotates it and the other is signalled', async () => {
-  const user = gl.addUser({ username: 'dora' });
-  const [project] = gl.addProjects(user.id, [{ path: 'app', role: 'developer' }]);
-  const grant = gl.grant(user.id, CLIENT.clientId, { scopes: GITLAB_SCOPES });
-  const owner = newOwner();
-  const integration = await h.call<{ id: string }>('POST', '/api/integrations', {
-    provider: 'gitlab',
-    owner_id: owner,
-    access_token: grant.accessToken,
-    refresh_token: grant.refreshToken,
-    expires_at: grant.expiresAt.toISOString(),
+  const { user, project, rigId } = await gitlabRig(h, gl, {
+    clientId: CLIENT.clientId,
+    username: 'dora',
+    projects: [{ path: 'app', role: 'developer' }],
+    scopes: GITLAB_SCOPES,
   });
-  const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'gl-pat', owner_id: owner });
-  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
-    name: project.path,
-    platform_integration_id: integration.body.id,
-    repository_id: project.id,
-  });
-  const a = await dispatch(rig.body.id, 'rec-pat-a');
+  const a = await dispatch(rigId, 'rec-pat-a');
   await containers.waitForPush(a.container, (p) => p.generation === 1);
   gl.setRole(user.id, project.id, 'maintainer');
   const first = await containers.waitForPush(a.container, (p) => gl.isProjectTokenLive(p.token), 30_000);
-  const b = await dispatch(rig.body.id, 'rec-pat-b');
+  const b = await dispatch(rigId, 'rec-pat-b');
   await containers.waitForPush(b.container, (p) => p.token === first.token);
   const rotations = gl.projectTokens.stats.rotated;
   await eventually(async () => gl.projectTokens.stats.rotated > rotations, 30_000, 'a rotation');

@@ -5,8 +5,8 @@
 import { GITLAB_SCOPES } from '../../lib/providers/gitlab-fns';
 import { FakeContainerHost } from '../fakes/container';
 import { FakeGitLab } from '../fakes/gitlab';
-import { eventually, newOwner, startHarness, type Harness } from '../helpers/harness';
-import { dispatchTo, historiesJson, type Dispatched } from '../helpers/scenario';
+import { eventually, startHarness, type Harness } from '../helpers/harness';
+import { dispatchTo, gitlabRig as scenarioGitlabRig, historiesJson, type Dispatched } from '../helpers/scenario';
 
 const CLIENT = { clientId: 'rc-revoke', clientSecret: 'rc-revoke-secret', redirectUri: 'http://127.0.0.1/integrations/gitlab/callback' };
 
@@ -37,25 +37,13 @@ async function harness(env: Record<string, string> = {}): Promise<Harness> {
 
 /** A GitLab account with two projects of its own, and a rig on the first. */
 async function gitlabRig(h: Harness, username: string) {
-  const user = gl.addUser({ username });
-  const [project, other] = gl.addProjects(user.id, [{ path: 'app' }, { path: 'lib' }]);
-  const grant = gl.grant(user.id, CLIENT.clientId, { scopes: GITLAB_SCOPES });
-  const owner = newOwner();
-  const integration = await h.call<{ id: string }>('POST', '/api/integrations', {
-    provider: 'gitlab',
-    owner_id: owner,
-    access_token: grant.accessToken,
-    refresh_token: grant.refreshToken,
-    expires_at: grant.expiresAt.toISOString(),
+  const r = await scenarioGitlabRig(h, gl, {
+    clientId: CLIENT.clientId,
+    username,
+    projects: [{ path: 'app' }, { path: 'lib' }],
+    scopes: GITLAB_SCOPES,
   });
-  const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'gl-revoke', owner_id: owner });
-  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
-    name: project.path,
-    platform_integration_id: integration.body.id,
-    repository_id: project.id,
-  });
-  expect(rig.status).toBe(201);
-  return { project, other, integrationId: integration.body.id, rigId: rig.body.id };
+  return { ...r, other: r.projects[1] };
 }
 
 /** A dispatch of the rig and the project token its container received first. */

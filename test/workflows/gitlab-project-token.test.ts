@@ -6,8 +6,8 @@
 import { GITLAB_SCOPES } from '../../lib/providers/gitlab-fns';
 import { FakeContainerHost } from '../fakes/container';
 import { FakeGitLab, type Role } from '../fakes/gitlab';
-import { ADMIN, eventually, newOwner, startHarness, type Harness } from '../helpers/harness';
-import { dispatchTo, historiesJson, pull, type Dispatched } from '../helpers/scenario';
+import { ADMIN, eventually, startHarness, type Harness } from '../helpers/harness';
+import { dispatchTo, gitlabRig as scenarioGitlabRig, historiesJson, pull, type Dispatched } from '../helpers/scenario';
 import { CredentialScopeKey } from '../../workflows/search-attributes';
 
 const ROTATE = 16;
@@ -51,28 +51,8 @@ afterAll(async () => {
 });
 
 /** A GitLab user with a current grant (api scope) on their own project, as `role`, and a rig on it. */
-async function gitlabRig(username: string, role: Role = 'owner') {
-  const user = gl.addUser({ username });
-  const [project] = gl.addProjects(user.id, [{ path: 'app', role }]);
-  const grant = gl.grant(user.id, CLIENT.clientId, { scopes: GITLAB_SCOPES });
-  const owner = newOwner();
-  const integration = await h.call<{ id: string }>('POST', '/api/integrations', {
-    provider: 'gitlab',
-    owner_id: owner,
-    access_token: grant.accessToken,
-    refresh_token: grant.refreshToken,
-    expires_at: grant.expiresAt.toISOString(),
-  });
-  expect(integration.status).toBe(201);
-  const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'gl-pat', owner_id: owner });
-  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
-    name: project.path,
-    platform_integration_id: integration.body.id,
-    repository_id: project.id,
-  });
-  expect(rig.status).toBe(201);
-  return { user, project, grant, rigId: rig.body.id, integrationId: integration.body.id };
-}
+const gitlabRig = (username: string, role: Role = 'owner') =>
+  scenarioGitlabRig(h, gl, { clientId: CLIENT.clientId, username, projects: [{ path: 'app', role }], scopes: GITLAB_SCOPES });
 
 const dispatchView = async (id: string) => (await h.call<DispatchBody>('GET', `/api/dispatches/${id}`)).body;
 
