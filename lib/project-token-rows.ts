@@ -32,6 +32,13 @@ export interface IssuedSave {
   usableUntil: Date;
 }
 
+/** Whether the rig still points at this integration and project, its row share-locked for the transaction. */
+export async function stillConnected(sql: Sql, rig: { rigId: string; integrationId: string; projectId: bigint }): Promise<boolean> {
+  const [r] = await sql.$queryRaw<Array<{ platform_integration_id: string | null; repository_id: bigint | null }>>`
+    SELECT platform_integration_id, repository_id FROM gastown_rigs WHERE id = ${rig.rigId}::uuid FOR SHARE`;
+  return r !== undefined && r.platform_integration_id === rig.integrationId && r.repository_id === rig.projectId;
+}
+
 /** The rig's row, locked for the transaction; a rig without one gets an empty one (`revoked`: holds nothing). */
 export async function lockRow(
   sql: Sql,

@@ -9,8 +9,18 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from './db';
 import type { GitlabGrants } from './gitlab-grant';
-import { claimIdle, detachStatements, lockRow, saveFallback, saveIssued, type IssuedSave, type TokenRow } from './project-token-rows';
+import {
+  claimIdle,
+  detachStatements,
+  lockRow,
+  saveFallback,
+  saveIssued,
+  stillConnected,
+  type IssuedSave,
+  type TokenRow,
+} from './project-token-rows';
 import * as fns from './project-token-fns';
+import { createRevoker } from './project-token-revoke';
 import { ProjectTokenRefused, ProviderError, type GitlabClient } from './providers/types';
 import type { SecretBox } from './secrets';
 import { projectTokenContext } from './secret-contexts';
@@ -46,6 +56,8 @@ export interface ProjectTokensDeps {
   onAction?: (action: ProjectTokenAction) => void;
 }
 
+const RECONNECTED = 'the rig was reconnected while its token was being made: trying again';
+
 /** A grant token this close to its expiry is refreshed first: it only has to last one GitLab call. */
 const GRANT_MIN_SECONDS = 5;
 
@@ -77,6 +89,9 @@ export function createProjectTokens(deps: ProjectTokensDeps) {
         async (tx): Promise<Locked> => {
           // A long wait for the lock would eat the time the GitLab call needs; a retry finds the new token.
           await tx.$executeRaw`SET LOCAL lock_timeout = '5s'`;
+          // The rig first (as its reconnect and deletion lock it): a mint that read the rig before a
+          // reconnect committed must not make a token for the project the rig just left.
+          if (!(await stillConnected(tx, rig))) return { failed: new ProviderError('provider_unavailable', RECONNECTED) };
           let row = await lockRow(tx, rig, randomUUID());
           if (!matches(row, rig) || row.status === 'revoking') {
             // Left from an earlier connection of the rig, or being revoked: revoked apart from this rig.
@@ -184,36 +199,7 @@ export function createProjectTokens(deps: ProjectTokensDeps) {
     return result.answer;
   }
 
-  /** Revokes a row waiting as `revoking` (one process at a time); returns what happened. */
-  async function revokeRow(id: string): Promise<'revoked' | 'expired' | 'busy' | 'none'> {
-    const [peek] = await db.$queryRaw<Array<TokenRow & { base_url: string | null }>>`
-      SELECT t.id, t.rig_id, t.integration_id, t.project_id, t.gitlab_token_id, t.expires_on, t.status::text AS status, i.gitlab_base_url AS base_url
-      FROM rig_project_tokens t JOIN platform_integrations i ON i.id = t.integration_id WHERE t.id = ${id}::uuid`;
-    if (!peek || peek.status !== 'revoking') return 'none';
-    const gone = peek.gitlab_token_id === null || !peek.expires_on || fns.latestEnd(peek.expires_on) <= now();
-    const grant = gone ? undefined : await deps.grants.getValidAccessToken(peek.integration_id, GRANT_MIN_SECONDS);
-    const outcome = await db.$transaction(
-      async (tx) => {
-        // Several workers sweep at once: whoever holds the row revokes it, the others move on.
-        const [mine] = await tx.$queryRaw<TokenRow[]>`
-          SELECT id FROM rig_project_tokens WHERE id = ${id}::uuid AND status = 'revoking' FOR UPDATE SKIP LOCKED`;
-        if (!mine) return 'busy' as const;
-        if (grant) {
-          const call = { baseUrl: peek.base_url as string, accessToken: grant.accessToken, projectId: Number(peek.project_id) };
-          await gitlab.revokeProjectAccessToken({ ...call, tokenId: Number(peek.gitlab_token_id) });
-          deps.onAction?.('revoked');
-        }
-        await tx.$executeRaw`
-          UPDATE rig_project_tokens SET status = 'revoked', token_enc = NULL, gitlab_token_id = NULL, usable_until = NULL,
-            revoked_at = now(), version = version + 1, updated_at = now()
-          WHERE id = ${id}::uuid AND rig_id IS NOT NULL`;
-        await tx.$executeRaw`DELETE FROM rig_project_tokens WHERE id = ${id}::uuid AND rig_id IS NULL`;
-        return grant ? ('revoked' as const) : ('expired' as const);
-      },
-      { maxWait: 30_000, timeout: 30_000 },
-    );
-    return outcome;
-  }
+  const revokeRow = createRevoker({ ...deps, now, grantMinSeconds: GRANT_MIN_SECONDS });
 
   return {
     /**
@@ -258,7 +244,7 @@ export function createProjectTokens(deps: ProjectTokensDeps) {
       const pending = await db.$queryRaw<Array<{ id: string }>>`
         SELECT id FROM rig_project_tokens WHERE status = 'revoking' ORDER BY updated_at LIMIT ${batch}::int`;
       let revoked = 0;
-      for (const { id } of pending) if ((await revokeRow(id).catch(() => 'failed')) === 'revoked') revoked++;
+      for (const { id } of pending) if ((await revokeRow(id, true).catch(() => 'failed')) === 'revoked') revoked++;
       // A dispatch that started while its rig's token was being revoked mints again.
       for (const r of idle) await deps.onChanged?.(r.rig_id, 'idle gitlab project token revoked').catch(() => undefined);
       return revoked;

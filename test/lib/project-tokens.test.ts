@@ -73,7 +73,14 @@ async function gitlabRig(scopes = GITLAB_SCOPES) {
   });
   const town = await db.town.create({ data: { name: 'pt', ownerId: randomUUID() } });
   const row = await db.rig.create({
-    data: { townId: town.id, name: project.path, gitUrl: project.http_url_to_repo, defaultBranch: 'main', platformIntegrationId: id },
+    data: {
+      townId: town.id,
+      name: project.path,
+      gitUrl: project.http_url_to_repo,
+      defaultBranch: 'main',
+      platformIntegrationId: id,
+      repositoryId: BigInt(project.id),
+    },
   });
   const rig: ProjectTokenRig = { rigId: row.id, rigName: row.name, integrationId: id, projectId: BigInt(project.id), baseUrl: gl.baseUrl };
   return { user, project, other, rig };
@@ -200,8 +207,11 @@ it('revokes on detach and on reconnecting to another project; a failed revocatio
   const { rig, project, other } = await gitlabRig();
   const a = await s.forRig(rig, 300);
   // Reconnected to the other project: the first token goes, the rig gets one for the new project.
+  await db.rig.update({ where: { id: rig.rigId }, data: { repositoryId: BigInt(other.id) } });
   const moved = { ...rig, projectId: BigInt(other.id) };
   const b = await s.forRig(moved, 300);
+  // A mint that read the rig before the reconnect makes no token for the project it left.
+  await expect(s.forRig(rig, 300)).rejects.toThrow(/reconnected while its token was being made/);
   expect(a.scope === 'repository' && gl.isProjectTokenLive(a.token)).toBe(false);
   expect(b.scope === 'repository' && gl.gitAccess(b.token, other.path_with_namespace, 'write')).toBe(true);
   expect(liveTokensOf(project.id)).toHaveLength(0);

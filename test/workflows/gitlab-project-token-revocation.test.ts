@@ -128,8 +128,12 @@ describe('the idle sweep in the worker', () => {
     await stopped(h, d);
     await eventually(async () => !gl.isProjectTokenLive(d.token), 10_000, 'the idle revocation');
     revokedAtGitlab(d.token, project.path_with_namespace);
-    const row = await h.core.db.rigProjectToken.findUniqueOrThrow({ where: { rigId } });
-    expect(row).toMatchObject({ status: 'revoked', tokenEnc: null, revokedAt: expect.any(Date) });
+    // GitLab answers inside the sweep's transaction, which then commits.
+    const row = await eventually(async () => {
+      const r = await h.core.db.rigProjectToken.findUniqueOrThrow({ where: { rigId } });
+      return r.status === 'revoked' ? r : null;
+    });
+    expect(row).toMatchObject({ tokenEnc: null, revokedAt: expect.any(Date) });
     const again = await dispatched(h, rigId, 'rv-idle-2');
     expect(again.token).not.toBe(d.token);
     await stopped(h, again);
