@@ -2,11 +2,14 @@
 // else the town's static token for the rig's git host; else `no_credentials`. A rig connected
 // through an integration never silently falls back to a town token: when the integration fails,
 // the dispatch says why (least privilege beats a surprise switch to a broader static token).
+// A GitLab rig gets its project access token; only where GitLab refuses one does the account-wide
+// grant stand in, labelled `account` with the reason.
 import type { Db } from '../lib/db';
 import { gitHost } from '../lib/git-host';
-import type { GitlabGrants } from '../lib/gitlab-grant';
+import { IntegrationUnavailableError, type GitlabGrants } from '../lib/gitlab-grant';
 import { setIntegrationStatus } from '../lib/integration-status';
 import { DispatchEndedError, type Credential } from '../lib/lease-store';
+import type { ProjectTokens } from '../lib/project-tokens';
 import type { GithubClient } from '../lib/providers/types';
 import { ProviderError } from '../lib/providers/types';
 import type { SecretBox } from '../lib/secrets';
@@ -34,6 +37,7 @@ export interface ResolverDeps {
   secrets: SecretBox;
   github: Pick<GithubClient, 'mintInstallationToken' | 'verifyInstallationToken' | 'revokeInstallationToken' | 'getInstallation'>;
   gitlabGrants: Pick<GitlabGrants, 'getValidAccessToken'>;
+  projectTokens: Pick<ProjectTokens, 'forRig'>;
   /** Refresh margin: a shared GitLab token with less than this left is refreshed first. */
   marginSeconds: number;
   /** Called when a provider showed that a stored integration status is stale. */
@@ -48,8 +52,9 @@ export async function resolveCredential(
 ): Promise<ResolvedCredential> {
   // Raw SQL: this runs once per refresh of every dispatch (see lib/lease-store.ts on the cost).
   const [rig] = await deps.db.$queryRaw<RigRow[]>`
-    SELECT r.town_id, r.git_url, r.repository_id, i.id AS integration_id, i.provider::text AS provider, i.status::text AS status,
-           i.github_installation_id, i.github_app_type::text AS github_app_type
+    SELECT r.id AS rig_id, r.name AS rig_name, r.town_id, r.git_url, r.repository_id, i.id AS integration_id,
+           i.provider::text AS provider, i.status::text AS status, i.github_installation_id, i.github_app_type::text AS github_app_type,
+           i.gitlab_base_url
     FROM agent_dispatches d JOIN gastown_rigs r ON r.id = d.rig_id
     LEFT JOIN platform_integrations i ON i.id = r.platform_integration_id
     WHERE d.id = ${dispatchId}::uuid`;
@@ -63,7 +68,7 @@ export async function resolveCredential(
       githubAppType: rig.github_app_type,
     };
     if (rig.provider === 'github') return mintGithub(deps, integration, rig.repository_id);
-    return gitlabToken(deps, integration, Math.max(deps.marginSeconds, opts.minValiditySeconds ?? 0));
+    return gitlabToken(deps, integration, rig, Math.max(deps.marginSeconds, opts.minValiditySeconds ?? 0));
   }
 
   const host = gitHost(rig.git_url);
@@ -77,6 +82,8 @@ export async function resolveCredential(
     expiresAt: null,
     username: townToken.username ?? defaultUsernameForHost(host),
     source: 'town_git_auth',
+    scope: 'static',
+    scopeReason: null,
     integrationId: null,
     provider: 'town',
     revocable: false,
@@ -84,6 +91,8 @@ export async function resolveCredential(
 }
 
 interface RigRow {
+  rig_id: string;
+  rig_name: string;
   town_id: string;
   git_url: string;
   repository_id: bigint | null;
@@ -92,6 +101,7 @@ interface RigRow {
   status: string | null;
   github_installation_id: bigint | null;
   github_app_type: 'standard' | 'lite' | null;
+  gitlab_base_url: string | null;
 }
 
 interface IntegrationRow {
@@ -130,6 +140,8 @@ async function mintGithub(deps: ResolverDeps, integration: IntegrationRow, repos
       expiresAt: minted.expiresAt,
       username: GITHUB_GIT_USERNAME,
       source: 'integration',
+      scope: 'repository',
+      scopeReason: null,
       integrationId: integration.id,
       provider: 'github',
       revocable: true,
@@ -156,20 +168,44 @@ async function mintGithub(deps: ResolverDeps, integration: IntegrationRow, repos
   }
 }
 
-async function gitlabToken(deps: ResolverDeps, integration: IntegrationRow, minValiditySeconds: number): Promise<ResolvedCredential> {
+async function gitlabToken(
+  deps: ResolverDeps,
+  integration: IntegrationRow,
+  rig: RigRow,
+  minValiditySeconds: number,
+): Promise<ResolvedCredential> {
   if (integration.status === 'deleted') throw new CredentialError(FailureType.installationNotFound, 'the GitLab integration was deleted');
-  // The stored token is reused while it has more than the workflow's lead left, so N dispatches
-  // cause one refresh per expiry, not N (the refresher tells the others).
-  const valid = await deps.gitlabGrants.getValidAccessToken(integration.id, minValiditySeconds);
-  return {
-    token: valid.accessToken,
-    expiresAt: valid.expiresAt,
+  // A project token outlives a grant its owner revoked; the integration's status still rules.
+  if (integration.status === 'reconnect_required') {
+    throw new IntegrationUnavailableError('reconnect_required', 'GitLab grant was revoked or expired: reconnect the integration');
+  }
+  const base = {
     username: GITLAB_GIT_USERNAME,
     source: 'integration',
     integrationId: integration.id,
     provider: 'gitlab',
     revocable: false,
-  };
+  } as const;
+  const project =
+    rig.repository_id === null || !rig.gitlab_base_url
+      ? ({ scope: 'account', reason: 'the rig has no GitLab project id: reconnect it to a project' } as const)
+      : await deps.projectTokens.forRig(
+          {
+            rigId: rig.rig_id,
+            rigName: rig.rig_name,
+            integrationId: integration.id,
+            projectId: rig.repository_id,
+            baseUrl: rig.gitlab_base_url,
+          },
+          minValiditySeconds,
+        );
+  if (project.scope === 'repository') {
+    return { ...base, token: project.token, expiresAt: project.expiresAt, scope: 'repository', scopeReason: null };
+  }
+  // The grant is shared by every dispatch of the integration and reused while it has more than the
+  // workflow's lead left, so N dispatches cause one refresh per expiry, not N (the refresher tells the others).
+  const valid = await deps.gitlabGrants.getValidAccessToken(integration.id, minValiditySeconds);
+  return { ...base, token: valid.accessToken, expiresAt: valid.expiresAt, scope: 'account', scopeReason: project.reason };
 }
 
 async function noteStatus(deps: ResolverDeps, integrationId: string, status: 'active' | 'suspended' | 'deleted', reason: string | null) {

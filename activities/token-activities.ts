@@ -133,7 +133,8 @@ export function createTokenActivities(deps: TokenActivityDeps) {
       // Tokens nobody will hold: a duplicate attempt's, or replaced ones after a switch of source.
       const surplus = [...written.revokeNow, ...(written.duplicate && credential.revocable ? [credential.token] : [])];
       for (const token of surplus) await revokeBestEffort(token);
-      const lease = written.meta;
+      // The workflow shows how far the token reaches (never the token).
+      const lease: LeaseMeta = { ...written.meta, scope: credential.scope, scopeReason: credential.scopeReason };
       metrics?.mints.inc({ provider: credential.provider, outcome: lease.reused ? 'reused' : 'minted', reason: input.reason });
       if (input.scheduledFor) {
         metrics?.refreshLateness.observe(

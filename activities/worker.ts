@@ -39,6 +39,7 @@ export function tokenActivitiesFrom(core: Core): TokenActivities {
     secrets: core.secrets,
     github: core.github,
     gitlabGrants: core.gitlabGrants,
+    projectTokens: core.projectTokens,
     leases: core.leases,
     notifier: core.notifier,
     metrics: core.metrics,

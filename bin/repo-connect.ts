@@ -6,6 +6,7 @@ import { loadConfig, ConfigError } from '../lib/config';
 import { createCore } from '../lib/core';
 import { createLogger } from '../lib/logger';
 import { migrate } from '../lib/migrate';
+import { startProjectTokenSweeper, type ProjectTokenSweeper } from '../lib/project-token-sweeper';
 import { ensureSearchAttributes, quietCallContext } from '../lib/temporal';
 import { startApi, type RunningApi } from '../api/server';
 import { createTokenWorker, installTemporalRuntime, NativeConnection } from '../activities/worker';
@@ -51,7 +52,9 @@ async function main(): Promise<void> {
   let workerRun: Promise<void> | undefined;
   let shutdownWorker: (() => void) | undefined;
   let metricsServer: ReturnType<typeof createServer> | undefined;
+  let sweeper: ProjectTokenSweeper | undefined;
   if (config.role !== 'api') {
+    sweeper = startProjectTokenSweeper({ projectTokens: core.projectTokens, idleSeconds: config.projectTokens.idleSeconds, logger });
     const connection = await NativeConnection.connect({ address: config.temporal.address });
     const worker = await createTokenWorker({ core, connection, taskQueue: config.temporal.taskQueue });
     shutdownWorker = () => {
@@ -94,6 +97,7 @@ async function main(): Promise<void> {
       logger.info('api closed');
     }
     shutdownWorker?.();
+    await sweeper?.stop();
     await workerRun?.catch(() => undefined);
     if (workerRun) logger.info('worker drained');
     if (metricsServer) {

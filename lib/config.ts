@@ -49,6 +49,8 @@ export interface Config {
   };
   /** CONTAINER_URL_ALLOW as given (validated); lib/container-url-policy.ts parses it. */
   containerUrlAllow?: string;
+  /** GitLab project access tokens (one per rig): when idle ones are revoked, refusals retried, tokens rotated. */
+  projectTokens: { idleSeconds: number; retrySeconds: number; rotateSeconds: number };
   tokenRefreshMarginSeconds: number;
   refreshJitterMaxSeconds: number;
   pullRateLimitPerMinute: number;
@@ -123,6 +125,9 @@ const schema = z.object({
   GITLAB_CLIENT_ID: optionalString,
   GITLAB_CLIENT_SECRET: optionalString,
   CONTAINER_URL_ALLOW: optionalString,
+  GITLAB_PROJECT_TOKEN_IDLE_SECONDS: z.coerce.number().int().min(1).max(2_592_000).default(3600),
+  GITLAB_PROJECT_TOKEN_RETRY_SECONDS: z.coerce.number().int().min(1).max(604_800).default(3600),
+  GITLAB_PROJECT_TOKEN_ROTATE_SECONDS: z.coerce.number().int().min(5).max(86_400).default(86_400),
   TOKEN_REFRESH_MARGIN_SECONDS: z.coerce.number().int().min(1).max(3000).default(300),
   REFRESH_JITTER_MAX_SECONDS: z.coerce.number().min(0).max(600).default(60),
   PULL_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(120),
@@ -257,6 +262,11 @@ export function loadConfig(env: Env = process.env): Config {
       clientSecret: e.GITLAB_CLIENT_SECRET,
     },
     containerUrlAllow: e.CONTAINER_URL_ALLOW,
+    projectTokens: {
+      idleSeconds: e.GITLAB_PROJECT_TOKEN_IDLE_SECONDS,
+      retrySeconds: e.GITLAB_PROJECT_TOKEN_RETRY_SECONDS,
+      rotateSeconds: e.GITLAB_PROJECT_TOKEN_ROTATE_SECONDS,
+    },
     tokenRefreshMarginSeconds: e.TOKEN_REFRESH_MARGIN_SECONDS,
     refreshJitterMaxSeconds: e.REFRESH_JITTER_MAX_SECONDS,
     pullRateLimitPerMinute: e.PULL_RATE_LIMIT_PER_MINUTE,

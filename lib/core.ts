@@ -10,6 +10,7 @@ import { createGitlabGrants, type GitlabGrants } from './gitlab-grant';
 import { createLeaseStore, type LeaseStore } from './lease-store';
 import { createLogger, type Logger } from './logger';
 import { createMetrics, type Metrics } from './metrics';
+import { createProjectTokens, type ProjectTokens } from './project-tokens';
 import { createGithubClient } from './providers/github';
 import { createGitlabClient } from './providers/gitlab';
 import { createGithubUserClient } from './providers/github-user';
@@ -27,6 +28,7 @@ export interface Core {
   githubUser: GithubUserClient;
   gitlab: GitlabClient;
   gitlabGrants: GitlabGrants;
+  projectTokens: ProjectTokens;
   leases: LeaseStore;
   temporalConnection: Connection;
   temporal: Client;
@@ -68,6 +70,16 @@ export async function createCore(config: Config, opts: CoreOptions = {}): Promis
     onRefresh: (outcome) => metrics.gitlabRefreshes.inc({ outcome }),
     onRotated: (integrationId) => notifier.integrationChanged(integrationId, 'gitlab grant rotated'),
   });
+  const projectTokens = createProjectTokens({
+    db,
+    secrets,
+    gitlab,
+    grants: gitlabGrants,
+    rotateSeconds: config.projectTokens.rotateSeconds,
+    retrySeconds: config.projectTokens.retrySeconds,
+    onChanged: (rigId, reason) => notifier.rigChanged(rigId, reason),
+    onAction: (action) => metrics.projectTokens.inc({ action }),
+  });
   return {
     config,
     db,
@@ -78,6 +90,7 @@ export async function createCore(config: Config, opts: CoreOptions = {}): Promis
     githubUser: createGithubUserClient({ apiUrl: config.github.apiUrl, clients: config.github.oauthClients, timeoutMs }),
     gitlab,
     gitlabGrants,
+    projectTokens,
     leases: createLeaseStore({ db, secrets }),
     temporalConnection,
     temporal,

@@ -68,6 +68,7 @@ export async function storeNext(
       RETURNING dispatch_id
     ), dispatch AS (
       UPDATE agent_dispatches SET status = 'active', credential_source = ${source}::"CredentialSource", generation = ${generation}::int,
+        credential_scope = ${credential.scope}::"CredentialScope", credential_scope_reason = ${credential.scopeReason},
         token_expires_at = ${credential.expiresAt}, refreshed_at = ${now}, last_error_code = NULL, last_error_message = NULL,
         last_error_at = NULL, updated_at = ${now}
       WHERE id IN (SELECT dispatch_id FROM lease) RETURNING 1

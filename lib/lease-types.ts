@@ -1,6 +1,6 @@
 // The shapes of a dispatch's lease, shared by the lease store and the statements that write it,
 // so both import this file and neither imports the other's types.
-import type { CredentialSource, DispatchStatus, LeaseMeta } from '../workflows/git-token-types';
+import type { CredentialScope, CredentialSource, DispatchStatus, LeaseMeta } from '../workflows/git-token-types';
 
 /** A dispatch joined with its lease, as read from Postgres. */
 export interface LeaseRow {
@@ -31,6 +31,9 @@ export interface Credential {
   expiresAt: Date | null;
   username: string;
   source: CredentialSource;
+  /** How far it reaches, and why a GitLab grant stands in for a project token (null otherwise). */
+  scope: CredentialScope;
+  scopeReason: string | null;
   /** The integration that issued it (null for town tokens). */
   integrationId: string | null;
 }

@@ -21,6 +21,7 @@ export interface Metrics {
   servedPulls: { hit: number; miss: number };
   providerErrors: Counter<'provider' | 'code'>;
   gitlabRefreshes: Counter<'outcome'>;
+  projectTokens: Counter<'action'>;
   revocations: Counter<'outcome'>;
   activeDispatches: Gauge<'status'>;
   httpRequests: RequestHistogram;
@@ -156,6 +157,12 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
       name: 'repo_connect_gitlab_grant_refreshes_total',
       help: 'GitLab refresh_token grants by outcome (ok, invalid_grant, error).',
       labelNames: ['outcome'],
+      registers,
+    }),
+    projectTokens: new Counter({
+      name: 'repo_connect_gitlab_project_tokens_total',
+      help: 'GitLab project access token calls by what happened (created, rotated, recreated, refused, revoked).',
+      labelNames: ['action'],
       registers,
     }),
     revocations: new Counter({

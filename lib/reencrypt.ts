@@ -4,7 +4,14 @@
 // wins, and what it wrote is under the current key already. Plain text never leaves this function.
 import type { Client, Pool } from 'pg';
 import type { SecretBox } from './secrets';
-import { containerTokenContext, gitlabTokenContext, identityTokenContext, leaseTokenContext, townTokenContext } from './secret-contexts';
+import {
+  containerTokenContext,
+  gitlabTokenContext,
+  identityTokenContext,
+  leaseTokenContext,
+  projectTokenContext,
+  townTokenContext,
+} from './secret-contexts';
 
 interface Column {
   table: string;
@@ -71,6 +78,13 @@ const COLUMNS: Column[] = [
     key: ['id'],
     select: 'id::text',
     context: (r) => identityTokenContext(r.id, 'refresh'),
+  },
+  {
+    table: 'rig_project_tokens',
+    column: 'token_enc',
+    key: ['id'],
+    select: 'id::text',
+    context: (r) => projectTokenContext(r.id),
   },
 ];
 

@@ -6,3 +6,4 @@ export const gitlabTokenContext = (integrationId: string, kind: 'access' | 'refr
 export const leaseTokenContext = (dispatchId: string) => `lease:${dispatchId}`;
 export const containerTokenContext = (dispatchId: string) => `container:${dispatchId}`;
 export const identityTokenContext = (identityId: string, kind: 'access' | 'refresh') => `identity:${identityId}:${kind}`;
+export const projectTokenContext = (rowId: string) => `project-token:${rowId}`;

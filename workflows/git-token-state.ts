@@ -51,7 +51,15 @@ export function view(s: CarriedState): DispatchView {
     tokenExpiresAt: s.tokenExpiresAt,
     refreshedAt: s.refreshedAt,
     lastError: s.lastError,
+    ...scopeOf(s),
   };
+}
+
+/** The scope fields when a lease has set them; left out otherwise, so views of older runs stay as they were. */
+function scopeOf(s: Pick<DispatchView, 'credentialScope' | 'credentialScopeReason'>) {
+  return s.credentialScope === undefined
+    ? {}
+    : { credentialScope: s.credentialScope, credentialScopeReason: s.credentialScopeReason ?? null };
 }
 
 /** A failure's code and message; anything but a typed ApplicationFailure counts as the provider failing. */
@@ -128,6 +136,10 @@ export function applyLease(s: CarriedState, lease: LeaseMeta, now: number): Carr
     generation: lease.generation,
     tokenExpiresAt: lease.expiresAt,
     credentialSource: lease.source,
+    ...scopeOf({
+      credentialScope: lease.scope ?? s.credentialScope,
+      credentialScopeReason: lease.scope ? lease.scopeReason : s.credentialScopeReason,
+    }),
     refreshedAt: new Date(now).toISOString(),
     mintedAtMs: lease.reused ? s.mintedAtMs : now,
     status: 'active',

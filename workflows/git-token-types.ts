@@ -6,6 +6,8 @@ export type DispatchStatus = 'starting' | 'active' | 'degraded' | 'credential_er
 /** The statuses a dispatch ends in: nothing is minted, pushed or pulled for it any more. */
 export const ENDED_STATUSES: readonly DispatchStatus[] = ['stopped', 'container_unreachable'];
 export type CredentialSource = 'integration' | 'town_git_auth' | 'none';
+/** How far a token reaches: the rig's repository alone, all the connecting account reaches, or a town's static token. */
+export type CredentialScope = 'repository' | 'account' | 'static';
 
 export interface LastError {
   code: string;
@@ -24,6 +26,9 @@ export interface LeaseMeta {
   reused: boolean;
   /** Set when the mint also pushed the new lease: acknowledged, or the container is gone. */
   pushed?: 'acknowledged' | 'gone';
+  /** How far the token reaches, and why a GitLab grant stands in (absent from leases minted before this existed). */
+  scope?: CredentialScope;
+  scopeReason?: string | null;
 }
 
 export interface MintLeaseInput {
@@ -69,6 +74,9 @@ export interface DispatchView {
   tokenExpiresAt: string | null;
   refreshedAt: string | null;
   lastError: LastError | null;
+  /** Absent until a lease says (and in runs whose leases predate it). */
+  credentialScope?: CredentialScope;
+  credentialScopeReason?: string | null;
 }
 
 /** State carried across continue-as-new. */

@@ -12,6 +12,7 @@ import {
   defineSignal,
   defineUpdate,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -21,7 +22,7 @@ import {
 import type { createTokenActivities } from '../activities/token-activities';
 import type { CarriedState, DispatchView, GitTokenWorkflowInput, GitTokenWorkflowResult } from './git-token-types';
 import * as state from './git-token-state';
-import { CredentialSourceKey, DispatchStatusKey } from './search-attributes';
+import { CredentialScopeKey, CredentialSourceKey, DispatchStatusKey } from './search-attributes';
 
 type Activities = ReturnType<typeof createTokenActivities>;
 
@@ -73,16 +74,24 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
   let refreshing: Promise<void> | undefined;
   let publishedStatus: string | undefined = input.state ? s.status : 'starting';
   let publishedSource: string | undefined = input.state ? s.credentialSource : undefined;
+  let publishedScope: string | undefined = input.state ? s.credentialScope : undefined;
+  // CredentialScope is upserted too since the scope came: a run whose history has no marker for
+  // it (recorded by earlier code) replays without that upsert.
+  const scopeAttribute = () =>
+    s.credentialScope !== undefined && s.credentialScope !== publishedScope && patched('credential-scope-attribute');
 
-  // Search attributes change only with status or source, so history does not grow per refresh.
+  // Search attributes change only with status, source or scope, so history does not grow per refresh.
   const publish = () => {
-    if (s.status === publishedStatus && s.credentialSource === publishedSource) return;
+    const withScope = scopeAttribute();
+    if (s.status === publishedStatus && s.credentialSource === publishedSource && !withScope) return;
     upsertSearchAttributes([
       { key: DispatchStatusKey, value: s.status },
       { key: CredentialSourceKey, value: s.credentialSource },
+      ...(withScope ? [{ key: CredentialScopeKey, value: s.credentialScope! }] : []),
     ]);
     publishedStatus = s.status;
     publishedSource = s.credentialSource;
+    if (withScope) publishedScope = s.credentialScope;
   };
 
   /** The first reason to stop wins. */

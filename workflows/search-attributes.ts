@@ -6,6 +6,14 @@ export const RigIdKey = defineSearchAttributeKey('RigId', SearchAttributeType.KE
 export const TownIdKey = defineSearchAttributeKey('TownId', SearchAttributeType.KEYWORD);
 export const CredentialSourceKey = defineSearchAttributeKey('CredentialSource', SearchAttributeType.KEYWORD);
 export const DispatchStatusKey = defineSearchAttributeKey('DispatchStatus', SearchAttributeType.KEYWORD);
+/** `repository`, `account` (a GitLab grant standing in for a project token) or `static`. */
+export const CredentialScopeKey = defineSearchAttributeKey('CredentialScope', SearchAttributeType.KEYWORD);
 
 /** Name → type, as the CLI's `--search-attribute` flag and the operator API want them. */
-export const SEARCH_ATTRIBUTES = { RigId: 'Keyword', TownId: 'Keyword', CredentialSource: 'Keyword', DispatchStatus: 'Keyword' } as const;
+export const SEARCH_ATTRIBUTES = {
+  RigId: 'Keyword',
+  TownId: 'Keyword',
+  CredentialSource: 'Keyword',
+  DispatchStatus: 'Keyword',
+  CredentialScope: 'Keyword',
+} as const;

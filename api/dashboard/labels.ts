@@ -85,3 +85,32 @@ export function integrationAdvice(i: IntegrationView): SafeHtml | null {
       return null;
   }
 }
+
+const SCOPE_WORDS: Record<string, [string, string]> = {
+  repository: ['repository only', 'ok'],
+  account: ['whole account', 'warn'],
+  static: ['static town token', 'muted'],
+};
+
+/** How far a token reaches, as a badge (text plus tone); a dash before the first token. */
+export function scopeBadge(scope: string | null): SafeHtml {
+  if (!scope) return html`<span class="muted">—</span>`;
+  const [words, tone] = SCOPE_WORDS[scope] ?? [scope, 'muted'];
+  return html`<span class="badge ${tone}" data-scope="${scope}">${words}</span>`;
+}
+
+/** What a rig's token reach means, in a sentence after the badge. */
+export function scopeWords(
+  scope: string | null,
+  reason: string | null,
+  projectToken: { usable_until: string | null; rotated_at: string | null } | null,
+): string {
+  if (scope === 'account') return `The GitLab grant stands in: ${reason ?? 'GitLab refused a project access token'}.`;
+  if (scope === 'repository' && projectToken) {
+    return 'A GitLab project access token (Developer, write_repository) shared by the rig’s dispatches, rotated well before it expires and revoked when the rig is idle, disconnected or deleted.';
+  }
+  if (scope === 'repository') return 'A token scoped to this repository for each dispatch.';
+  if (scope === 'static') return 'The town’s token for this host: whatever it reaches.';
+  if (projectToken) return 'Decided at the next dispatch: a project access token wherever GitLab allows one.';
+  return '';
+}

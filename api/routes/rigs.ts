@@ -1,14 +1,15 @@
 // Rig routes: create one in a town (through an integration or by a manual git URL), read it with
-// its credential source, reconnect or disconnect it.
+// its credential source, reconnect or disconnect it, delete it.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import { owns, touches } from '../auth/access';
 import type { Services } from '../services';
-
-// A rig may be connected to an integration named in the body: it must be the caller's too.
-const bodyIntegration = owns('integration', 'platform_integration_id', 'body');
 import { ownerSecurity as security, errorResponses } from '../schemas/common';
 import * as towns from '../schemas/towns';
 import * as rigs from '../schemas/rigs';
+
+// A rig may be connected to an integration named in the body: it must be the caller's too.
+const bodyIntegration = owns('integration', 'platform_integration_id', 'body');
 
 export const rigRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
   app.post(
@@ -56,5 +57,23 @@ export const rigRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (a
       },
     },
     async (req) => services.rigs.update(req.params.rig_id, req.body),
+  );
+
+  app.delete(
+    '/rigs/:rig_id',
+    {
+      config: touches(owns('rig')),
+      schema: {
+        tags: ['rigs'],
+        summary: 'Delete a rig with no running dispatch (409 rig_has_running_dispatches otherwise); its GitLab project token is revoked',
+        security,
+        params: rigs.rigParams,
+        response: { 204: z.null().describe('Deleted'), ...errorResponses },
+      },
+    },
+    async (req, reply) => {
+      await services.rigs.remove(req.params.rig_id);
+      return reply.status(204).send(null);
+    },
   );
 };

@@ -37,6 +37,7 @@ export const errorResponses = {
 export const providerName = z.enum(['github', 'gitlab']);
 export const integrationStatus = z.enum(['active', 'suspended', 'deleted', 'reconnect_required']);
 export const credentialSource = z.enum(['integration', 'town_git_auth', 'none']);
+export const credentialScope = z.enum(['repository', 'account', 'static']);
 
 export const platformRepository = z
   .object({

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { credentialSource, isoTime, uuid } from './common';
+import { credentialScope, credentialSource, isoTime, uuid } from './common';
 
 export const dispatchParams = z.object({ dispatch_id: uuid });
 
@@ -25,6 +25,15 @@ export const dispatch = z
     container_url: z.string(),
     status: dispatchStatus,
     credential_source: credentialSource,
+    credential_scope: credentialScope
+      .nullable()
+      .describe(
+        'How far the token reaches: the rig repository alone, all the connecting account reaches, or a town token; null before the first token',
+      ),
+    credential_scope_reason: z
+      .string()
+      .nullable()
+      .describe('Why a GitLab dispatch holds the account-wide grant (credential_scope account)'),
     generation: z.number().int(),
     token_expires_at: isoTime.nullable(),
     refreshed_at: isoTime.nullable(),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { credentialSource, integrationStatus, isoTime, numericId, providerName, uuid } from './common';
+import { credentialScope, credentialSource, integrationStatus, isoTime, numericId, providerName, uuid } from './common';
 
 export const rigParams = z.object({ rig_id: uuid });
 
@@ -41,5 +41,17 @@ export const rigDetail = rig
   .extend({
     integration: z.object({ id: uuid, provider: providerName, account: z.string().nullable(), status: integrationStatus }).nullable(),
     credential_source: credentialSource,
+    credential_scope: credentialScope
+      .nullable()
+      .describe("How far the rig's tokens reach; null for a GitLab rig until its first dispatch asks GitLab, or without credentials"),
+    credential_scope_reason: z.string().nullable().describe('Why a GitLab rig holds the account-wide grant (credential_scope account)'),
+    project_token_state: z
+      .object({
+        status: z.enum(['none', 'active', 'fallback', 'revoking', 'revoked']),
+        usable_until: isoTime.nullable().describe('When dispatches stop using it (it is rotated shortly before)'),
+        rotated_at: isoTime.nullable(),
+      })
+      .nullable()
+      .describe("A GitLab rig's project access token (never the token itself); null for other rigs"),
   })
   .describe('RigDetail');

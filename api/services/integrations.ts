@@ -15,7 +15,7 @@ import type { registerGithubBody, registerGitlabBody } from '../schemas/integrat
 import { ensureOwner } from './owners';
 import { presentIntegration } from './presenters';
 
-type Deps = Pick<Core, 'db' | 'secrets' | 'github' | 'gitlab' | 'gitlabGrants' | 'notifier' | 'config'>;
+type Deps = Pick<Core, 'db' | 'secrets' | 'github' | 'gitlab' | 'gitlabGrants' | 'projectTokens' | 'notifier' | 'config'>;
 
 /**
  * The canonical form of a GitLab base URL, which must be GITLAB_URL or in GITLAB_ALLOWED_URLS: a
@@ -228,6 +228,8 @@ export function createIntegrationService(deps: Deps) {
           where: { id },
           data: { ...grant, tokenVersion: { increment: 1 }, statusChangedAt: new Date() },
         });
+        // The new grant may have what the old one lacked (the api scope): refused rigs ask again.
+        await deps.projectTokens.retryNow({ integrationId: id });
         await deps.notifier.integrationChanged(id, 'gitlab grant reconnected');
         return { created: false, integration: presentIntegration(row) };
       }

@@ -50,6 +50,8 @@ export function presentDispatch(d: AgentDispatch) {
     container_url: d.containerUrl,
     status: d.status,
     credential_source: d.credentialSource,
+    credential_scope: d.credentialScope,
+    credential_scope_reason: d.scopeReason,
     generation: d.generation,
     token_expires_at: iso(d.tokenExpiresAt),
     refreshed_at: iso(d.refreshedAt),

@@ -1,4 +1,5 @@
-// Pure validation of manual rig input, shared by the API and the dashboard's messages.
+// Pure rules of rigs: validation of manual input (shared by the API and the dashboard's messages)
+// and how far the rig's tokens reach.
 
 /** Why a manual git URL is refused, or null when it is acceptable. */
 export function gitUrlProblem(raw: string): string | null {
@@ -27,4 +28,23 @@ export function branchProblem(name: string): string | null {
   }
   if (name.includes('..') || name.includes('//') || name.includes('@{') || name === '@') return 'is not a valid branch name';
   return null;
+}
+
+/**
+ * How far a rig's tokens reach. GitHub tokens are scoped to the repository, town tokens are
+ * static; a GitLab rig reaches its project alone while it holds a project token, the whole account
+ * where GitLab refused one, and is undecided (null) until its first dispatch asks.
+ */
+export function rigScope(
+  provider: 'github' | 'gitlab' | null,
+  source: 'integration' | 'town_git_auth' | 'none',
+  projectToken: { status: string; fallbackReason: string | null } | null,
+): { credential_scope: 'repository' | 'account' | 'static' | null; credential_scope_reason: string | null } {
+  if (source === 'town_git_auth') return { credential_scope: 'static', credential_scope_reason: null };
+  if (provider === 'github') return { credential_scope: 'repository', credential_scope_reason: null };
+  if (provider === 'gitlab' && projectToken?.status === 'active') return { credential_scope: 'repository', credential_scope_reason: null };
+  if (provider === 'gitlab' && projectToken?.status === 'fallback') {
+    return { credential_scope: 'account', credential_scope_reason: projectToken.fallbackReason };
+  }
+  return { credential_scope: null, credential_scope_reason: null };
 }

@@ -5,14 +5,15 @@ import type { Core } from '../../lib/core';
 import { isUniqueViolation } from '../../lib/db';
 import { gitHost } from '../../lib/git-host';
 import type { PlatformIntegration, Rig } from '../../prisma/generated/client';
+import { ENDED_STATUSES } from '../../workflows/git-token-types';
 import type { PlatformRepository } from '../../lib/providers/types';
 import { badRequest, conflict, forbidden, notFound, unprocessable } from '../errors';
 import type { createRigBody, patchRigBody } from '../schemas/rigs';
 import type { IntegrationService } from './integrations';
 import { presentRig } from './presenters';
-import { branchProblem, gitUrlProblem } from './rig-fns';
+import { branchProblem, gitUrlProblem, rigScope } from './rig-fns';
 
-type Deps = Pick<Core, 'db' | 'notifier'> & { integrations: IntegrationService };
+type Deps = Pick<Core, 'db' | 'notifier' | 'projectTokens'> & { integrations: IntegrationService };
 
 interface Connection {
   platformIntegrationId: string;
@@ -114,12 +115,28 @@ export function createRigService(deps: Deps) {
         const token = await db.townGitAuth.findUnique({ where: { townId_host: { townId: rig.townId, host: gitHost(rig.gitUrl) } } });
         if (token) source = 'town_git_auth';
       }
+      const projectToken =
+        integration?.provider === 'gitlab'
+          ? await db.rigProjectToken.findUnique({
+              where: { rigId },
+              select: { status: true, fallbackReason: true, usableUntil: true, rotatedAt: true },
+            })
+          : null;
       return {
         ...presentRig(rig),
         integration: integration
           ? { id: integration.id, provider: integration.provider, account: integration.accountLogin, status: integration.status }
           : null,
         credential_source: source,
+        ...rigScope(integration?.provider ?? null, source, projectToken),
+        project_token_state:
+          integration?.provider === 'gitlab'
+            ? {
+                status: projectToken?.status ?? ('none' as const),
+                usable_until: projectToken?.usableUntil?.toISOString() ?? null,
+                rotated_at: projectToken?.rotatedAt?.toISOString() ?? null,
+              }
+            : null,
       };
     },
 
@@ -153,11 +170,40 @@ export function createRigService(deps: Deps) {
         data.defaultBranch = body.default_branch;
       }
       if (body.name !== undefined) data.name = body.name;
-      const updated = await save(() => db.rig.update({ where: { id: rigId }, data }));
+      // Another project or integration (or none): the rig's GitLab project token is let go with the
+      // old connection in the same transaction, then revoked. The same one again asks GitLab anew.
+      const moved =
+        (data.platformIntegrationId !== undefined && data.platformIntegrationId !== rig.platformIntegrationId) ||
+        (data.repositoryId !== undefined && data.repositoryId !== rig.repositoryId);
+      const { updated, detached } = await save(() =>
+        db.$transaction(async (tx) => ({
+          updated: await tx.rig.update({ where: { id: rigId }, data }),
+          detached: moved ? await deps.projectTokens.detach(tx, rigId) : [],
+        })),
+      );
+      await deps.projectTokens.revoke(detached);
+      if (data.platformIntegrationId !== undefined && !moved) await deps.projectTokens.retryNow({ rigId });
       if (data.platformIntegrationId !== undefined || data.gitUrl !== undefined || data.repositoryId !== undefined) {
         await deps.notifier.rigChanged(rigId, 'rig connection changed');
       }
       return presentRig(updated);
+    },
+
+    /** Deletes a rig without running dispatches (and its ended ones); its GitLab project token is revoked. */
+    async remove(rigId: string) {
+      const detached = await db.$transaction(async (tx) => {
+        // Locked, so no dispatch can be created for it until this commits (the insert's key check waits).
+        const [found] = await tx.$queryRaw<unknown[]>`SELECT 1 FROM gastown_rigs WHERE id = ${rigId}::uuid FOR UPDATE`;
+        if (!found) throw notFound('rig', 'rig_id');
+        const running = await tx.agentDispatch.count({ where: { rigId, status: { notIn: [...ENDED_STATUSES] } } });
+        if (running > 0) {
+          throw conflict('rig_has_running_dispatches', `the rig has ${running} running dispatch(es): stop them first`, 'rig_id');
+        }
+        const ids = await deps.projectTokens.detach(tx, rigId);
+        await tx.rig.delete({ where: { id: rigId } });
+        return ids;
+      });
+      await deps.projectTokens.revoke(detached);
     },
   };
 }

@@ -2,14 +2,15 @@
 // project mapping. GitLab may live under a path prefix (https://host/gitlab), so URLs are joined,
 // never resolved with `new URL(path, base)` (which would drop the prefix).
 import { redactSecrets, retryAfterSeconds, type HttpFailure } from './github-fns';
-import { ProviderError, type GitlabTokens, type PlatformRepository } from './types';
+import { ProjectTokenRefused, ProviderError, type GitlabTokens, type PlatformRepository, type ProjectAccessToken } from './types';
 
 /**
- * The least the service needs: `write_repository` lets git clone and push over HTTPS (it includes
- * read), `read_api` lists projects (read_user alone cannot), `read_user` names the connected
- * account. `api` is deliberately not asked for: it would also allow writing through the API.
+ * The least the service needs: `api` is the narrowest GitLab scope that can create, rotate and
+ * revoke project access tokens (the per-rig tokens containers get; it also lists projects),
+ * `write_repository` lets git use the grant itself where GitLab refuses project tokens,
+ * `read_user` names the connected account. The service calls nothing else with it (README, GitLab).
  */
-export const GITLAB_SCOPES = 'read_api read_user write_repository';
+export const GITLAB_SCOPES = 'api read_user write_repository';
 
 // GitLab's default OAuth access-token lifetime; used when an instance omits expires_in.
 const DEFAULT_LIFETIME_SECONDS = 7200;
@@ -173,4 +174,45 @@ export function activeProjects(projects: GitlabProjectJson[]): PlatformRepositor
 export function nextPage(header: string | null | undefined): number | undefined {
   const n = Number(header ?? '');
   return header && Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+/**
+ * Classifies a failed project access token call. A 401 on a rotation means the token to rotate is
+ * gone (GitLab answers 401 for revoked, expired and unknown tokens); elsewhere it is the grant's
+ * access token being rejected.
+ */
+export function classifyProjectTokenFailure(failure: GitlabFailure, action: string, rotating = false): ProviderError | ProjectTokenRefused {
+  const early = unavailable(failure, action);
+  if (early) return early;
+  const status = failure.status as number;
+  const said = redactSecrets(field(failure.body, 'message') ?? field(failure.body, 'error') ?? '').slice(0, 200);
+  const answered = `GitLab answered ${status} while ${action}${said ? ` (${said})` : ''}`;
+  if (rotating && (status === 401 || status === 404 || status === 400)) return new ProjectTokenRefused('token_gone', answered, status);
+  if (status === 401) return new ProviderError('invalid_credentials', `GitLab rejected the access token while ${action}`, 401);
+  if (status === 403 && field(failure.body, 'error') === 'insufficient_scope') {
+    return new ProjectTokenRefused(
+      'insufficient_scope',
+      `the GitLab grant lacks the api scope needed for ${action}: reconnect GitLab`,
+      403,
+    );
+  }
+  if (status === 403) {
+    return new ProjectTokenRefused(
+      'forbidden',
+      `${answered}: project access tokens need the Maintainer or Owner role on the project, and on GitLab.com a Premium or Ultimate plan`,
+      403,
+    );
+  }
+  if (status === 404)
+    return new ProjectTokenRefused('not_available', `${answered}: project access tokens are switched off or the project is gone`, 404);
+  return new ProjectTokenRefused('refused', answered, status);
+}
+
+/** A create or rotate answer → ProjectAccessToken; anything else is GitLab misbehaving. */
+export function parseProjectAccessToken(json: unknown, action: string): ProjectAccessToken {
+  const b = (json ?? {}) as { id?: unknown; token?: unknown; expires_at?: unknown };
+  if (typeof b.id !== 'number' || typeof b.token !== 'string' || !b.token || typeof b.expires_at !== 'string') {
+    throw new ProviderError('provider_unavailable', `GitLab answered ${action} without a token id, token and expiry date`);
+  }
+  return { id: b.id, token: b.token, expiresAt: b.expires_at };
 }

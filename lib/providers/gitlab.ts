@@ -5,8 +5,10 @@ import {
   buildAuthorizeUrl,
   classifyGitlabApiFailure,
   classifyGitlabTokenFailure,
+  classifyProjectTokenFailure,
   gitlabUrl,
   nextPage,
+  parseProjectAccessToken,
   parseTokenResponse,
   type GitlabFailure,
   type GitlabProjectJson,
@@ -123,6 +125,15 @@ export function createGitlabClient(opts: GitlabClientOptions): GitlabClient {
     return answer;
   }
 
+  /** An /api/v4 call with a JSON body (or none); the caller classifies the answer. */
+  function apiSend(baseUrl: string, path: string, accessToken: string, action: string, method: string, body?: object) {
+    const headers: Record<string, string> = { authorization: `Bearer ${accessToken}`, accept: 'application/json' };
+    if (body) headers['content-type'] = 'application/json';
+    return send(gitlabUrl(baseUrl, path), { method, headers, body: body && JSON.stringify(body) }, action);
+  }
+
+  const tokensPath = (projectId: number, tail = '') => `/api/v4/projects/${encodeURIComponent(String(projectId))}/access_tokens${tail}`;
+
   return {
     isConfigured: () => configured,
 
@@ -174,6 +185,42 @@ export function createGitlabClient(opts: GitlabClientOptions): GitlabClient {
         page = nextPage(answer.headers.get('x-next-page'));
       }
       return activeProjects(projects);
+    },
+
+    async listProjectAccessTokens({ baseUrl, accessToken, projectId, search }) {
+      const action = `listing the access tokens of GitLab project ${projectId}`;
+      const query = new URLSearchParams({ state: 'active', search, per_page: '100' });
+      const answer = await apiSend(baseUrl, tokensPath(projectId, `?${query}`), accessToken, action, 'GET');
+      if (answer.status !== 200) throw classifyProjectTokenFailure(failure(answer), action);
+      const rows = Array.isArray(answer.body) ? (answer.body as Array<{ id?: unknown; name?: unknown; active?: unknown }>) : [];
+      return rows
+        .filter((r) => typeof r.id === 'number' && typeof r.name === 'string')
+        .map((r) => ({ id: r.id as number, name: r.name as string, active: r.active !== false }));
+    },
+
+    async createProjectAccessToken({ baseUrl, accessToken, projectId, name, scopes, accessLevel, expiresAt }) {
+      const action = `creating an access token for GitLab project ${projectId}`;
+      const body = { name, scopes, access_level: accessLevel, expires_at: expiresAt };
+      const answer = await apiSend(baseUrl, tokensPath(projectId), accessToken, action, 'POST', body);
+      if (answer.status !== 201 && answer.status !== 200) throw classifyProjectTokenFailure(failure(answer), action);
+      return parseProjectAccessToken(answer.body, action);
+    },
+
+    async rotateProjectAccessToken({ baseUrl, accessToken, projectId, tokenId, expiresAt }) {
+      const action = `rotating access token ${tokenId} of GitLab project ${projectId}`;
+      const answer = await apiSend(baseUrl, tokensPath(projectId, `/${tokenId}/rotate`), accessToken, action, 'POST', {
+        expires_at: expiresAt,
+      });
+      if (answer.status !== 200) throw classifyProjectTokenFailure(failure(answer), action, true);
+      return parseProjectAccessToken(answer.body, action);
+    },
+
+    async revokeProjectAccessToken({ baseUrl, accessToken, projectId, tokenId }) {
+      const action = `revoking access token ${tokenId} of GitLab project ${projectId}`;
+      const answer = await apiSend(baseUrl, tokensPath(projectId, `/${tokenId}`), accessToken, action, 'DELETE');
+      if (answer.status === 204 || answer.status === 200) return 'revoked';
+      if (answer.status === 404) return 'already_invalid';
+      throw classifyProjectTokenFailure(failure(answer), action);
     },
   };
 }

@@ -93,6 +93,47 @@ export interface GitlabUser {
   avatarUrl?: string;
 }
 
+/** A project access token as GitLab just issued it (create or rotate). */
+export interface ProjectAccessToken {
+  id: number;
+  token: string;
+  /** GitLab's date (YYYY-MM-DD): the token stops working when that day starts on the server. */
+  expiresAt: string;
+}
+
+/** A project access token as GitLab lists it (never with its secret). */
+export interface ProjectAccessTokenInfo {
+  id: number;
+  name: string;
+  active: boolean;
+}
+
+export type ProjectTokenRefusal = 'insufficient_scope' | 'forbidden' | 'not_available' | 'refused' | 'token_gone';
+
+/**
+ * GitLab will not issue (or rotate) a project access token here: `insufficient_scope` (the grant
+ * lacks `api`), `forbidden` (role below Maintainer, or a plan without project tokens),
+ * `not_available` (switched off, or the project is gone), `refused` (any other 4xx), `token_gone`
+ * (the token to rotate is revoked, expired or unknown). Never carries a token.
+ */
+export class ProjectTokenRefused extends Error {
+  constructor(
+    readonly reason: ProjectTokenRefusal,
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+    this.name = 'ProjectTokenRefused';
+  }
+}
+
+interface ProjectCall {
+  baseUrl: string;
+  /** The grant's OAuth access token (needs the `api` scope). */
+  accessToken: string;
+  projectId: number;
+}
+
 export interface GitlabClient {
   /** Whether the OAuth application is configured. */
   isConfigured(): boolean;
@@ -106,6 +147,16 @@ export interface GitlabClient {
   getUser(args: { baseUrl: string; accessToken: string }): Promise<GitlabUser>;
   /** GET /api/v4/projects?membership=true, every page (X-Next-Page), archived ones left out. */
   listProjects(args: { baseUrl: string; accessToken: string }): Promise<PlatformRepository[]>;
+  /** GET /api/v4/projects/:id/access_tokens?state=active&search=: the active tokens whose name contains `search`. */
+  listProjectAccessTokens(args: ProjectCall & { search: string }): Promise<ProjectAccessTokenInfo[]>;
+  /** POST /api/v4/projects/:id/access_tokens. Refusals → ProjectTokenRefused. */
+  createProjectAccessToken(
+    args: ProjectCall & { name: string; scopes: string[]; accessLevel: number; expiresAt: string },
+  ): Promise<ProjectAccessToken>;
+  /** POST …/access_tokens/:token_id/rotate: the old token dies at once; the new one has a new id. */
+  rotateProjectAccessToken(args: ProjectCall & { tokenId: number; expiresAt: string }): Promise<ProjectAccessToken>;
+  /** DELETE …/access_tokens/:token_id; a token GitLab no longer knows (404) is `already_invalid`. */
+  revokeProjectAccessToken(args: ProjectCall & { tokenId: number }): Promise<'revoked' | 'already_invalid'>;
 }
 
 /** A GitHub App's user-to-server token pair; the expiries are null when the app does not expire user tokens. */

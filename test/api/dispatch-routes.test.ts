@@ -139,6 +139,8 @@ describe('GET /api/dispatches/:id, /events and POST /stop', () => {
       container_url: `${containers.baseUrl}/c/lifecycle`,
       status: 'active',
       credential_source: 'town_git_auth',
+      credential_scope: 'static',
+      credential_scope_reason: null,
       generation: 1,
       token_expires_at: null,
       refreshed_at: expect.stringMatching(ISO),

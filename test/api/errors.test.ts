@@ -48,6 +48,8 @@ const ROUTES: Route[] = [
   ['GET', (i) => `/api/owners/${i.owner}/sessions`],
   ['DELETE', (i) => `/api/owners/${i.owner}/sessions/${i.dispatch}`],
   ['DELETE', (i) => `/api/owners/${i.owner}/sessions`],
+  // Last: by now the rig has the dispatch started above, so an authorised DELETE answers 409 and keeps it.
+  ['DELETE', (i) => `/api/rigs/${i.rig}`],
 ];
 
 const send = (method: string, path: string, body: unknown, headers: Record<string, string>) =>

@@ -252,9 +252,16 @@ describe('GET /api/rigs/:id', () => {
       ...viaIntegration.body,
       integration: { id: t.integrationId, provider: 'github', account: t.login, status: 'active' },
       credential_source: 'integration',
+      credential_scope: 'repository',
+      credential_scope_reason: null,
+      project_token_state: null,
     });
-    expect((await getRig(covered.body.id)).body).toMatchObject({ integration: null, credential_source: 'town_git_auth' });
-    expect((await getRig(bare.body.id)).body).toMatchObject({ integration: null, credential_source: 'none' });
+    expect((await getRig(covered.body.id)).body).toMatchObject({
+      integration: null,
+      credential_source: 'town_git_auth',
+      credential_scope: 'static',
+    });
+    expect((await getRig(bare.body.id)).body).toMatchObject({ integration: null, credential_source: 'none', credential_scope: null });
     expect(JSON.stringify((await getRig(covered.body.id)).body)).not.toContain('static-token-xyz');
   });
 

@@ -153,7 +153,7 @@ describe('GitLab OAuth', () => {
       redirect_uri: `${world.publicUrl}/integrations/gitlab/callback`,
       response_type: 'code',
       code_challenge_method: 'S256',
-      scope: 'read_api read_user write_repository',
+      scope: 'api read_user write_repository',
     });
     expect(url.searchParams.get('code_challenge')).toMatch(/^[\w-]{43}$/);
     expect(verifyState(h.core.config, url.searchParams.get('state'), 'gitlab')).toMatchObject({ ok: true, state: { ownerId: owner } });

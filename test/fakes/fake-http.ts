@@ -29,6 +29,8 @@ export interface FailureSpec {
   match?: (method: string, path: string) => boolean;
   /** Wait this long before answering: long enough and the client times out. */
   hangMs?: number;
+  /** The request takes effect as usual and only its answer is replaced (an answer lost on the way back). */
+  lose?: boolean;
 }
 
 export interface RequestLogEntry {
@@ -117,10 +119,9 @@ export abstract class FakeHttpService {
     let response: FakeResponse;
     try {
       const body = await readBody(req);
+      const request = { method, path: path ?? '', query: url.searchParams, headers: req.headers, body };
       if (path === undefined) response = { status: 404, json: { message: 'Not Found' } };
-      else
-        response =
-          (await this.injected(method, path)) ?? (await this.handle({ method, path, query: url.searchParams, headers: req.headers, body }));
+      else response = (await this.injected(method, path, () => this.handle(request))) ?? (await this.handle(request));
     } catch (err) {
       response = { status: 500, json: { message: `fake crashed: ${err instanceof Error ? err.message : String(err)}` } };
     }
@@ -139,7 +140,11 @@ export abstract class FakeHttpService {
     res.writeHead(response.status, headers).end(payload);
   }
 
-  private async injected(method: string, path: string): Promise<FakeResponse | undefined> {
+  private async injected(
+    method: string,
+    path: string,
+    handle: () => Promise<FakeResponse> | FakeResponse,
+  ): Promise<FakeResponse | undefined> {
     if (!this.injectable(method, path)) return undefined;
     let spec: FailureSpec | undefined;
     if (this.outage !== null) spec = { status: this.outage };
@@ -151,6 +156,7 @@ export abstract class FakeHttpService {
       }
     }
     if (!spec) return undefined;
+    if (spec.lose) recordIssuedTokens(issuedIn((await handle()).json));
     if (spec.hangMs) await this.sleep(spec.hangMs);
     const headers = { ...spec.headers };
     if (spec.status === 429 && !Object.keys(headers).some((h) => h.toLowerCase() === 'retry-after')) headers['retry-after'] = '1';

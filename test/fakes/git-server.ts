@@ -56,6 +56,16 @@ export class FakeGitServer {
     return server;
   }
 
+  /** A server that honours exactly what `gl` would accept (project tokens on their own project only). */
+  static forGitLab(gl: {
+    gitAccess(password: string, repo: string, access: GitAccess): boolean;
+    gitHandler: FakeGitServer['handler'] | undefined;
+  }): FakeGitServer {
+    const server = FakeGitServer.create((password, repo, access) => gl.gitAccess(password, repo, access));
+    gl.gitHandler = server.handler;
+    return server;
+  }
+
   /** Creates the bare repository `<owner>/<name>` with one commit (a README) on `branch`. */
   createRepo(fullName: string, branch = 'main'): void {
     const dir = this.repoDir(fullName);

@@ -8,20 +8,21 @@ export interface OAuthApplication {
   clientSecret: string;
   /** One redirect URI per line, as GitLab's application form takes them. */
   redirectUri: string;
-  /** The scopes the application may ask for (space-separated); default those repo-connect needs. */
+  /** The scopes the application may ask for (space-separated); default those repo-connect asks for, now and before. */
   scopes?: string;
 }
 
 interface AccessRecord {
   userId: number;
   clientId: string;
+  /** Space-separated, as granted at authorization and kept by every refresh. */
+  scope: string;
   refreshToken: string;
   expiresAtMs: number;
   revoked: boolean;
-  scope: string;
 }
 
-export const DEFAULT_APP_SCOPES = 'read_api read_user write_repository';
+export const DEFAULT_APP_SCOPES = 'api read_api read_user write_repository';
 
 interface CodeRecord {
   clientId: string;
@@ -43,6 +44,11 @@ const INVALID_CLIENT = {
     'Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.',
 };
 const CODE_TTL_MS = 10 * 60_000;
+/**
+ * What a grant carries when a test does not say: the scopes the service asked for before it
+ * needed `api`, so such grants exercise the shared-grant path (no project access tokens).
+ */
+export const LEGACY_SCOPE = 'read_api read_user write_repository';
 
 const hex64 = (): string => randomBytes(32).toString('hex');
 const page = (title: string, body: string): string =>
@@ -64,12 +70,12 @@ export class GitlabOAuth {
     userId: number,
     clientId: string,
     nowMs = Date.now(),
-    scope = DEFAULT_APP_SCOPES,
+    scope = LEGACY_SCOPE,
   ): { accessToken: string; refreshToken: string; expiresAt: Date; createdAtSec: number } {
     const accessToken = hex64();
     const refreshToken = hex64();
     const expiresAtMs = nowMs + this.accessTokenLifetimeSeconds * 1000;
-    this.access.set(accessToken, { userId, clientId, refreshToken, expiresAtMs, revoked: false, scope });
+    this.access.set(accessToken, { userId, clientId, scope, refreshToken, expiresAtMs, revoked: false });
     this.refresh.set(refreshToken, accessToken);
     this.everIssued.push(accessToken, refreshToken);
     return { accessToken, refreshToken, expiresAt: new Date(expiresAtMs), createdAtSec: Math.floor(nowMs / 1000) };
@@ -84,6 +90,12 @@ export class GitlabOAuth {
   grantOf(accessToken: string | undefined, nowMs = Date.now()): { userId: number; scopes: string[] } | undefined {
     const record = accessToken ? this.access.get(accessToken) : undefined;
     return record && !record.revoked && nowMs < record.expiresAtMs ? { userId: record.userId, scopes: record.scope.split(' ') } : undefined;
+  }
+
+  /** The scopes of a live access token (none for a dead or unknown one). */
+  scopesOf(accessToken: string | undefined, nowMs = Date.now()): string[] {
+    if (this.userOf(accessToken, nowMs) === undefined) return [];
+    return this.access.get(accessToken!)!.scope.split(' ').filter(Boolean);
   }
 
   /** Kills every token of a user (the user revoked the application). */
@@ -154,7 +166,7 @@ export class GitlabOAuth {
       return { status: 400, json: INVALID_GRANT };
     };
     let userId: number;
-    let scope = DEFAULT_APP_SCOPES;
+    let scope = LEGACY_SCOPE;
     if (body.grant_type === 'authorization_code') {
       const code = this.codes.get(body.code ?? '');
       if (!code || code.clientId !== app.clientId || nowMs >= code.expiresAtMs || code.redirectUri !== body.redirect_uri)

@@ -1,11 +1,16 @@
 // A fake GitLab on a real HTTP port, optionally under a path prefix like a self-managed instance at
-// https://host/gitlab: OAuth with PKCE and rotating refresh tokens (gitlab-oauth.ts), /api/v4/user
-// and paginated /api/v4/projects, and failures on demand.
+// https://host/gitlab: OAuth with PKCE and rotating refresh tokens (gitlab-oauth.ts), /api/v4/user,
+// paginated /api/v4/projects with a role per member, project access tokens
+// (gitlab-project-tokens.ts), git's access rule for a FakeGitServer, and failures on demand.
 import { randomInt } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FakeHttpService, statusText, type FakeRequest, type FakeResponse } from './fake-http';
-import { GitlabOAuth } from './gitlab-oauth';
+import type { GitAccess } from './git-server';
+import { GitlabOAuth, LEGACY_SCOPE } from './gitlab-oauth';
+import { ProjectTokenApi, ROLE_LEVEL, type Role } from './gitlab-project-tokens';
 
 export type { FailureSpec, RequestLogEntry } from './fake-http';
+export type { Role } from './gitlab-project-tokens';
 
 export interface ProjectSpec {
   name?: string;
@@ -14,6 +19,8 @@ export interface ProjectSpec {
   visibility?: 'private' | 'internal' | 'public';
   default_branch?: string;
   archived?: boolean;
+  /** The user's role on it (default owner: it is in their namespace). */
+  role?: Role;
 }
 
 interface FakeProject {
@@ -33,11 +40,33 @@ interface FakeUser {
   projects: FakeProject[];
 }
 
+const GIT_PATH = /^\/[^/]+\/[^/]+\.git\//;
+const REPO_SCOPES: Record<GitAccess, string[]> = {
+  read: ['api', 'read_repository', 'write_repository'],
+  write: ['api', 'write_repository'],
+};
+
 const UNAUTHORIZED: FakeResponse = { status: 401, json: { message: '401 Unauthorized' } };
 
 export class FakeGitLab extends FakeHttpService {
   readonly oauth = new GitlabOAuth();
+  /** Project access tokens: plan, feature switch, server time zone, stats. */
+  readonly projectTokens: ProjectTokenApi = new ProjectTokenApi({
+    userOf: (t) => this.oauth.userOf(t),
+    scopesOf: (t) => this.oauth.scopesOf(t),
+    roleOf: (userId, projectId) => this.roles.get(projectId)?.get(userId),
+    projectExists: (projectId) => this.roles.has(projectId),
+    now: () => Date.now() + this.clockOffsetMs,
+    newId: () => this.nextId++,
+  });
+  /** Serves git smart HTTP on `/<namespace>/<project>.git/…` (a FakeGitServer's handler). */
+  gitHandler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+  /** How far the fake's clock (for project token dates) runs ahead of the real one. */
+  clockOffsetMs = 0;
   private readonly users = new Map<number, FakeUser>();
+  /** project id → user id → role. */
+  private readonly roles = new Map<number, Map<number, Role>>();
+  private readonly byPath = new Map<string, number>();
   private authorizeUserId?: number;
   private pathPrefix = '';
   // Random starting ids: test files share one database, and ids from two fakes must not collide.
@@ -87,7 +116,7 @@ export class FakeGitLab extends FakeHttpService {
     const added = specs.map((spec: ProjectSpec): FakeProject => {
       const full = spec.path.includes('/') ? spec.path : `${user.username}-group/${spec.path}`;
       const path = full.split('/').pop()!;
-      return {
+      const project = {
         id: this.nextId++,
         name: spec.name ?? path,
         path,
@@ -96,16 +125,37 @@ export class FakeGitLab extends FakeHttpService {
         default_branch: spec.default_branch ?? 'main',
         archived: spec.archived ?? false,
       };
+      this.roles.set(project.id, new Map([[userId, spec.role ?? 'owner']]));
+      this.byPath.set(full, project.id);
+      return project;
     });
     user.projects.push(...added);
     return added.map((p) => ({ ...p, http_url_to_repo: this.cloneUrl(p) }));
   }
 
-  /** Issues a grant directly (what a completed OAuth flow would have produced). */
-  grant(userId: number, clientId: string): { accessToken: string; refreshToken: string; expiresAt: Date } {
+  /** Sets a member's role on a project (adding the member, or removing it with null). */
+  setRole(userId: number, projectId: number, role: Role | null): void {
+    const members = this.roles.get(projectId);
+    if (!members) throw new Error(`fake GitLab: no project ${projectId}`);
+    const project = [...this.users.values()].flatMap((u) => u.projects).find((p) => p.id === projectId)!;
+    const user = this.user(userId);
+    if (role === null) {
+      members.delete(userId);
+      user.projects = user.projects.filter((p) => p.id !== projectId);
+    } else {
+      if (!members.has(userId)) user.projects.push(project);
+      members.set(userId, role);
+    }
+  }
+
+  /**
+   * Issues a grant directly (what a completed OAuth flow would have produced). `scopes` default to
+   * LEGACY_SCOPE (no `api`, so no project access tokens); pass GITLAB_SCOPES for a current grant.
+   */
+  grant(userId: number, clientId: string, opts: { scopes?: string } = {}): { accessToken: string; refreshToken: string; expiresAt: Date } {
     this.user(userId);
     if (!this.oauth.apps.has(clientId)) throw new Error(`fake GitLab: no application ${clientId}`);
-    const { accessToken, refreshToken, expiresAt } = this.oauth.issue(userId, clientId);
+    const { accessToken, refreshToken, expiresAt } = this.oauth.issue(userId, clientId, Date.now(), opts.scopes ?? LEGACY_SCOPE);
     return { accessToken, refreshToken, expiresAt };
   }
 
@@ -123,13 +173,44 @@ export class FakeGitLab extends FakeHttpService {
   isAccessTokenLive(token: string): boolean {
     return this.oauth.userOf(token) !== undefined;
   }
-  /** Every access and refresh token ever issued. */
+  /** Whether `token` is a project access token GitLab would still accept. */
+  isProjectTokenLive(token: string): boolean {
+    return this.projectTokens.live(token) !== undefined;
+  }
+
+  /**
+   * Git's rule over HTTPS: a project access token works on its own project alone; a user's OAuth
+   * token on every project the user is a member of (Reporter reads, Developer writes). Both need
+   * a repository scope (or `api`).
+   */
+  gitAccess(password: string, repoPath: string, access: GitAccess): boolean {
+    const projectId = this.byPath.get(repoPath);
+    if (projectId === undefined) return false;
+    const projectToken = this.projectTokens.live(password);
+    if (projectToken) {
+      const level = access === 'write' ? ROLE_LEVEL.developer : ROLE_LEVEL.reporter;
+      return projectToken.projectId === projectId && projectToken.accessLevel >= level && hasAny(projectToken.scopes, REPO_SCOPES[access]);
+    }
+    const userId = this.oauth.userOf(password);
+    const role = userId === undefined ? undefined : this.roles.get(projectId)?.get(userId);
+    if (role === undefined || !hasAny(this.oauth.scopesOf(password), REPO_SCOPES[access])) return false;
+    return ROLE_LEVEL[role] >= (access === 'write' ? ROLE_LEVEL.developer : ROLE_LEVEL.reporter);
+  }
+
+  /** Every access and refresh token and project access token ever issued. */
   issuedTokens(): string[] {
-    return this.oauth.issuedTokens();
+    return [...this.oauth.issuedTokens(), ...this.projectTokens.issuedTokens()];
   }
   /** Every authorization code ever issued (they travel in redirect URLs, so they must not reach logs either). */
   issuedCodes(): string[] {
     return this.oauth.issuedCodes();
+  }
+
+  protected override takeover(req: IncomingMessage, res: ServerResponse): boolean {
+    const path = this.relativePath(new URL(req.url ?? '/', 'http://127.0.0.1').pathname);
+    if (!this.gitHandler || path === undefined || !GIT_PATH.test(path)) return false;
+    this.gitHandler(req, res);
+    return true;
   }
 
   protected relativePath(pathname: string): string | undefined {
@@ -168,7 +249,7 @@ export class FakeGitLab extends FakeHttpService {
       };
     }
     if (path === '/api/v4/projects' && method === 'GET') return this.listProjects(req);
-    return { status: 404, json: { message: '404 Not Found' } };
+    return this.projectTokens.handle(req) ?? { status: 404, json: { message: '404 Not Found' } };
   }
 
   private listProjects(req: FakeRequest): FakeResponse {
@@ -243,3 +324,5 @@ export class FakeGitLab extends FakeHttpService {
     return `${this.baseUrl}/${p.path_with_namespace}.git`;
   }
 }
+
+const hasAny = (held: string[], wanted: string[]) => wanted.some((s) => held.includes(s));

@@ -7,6 +7,7 @@ import pino from 'pino';
 import type { Worker } from '@temporalio/worker';
 import { createCore, type Core } from '../../lib/core';
 import { createMetrics } from '../../lib/metrics';
+import { startProjectTokenSweeper, type ProjectTokenSweeper } from '../../lib/project-token-sweeper';
 import { loggerOptions, type Logger } from '../../lib/logger';
 import { startApi, type RunningApi } from '../../api/server';
 import { createTokenWorker, installTemporalRuntime, NativeConnection } from '../../activities/worker';
@@ -60,6 +61,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
 
   let connection: NativeConnection | undefined;
   let running: Promise<void> | undefined;
+  let sweeper: ProjectTokenSweeper | undefined;
   const h: Harness = {
     core,
     api,
@@ -70,8 +72,12 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       connection = await NativeConnection.connect({ address: config.temporal.address });
       h.worker = await createTokenWorker({ core, connection, taskQueue, workflowBundle: { codePath: process.env.TEST_WORKFLOW_BUNDLE! } });
       running = h.worker.run();
+      // The worker process's other duty, as bin/repo-connect.ts runs it.
+      sweeper = startProjectTokenSweeper({ projectTokens: core.projectTokens, idleSeconds: config.projectTokens.idleSeconds, logger });
     },
     async stopWorker() {
+      await sweeper?.stop();
+      sweeper = undefined;
       if (!h.worker) return;
       h.worker.shutdown();
       await running;

@@ -2,6 +2,7 @@
 // a user would make to get from nothing to a running dispatch.
 import { FakeContainerHost } from '../fakes/container';
 import { FakeGitHub, type FakeGithubApp } from '../fakes/github';
+import type { FakeGitLab, ProjectSpec } from '../fakes/gitlab';
 import { ADMIN, newOwner, type Harness } from './harness';
 
 export interface GithubWorld {
@@ -79,6 +80,47 @@ export async function githubRig(
     integrationId: integration.body.id,
     townId: town.body.id,
     rigId: rig.body.id,
+  };
+}
+
+/**
+ * A GitLab user owning `projects` (default one), their grant with `scopes` registered as an
+ * integration for a new owner, a town, and a rig on the first project.
+ */
+export async function gitlabRig(
+  h: Harness,
+  gl: FakeGitLab,
+  opts: { clientId: string; username: string; projects?: ProjectSpec[]; scopes?: string },
+) {
+  const user = gl.addUser({ username: opts.username });
+  const projects = gl.addProjects(user.id, opts.projects ?? [{ path: 'app' }]);
+  const grant = gl.grant(user.id, opts.clientId, { scopes: opts.scopes });
+  const owner = newOwner();
+  const integration = await h.call<{ id: string }>('POST', '/api/integrations', {
+    provider: 'gitlab',
+    owner_id: owner,
+    access_token: grant.accessToken,
+    refresh_token: grant.refreshToken,
+    expires_at: grant.expiresAt.toISOString(),
+  });
+  if (integration.status !== 201) throw new Error(`register failed: ${JSON.stringify(integration.body)}`);
+  const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'gl-town', owner_id: owner });
+  const rig = await h.call<{ id: string; git_url: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
+    name: projects[0].path,
+    platform_integration_id: integration.body.id,
+    repository_id: projects[0].id,
+  });
+  if (rig.status !== 201) throw new Error(`rig failed: ${JSON.stringify(rig.body)}`);
+  return {
+    user,
+    projects,
+    project: projects[0],
+    grant,
+    owner,
+    integrationId: integration.body.id,
+    townId: town.body.id,
+    rigId: rig.body.id,
+    gitUrl: rig.body.git_url,
   };
 }
 

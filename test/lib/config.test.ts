@@ -127,6 +127,21 @@ describe('loadConfig', () => {
     expect(problems({ ...minimal, LOGIN_RATE_LIMIT_PER_MINUTE: '0' })[0]).toMatch(/^LOGIN_RATE_LIMIT_PER_MINUTE /);
   });
 
+  it('bounds the GitLab project token timings: idle, retry, and a rotation at least daily', () => {
+    expect(loadConfig(minimal).projectTokens).toEqual({ idleSeconds: 3600, retrySeconds: 3600, rotateSeconds: 86_400 });
+    const found = problems({
+      ...minimal,
+      GITLAB_PROJECT_TOKEN_IDLE_SECONDS: '0',
+      GITLAB_PROJECT_TOKEN_RETRY_SECONDS: 'soon',
+      GITLAB_PROJECT_TOKEN_ROTATE_SECONDS: '172800',
+    });
+    expect(found.map((p) => p.split(' ')[0]).sort()).toEqual([
+      'GITLAB_PROJECT_TOKEN_IDLE_SECONDS',
+      'GITLAB_PROJECT_TOKEN_RETRY_SECONDS',
+      'GITLAB_PROJECT_TOKEN_ROTATE_SECONDS',
+    ]);
+  });
+
   it('keeps previous secrets keys for decryption after a rotation', () => {
     const old = randomBytes(32).toString('base64');
     const c = loadConfig({ ...minimal, SECRETS_KEY_PREVIOUS: old });

@@ -32,12 +32,13 @@ describe('gitlabUrl / buildAuthorizeUrl', () => {
       redirect_uri: 'https://rc.example.com/integrations/gitlab/callback',
       response_type: 'code',
       state: 's+1',
-      scope: 'read_api read_user write_repository',
+      scope: 'api read_user write_repository',
       code_challenge: 'ch',
       code_challenge_method: 'S256',
     });
-    expect(url.search).toContain('scope=read_api%20read_user%20write_repository');
-    expect(GITLAB_SCOPES.split(' ')).not.toContain('api');
+    expect(url.search).toContain('scope=api%20read_user%20write_repository');
+    // `api` is what project access tokens need; nothing broader (sudo, admin_mode) is asked for.
+    expect(GITLAB_SCOPES.split(' ').sort()).toEqual(['api', 'read_user', 'write_repository']);
   });
 });
 

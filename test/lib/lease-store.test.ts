@@ -45,6 +45,8 @@ const github = (integrationId: string | null = randomUUID()): Credential => ({
   expiresAt: new Date(Date.now() + 3600_000),
   username: 'x-access-token',
   source: 'integration',
+  scope: 'repository',
+  scopeReason: null,
   integrationId,
 });
 

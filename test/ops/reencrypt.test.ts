@@ -106,6 +106,7 @@ it('rewrites every secret under the new key, and the service then runs without t
     'token_leases.previous_token_enc': 0,
     'owner_identities.user_token_enc': 1,
     'owner_identities.refresh_token_enc': 1,
+    'rig_project_tokens.token_enc': 0,
   });
 
   // Rotation: the new key first, the old one only decrypts. Rows of other tests (other keys) are left alone.

@@ -48,7 +48,10 @@ export function fromHistoryEvents(events: temporal.api.history.v1.IHistoryEvent[
     const a = e.activityTaskScheduledEventAttributes;
     if (a) k.activities.push({ type: a.activityType?.name ?? '', input: fromEvents(a.input?.payloads) });
     const sa = e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields;
-    if (sa) k.searchAttributes.push(Object.fromEntries(Object.entries(sa).map(([name, p]) => [name, fromHistory(p)])));
+    // patched() upserts TemporalChangeVersion itself when it first records a marker; a replay,
+    // which finds the marker, issues no such command.
+    const fields = Object.entries(sa ?? {}).filter(([name]) => name !== 'TemporalChangeVersion');
+    if (fields.length > 0) k.searchAttributes.push(Object.fromEntries(fields.map(([name, p]) => [name, fromHistory(p)])));
     const u = e.workflowExecutionUpdateCompletedEventAttributes?.outcome?.success;
     if (u) k.updateResults.push(fromEvents(u.payloads));
     const can = e.workflowExecutionContinuedAsNewEventAttributes;

@@ -9,8 +9,9 @@ import { join } from 'node:path';
 import type { temporal } from '@temporalio/proto';
 import { FakeContainerHost } from '../fakes/container';
 import { FakeGitLab } from '../fakes/gitlab';
+import { GITLAB_SCOPES } from '../../lib/providers/gitlab-fns';
 import { eventually, newOwner, startHarness, type Harness } from '../helpers/harness';
-import { allText, dispatchTo, githubRig, githubWorld, pull, type GithubWorld } from '../helpers/scenario';
+import { allText, dispatchTo, githubRig, githubWorld, gitlabRig, pull, type GithubWorld } from '../helpers/scenario';
 import { refreshNowUpdate } from '../../workflows/git-token-workflow';
 import { historyToObject, secretsInHistory, type CorpusFile } from './corpus';
 
@@ -44,6 +45,8 @@ beforeAll(async () => {
       GITLAB_CLIENT_SECRET: CLIENT.clientSecret,
       TOKEN_REFRESH_MARGIN_SECONDS: '3',
       REFRESH_JITTER_MAX_SECONDS: '0.5',
+      GITLAB_PROJECT_TOKEN_ROTATE_SECONDS: '8',
+      GITLAB_PROJECT_TOKEN_RETRY_SECONDS: '3',
     },
     workflowDefaults: { cyclesPerRun: 3, recheckSeconds: 4, staticPushDeadlineSeconds: 5 },
   });
@@ -181,6 +184,41 @@ it('gitlab-shared-refresh: two dispatches share a grant; one refreshes it, the o
     'GitLab: one grant shared by two dispatches, refreshed (rotated) across expiries; the other dispatch is signalled (credentialsChanged) and re-pushes; stop',
     [a.workflowId, b.workflowId],
     (runs) => {
+      expect(signals(runs, 'credentialsChanged').length).toBeGreaterThanOrEqual(1);
+    },
+  );
+}, 120_000);
+
+it('gitlab-project-token: the grant stands in for a Developer (account), a role upgrade switches to a project token (repository), one dispatch rotates it and the other is signalled', async () => {
+  const { user, project, rigId } = await gitlabRig(h, gl, {
+    clientId: CLIENT.clientId,
+    username: 'dora',
+    projects: [{ path: 'app', role: 'developer' }],
+    scopes: GITLAB_SCOPES,
+  });
+  const a = await dispatch(rigId, 'rec-pat-a');
+  await containers.waitForPush(a.container, (p) => p.generation === 1);
+  gl.setRole(user.id, project.id, 'maintainer');
+  const first = await containers.waitForPush(a.container, (p) => gl.isProjectTokenLive(p.token), 30_000);
+  const b = await dispatch(rigId, 'rec-pat-b');
+  await containers.waitForPush(b.container, (p) => p.token === first.token);
+  const rotations = gl.projectTokens.stats.rotated;
+  await eventually(async () => gl.projectTokens.stats.rotated > rotations, 30_000, 'a rotation');
+  const fresh = gl.projectTokens.all().find((t) => t.projectId === project.id && gl.projectTokens.isLive(t))!;
+  await Promise.all([a, b].map((d) => containers.waitForPush(d.container, (p) => p.token === fresh.token, 10_000)));
+  await stop(a.dispatchId);
+  await stop(b.dispatchId);
+  await save(
+    'gitlab-project-token',
+    'GitLab: a Developer gets the grant (CredentialScope account); after the role upgrade the next mint makes a project access token (CredentialScope repository, patch marker); a second dispatch shares it; one rotates it and the other is signalled (credentialsChanged) and re-pushes; stop',
+    [a.workflowId, b.workflowId],
+    (runs) => {
+      const scopes = eventsOf(runs).flatMap((e) => {
+        const field = e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields?.CredentialScope;
+        return field?.data ? [Buffer.from(field.data).toString('utf8')] : [];
+      });
+      expect(scopes).toEqual(expect.arrayContaining(['"account"', '"repository"']));
+      expect(eventsOf(runs).some((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch')).toBe(true);
       expect(signals(runs, 'credentialsChanged').length).toBeGreaterThanOrEqual(1);
     },
   );

@@ -14,6 +14,7 @@ const REQUIRED_PATHS = [
   'github-multi-cycle',
   'pull-refresh-now',
   'gitlab-shared-refresh',
+  'gitlab-project-token',
   'town-token',
   'credentials-changed',
   'no-credentials',

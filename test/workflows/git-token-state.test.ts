@@ -158,6 +158,18 @@ describe('status transitions', () => {
     expect(Object.keys(s)).toEqual(keys);
     expect(JSON.parse(JSON.stringify(s))).toEqual(s);
   });
+
+  it('carries the scope a lease reports into the view, and leaves it out for leases that report none (older runs)', () => {
+    const old = st.afterMint(st.initialState(), lease(), input, T0).state;
+    expect(Object.keys(st.view(old))).not.toContain('credentialScope');
+    expect(Object.keys(old)).toEqual(Object.keys(st.initialState())); // continue-as-new input as before
+    const account = st.afterMint(old, lease({ generation: 2, scope: 'account', scopeReason: 'role' }), input, T0 + 1).state;
+    expect(st.view(account)).toMatchObject({ credentialScope: 'account', credentialScopeReason: 'role' });
+    const repo = st.afterMint(account, lease({ generation: 3, scope: 'repository', scopeReason: null }), input, T0 + 2).state;
+    expect(st.view(repo)).toMatchObject({ credentialScope: 'repository', credentialScopeReason: null });
+    // A retried mint that returns the stored lease says nothing of the scope: it stays.
+    expect(st.view(st.afterMint(repo, lease({ generation: 3, reused: true }), input, T0 + 3).state).credentialScope).toBe('repository');
+  });
 });
 
 describe('failures: permanent or transient', () => {

@@ -66,7 +66,7 @@ it('pushes a working, repository-scoped token and refreshes it before expiry, cy
   expect(runs.length).toBeGreaterThanOrEqual(2);
 
   const s = await h.call<{ status: string; generation: number; credential_source: string }>('GET', `/api/dispatches/${d.dispatchId}`);
-  expect(s.body).toMatchObject({ status: 'active', credential_source: 'integration' });
+  expect(s.body).toMatchObject({ status: 'active', credential_source: 'integration', credential_scope: 'repository' });
   expect(s.body.generation).toBeGreaterThanOrEqual(5);
 });
 

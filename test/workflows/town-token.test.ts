@@ -55,7 +55,7 @@ it('pushes the town token once, re-pushes when git-auth changes, serves pulls, a
     const s = await h.call<{ status: string; credential_source: string; generation: number }>('GET', `/api/dispatches/${d.dispatch_id}`);
     return s.body.status === 'active' ? s.body : null;
   });
-  expect(status).toMatchObject({ credential_source: 'town_git_auth', generation: 1, token_expires_at: null });
+  expect(status).toMatchObject({ credential_source: 'town_git_auth', credential_scope: 'static', generation: 1, token_expires_at: null });
 
   const pulled = await fetch(`${h.url}/api/internal/rigs/${rigId}/git-token`, {
     method: 'POST',

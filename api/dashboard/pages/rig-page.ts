@@ -6,7 +6,7 @@ import { owns, touches } from '../../auth/access';
 import type { Services } from '../../services';
 import { rigParams } from '../../schemas/rigs';
 import { html, time } from '../html';
-import { credentialWords, integrationKind, providerName, statusBadge } from '../labels';
+import { credentialWords, integrationKind, providerName, scopeBadge, scopeWords, statusBadge } from '../labels';
 import { page, sendPage } from '../layout';
 import { pickable, pickerFields } from './picker';
 
@@ -36,6 +36,9 @@ export const rigPage: FastifyPluginAsyncZod<{ services: Services }> = async (app
     <dt>Git URL</dt><dd><code class="wrap">${rig.git_url}</code></dd>
     <dt>Default branch</dt><dd><code>${rig.default_branch}</code></dd>
     <dt>Credentials</dt><dd data-credential-source="${rig.credential_source}">${source}</dd>
+    <dt>Token reach</dt><dd data-credential-scope="${rig.credential_scope ?? 'undecided'}">${scopeBadge(rig.credential_scope)}
+      ${scopeWords(rig.credential_scope, rig.credential_scope_reason, rig.project_token_state)}
+      ${rig.project_token_state?.rotated_at ? html`<br>Last rotated ${time(rig.project_token_state.rotated_at)}.` : ''}</dd>
   </dl>
   <div class="actions">
     ${
@@ -67,10 +70,11 @@ export const rigPage: FastifyPluginAsyncZod<{ services: Services }> = async (app
     dispatches.length === 0
       ? html`<p class="empty">No dispatches yet.</p>`
       : html`<div class="table-wrap"><table class="stack">
-    <thead><tr><th scope="col">Status</th><th scope="col">Generation</th><th scope="col">Token expires</th><th scope="col">Last error</th><th scope="col">Started</th></tr></thead>
+    <thead><tr><th scope="col">Status</th><th scope="col">Reach</th><th scope="col">Generation</th><th scope="col">Token expires</th><th scope="col">Last error</th><th scope="col">Started</th></tr></thead>
     <tbody>${dispatches.map(
       (d) => html`<tr data-dispatch="${d.id}">
       <td data-label="Status">${statusBadge(d.status)}</td>
+      <td data-label="Reach" data-dispatch-scope="${d.credential_scope ?? ''}">${scopeBadge(d.credential_scope)}${d.credential_scope_reason ? html`<br><span class="muted">${d.credential_scope_reason}</span>` : ''}</td>
       <td data-label="Generation">${d.generation}</td>
       <td data-label="Token expires">${d.credential_source === 'town_git_auth' && d.token_expires_at === null && d.generation > 0 ? html`<span class="muted">does not expire</span>` : time(d.token_expires_at, '—')}</td>
       <td data-label="Last error">${d.last_error ? html`<code>${d.last_error.code}</code> ${d.last_error.message}` : html`<span class="muted">none</span>`}</td>

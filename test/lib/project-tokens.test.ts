@@ -1,0 +1,261 @@
+// The project-token store against the real Postgres and the fake GitLab over HTTP: one token per
+// rig, exactly one rotation however many ask at once, recovery from answers lost on the way back,
+// refusals said out loud and asked again only when due, revocation by detach and by the idle sweep.
+// The store's clock is moved forward instead of waiting a day for a rotation.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createDb, type Db } from '../../lib/db';
+import { createGitlabGrants } from '../../lib/gitlab-grant';
+import { createProjectTokens, type ProjectTokenRig } from '../../lib/project-tokens';
+import { createGitlabClient } from '../../lib/providers/gitlab';
+import { GITLAB_SCOPES } from '../../lib/providers/gitlab-fns';
+import { ProviderError } from '../../lib/providers/types';
+import { createSecretBox, fingerprint, type SecretBox } from '../../lib/secrets';
+import { containerTokenContext, gitlabTokenContext } from '../../lib/secret-contexts';
+import { FakeGitLab } from '../fakes/gitlab';
+import { testDatabaseUrl } from '../helpers/test-env';
+
+const CLIENT = { clientId: 'rc-store', clientSecret: 'rc-store-secret', redirectUri: 'http://127.0.0.1:9/cb' };
+const HOUR = 3600_000;
+
+let db: Db;
+let secrets: SecretBox;
+let gl: FakeGitLab;
+let clock = 0;
+const changed: string[] = [];
+const client = createGitlabClient({ ...CLIENT, timeoutMs: 1000 });
+
+beforeAll(async () => {
+  db = createDb(testDatabaseUrl(), { max: 8 });
+  secrets = createSecretBox([randomBytes(32)]);
+  gl = await FakeGitLab.start();
+  gl.registerApplication(CLIENT);
+  gl.accessTokenLifetimeSeconds = 48 * 3600; // grants outlive the store's clock moved a day ahead
+});
+afterEach(() => gl.clearFailures());
+afterAll(async () => {
+  await gl?.close();
+  await db?.$disconnect();
+});
+
+function store(opts: { rotateSeconds?: number; retrySeconds?: number } = {}) {
+  const now = () => Date.now() + clock;
+  const grants = createGitlabGrants({ db, secrets, gitlab: client, now });
+  return createProjectTokens({
+    db,
+    secrets,
+    gitlab: client,
+    grants,
+    rotateSeconds: opts.rotateSeconds ?? 86_400,
+    retrySeconds: opts.retrySeconds ?? 3600,
+    now,
+    onChanged: async (rigId, reason) => void changed.push(`${rigId} ${reason}`),
+  });
+}
+
+/** A GitLab user owning two projects, their grant as an integration, and a rig on the first project. */
+async function gitlabRig(scopes = GITLAB_SCOPES) {
+  const user = gl.addUser({ username: `st-${randomBytes(3).toString('hex')}` });
+  const [project, other] = gl.addProjects(user.id, 2);
+  const grant = gl.grant(user.id, CLIENT.clientId, { scopes });
+  const id = randomUUID();
+  await db.platformIntegration.create({
+    data: {
+      id,
+      ownerId: randomUUID(),
+      provider: 'gitlab',
+      gitlabBaseUrl: gl.baseUrl,
+      accountId: BigInt(user.id),
+      accountLogin: user.username,
+      accessTokenEnc: secrets.encrypt(grant.accessToken, gitlabTokenContext(id, 'access')),
+      refreshTokenEnc: secrets.encrypt(grant.refreshToken, gitlabTokenContext(id, 'refresh')),
+      accessTokenExpiresAt: grant.expiresAt,
+    },
+  });
+  const town = await db.town.create({ data: { name: 'pt', ownerId: randomUUID() } });
+  const row = await db.rig.create({
+    data: {
+      townId: town.id,
+      name: project.path,
+      gitUrl: project.http_url_to_repo,
+      defaultBranch: 'main',
+      platformIntegrationId: id,
+      repositoryId: BigInt(project.id),
+    },
+  });
+  const rig: ProjectTokenRig = { rigId: row.id, rigName: row.name, integrationId: id, projectId: BigInt(project.id), baseUrl: gl.baseUrl };
+  return { user, project, other, rig };
+}
+
+/** Moves the store's clock to 200 s before `answer` stops being used: less than the 300 s asked for. */
+function nearEndOf(answer: { scope: string; expiresAt?: Date }) {
+  clock = answer.expiresAt!.getTime() - Date.now() - 200_000;
+}
+
+const liveTokensOf = (projectId: number) => gl.projectTokens.all().filter((t) => t.projectId === projectId && gl.projectTokens.isLive(t));
+
+it('creates one Developer token per rig, reuses it, and it works on the rig project alone', async () => {
+  const s = store();
+  const { rig, project, other } = await gitlabRig();
+  const created = gl.projectTokens.stats.created;
+  const first = await s.forRig(rig, 300);
+  expect(first).toMatchObject({ scope: 'repository' });
+  if (first.scope !== 'repository') throw new Error('unreachable');
+  expect(first.expiresAt.getTime()).toBeGreaterThan(Date.now() + 8 * HOUR - 60_000); // at least 8 h of use, at most a day
+  expect(first.expiresAt.getTime()).toBeLessThanOrEqual(Date.now() + 24 * HOUR);
+  expect(await s.forRig(rig, 300)).toEqual(first);
+  expect(gl.projectTokens.stats.created - created).toBe(1);
+  expect(gl.gitAccess(first.token, project.path_with_namespace, 'write')).toBe(true);
+  expect(gl.gitAccess(first.token, other.path_with_namespace, 'read')).toBe(false);
+  const atGitlab = liveTokensOf(project.id);
+  expect(atGitlab).toHaveLength(1);
+  expect(atGitlab[0]).toMatchObject({
+    accessLevel: 30,
+    scopes: ['write_repository'],
+    name: `repo-connect rig ${project.path} [rig ${rig.rigId}]`,
+  });
+  const row = await db.rigProjectToken.findUniqueOrThrow({ where: { rigId: rig.rigId } });
+  expect(row.tokenEnc).not.toContain(first.token); // encrypted at rest
+  expect(secrets.decrypt(row.tokenEnc!, `project-token:${row.id}`)).toBe(first.token);
+});
+
+it('rotates exactly once when twenty dispatches ask together, and tells the rig once', async () => {
+  const s = store();
+  const { rig, project } = await gitlabRig();
+  const first = await s.forRig(rig, 300);
+  const rotated = gl.projectTokens.stats.rotated;
+  changed.length = 0;
+  nearEndOf(first);
+  try {
+    const answers = await Promise.all(Array.from({ length: 20 }, () => s.forRig(rig, 300)));
+    const tokens = new Set(answers.map((a) => (a.scope === 'repository' ? a.token : a.reason)));
+    expect(tokens.size).toBe(1);
+    expect(gl.projectTokens.stats.rotated - rotated).toBe(1);
+    const [token] = tokens;
+    expect(first.scope === 'repository' && gl.isProjectTokenLive(first.token)).toBe(false);
+    expect(gl.isProjectTokenLive(token)).toBe(true);
+    expect(liveTokensOf(project.id)).toHaveLength(1);
+    expect(changed).toEqual([`${rig.rigId} gitlab project token rotated`]);
+  } finally {
+    clock = 0;
+  }
+});
+
+it('recovers from a rotation whose answer was lost: the unseen token dies and a new one replaces it', async () => {
+  const s = store();
+  const { rig, project } = await gitlabRig();
+  nearEndOf(await s.forRig(rig, 300));
+  try {
+    gl.failNext(1, { status: 502, lose: true, match: (m, p) => p.endsWith('/rotate') });
+    const lost = await s.forRig(rig, 300).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(lost).toBeInstanceOf(ProviderError);
+    const unseen = liveTokensOf(project.id);
+    expect(unseen).toHaveLength(1); // GitLab rotated: the token the store holds is dead, the new one unseen
+    const after = await s.forRig(rig, 300);
+    expect(after.scope).toBe('repository');
+    expect(gl.isProjectTokenLive(unseen[0].token)).toBe(false); // reuse detection took it down
+    expect(liveTokensOf(project.id).map((t) => t.token)).toEqual([after.scope === 'repository' && after.token]);
+  } finally {
+    clock = 0;
+  }
+});
+
+it('revokes a token whose creation answer was lost before creating the next', async () => {
+  const s = store();
+  const { rig, project } = await gitlabRig();
+  gl.failNext(1, { status: 500, lose: true, match: (m, p) => m === 'POST' && p.endsWith('/access_tokens') });
+  await expect(s.forRig(rig, 300)).rejects.toBeInstanceOf(ProviderError);
+  const [orphan] = liveTokensOf(project.id);
+  expect(orphan).toBeDefined();
+  const got = await s.forRig(rig, 300);
+  expect(gl.isProjectTokenLive(orphan.token)).toBe(false);
+  expect(liveTokensOf(project.id).map((t) => t.token)).toEqual([got.scope === 'repository' && got.token]);
+});
+
+it('falls back with the reason, asks again only when due, and switches to the token when GitLab allows it', async () => {
+  const s = store({ retrySeconds: 600 });
+  const { rig, user, project } = await gitlabRig();
+  gl.setRole(user.id, project.id, 'developer');
+  const refused = gl.projectTokens.stats.refused;
+  const first = await s.forRig(rig, 300);
+  expect(first).toEqual({ scope: 'account', reason: expect.stringMatching(/Maintainer or Owner role/) });
+  expect(await s.forRig(rig, 300)).toEqual(first);
+  expect(gl.projectTokens.stats.refused - refused).toBe(1); // not asked again before it is due
+  gl.setRole(user.id, project.id, 'maintainer');
+  changed.length = 0;
+  clock = 601_000;
+  try {
+    const later = await s.forRig(rig, 300);
+    expect(later.scope).toBe('repository');
+    expect(changed).toEqual([`${rig.rigId} gitlab project token created`]);
+  } finally {
+    clock = 0;
+  }
+  // A grant connected before the service asked for `api` says so.
+  const legacy = await gitlabRig('read_api read_user write_repository');
+  expect(await s.forRig(legacy.rig, 300)).toEqual({ scope: 'account', reason: expect.stringMatching(/lacks the api scope/) });
+  // A reconnect asks again at once.
+  await s.retryNow({ rigId: legacy.rig.rigId });
+  await s.forRig(legacy.rig, 300);
+  expect(gl.projectTokens.stats.refused - refused).toBe(3);
+});
+
+it('revokes on detach and on reconnecting to another project; a failed revocation waits for the sweep', async () => {
+  const s = store();
+  const { rig, project, other } = await gitlabRig();
+  const a = await s.forRig(rig, 300);
+  // Reconnected to the other project: the first token goes, the rig gets one for the new project.
+  await db.rig.update({ where: { id: rig.rigId }, data: { repositoryId: BigInt(other.id) } });
+  const moved = { ...rig, projectId: BigInt(other.id) };
+  const b = await s.forRig(moved, 300);
+  // A mint that read the rig before the reconnect makes no token for the project it left.
+  await expect(s.forRig(rig, 300)).rejects.toThrow(/reconnected while its token was being made/);
+  expect(a.scope === 'repository' && gl.isProjectTokenLive(a.token)).toBe(false);
+  expect(b.scope === 'repository' && gl.gitAccess(b.token, other.path_with_namespace, 'write')).toBe(true);
+  expect(liveTokensOf(project.id)).toHaveLength(0);
+
+  gl.failNext(1, { status: 503, match: (m) => m === 'DELETE' });
+  const ids = await s.detach(db, rig.rigId);
+  await s.revoke(ids);
+  expect(b.scope === 'repository' && gl.isProjectTokenLive(b.token)).toBe(true);
+  expect(await db.rigProjectToken.findMany({ where: { id: { in: ids } }, select: { status: true, rigId: true } })).toEqual([
+    { status: 'revoking', rigId: null },
+  ]);
+  expect(await s.sweep(3600)).toBeGreaterThanOrEqual(1);
+  expect(b.scope === 'repository' && gl.isProjectTokenLive(b.token)).toBe(false);
+  expect(await db.rigProjectToken.count({ where: { id: { in: ids } } })).toBe(0);
+});
+
+it('sweeps the tokens of idle rigs, and never of a rig with a running dispatch', async () => {
+  const s = store();
+  const idle = await gitlabRig();
+  const busy = await gitlabRig();
+  const [i, b] = [await s.forRig(idle.rig, 300), await s.forRig(busy.rig, 300)];
+  const id = randomUUID();
+  await db.agentDispatch.create({
+    data: {
+      id,
+      rigId: busy.rig.rigId,
+      containerUrl: 'http://127.0.0.1:9/c',
+      containerTokenHash: fingerprint(id),
+      containerTokenEnc: secrets.encrypt('x', containerTokenContext(id)),
+      workflowId: `git-token-${id}`,
+    },
+  });
+  changed.length = 0;
+  await s.sweep(0);
+  expect(i.scope === 'repository' && gl.isProjectTokenLive(i.token)).toBe(false);
+  expect(b.scope === 'repository' && gl.isProjectTokenLive(b.token)).toBe(true);
+  expect(await db.rigProjectToken.findUniqueOrThrow({ where: { rigId: idle.rig.rigId } })).toMatchObject({
+    status: 'revoked',
+    tokenEnc: null,
+    revokedAt: expect.any(Date),
+  });
+  expect(changed).toContain(`${idle.rig.rigId} idle gitlab project token revoked`);
+  expect(changed.filter((c) => c.startsWith(busy.rig.rigId))).toEqual([]);
+  // The next dispatch of the idle rig gets a new token.
+  const again = await s.forRig(idle.rig, 300);
+  expect(again.scope === 'repository' && gl.isProjectTokenLive(again.token)).toBe(true);
+});
