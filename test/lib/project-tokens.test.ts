@@ -58,10 +58,11 @@ async function gitlabRig(scopes = GITLAB_SCOPES) {
   const [project, other] = gl.addProjects(user.id, 2);
   const grant = gl.grant(user.id, CLIENT.clientId, { scopes });
   const id = randomUUID();
+  const { id: ownerId } = await db.owner.create({ data: { id: randomUUID() } });
   await db.platformIntegration.create({
     data: {
       id,
-      ownerId: randomUUID(),
+      ownerId,
       provider: 'gitlab',
       gitlabBaseUrl: gl.baseUrl,
       accountId: BigInt(user.id),
@@ -71,7 +72,7 @@ async function gitlabRig(scopes = GITLAB_SCOPES) {
       accessTokenExpiresAt: grant.expiresAt,
     },
   });
-  const town = await db.town.create({ data: { name: 'pt', ownerId: randomUUID() } });
+  const town = await db.town.create({ data: { name: 'pt', ownerId } });
   const row = await db.rig.create({
     data: {
       townId: town.id,

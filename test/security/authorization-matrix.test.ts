@@ -50,6 +50,8 @@ const TABLE: Record<string, Case> = {
   },
   'GET /api/rigs/:rig_id': { path: (i) => `/api/rigs/${i.rig}`, byId: true },
   'PATCH /api/rigs/:rig_id': { path: (i) => `/api/rigs/${i.rig}`, body: () => ({ default_branch: 'main' }), byId: true },
+  // The rig keeps its running dispatch, so an allowed DELETE answers 409 and the rig stays for the other cases.
+  'DELETE /api/rigs/:rig_id': { path: (i) => `/api/rigs/${i.rig}`, byId: true },
   'GET /api/rigs/:rig_id/dispatches': { path: (i) => `/api/rigs/${i.rig}/dispatches`, byId: true },
   'POST /api/rigs/:rig_id/dispatches': {
     path: (i) => `/api/rigs/${i.rig}/dispatches`,
