@@ -17,7 +17,13 @@ export interface Config {
   nodeEnv: 'development' | 'test' | 'production';
   role: 'all' | 'api' | 'worker';
   databaseUrl: string;
-  temporal: { address: string; namespace: string; taskQueue: string };
+  temporal: {
+    address: string;
+    namespace: string;
+    taskQueue: string;
+    /** Worker Versioning: the worker's deployment, its build id when given, and whether routing follows versions. */
+    deployment: { name: string; buildId?: string; versioning: boolean };
+  };
   port: number;
   host: string;
   publicUrl: string;
@@ -80,6 +86,16 @@ const schema = z.object({
     .refine((v) => /^[^\s:/]+:\d+$/.test(v), 'must be host:port'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('git-tokens'),
+  TEMPORAL_WORKER_VERSIONING: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
+  // Temporal names a version `<deployment>.<build id>`, so neither may contain a dot.
+  TEMPORAL_DEPLOYMENT_NAME: z
+    .string()
+    .default('repo-connect')
+    .refine((v) => /^[A-Za-z0-9_-]{1,100}$/.test(v), 'must be 1-100 letters, digits, - or _'),
+  TEMPORAL_BUILD_ID: optionalString.refine(
+    (v) => v === undefined || /^[A-Za-z0-9_+-]{1,200}$/.test(v),
+    'must be 1-200 letters, digits, -, _ or +',
+  ),
   PORT: port.default(8080),
   HOST: z.string().min(1).default('127.0.0.1'),
   PUBLIC_URL: httpUrl.optional(),
@@ -185,7 +201,12 @@ export function loadConfig(env: Env = process.env): Config {
     nodeEnv: e.NODE_ENV,
     role: e.ROLE,
     databaseUrl: e.DATABASE_URL,
-    temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, taskQueue: e.TEMPORAL_TASK_QUEUE },
+    temporal: {
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      taskQueue: e.TEMPORAL_TASK_QUEUE,
+      deployment: { name: e.TEMPORAL_DEPLOYMENT_NAME, buildId: e.TEMPORAL_BUILD_ID, versioning: e.TEMPORAL_WORKER_VERSIONING === 'true' },
+    },
     port: e.PORT,
     host: e.HOST,
     publicUrl: e.PUBLIC_URL ?? `http://${e.HOST.includes(':') ? `[${e.HOST}]` : e.HOST}:${e.PORT}`,

@@ -82,6 +82,21 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('names the worker deployment (versioning off unless asked for) and checks the names Temporal joins with a dot', () => {
+    expect(loadConfig(minimal).temporal.deployment).toEqual({ name: 'repo-connect', buildId: undefined, versioning: false });
+    expect(
+      loadConfig({ ...minimal, TEMPORAL_WORKER_VERSIONING: 'true', TEMPORAL_DEPLOYMENT_NAME: 'rc-eu', TEMPORAL_BUILD_ID: '2026-12-04+abc' })
+        .temporal.deployment,
+    ).toEqual({ name: 'rc-eu', buildId: '2026-12-04+abc', versioning: true });
+    expect(
+      problems({ ...minimal, TEMPORAL_WORKER_VERSIONING: 'yes', TEMPORAL_DEPLOYMENT_NAME: 'rc.eu', TEMPORAL_BUILD_ID: 'v1.2' }),
+    ).toEqual([
+      'TEMPORAL_WORKER_VERSIONING must be true or false',
+      'TEMPORAL_DEPLOYMENT_NAME must be 1-100 letters, digits, - or _',
+      'TEMPORAL_BUILD_ID must be 1-200 letters, digits, -, _ or +',
+    ]);
+  });
+
   it('keeps previous secrets keys for decryption after a rotation', () => {
     const old = randomBytes(32).toString('base64');
     const c = loadConfig({ ...minimal, SECRETS_KEY_PREVIOUS: old });
