@@ -7,6 +7,7 @@ import { createCore } from '../lib/core';
 import { createLogger } from '../lib/logger';
 import { migrate } from '../lib/migrate';
 import { ensureSearchAttributes, quietCallContext } from '../lib/temporal';
+import { temporalConnectError, temporalConnectionOptions } from '../lib/temporal-connection';
 import { startApi, type RunningApi } from '../api/server';
 import { createTokenWorker, installTemporalRuntime, NativeConnection } from '../activities/worker';
 import { adoptDeploymentIfUnset, resolveBuildId } from '../activities/worker-deployment';
@@ -53,7 +54,9 @@ async function main(): Promise<void> {
   let shutdownWorker: (() => void) | undefined;
   let metricsServer: ReturnType<typeof createServer> | undefined;
   if (config.role !== 'api') {
-    const connection = await NativeConnection.connect({ address: config.temporal.address });
+    const connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal)).catch(async (err) => {
+      throw await temporalConnectError(config.temporal, err);
+    });
     const deployment = config.temporal.deployment;
     const build = resolveBuildId(deployment.buildId);
     const worker = await createTokenWorker({

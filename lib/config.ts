@@ -1,8 +1,8 @@
 // The only reader of process.env for the service. Every variable is validated at once so a bad
 // deployment learns everything that is wrong from one failed boot, not one variable per restart.
-import { readFileSync, existsSync } from 'node:fs';
-import { createPrivateKey } from 'node:crypto';
 import { z } from 'zod';
+import { readPrivateKey } from './pem';
+import { temporalTls, type TemporalTls } from './temporal-tls-config';
 
 export type AppType = 'standard' | 'lite';
 
@@ -23,6 +23,10 @@ export interface Config {
     taskQueue: string;
     /** Worker Versioning: the worker's deployment, its build id when given, and whether routing follows versions. */
     deployment: { name: string; buildId?: string; versioning: boolean };
+    /** TLS to the frontend (PEM text), or false for plaintext; on whenever any TLS variable or the API key is set. */
+    tls: TemporalTls;
+    /** Temporal Cloud API key. */
+    apiKey?: string;
   };
   port: number;
   host: string;
@@ -92,6 +96,12 @@ const schema = z.object({
     .string()
     .default('repo-connect')
     .refine((v) => /^[A-Za-z0-9_-]{1,100}$/.test(v), 'must be 1-100 letters, digits, - or _'),
+  TEMPORAL_TLS: z.enum(['true', 'false'], { error: 'must be true or false' }).optional(),
+  TEMPORAL_TLS_CA: optionalString,
+  TEMPORAL_TLS_CERT: optionalString,
+  TEMPORAL_TLS_KEY: optionalString,
+  TEMPORAL_TLS_SERVER_NAME: optionalString,
+  TEMPORAL_API_KEY: optionalString,
   TEMPORAL_BUILD_ID: optionalString.refine(
     (v) => v === undefined || /^[A-Za-z0-9_+-]{1,200}$/.test(v),
     'must be 1-200 letters, digits, -, _ or +',
@@ -129,18 +139,6 @@ const schema = z.object({
 export const CONFIG_VARIABLES: readonly string[] = Object.keys(schema.shape);
 
 type Env = Record<string, string | undefined>;
-
-/** Reads a PEM given inline or as a path, and checks it parses as a private key. */
-export function readPrivateKey(value: string): string {
-  const pem = value.includes('-----BEGIN') ? value.replace(/\\n/g, '\n') : readKeyFile(value);
-  createPrivateKey(pem); // throws on garbage, so a bad key fails the boot, not the first mint
-  return pem;
-}
-
-function readKeyFile(path: string): string {
-  if (!existsSync(path)) throw new Error(`is neither PEM text nor a readable file (${path})`);
-  return readFileSync(path, 'utf8');
-}
 
 /** Parses and validates an environment; throws ConfigError naming every bad or missing variable. */
 export function loadConfig(env: Env = process.env): Config {
@@ -192,6 +190,7 @@ export function loadConfig(env: Env = process.env): Config {
   for (const k of previous) {
     if (!base64Key.safeParse(k).success) problems.push('SECRETS_KEY_PREVIOUS must be a comma-separated list of 32-byte base64 keys');
   }
+  const tls = temporalTls(e, problems);
   if (e.NODE_ENV === 'production' && e.PUBLIC_URL === undefined) {
     problems.push('PUBLIC_URL is required in production (OAuth redirect URIs are built from it)');
   }
@@ -206,6 +205,8 @@ export function loadConfig(env: Env = process.env): Config {
       namespace: e.TEMPORAL_NAMESPACE,
       taskQueue: e.TEMPORAL_TASK_QUEUE,
       deployment: { name: e.TEMPORAL_DEPLOYMENT_NAME, buildId: e.TEMPORAL_BUILD_ID, versioning: e.TEMPORAL_WORKER_VERSIONING === 'true' },
+      tls,
+      apiKey: e.TEMPORAL_API_KEY,
     },
     port: e.PORT,
     host: e.HOST,

@@ -13,6 +13,7 @@ import { createGithubClient } from './providers/github';
 import { createGitlabClient } from './providers/gitlab';
 import type { GithubClient, GitlabClient } from './providers/types';
 import { createSecretBox, type SecretBox } from './secrets';
+import { temporalConnectError, temporalConnectionOptions } from './temporal-connection';
 
 export interface Core {
   config: Config;
@@ -45,7 +46,9 @@ export async function createCore(config: Config, opts: CoreOptions = {}): Promis
   const timeoutMs = config.providerTimeoutMs;
   const github = createGithubClient({ apiUrl: config.github.apiUrl, apps: config.github.apps, timeoutMs });
   const gitlab = createGitlabClient({ clientId: config.gitlab.clientId, clientSecret: config.gitlab.clientSecret, timeoutMs });
-  const temporalConnection = await Connection.connect({ address: config.temporal.address });
+  const temporalConnection = await Connection.connect(temporalConnectionOptions(config.temporal)).catch(async (err) => {
+    throw await temporalConnectError(config.temporal, err);
+  });
   const temporal = new Client({ connection: temporalConnection, namespace: config.temporal.namespace });
   const notifier = createDispatchNotifier({ db, temporal });
   const gitlabGrants = createGitlabGrants({

@@ -10,6 +10,7 @@ import { loadConfig, ConfigError } from '../lib/config';
 import { ensureDatabase, migrate } from '../lib/migrate';
 import { SERVICE_PROCESS_ENV } from '../lib/process-tuning';
 import { ensureSearchAttributes, temporalAnswers } from '../lib/temporal';
+import { isSecured, temporalConnectError, temporalConnectionOptions } from '../lib/temporal-connection';
 import { Connection } from '@temporalio/client';
 import { PROJECT_ROOT, resolveTemporalCli, startDevServer, type DevServer } from './temporal-cli';
 
@@ -72,7 +73,16 @@ async function main(): Promise<void> {
   });
   if (gen.status !== 0) process.exit(gen.status ?? 1);
 
-  if (await temporalAnswers(config.temporal.address)) {
+  if (isSecured(config.temporal)) {
+    // A secured frontend is a real cluster (or Temporal Cloud): never stand in a dev server for it.
+    const connection = await Connection.connect({ ...temporalConnectionOptions(config.temporal), connectTimeout: 5000 }).catch(
+      async (err) => {
+        throw await temporalConnectError(config.temporal, err);
+      },
+    );
+    log(`secured Temporal frontend answers at ${config.temporal.address}; using it`);
+    await ensureSearchAttributes(connection, config.temporal.namespace).finally(() => connection.close());
+  } else if (await temporalAnswers(config.temporal.address)) {
     log(`Temporal answers at ${config.temporal.address}; using it`);
     const connection = await Connection.connect({ address: config.temporal.address });
     await ensureSearchAttributes(connection, config.temporal.namespace).finally(() => connection.close());

@@ -8,6 +8,7 @@ import type { Worker } from '@temporalio/worker';
 import { createCore, type Core } from '../../lib/core';
 import { createMetrics } from '../../lib/metrics';
 import { loggerOptions } from '../../lib/logger';
+import { temporalConnectionOptions } from '../../lib/temporal-connection';
 import { startApi, type RunningApi } from '../../api/server';
 import { createTokenWorker, installTemporalRuntime, NativeConnection, type TokenWorkerOptions } from '../../activities/worker';
 import type { GitTokenWorkflowInput } from '../../workflows/git-token-types';
@@ -72,7 +73,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     taskQueue,
     logs,
     async startWorker(workflowBundle = { codePath: process.env.TEST_WORKFLOW_BUNDLE! }) {
-      connection = await NativeConnection.connect({ address: config.temporal.address });
+      connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal));
       h.worker = await createTokenWorker({ core, connection, taskQueue, workflowBundle });
       running = h.worker.run();
     },
