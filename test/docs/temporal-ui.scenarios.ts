@@ -8,7 +8,7 @@ import { freePort, PROJECT_ROOT, resolveTemporalCli, startDevServer, type DevSer
 import { launchBrowser, newPage } from '../dashboard/browser-kit';
 import { FakeContainerHost } from '../fakes/container';
 import { eventually, newOwner, startHarness, type Harness } from '../helpers/harness';
-import { dispatchTo, githubWorld, type Dispatched, type GithubWorld } from '../helpers/scenario';
+import { dispatchTo, githubWorld, registerGithubAgain, type Dispatched, type GithubWorld } from '../helpers/scenario';
 
 const OUT = join(PROJECT_ROOT, 'docs', 'temporal-ui');
 
@@ -93,12 +93,7 @@ it('screenshots the workflow list, a list filtered by RigId and one run', async 
   ds.push(await dispatchTo(h, containers, manual.body.id, 'ui-manual'));
   for (const d of ds.slice(0, 4)) await containers.waitForPush(d.container, (p) => p.generation === 2, 30_000);
   world.gh.suspend(globex.installationId); // one dispatch in credential_error
-  await h.call('POST', '/api/integrations', {
-    provider: 'github',
-    owner_id: globex.owner,
-    installation_id: globex.installationId,
-    app_type: 'lite',
-  });
+  await registerGithubAgain(h, globex, 'lite');
   await eventually(
     async () => (await h.call<{ status: string }>('GET', `/api/dispatches/${ds[3].dispatchId}`)).body.status === 'credential_error',
     20_000,

@@ -4,7 +4,7 @@
 import type { temporal } from '@temporalio/proto';
 import { FakeContainerHost } from '../fakes/container';
 import { eventually, startHarness, type Harness } from '../helpers/harness';
-import { allText, dispatchTo, githubRig, githubWorld, type GithubWorld } from '../helpers/scenario';
+import { allText, dispatchTo, githubRig, githubWorld, registerGithubAgain, type GithubWorld } from '../helpers/scenario';
 
 let world: GithubWorld;
 let containers: FakeContainerHost;
@@ -43,12 +43,7 @@ it('shows rig, repository and provider from the start, follows status and genera
   expect(await current()).toMatch(/^\*\*active\*\* · generation [23] · integration {2}\ntoken expires \d{4}-\d\d-\d\dT/);
 
   world.gh.suspend(rig.installationId);
-  await h.call('POST', '/api/integrations', {
-    provider: 'github',
-    owner_id: rig.owner,
-    installation_id: rig.installationId,
-    app_type: 'standard',
-  });
+  await registerGithubAgain(h, rig);
   const failed = await eventually(
     async () => ((await current()).startsWith('**credential_error**') ? current() : null),
     20_000,
