@@ -122,6 +122,7 @@ describe('npm start with a secured frontend it cannot use', () => {
       `cannot reach the secured Temporal frontend at ${front}: the server's certificate is not signed by TEMPORAL_TLS_CA (or, without it, a system CA)`,
     );
     expect(output).not.toMatch(/Temporal dev server/);
+    expect(output).not.toMatch(/prisma client generated/); // it stops first (and leaves the other test files' client alone)
   }, 60_000);
 
   it('stops without a client certificate, saying the front requires one', async () => {
@@ -132,5 +133,6 @@ describe('npm start with a secured frontend it cannot use', () => {
       `cannot reach the secured Temporal frontend at ${front}: the frontend requires a client certificate: set TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY`,
     );
     expect(output).not.toMatch(/Temporal dev server/);
+    expect(output).not.toMatch(/prisma client generated/); // it stops first (and leaves the other test files' client alone)
   }, 60_000);
 });
