@@ -27,6 +27,10 @@ ENV NODE_ENV=production HOST=0.0.0.0 PORT=8080 WORKER_METRICS_PORT=9464 npm_conf
 # Two malloc arenas instead of up to 8 per core: a worker's native threads keep far less freed
 # memory (lib/process-tuning.ts).
 ENV MALLOC_ARENA_MAX=2
+# The build id the worker reports to Temporal (Worker Versioning, activities/worker-deployment.ts):
+# docker compose passes BUILD_ID (e.g. the git commit); without it the worker uses the workflow code's hash.
+ARG BUILD_ID=
+ENV TEMPORAL_BUILD_ID=${BUILD_ID}
 # Owned by root and read-only for the service user, except .cache (the workflow bundle, rebuilt
 # there only if the sources ever differ from the one built above).
 COPY --from=build /app /app

@@ -1,9 +1,11 @@
 // The Temporal worker that hosts the git-token workflow and its activities.
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
+import type { Config } from '../lib/config';
 import type { Core } from '../lib/core';
 import type { Logger } from '../lib/logger';
 import { createTokenActivities, type TokenActivities } from './token-activities';
 import { prebuiltWorkflowBundle } from './workflow-bundle';
+import { resolveBuildId, workerDeploymentOptions } from './worker-deployment';
 
 export interface TokenWorkerOptions {
   core: Core;
@@ -13,6 +15,8 @@ export interface TokenWorkerOptions {
   workflowBundle?: { code: string } | { codePath: string };
   maxCachedWorkflows?: number;
   maxConcurrentActivityTaskExecutions?: number;
+  /** The deployment version (tests run several builds); otherwise the configured deployment and the resolved build id. */
+  deployment?: { config: Config['temporal']['deployment']; buildId: string };
 }
 
 let runtimeInstalled = false;
@@ -53,8 +57,13 @@ export function tokenActivitiesFrom(core: Core): TokenActivities {
 export async function createTokenWorker(opts: TokenWorkerOptions): Promise<Worker> {
   const { core } = opts;
   const activities = tokenActivitiesFrom(core);
+  const deployment = opts.deployment ?? {
+    config: core.config.temporal.deployment,
+    buildId: resolveBuildId(core.config.temporal.deployment.buildId).buildId,
+  };
   return Worker.create({
     connection: opts.connection,
+    workerDeploymentOptions: workerDeploymentOptions(deployment.config, deployment.buildId),
     namespace: core.config.temporal.namespace,
     taskQueue: opts.taskQueue,
     activities,

@@ -8,8 +8,10 @@ import { createLogger } from '../lib/logger';
 import { migrate } from '../lib/migrate';
 import { startProjectTokenSweeper, type ProjectTokenSweeper } from '../lib/project-token-sweeper';
 import { ensureSearchAttributes, quietCallContext } from '../lib/temporal';
+import { temporalConnectError, temporalConnectionOptions } from '../lib/temporal-connection';
 import { startApi, type RunningApi } from '../api/server';
 import { createTokenWorker, installTemporalRuntime, NativeConnection } from '../activities/worker';
+import { adoptDeploymentIfUnset, resolveBuildId } from '../activities/worker-deployment';
 
 /** Longer than the worker's shutdownGraceTime (20 s) plus closing the API and connections. */
 const SHUTDOWN_DEADLINE_MS = 40_000;
@@ -55,13 +57,46 @@ async function main(): Promise<void> {
   let sweeper: ProjectTokenSweeper | undefined;
   if (config.role !== 'api') {
     sweeper = startProjectTokenSweeper({ projectTokens: core.projectTokens, idleSeconds: config.projectTokens.idleSeconds, logger });
-    const connection = await NativeConnection.connect({ address: config.temporal.address });
-    const worker = await createTokenWorker({ core, connection, taskQueue: config.temporal.taskQueue });
+    const connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal)).catch(async (err) => {
+      throw await temporalConnectError(config.temporal, err);
+    });
+    const deployment = config.temporal.deployment;
+    const build = resolveBuildId(deployment.buildId);
+    const worker = await createTokenWorker({
+      core,
+      connection,
+      taskQueue: config.temporal.taskQueue,
+      deployment: { config: deployment, buildId: build.buildId },
+    });
     shutdownWorker = () => {
       if (worker.getState() === 'RUNNING') worker.shutdown();
     };
     workerRun = worker.run().finally(() => connection.close());
-    logger.info({ taskQueue: config.temporal.taskQueue }, 'worker running');
+    logger.info(
+      {
+        taskQueue: config.temporal.taskQueue,
+        deployment: deployment.name,
+        buildId: build.buildId,
+        buildIdFrom: build.source,
+        versioning: deployment.versioning,
+      },
+      'worker running',
+    );
+    if (deployment.versioning) {
+      adoptDeploymentIfUnset({
+        service: core.temporalConnection.workflowService,
+        namespace: config.temporal.namespace,
+        deploymentName: deployment.name,
+        buildId: build.buildId,
+      }).then(
+        (outcome) => logger.info({ deployment: deployment.name, buildId: build.buildId, outcome }, 'worker deployment checked'),
+        (err) =>
+          logger.error(
+            { err, deployment: deployment.name, buildId: build.buildId },
+            'could not make this build the current version of a deployment that has none: no run reaches this worker until `temporal worker deployment set-current-version` names it',
+          ),
+      );
+    }
     if (config.role === 'worker') {
       // A worker-only process has no API, so it serves its own /metrics for Prometheus.
       metricsServer = createServer(async (req, res) => {

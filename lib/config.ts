@@ -1,11 +1,11 @@
 // The only reader of process.env for the service. Every variable is validated at once so a bad
 // deployment learns everything that is wrong from one failed boot, not one variable per restart.
-import { readFileSync, existsSync } from 'node:fs';
-import { createPrivateKey } from 'node:crypto';
 import { z } from 'zod';
 import { normaliseBaseUrl } from './base-url';
 import { parseContainerUrlAllow } from './container-url-policy';
 import { SECRET_GENERATOR, weakSecretReason } from './secret-strength';
+import { readPrivateKey } from './pem';
+import { temporalTls, type TemporalTls } from './temporal-tls-config';
 
 export type AppType = 'standard' | 'lite';
 
@@ -26,7 +26,17 @@ export interface Config {
   nodeEnv: 'development' | 'test' | 'production';
   role: 'all' | 'api' | 'worker';
   databaseUrl: string;
-  temporal: { address: string; namespace: string; taskQueue: string };
+  temporal: {
+    address: string;
+    namespace: string;
+    taskQueue: string;
+    /** Worker Versioning: the worker's deployment, its build id when given, and whether routing follows versions. */
+    deployment: { name: string; buildId?: string; versioning: boolean };
+    /** TLS to the frontend (PEM text), or false for plaintext; on whenever any TLS variable or the API key is set. */
+    tls: TemporalTls;
+    /** Temporal Cloud API key. */
+    apiKey?: string;
+  };
   port: number;
   host: string;
   publicUrl: string;
@@ -102,6 +112,22 @@ const schema = z.object({
     .refine((v) => /^[^\s:/]+:\d+$/.test(v), 'must be host:port'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('git-tokens'),
+  TEMPORAL_WORKER_VERSIONING: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
+  // Temporal names a version `<deployment>.<build id>`, so neither may contain a dot.
+  TEMPORAL_DEPLOYMENT_NAME: z
+    .string()
+    .default('repo-connect')
+    .refine((v) => /^[A-Za-z0-9_-]{1,100}$/.test(v), 'must be 1-100 letters, digits, - or _'),
+  TEMPORAL_TLS: z.enum(['true', 'false'], { error: 'must be true or false' }).optional(),
+  TEMPORAL_TLS_CA: optionalString,
+  TEMPORAL_TLS_CERT: optionalString,
+  TEMPORAL_TLS_KEY: optionalString,
+  TEMPORAL_TLS_SERVER_NAME: optionalString,
+  TEMPORAL_API_KEY: optionalString,
+  TEMPORAL_BUILD_ID: optionalString.refine(
+    (v) => v === undefined || /^[A-Za-z0-9_+-]{1,200}$/.test(v),
+    'must be 1-200 letters, digits, -, _ or +',
+  ),
   PORT: port.default(8080),
   HOST: z.string().min(1).default('127.0.0.1'),
   PUBLIC_URL: httpUrl.optional(),
@@ -145,18 +171,6 @@ const schema = z.object({
 export const CONFIG_VARIABLES: readonly string[] = Object.keys(schema.shape);
 
 type Env = Record<string, string | undefined>;
-
-/** Reads a PEM given inline or as a path, and checks it parses as a private key. */
-export function readPrivateKey(value: string): string {
-  const pem = value.includes('-----BEGIN') ? value.replace(/\\n/g, '\n') : readKeyFile(value);
-  createPrivateKey(pem); // throws on garbage, so a bad key fails the boot, not the first mint
-  return pem;
-}
-
-function readKeyFile(path: string): string {
-  if (!existsSync(path)) throw new Error(`is neither PEM text nor a readable file (${path})`);
-  return readFileSync(path, 'utf8');
-}
 
 /** Parses and validates an environment; throws ConfigError naming every bad or missing variable. */
 export function loadConfig(env: Env = process.env): Config {
@@ -239,6 +253,7 @@ export function loadConfig(env: Env = process.env): Config {
   // The one credential for every route: in production it must be a generated secret.
   const weakAdmin = e.NODE_ENV === 'production' ? weakSecretReason(e.ADMIN_API_TOKEN) : null;
   if (weakAdmin) problems.push(`ADMIN_API_TOKEN ${weakAdmin} in production (generate one with: ${SECRET_GENERATOR})`);
+  const tls = temporalTls(e, problems);
   if (e.NODE_ENV === 'production' && e.PUBLIC_URL === undefined) {
     problems.push('PUBLIC_URL is required in production (OAuth redirect URIs are built from it)');
   }
@@ -248,7 +263,14 @@ export function loadConfig(env: Env = process.env): Config {
     nodeEnv: e.NODE_ENV,
     role: e.ROLE,
     databaseUrl: e.DATABASE_URL,
-    temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, taskQueue: e.TEMPORAL_TASK_QUEUE },
+    temporal: {
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      taskQueue: e.TEMPORAL_TASK_QUEUE,
+      deployment: { name: e.TEMPORAL_DEPLOYMENT_NAME, buildId: e.TEMPORAL_BUILD_ID, versioning: e.TEMPORAL_WORKER_VERSIONING === 'true' },
+      tls,
+      apiKey: e.TEMPORAL_API_KEY,
+    },
     port: e.PORT,
     host: e.HOST,
     publicUrl: e.PUBLIC_URL ?? `http://${e.HOST.includes(':') ? `[${e.HOST}]` : e.HOST}:${e.PORT}`,

@@ -16,6 +16,7 @@ import { createGitlabClient } from './providers/gitlab';
 import { createGithubUserClient } from './providers/github-user';
 import type { GithubClient, GithubUserClient, GitlabClient } from './providers/types';
 import { createSecretBox, type SecretBox } from './secrets';
+import { temporalConnectError, temporalConnectionOptions } from './temporal-connection';
 
 export interface Core {
   config: Config;
@@ -60,7 +61,9 @@ export async function createCore(config: Config, opts: CoreOptions = {}): Promis
     timeoutMs,
     allowedBaseUrls: config.gitlab.allowedUrls,
   });
-  const temporalConnection = await Connection.connect({ address: config.temporal.address });
+  const temporalConnection = await Connection.connect(temporalConnectionOptions(config.temporal)).catch(async (err) => {
+    throw await temporalConnectError(config.temporal, err);
+  });
   const temporal = new Client({ connection: temporalConnection, namespace: config.temporal.namespace });
   const notifier = createDispatchNotifier({ db, temporal });
   const gitlabGrants = createGitlabGrants({

@@ -10,6 +10,7 @@ import { loadConfig, ConfigError } from '../lib/config';
 import { ensureDatabase, migrate } from '../lib/migrate';
 import { SERVICE_PROCESS_ENV } from '../lib/process-tuning';
 import { ensureSearchAttributes, temporalAnswers } from '../lib/temporal';
+import { isSecured, temporalConnectError, temporalConnectionOptions } from '../lib/temporal-connection';
 import { Connection } from '@temporalio/client';
 import { PROJECT_ROOT, resolveTemporalCli, startDevServer, type DevServer } from './temporal-cli';
 
@@ -66,17 +67,30 @@ async function main(): Promise<void> {
     throw err;
   }
 
+  const secured = isSecured(config.temporal);
+  if (secured) {
+    // A secured frontend is a real cluster (or Temporal Cloud): never stand in a dev server for it.
+    // Checked before anything is generated, so a wrong certificate fails at once.
+    const connection = await Connection.connect({ ...temporalConnectionOptions(config.temporal), connectTimeout: 5000 }).catch(
+      async (err) => {
+        throw await temporalConnectError(config.temporal, err);
+      },
+    );
+    log(`secured Temporal frontend answers at ${config.temporal.address}; using it`);
+    await ensureSearchAttributes(connection, config.temporal.namespace).finally(() => connection.close());
+  }
+
   const gen = spawnSync(process.execPath, [require.resolve('tsx/cli'), join(PROJECT_ROOT, 'scripts', 'prepare.ts')], {
     stdio: 'inherit',
     env,
   });
   if (gen.status !== 0) process.exit(gen.status ?? 1);
 
-  if (await temporalAnswers(config.temporal.address)) {
+  if (!secured && (await temporalAnswers(config.temporal.address))) {
     log(`Temporal answers at ${config.temporal.address}; using it`);
     const connection = await Connection.connect({ address: config.temporal.address });
     await ensureSearchAttributes(connection, config.temporal.namespace).finally(() => connection.close());
-  } else {
+  } else if (!secured) {
     const cli = await resolveTemporalCli(env, log);
     const [ip, port] = config.temporal.address.split(':');
     mkdirSync(LOCAL_DIR, { recursive: true, mode: 0o700 });

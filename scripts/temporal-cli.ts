@@ -14,7 +14,8 @@ const TOOLS_BIN = join(PROJECT_ROOT, '.tools', 'bin');
 
 type Log = (line: string) => void;
 
-function onPath(command: string, env: NodeJS.ProcessEnv): string | undefined {
+/** Where `command` is on env.PATH, if anywhere. */
+export function onPath(command: string, env: NodeJS.ProcessEnv): string | undefined {
   for (const dir of (env.PATH ?? '').split(delimiter)) {
     const candidate = join(dir, command);
     if (dir && existsSync(candidate) && statSync(candidate).isFile()) return candidate;
@@ -22,8 +23,13 @@ function onPath(command: string, env: NodeJS.ProcessEnv): string | undefined {
   return undefined;
 }
 
+/** Go on PATH or at /usr/local/go/bin/go (where its tarball installs it), if anywhere. */
+export function goBinary(env: NodeJS.ProcessEnv, fallback = '/usr/local/go/bin/go'): string | undefined {
+  return onPath('go', env) ?? (existsSync(fallback) ? fallback : undefined);
+}
+
 function findGo(env: NodeJS.ProcessEnv): string {
-  const go = onPath('go', env) ?? (existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : undefined);
+  const go = goBinary(env);
   if (!go) throw new Error('the Temporal CLI is missing and Go is not installed to build it (looked on PATH and /usr/local/go/bin)');
   return go;
 }

@@ -221,3 +221,35 @@ export function afterPushFailure(s: CarriedState, generation: number, now: numbe
 export function finalStatus(stopReason: string | null): Extract<DispatchStatus, 'stopped' | 'container_unreachable'> {
   return stopReason === 'container_unreachable' ? 'container_unreachable' : 'stopped';
 }
+
+// What an operator sees in the Temporal UI. Built from the state only (it holds no token), so
+// neither a summary nor the details can carry one.
+const clock = (ms: number) => `${new Date(ms).toISOString().slice(11, 19)}Z`;
+
+/** The mint's summary: "mint generation 1", "refresh generation 7", "refresh generation 7 (pull)". */
+export function mintSummary(s: CarriedState, reason: string): string {
+  const next = s.generation + 1;
+  if (reason === 'initial') return `mint generation ${next}`;
+  return reason === 'scheduled' ? `refresh generation ${next}` : `refresh generation ${next} (${reason})`;
+}
+
+/** The loop's timer: "wait until 12:34:56Z (refresh)", "(retry after provider_unavailable)", "(recheck installation_suspended)". */
+export function waitSummary(s: CarriedState, mintAt: number): string {
+  const why =
+    s.retryAtMs === null
+      ? 'refresh'
+      : s.status === 'credential_error'
+        ? `recheck ${s.lastError?.code ?? 'credentials'}`
+        : `retry after ${s.lastError?.code ?? 'a failure'}`;
+  return `wait until ${clock(mintAt)} (${why})`;
+}
+
+/** The run's current details (Markdown): status, generation, token expiry, last error code. */
+export function currentDetails(s: CarriedState): string {
+  const lines = [
+    `**${s.status}** · generation ${s.generation} · ${s.credentialSource}`,
+    s.generation === 0 ? 'no token yet' : `token expires ${s.tokenExpiresAt ?? 'never (static town token)'}`,
+  ];
+  if (s.lastError) lines.push(`last error \`${s.lastError.code}\` at ${s.lastError.at}`);
+  return lines.join('  \n');
+}

@@ -15,6 +15,7 @@ import {
   patched,
   proxyActivities,
   proxyLocalActivities,
+  setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -44,23 +45,31 @@ export function gitTokenWorkflowId(dispatchId: string): string {
 // (three attempts in ~3 s); longer outages are retried by the loop itself, so the dispatch shows
 // `degraded` in the meantime. A worker that dies mid-mint loses its workflow task, and the next
 // worker runs the mint again, which returns the lease the first attempt stored (mint key).
-const mintActivities = proxyLocalActivities<Activities>({
-  // Above the worst case inside: mint (10 s) + verification (~16 s) + a lease write waiting for a
-  // pooled connection (20 s). A timeout here would mint a second token.
-  startToCloseTimeout: '60 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '2 seconds', maximumAttempts: 3 },
-});
-const finishActivities = proxyActivities<Activities>({
-  startToCloseTimeout: '30 seconds',
-  scheduleToCloseTimeout: '10 minutes',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
-});
+// Each call gets its own proxy so its summary (shown in the Temporal UI) can name the generation.
+function mintActivities(summary: string) {
+  return proxyLocalActivities<Activities>({
+    // Above the worst case inside: mint (10 s) + verification (~16 s) + a lease write waiting for a
+    // pooled connection (20 s). A timeout here would mint a second token.
+    startToCloseTimeout: '60 seconds',
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '2 seconds', maximumAttempts: 3 },
+    summary,
+  });
+}
+function finishActivities(summary: string) {
+  return proxyActivities<Activities>({
+    startToCloseTimeout: '30 seconds',
+    scheduleToCloseTimeout: '10 minutes',
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+    summary,
+  });
+}
 /** Pushes retry until the container's token would expire: past that, the container is unreachable. */
-function pushActivities(deadlineMs: number) {
+function pushActivities(deadlineMs: number, summary: string) {
   return proxyActivities<Activities>({
     startToCloseTimeout: '10 seconds',
     scheduleToCloseTimeout: Math.max(1000, deadlineMs),
     retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '15 seconds' },
+    summary,
   });
 }
 
@@ -80,8 +89,10 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
   const scopeAttribute = () =>
     s.credentialScope !== undefined && s.credentialScope !== publishedScope && patched('credential-scope-attribute');
 
-  // Search attributes change only with status, source or scope, so history does not grow per refresh.
+  // Search attributes change only with status, source or scope, so history does not grow per refresh;
+  // the current details (kept by the worker, read by the UI through a query) follow every change.
   const publish = () => {
+    setCurrentDetails(state.currentDetails(s));
     const withScope = scopeAttribute();
     if (s.status === publishedStatus && s.credentialSource === publishedSource && !withScope) return;
     upsertSearchAttributes([
@@ -103,11 +114,12 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
   };
 
   const mint = async (reason: string): Promise<void> => {
+    const summary = state.mintSummary(s, reason);
     const next = state.mintRequest(s, input, reason, workflowInfo().runId);
     changed = false;
     s = next.state;
     try {
-      const lease = await mintActivities.mintLease(next.request);
+      const lease = await mintActivities(summary).mintLease(next.request);
       take(state.afterMint(s, lease, input, Date.now()));
     } catch (err) {
       const step = state.applyFailure(s, err, input, Date.now());
@@ -171,14 +183,18 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
     const seenGeneration = s.generation;
     const woke = () => stopReason !== null || changed || s.generation !== seenGeneration;
     if (mintAt === null) await condition(woke);
-    else await condition(woke, Math.max(1, mintAt - Date.now()));
+    else await condition(woke, Math.max(1, mintAt - Date.now()), { summary: state.waitSummary(s, mintAt) });
   }
 
   // Stop: let a pull's refresh finish, then revoke what this dispatch holds and end.
   await condition(allHandlersFinished);
   const status = state.finalStatus(stopReason);
   try {
-    await finishActivities.finishDispatch({ dispatchId: input.dispatchId, status, reason: stopReason ?? 'stopped' });
+    await finishActivities(`revoke and end (${status})`).finishDispatch({
+      dispatchId: input.dispatchId,
+      status,
+      reason: stopReason ?? 'stopped',
+    });
   } catch (err) {
     // Ten minutes of retries could not reach Postgres: end anyway, the reason is in the history.
     log.error('could not record the end of the dispatch', { dispatchId: input.dispatchId, error: state.failureCode(err).message });
@@ -197,7 +213,9 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
     const deadlineMs = state.pushDeadlineMs(s, input, Date.now());
     const pushScope = new CancellationScope();
     const waitScope = new CancellationScope();
-    const pushing = pushScope.run(() => pushActivities(deadlineMs).pushLease({ dispatchId: input.dispatchId }));
+    const pushing = pushScope.run(() =>
+      pushActivities(deadlineMs, `push generation ${generation} to container`).pushLease({ dispatchId: input.dispatchId }),
+    );
     const interrupted = waitScope.run(() => condition(() => stopReason !== null || changed || s.generation > generation));
     type Outcome = { kind: 'done'; result: Awaited<typeof pushing> } | { kind: 'failed'; err: unknown } | { kind: 'interrupted' };
     const outcome: Outcome = await Promise.race([

@@ -10,6 +10,7 @@ import { ENDED_STATUSES, type GitTokenWorkflowInput } from '../../workflows/git-
 import { CredentialSourceKey, DispatchStatusKey, RigIdKey, TownIdKey } from '../../workflows/search-attributes';
 import { AppError, badRequest, notFound } from '../errors';
 import { presentDispatch, presentEvent } from './presenters';
+import { runMetadata } from './run-metadata';
 
 type Deps = Pick<Core, 'db' | 'secrets' | 'temporal' | 'config' | 'leases' | 'containerUrlPolicy'> & {
   /** Extra workflow input (tests shorten cycles per run, recheck intervals). */
@@ -40,7 +41,17 @@ export function createDispatchService(deps: Deps) {
 
   return {
     async create(rigId: string, body: { container_url: string }) {
-      const rig = await db.rig.findUnique({ where: { id: rigId }, select: { id: true, townId: true } });
+      const rig = await db.rig.findUnique({
+        where: { id: rigId },
+        select: {
+          id: true,
+          townId: true,
+          name: true,
+          gitUrl: true,
+          repositoryFullName: true,
+          integration: { select: { provider: true, githubAppType: true, accountLogin: true } },
+        },
+      });
       if (!rig) throw notFound('rig', 'rig_id');
       // After the rig check, so an unknown rig costs no DNS lookup.
       const problem = await containerUrlProblem(body.container_url, deps.containerUrlPolicy);
@@ -63,6 +74,7 @@ export function createDispatchService(deps: Deps) {
         await temporal.workflow.start(gitTokenWorkflow, {
           workflowId,
           taskQueue: config.temporal.taskQueue,
+          ...runMetadata(rig, id, config.publicUrl),
           args: [
             {
               dispatchId: id,

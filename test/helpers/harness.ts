@@ -9,8 +9,9 @@ import { createCore, type Core } from '../../lib/core';
 import { createMetrics } from '../../lib/metrics';
 import { startProjectTokenSweeper, type ProjectTokenSweeper } from '../../lib/project-token-sweeper';
 import { loggerOptions, type Logger } from '../../lib/logger';
+import { temporalConnectionOptions } from '../../lib/temporal-connection';
 import { startApi, type RunningApi } from '../../api/server';
-import { createTokenWorker, installTemporalRuntime, NativeConnection } from '../../activities/worker';
+import { createTokenWorker, installTemporalRuntime, NativeConnection, type TokenWorkerOptions } from '../../activities/worker';
 import type { GitTokenWorkflowInput } from '../../workflows/git-token-types';
 import { testConfig, testTemporalAddress } from './test-env';
 import { loopbackResolver } from './test-resolver';
@@ -32,7 +33,8 @@ export interface Harness {
   /** Every log line the API and worker wrote (JSON), for secret scans. */
   logs: string[];
   worker?: Worker;
-  startWorker(): Promise<void>;
+  /** Starts the worker, with the suite's workflow bundle unless another is given (patching demo). */
+  startWorker(workflowBundle?: TokenWorkerOptions['workflowBundle']): Promise<void>;
   stopWorker(): Promise<void>;
   /** Admin-authenticated JSON request against the real listener. */
   call<T = unknown>(
@@ -68,9 +70,9 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     url: api.url,
     taskQueue,
     logs,
-    async startWorker() {
-      connection = await NativeConnection.connect({ address: config.temporal.address });
-      h.worker = await createTokenWorker({ core, connection, taskQueue, workflowBundle: { codePath: process.env.TEST_WORKFLOW_BUNDLE! } });
+    async startWorker(workflowBundle = { codePath: process.env.TEST_WORKFLOW_BUNDLE! }) {
+      connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal));
+      h.worker = await createTokenWorker({ core, connection, taskQueue, workflowBundle });
       running = h.worker.run();
       // The worker process's other duty, as bin/repo-connect.ts runs it.
       sweeper = startProjectTokenSweeper({ projectTokens: core.projectTokens, idleSeconds: config.projectTokens.idleSeconds, logger });

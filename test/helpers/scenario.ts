@@ -124,6 +124,20 @@ export async function gitlabRig(
   };
 }
 
+/** Registers a GitHub installation again (as the `installation` webhook does after a suspend or unsuspend): its dispatches mint at once. */
+export async function registerGithubAgain(
+  h: Harness,
+  rig: { owner: string; installationId: number },
+  appType: 'standard' | 'lite' = 'standard',
+) {
+  return h.call<{ status: string }>('POST', '/api/integrations', {
+    provider: 'github',
+    owner_id: rig.owner,
+    installation_id: rig.installationId,
+    app_type: appType,
+  });
+}
+
 /** Starts a dispatch for `rigId` into a new fake container named `name`. */
 export async function dispatchTo(h: Harness, containers: FakeContainerHost, rigId: string, name: string): Promise<Dispatched> {
   const url = containers.add(name);

@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../../lib/config';
+import { createTestPki } from '../helpers/test-certs';
 
 const key = randomBytes(32).toString('base64');
 const pem = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
@@ -140,6 +141,74 @@ describe('loadConfig', () => {
       'GITLAB_PROJECT_TOKEN_RETRY_SECONDS',
       'GITLAB_PROJECT_TOKEN_ROTATE_SECONDS',
     ]);
+  });
+
+  it('names the worker deployment (versioning off unless asked for) and checks the names Temporal joins with a dot', () => {
+    expect(loadConfig(minimal).temporal.deployment).toEqual({ name: 'repo-connect', buildId: undefined, versioning: false });
+    expect(
+      loadConfig({ ...minimal, TEMPORAL_WORKER_VERSIONING: 'true', TEMPORAL_DEPLOYMENT_NAME: 'rc-eu', TEMPORAL_BUILD_ID: '2026-12-04+abc' })
+        .temporal.deployment,
+    ).toEqual({ name: 'rc-eu', buildId: '2026-12-04+abc', versioning: true });
+    expect(
+      problems({ ...minimal, TEMPORAL_WORKER_VERSIONING: 'yes', TEMPORAL_DEPLOYMENT_NAME: 'rc.eu', TEMPORAL_BUILD_ID: 'v1.2' }),
+    ).toEqual([
+      'TEMPORAL_WORKER_VERSIONING must be true or false',
+      'TEMPORAL_DEPLOYMENT_NAME must be 1-100 letters, digits, - or _',
+      'TEMPORAL_BUILD_ID must be 1-200 letters, digits, -, _ or +',
+    ]);
+  });
+
+  it('connects to Temporal over TLS when any TEMPORAL_TLS* variable or the API key is set, with PEM text or files', () => {
+    const pki = createTestPki();
+    expect(loadConfig(minimal).temporal).toMatchObject({ tls: false, apiKey: undefined });
+    expect(loadConfig({ ...minimal, TEMPORAL_TLS: 'true' }).temporal.tls).toEqual({ serverName: undefined });
+    const mtls = loadConfig({
+      ...minimal,
+      TEMPORAL_TLS_CA: pki.ca,
+      TEMPORAL_TLS_CERT: pki.read(pki.clientCert).replace(/\n/g, '\\n'), // one .env line
+      TEMPORAL_TLS_KEY: pki.clientKey,
+      TEMPORAL_TLS_SERVER_NAME: 'temporal.test',
+    }).temporal.tls;
+    expect(mtls).toEqual({
+      ca: pki.read(pki.ca),
+      cert: pki.read(pki.clientCert),
+      key: pki.read(pki.clientKey),
+      serverName: 'temporal.test',
+    });
+    // Temporal Cloud: an API key needs TLS, with the system's CAs.
+    expect(loadConfig({ ...minimal, TEMPORAL_API_KEY: 'k', TEMPORAL_NAMESPACE: 'prod.acme1' }).temporal).toMatchObject({
+      tls: { serverName: undefined },
+      apiKey: 'k',
+    });
+  });
+
+  it('refuses a client certificate without its key (or the wrong one), unparsable PEM, and TLS variables with TEMPORAL_TLS=false', () => {
+    const pki = createTestPki();
+    expect(problems({ ...minimal, TEMPORAL_TLS_CERT: pki.clientCert })).toEqual([
+      'TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together (the client certificate and its private key, for mTLS)',
+    ]);
+    expect(problems({ ...minimal, TEMPORAL_TLS_KEY: pki.clientKey })).toEqual([
+      'TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together (the client certificate and its private key, for mTLS)',
+    ]);
+    expect(problems({ ...minimal, TEMPORAL_TLS_CERT: pki.clientCert, TEMPORAL_TLS_KEY: pki.serverKey })).toEqual([
+      'TEMPORAL_TLS_KEY is not the private key of TEMPORAL_TLS_CERT',
+    ]);
+    expect(
+      problems({
+        ...minimal,
+        TEMPORAL_TLS_CA: '-----BEGIN CERTIFICATE-----\\nnot a certificate\\n-----END CERTIFICATE-----',
+        TEMPORAL_TLS_CERT: '/nonexistent/client.crt',
+        TEMPORAL_TLS_KEY: '-----BEGIN PRIVATE KEY-----\\ngarbage\\n-----END PRIVATE KEY-----',
+      }),
+    ).toEqual([
+      'TEMPORAL_TLS_CA is not a valid PEM certificate',
+      'TEMPORAL_TLS_CERT is neither PEM text nor a readable file (/nonexistent/client.crt)',
+      'TEMPORAL_TLS_KEY is not a valid PEM private key',
+    ]);
+    expect(problems({ ...minimal, TEMPORAL_TLS: 'false', TEMPORAL_TLS_CA: pki.ca, TEMPORAL_API_KEY: 'k' })).toEqual([
+      'TEMPORAL_TLS is false but TEMPORAL_TLS_CA, TEMPORAL_API_KEY need TLS',
+    ]);
+    expect(problems({ ...minimal, TEMPORAL_TLS: 'yes' })).toEqual(['TEMPORAL_TLS must be true or false']);
   });
 
   it('keeps previous secrets keys for decryption after a rotation', () => {

@@ -32,7 +32,7 @@ const services = compose.services;
 const envExample = read('.env.example');
 
 /** Variables compose itself needs from .env (interpolation), which the service does not read. */
-const COMPOSE_ONLY = ['POSTGRES_PASSWORD'];
+const COMPOSE_ONLY = ['POSTGRES_PASSWORD', 'BUILD_ID'];
 const REQUIRED_FROM_ENV_FILE = ['ADMIN_API_TOKEN', 'SECRETS_KEY', 'PUBLIC_URL'];
 /** What a user fills into the empty secrets of .env.example. */
 const SECRETS = {
@@ -75,7 +75,11 @@ it('runs postgres, a Temporal server on it with its UI and setup jobs, and the s
   expect(services.worker.environment?.WORKER_METRICS_PORT).toBe('9464');
   expect(services.worker.ports).toBeUndefined(); // scaled freely; scraped on the compose network
   for (const name of ['api', 'worker']) {
-    expect([name, services[name].build, services[name].image]).toEqual([name, '.', 'repo-connect:local']);
+    expect([name, services[name].build, services[name].image]).toEqual([
+      name,
+      { context: '.', args: { BUILD_ID: '${BUILD_ID:-}' } },
+      'repo-connect:${BUILD_ID:-local}',
+    ]);
     // Longer than the worker's 20 s drain, or Docker kills it mid-activity.
     expect(parseInt(services[name].stop_grace_period ?? '10s', 10)).toBeGreaterThan(20);
   }

@@ -11,7 +11,7 @@ import { FakeContainerHost } from '../fakes/container';
 import { FakeGitLab } from '../fakes/gitlab';
 import { GITLAB_SCOPES } from '../../lib/providers/gitlab-fns';
 import { eventually, newOwner, startHarness, type Harness } from '../helpers/harness';
-import { allText, dispatchTo, githubRig, githubWorld, gitlabRig, pull, type GithubWorld } from '../helpers/scenario';
+import { allText, dispatchTo, githubRig, githubWorld, gitlabRig, pull, registerGithubAgain, type GithubWorld } from '../helpers/scenario';
 import { refreshNowUpdate } from '../../workflows/git-token-workflow';
 import { historyToObject, secretsInHistory, type CorpusFile } from './corpus';
 
@@ -303,12 +303,7 @@ it('suspended-resumed: the installation is suspended (credential_error), then ac
   await sleep(5000); // one recheck while suspended
   world.gh.unsuspend(rig.installationId);
   // Registering it again, as the unsuspend webhook does, signals the dispatch.
-  await h.call('POST', '/api/integrations', {
-    provider: 'github',
-    owner_id: rig.owner,
-    installation_id: rig.installationId,
-    app_type: 'standard',
-  });
+  await registerGithubAgain(h, rig);
   await containers.waitForPush(d.container, (p) => p.generation === 2, 15_000);
   await stop(d.dispatchId);
   await save(

@@ -409,3 +409,33 @@ describe('push', () => {
     expect(st.leaseValid(active(1, { tokenExpiresAt: null }), now)).toBe(true);
   });
 });
+
+describe('what the operator sees (summaries and current details; the state holds no token, so they cannot either)', () => {
+  it('names the generation a mint is for, and why when it is not the schedule', () => {
+    expect(st.mintSummary(st.initialState(), 'initial')).toBe('mint generation 1');
+    expect(st.mintSummary(active(6), 'scheduled')).toBe('refresh generation 7');
+    expect(st.mintSummary(active(6), 'pull')).toBe('refresh generation 7 (pull)');
+    expect(st.mintSummary(active(6), 'changed')).toBe('refresh generation 7 (changed)');
+  });
+
+  it('says until when the loop waits and what for', () => {
+    const at = Date.parse('2026-01-01T12:34:56.789Z');
+    expect(st.waitSummary(active(), at)).toBe('wait until 12:34:56Z (refresh)');
+    const degraded = st.applyFailure(active(), appFailure(FailureType.providerUnavailable), input, T0).state;
+    expect(st.waitSummary(degraded, at)).toBe('wait until 12:34:56Z (retry after provider_unavailable)');
+    const suspended = st.applyFailure(active(), appFailure(FailureType.installationSuspended), input, T0).state;
+    expect(st.waitSummary(suspended, at)).toBe('wait until 12:34:56Z (recheck installation_suspended)');
+  });
+
+  it('details the status, generation, source, token expiry and the last error code (not its message)', () => {
+    expect(st.currentDetails(st.initialState())).toBe('**starting** · generation 0 · none  \nno token yet');
+    expect(st.currentDetails(active(3))).toBe(`**active** · generation 3 · integration  \ntoken expires ${iso(T0 + 3600_000)}`);
+    expect(st.currentDetails(active(2, { tokenExpiresAt: null, credentialSource: 'town_git_auth' }))).toBe(
+      '**active** · generation 2 · town_git_auth  \ntoken expires never (static town token)',
+    );
+    const failed = st.applyFailure(active(3), appFailure(FailureType.installationSuspended, 'suspended by acme'), input, T0).state;
+    expect(st.currentDetails(failed)).toBe(
+      `**credential_error** · generation 3 · integration  \ntoken expires ${iso(T0 + 3600_000)}  \nlast error \`installation_suspended\` at ${iso(T0)}`,
+    );
+  });
+});
