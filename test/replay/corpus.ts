@@ -51,7 +51,15 @@ export function loadCorpus(dir = HISTORIES_DIR): Array<CorpusFile & { file: stri
       });
     }
   }
-  return out;
+  // Oldest recording first by when it was recorded: directory names sort by day, then by a code hash.
+  const at = (f: CorpusFile) => f.recorded.at;
+  const firstAt = new Map<string, string>();
+  for (const f of out) {
+    const rec = f.file.split('/')[0];
+    if (!firstAt.has(rec) || at(f) < firstAt.get(rec)!) firstAt.set(rec, at(f));
+  }
+  const key = (f: CorpusFile & { file: string }) => firstAt.get(f.file.split('/')[0])!;
+  return out.sort((a, b) => key(a).localeCompare(key(b)) || a.file.localeCompare(b.file));
 }
 
 // Shapes of the secrets this service handles: GitHub tokens (ghs_, ghu_, gho_, ghp_, github_pat_),
