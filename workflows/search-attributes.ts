@@ -8,6 +8,11 @@ export const CredentialSourceKey = defineSearchAttributeKey('CredentialSource', 
 export const DispatchStatusKey = defineSearchAttributeKey('DispatchStatus', SearchAttributeType.KEYWORD);
 /** `repository`, `account` (a GitLab grant standing in for a project token) or `static`. */
 export const CredentialScopeKey = defineSearchAttributeKey('CredentialScope', SearchAttributeType.KEYWORD);
+/**
+ * The rig's repository when the dispatch started (`owner/repo`, or `host/path` for a manual URL), set
+ * by the API at start only: the UI's workflow list shows search attributes as columns, not the summary.
+ */
+export const RepositoryKey = defineSearchAttributeKey('Repository', SearchAttributeType.KEYWORD);
 
 /** Name → type, as the CLI's `--search-attribute` flag and the operator API want them. */
 export const SEARCH_ATTRIBUTES = {
@@ -16,4 +21,5 @@ export const SEARCH_ATTRIBUTES = {
   CredentialSource: 'Keyword',
   DispatchStatus: 'Keyword',
   CredentialScope: 'Keyword',
+  Repository: 'Keyword',
 } as const;

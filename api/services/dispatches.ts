@@ -7,10 +7,10 @@ import { containerTokenContext } from '../../lib/secret-contexts';
 import { newOpaqueToken, sha256Hex } from '../../lib/secrets';
 import { gitTokenWorkflow, gitTokenWorkflowId, stopSignal } from '../../workflows/git-token-workflow';
 import { ENDED_STATUSES, type GitTokenWorkflowInput } from '../../workflows/git-token-types';
-import { CredentialSourceKey, DispatchStatusKey, RigIdKey, TownIdKey } from '../../workflows/search-attributes';
+import { CredentialSourceKey, DispatchStatusKey, RepositoryKey, RigIdKey, TownIdKey } from '../../workflows/search-attributes';
 import { AppError, badRequest, notFound } from '../errors';
 import { presentDispatch, presentEvent } from './presenters';
-import { runMetadata } from './run-metadata';
+import { repository, runMetadata } from './run-metadata';
 
 type Deps = Pick<Core, 'db' | 'secrets' | 'temporal' | 'config' | 'leases' | 'containerUrlPolicy'> & {
   /** Extra workflow input (tests shorten cycles per run, recheck intervals). */
@@ -90,6 +90,7 @@ export function createDispatchService(deps: Deps) {
             { key: TownIdKey, value: rig.townId },
             { key: CredentialSourceKey, value: 'none' },
             { key: DispatchStatusKey, value: 'starting' },
+            { key: RepositoryKey, value: repository(rig) },
           ],
         });
       } catch {

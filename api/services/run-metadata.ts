@@ -12,7 +12,7 @@ export interface RigForRun {
 }
 
 /** `owner/repo` for a provider rig, `host/path` for a manual URL (never credentials or a query). */
-function repository(rig: RigForRun): string {
+export function repository(rig: RigForRun): string {
   if (rig.repositoryFullName) return rig.repositoryFullName;
   try {
     const url = new URL(rig.gitUrl);

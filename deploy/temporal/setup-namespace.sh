@@ -36,7 +36,7 @@ until existing=$(temporal operator search-attribute list --namespace "$NAMESPACE
 done
 
 # Keep in step with workflows/search-attributes.ts (test/ops/compose.test.ts checks it).
-for name in RigId TownId CredentialSource DispatchStatus CredentialScope; do
+for name in RigId TownId CredentialSource DispatchStatus CredentialScope Repository; do
   if echo "$existing" | grep -qw "$name"; then
     echo "search attribute ${name} exists"
   else

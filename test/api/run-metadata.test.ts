@@ -1,5 +1,5 @@
 // The summary and details the Temporal UI shows for a dispatch's run.
-import { runMetadata, type RigForRun } from '../../api/services/run-metadata';
+import { repository, runMetadata, type RigForRun } from '../../api/services/run-metadata';
 
 const rig = (over: Partial<RigForRun> = {}): RigForRun => ({
   id: 'rig-1',
@@ -38,4 +38,8 @@ it('names a manual rig by host and path, without a query, and keeps an owner-cho
   const m = runMetadata(manual, 'd', 'http://x');
   expect(m.staticSummary).toBe('evil](javascript:alert(1)) · git.example.com/acme/other · town token (manual URL)');
   expect(m.staticDetails).toContain('[evil\\]\\(javascript:alert\\(1\\)\\)](http://x/rigs/rig-1)');
+  // The Repository search attribute (the UI list's column): the same name, never the URL's user part.
+  expect(repository(manual)).toBe('git.example.com/acme/other');
+  expect(repository(rig({ gitUrl: 'https://u:secret@git.example.com/x/y.git?t=1', repositoryFullName: null }))).toBe('git.example.com/x/y');
+  expect(repository(rig())).toBe('acme/api-server');
 });

@@ -75,7 +75,7 @@ async function shot(page: Page, name: string, text: string): Promise<void> {
 async function showSearchAttributeColumns(page: Page): Promise<void> {
   await page.getByTestId('workflows-summary-table-configuration-button').click();
   // The last button of a row adds it (not in view) or removes it (in view): make room, then add.
-  for (const name of ['Run ID', 'Type', 'End', 'RigId', 'DispatchStatus', 'CredentialSource'])
+  for (const name of ['Run ID', 'Type', 'End', 'Repository', 'RigId', 'DispatchStatus', 'CredentialSource'])
     await page.getByTestId(`orderable-list-item-${name}`).getByRole('button').last().click();
 }
 

@@ -5,7 +5,14 @@ import { spawnSync } from 'node:child_process';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { freePort, resolveTemporalCli } from '../../scripts/temporal-cli';
-import { CredentialScopeKey, CredentialSourceKey, DispatchStatusKey, RigIdKey, TownIdKey } from '../../workflows/search-attributes';
+import {
+  CredentialScopeKey,
+  CredentialSourceKey,
+  DispatchStatusKey,
+  RepositoryKey,
+  RigIdKey,
+  TownIdKey,
+} from '../../workflows/search-attributes';
 
 export interface SuiteTemporal {
   env: TestWorkflowEnvironment;
@@ -30,7 +37,7 @@ export async function startSuiteTemporal(): Promise<SuiteTemporal> {
         server: {
           executable: { type: 'existing-path', path: cli },
           port,
-          searchAttributes: [RigIdKey, TownIdKey, CredentialSourceKey, DispatchStatusKey, CredentialScopeKey],
+          searchAttributes: [RigIdKey, TownIdKey, CredentialSourceKey, DispatchStatusKey, CredentialScopeKey, RepositoryKey],
           log: { format: 'pretty', level: 'error' },
           // Dev-only tuning: visibility reads see writes at once, so tests filter reliably.
           extraArgs: ['--dynamic-config-value', 'system.forceSearchAttributesCacheRefreshOnRead=true'],

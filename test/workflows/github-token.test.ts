@@ -3,6 +3,7 @@
 import { FakeContainerHost, type ReceivedPush } from '../fakes/container';
 import { eventually, startHarness, type Harness } from '../helpers/harness';
 import { dispatchTo, githubRig, githubWorld, historiesJson, pull, type GithubWorld } from '../helpers/scenario';
+import { RepositoryKey } from '../../workflows/search-attributes';
 
 const LIFETIME = 8;
 const MARGIN = 3;
@@ -61,9 +62,15 @@ it('pushes a working, repository-scoped token and refreshes it before expiry, cy
     expect(m).toMatchObject({ repositoryIds: [rig.repo.id], permissions: { contents: 'write', metadata: 'read' }, status: 201 });
 
   // Continue-as-new happened (3 cycles per run) and the loop kept going.
+  // Every run, the continued ones too, names the rig's repository in the UI's workflow list.
   const runs: string[] = [];
-  for await (const wf of h.core.temporal.workflow.list({ query: `WorkflowId = "${d.workflowId}"` })) runs.push(wf.runId);
+  const repositories = new Set<string | undefined>();
+  for await (const wf of h.core.temporal.workflow.list({ query: `WorkflowId = "${d.workflowId}"` })) {
+    runs.push(wf.runId);
+    repositories.add(wf.typedSearchAttributes.get(RepositoryKey));
+  }
   expect(runs.length).toBeGreaterThanOrEqual(2);
+  expect([...repositories]).toEqual([rig.repo.full_name]);
 
   const s = await h.call<{ status: string; generation: number; credential_source: string }>('GET', `/api/dispatches/${d.dispatchId}`);
   expect(s.body).toMatchObject({ status: 'active', credential_source: 'integration', credential_scope: 'repository' });
