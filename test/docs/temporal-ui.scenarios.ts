@@ -104,7 +104,7 @@ it('screenshots the workflow list, a list filtered by RigId and one run', async 
   const browser = await launchBrowser();
   try {
     const page = await newPage(browser);
-    await page.setViewportSize({ width: 1800, height: 900 });
+    await page.setViewportSize({ width: 2300, height: 900 }); // room for the search attribute columns
     const ui = `${server.uiUrl}/namespaces/default`;
     await page.goto(`${ui}/workflows`);
     await page.getByRole('link', { name: ds[0].workflowId }).waitFor();
