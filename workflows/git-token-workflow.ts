@@ -12,18 +12,15 @@ import {
   defineSignal,
   defineUpdate,
   log,
-  patched,
   proxyActivities,
   proxyLocalActivities,
-  setCurrentDetails,
   setHandler,
-  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createTokenActivities } from '../activities/token-activities';
 import type { CarriedState, DispatchView, GitTokenWorkflowInput, GitTokenWorkflowResult } from './git-token-types';
 import * as state from './git-token-state';
-import { CredentialScopeKey, CredentialSourceKey, DispatchStatusKey } from './search-attributes';
+import { runPublisher } from './run-publisher';
 
 type Activities = ReturnType<typeof createTokenActivities>;
 
@@ -81,29 +78,7 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
   let changed = false;
   let cycles = 0;
   let refreshing: Promise<void> | undefined;
-  let publishedStatus: string | undefined = input.state ? s.status : 'starting';
-  let publishedSource: string | undefined = input.state ? s.credentialSource : undefined;
-  let publishedScope: string | undefined = input.state ? s.credentialScope : undefined;
-  // CredentialScope is upserted too since the scope came: a run whose history has no marker for
-  // it (recorded by earlier code) replays without that upsert.
-  const scopeAttribute = () =>
-    s.credentialScope !== undefined && s.credentialScope !== publishedScope && patched('credential-scope-attribute');
-
-  // Search attributes change only with status, source or scope, so history does not grow per refresh;
-  // the current details (kept by the worker, read by the UI through a query) follow every change.
-  const publish = () => {
-    setCurrentDetails(state.currentDetails(s));
-    const withScope = scopeAttribute();
-    if (s.status === publishedStatus && s.credentialSource === publishedSource && !withScope) return;
-    upsertSearchAttributes([
-      { key: DispatchStatusKey, value: s.status },
-      { key: CredentialSourceKey, value: s.credentialSource },
-      ...(withScope ? [{ key: CredentialScopeKey, value: s.credentialScope! }] : []),
-    ]);
-    publishedStatus = s.status;
-    publishedSource = s.credentialSource;
-    if (withScope) publishedScope = s.credentialScope;
-  };
+  const publish = runPublisher(input.state);
 
   /** The first reason to stop wins. */
   const stop = (reason: string | null) => void (stopReason ??= reason);
@@ -126,7 +101,7 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
       take(step);
       if (step.stop === null) log.warn('mint failed', { dispatchId: input.dispatchId, code: s.lastError?.code, status: s.status });
     }
-    publish();
+    publish(s);
   };
 
   /** Single flight: a pull arriving while the loop refreshes waits for that refresh. */
@@ -157,7 +132,7 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
     },
   );
 
-  publish();
+  publish(s);
   for (;;) {
     if (stopReason !== null) break;
     const mintAt = state.nextMintAt(s, input, changed, Date.now());
@@ -200,7 +175,7 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
     log.error('could not record the end of the dispatch', { dispatchId: input.dispatchId, error: state.failureCode(err).message });
   }
   s = { ...s, status };
-  publish();
+  publish(s);
   return { status: s.status, generation: s.generation };
 
   /**
