@@ -11,8 +11,8 @@ import { WebhookPayloadError } from '../services/github-webhooks';
 import { parseWebhookPayload } from './github-signature';
 
 // Read before the signature can be checked, so no larger than installation events need: they list
-// the installation's repositories, about 170 bytes each (an installation of 10,000 measured 1.7 MB;
-// README, webhooks). A larger delivery gets 413, and the next mint asks GitHub itself.
+// the installation's repositories (sizes measured in the README's webhooks section). A larger
+// delivery gets 413, and the next mint asks GitHub itself.
 export const WEBHOOK_BODY_LIMIT = 3 * 1024 * 1024;
 
 const webhookResult = z.object({
