@@ -131,9 +131,11 @@ async function mintGithub(
   }
   const appType = integration.githubAppType;
   const installationId = Number(integration.githubInstallationId);
+  // A lite app's tokens only read, whatever the rig says.
+  const effective: RepoAccess = appType === 'lite' ? 'read' : access;
   try {
     // A read rig's token gets `contents: read` even from the standard app (a lite app's are read-only anyway).
-    const minted = await deps.github.mintInstallationToken(appType, installationId, [Number(repositoryId)], access);
+    const minted = await deps.github.mintInstallationToken(appType, installationId, [Number(repositoryId)], effective);
     try {
       await deps.github.verifyInstallationToken(minted.token);
     } catch (err) {
@@ -152,6 +154,7 @@ async function mintGithub(
       integrationId: integration.id,
       provider: 'github',
       revocable: true,
+      access: effective,
     };
   } catch (err) {
     if (err instanceof ProviderError && err.code === 'installation_suspended')

@@ -112,6 +112,20 @@ it('gives a read rig on a standard installation contents: read tokens, and conte
       .every((m) => m.permissions?.contents === 'read'),
   ).toBe(true);
   expect(mintsOf().at(-1)).toMatchObject({ permissions: { contents: 'write', metadata: 'read' } });
+
+  // Back to read: the token that could write is revoked as the read one replaces it, not kept for the stop.
+  expect((await h.call('PATCH', `/api/rigs/${rig.rigId}`, { access: 'read' })).status).toBe(200);
+  const r = await containers.waitForPush(
+    d.container,
+    (x) => x.generation > w.generation && !world.gh.isTokenLive(x.token, rig.repo.full_name, 'write'),
+    15_000,
+  );
+  const lastWriter = containers
+    .pushes(d.container)
+    .filter((x) => x.generation < r.generation)
+    .at(-1)!;
+  expect(world.gh.isTokenLive(r.token, rig.repo.full_name, 'read')).toBe(true);
+  expect(world.gh.isTokenRevoked(lastWriter.token)).toBe(true);
   await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
 });
 

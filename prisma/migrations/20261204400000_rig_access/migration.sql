@@ -12,3 +12,7 @@ WHERE i."id" = r."platform_integration_id" AND i."provider" = 'github' AND i."gi
 -- A rig's GitLab project token records the access it was made for (its scope), so a token of the
 -- other scope is never handed out after the rig's access changed. Every token so far: write_repository.
 ALTER TABLE "rig_project_tokens" ADD COLUMN "access" "RigAccess" NOT NULL DEFAULT 'write';
+
+-- The access a dispatch's GitHub token was minted for: when a rig switches to read, the token it
+-- replaces (which could write) is revoked at once instead of being kept for the stop.
+ALTER TABLE "token_leases" ADD COLUMN "access" "RigAccess";
