@@ -10,7 +10,7 @@ import { IntegrationUnavailableError, type GitlabGrants } from '../lib/gitlab-gr
 import { setIntegrationStatus } from '../lib/integration-status';
 import { DispatchEndedError, type Credential } from '../lib/lease-store';
 import type { ProjectTokens } from '../lib/project-tokens';
-import type { GithubClient } from '../lib/providers/types';
+import type { GithubClient, RepoAccess } from '../lib/providers/types';
 import { ProviderError } from '../lib/providers/types';
 import type { SecretBox } from '../lib/secrets';
 import { townTokenContext } from '../lib/secret-contexts';
@@ -52,7 +52,7 @@ export async function resolveCredential(
 ): Promise<ResolvedCredential> {
   // Raw SQL: this runs once per refresh of every dispatch (see lib/lease-store.ts on the cost).
   const [rig] = await deps.db.$queryRaw<RigRow[]>`
-    SELECT r.id AS rig_id, r.name AS rig_name, r.town_id, r.git_url, r.repository_id, i.id AS integration_id,
+    SELECT r.id AS rig_id, r.name AS rig_name, r.town_id, r.git_url, r.repository_id, r.access::text AS access, i.id AS integration_id,
            i.provider::text AS provider, i.status::text AS status, i.github_installation_id, i.github_app_type::text AS github_app_type,
            i.gitlab_base_url
     FROM agent_dispatches d JOIN gastown_rigs r ON r.id = d.rig_id
@@ -67,7 +67,7 @@ export async function resolveCredential(
       githubInstallationId: rig.github_installation_id,
       githubAppType: rig.github_app_type,
     };
-    if (rig.provider === 'github') return mintGithub(deps, integration, rig.repository_id);
+    if (rig.provider === 'github') return mintGithub(deps, integration, rig.repository_id, rig.access);
     return gitlabToken(deps, integration, rig, Math.max(deps.marginSeconds, opts.minValiditySeconds ?? 0));
   }
 
@@ -96,6 +96,7 @@ interface RigRow {
   town_id: string;
   git_url: string;
   repository_id: bigint | null;
+  access: RepoAccess;
   integration_id: string | null;
   provider: 'github' | 'gitlab' | null;
   status: string | null;
@@ -111,7 +112,12 @@ interface IntegrationRow {
   githubAppType: 'standard' | 'lite' | null;
 }
 
-async function mintGithub(deps: ResolverDeps, integration: IntegrationRow, repositoryId: bigint | null): Promise<ResolvedCredential> {
+async function mintGithub(
+  deps: ResolverDeps,
+  integration: IntegrationRow,
+  repositoryId: bigint | null,
+  access: RepoAccess,
+): Promise<ResolvedCredential> {
   // Uninstalled installations never come back (ids are not reused); every other status is
   // checked with GitHub itself, so a missed unsuspend webhook heals on the next attempt.
   if (integration.status === 'deleted') {
@@ -125,8 +131,11 @@ async function mintGithub(deps: ResolverDeps, integration: IntegrationRow, repos
   }
   const appType = integration.githubAppType;
   const installationId = Number(integration.githubInstallationId);
+  // A lite app's tokens only read, whatever the rig says.
+  const effective: RepoAccess = appType === 'lite' ? 'read' : access;
   try {
-    const minted = await deps.github.mintInstallationToken(appType, installationId, [Number(repositoryId)]);
+    // A read rig's token gets `contents: read` even from the standard app (a lite app's are read-only anyway).
+    const minted = await deps.github.mintInstallationToken(appType, installationId, [Number(repositoryId)], effective);
     try {
       await deps.github.verifyInstallationToken(minted.token);
     } catch (err) {
@@ -145,6 +154,7 @@ async function mintGithub(deps: ResolverDeps, integration: IntegrationRow, repos
       integrationId: integration.id,
       provider: 'github',
       revocable: true,
+      access: effective,
     };
   } catch (err) {
     if (err instanceof ProviderError && err.code === 'installation_suspended')
@@ -196,6 +206,7 @@ async function gitlabToken(
             integrationId: integration.id,
             projectId: rig.repository_id,
             baseUrl: rig.gitlab_base_url,
+            access: rig.access,
           },
           minValiditySeconds,
         );

@@ -54,15 +54,16 @@ export async function storeNext(
       FOR UPDATE
     ), lease AS (
       INSERT INTO token_leases (dispatch_id, generation, credential_source, token_enc, previous_token_enc, previous_expires_at,
-                                revocable, username, fingerprint, expires_at, integration_id, mint_key, created_at)
+                                revocable, username, fingerprint, expires_at, integration_id, access, mint_key, created_at)
       SELECT d.id, ${generation}::int, ${source}::"CredentialSource", ${tokenEnc}, ${previousEnc}, ${previousExpiresAt},
-             ${credential.revocable}, ${credential.username}, ${fp}, ${credential.expiresAt}, ${credential.integrationId}::uuid, ${mintKey}, ${now}
+             ${credential.revocable}, ${credential.username}, ${fp}, ${credential.expiresAt}, ${credential.integrationId}::uuid,
+             ${credential.access ?? null}::"RigAccess", ${mintKey}, ${now}
       FROM d
       ON CONFLICT (dispatch_id) DO UPDATE SET
         generation = EXCLUDED.generation, credential_source = EXCLUDED.credential_source, token_enc = EXCLUDED.token_enc,
         previous_token_enc = EXCLUDED.previous_token_enc, previous_expires_at = EXCLUDED.previous_expires_at,
         revocable = EXCLUDED.revocable, username = EXCLUDED.username, fingerprint = EXCLUDED.fingerprint,
-        expires_at = EXCLUDED.expires_at, integration_id = EXCLUDED.integration_id, mint_key = EXCLUDED.mint_key,
+        expires_at = EXCLUDED.expires_at, integration_id = EXCLUDED.integration_id, access = EXCLUDED.access, mint_key = EXCLUDED.mint_key,
         created_at = EXCLUDED.created_at
       WHERE NOT ${guarded} OR token_leases.generation = ${expected}::int
       RETURNING dispatch_id

@@ -58,7 +58,8 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
     const [r] = await db.$queryRaw<LeaseRow[]>`
       SELECT d.id, d.rig_id, d.status::text AS status, d.ended_at, d.container_url, d.container_token_enc,
              l.generation, l.credential_source::text AS credential_source, l.token_enc, l.previous_token_enc,
-             l.previous_expires_at, l.revocable, l.username, l.fingerprint, l.expires_at, l.integration_id, l.mint_key
+             l.previous_expires_at, l.revocable, l.username, l.fingerprint, l.expires_at, l.integration_id,
+             l.access::text AS access, l.mint_key
       FROM agent_dispatches d LEFT JOIN token_leases l ON l.dispatch_id = d.id
       WHERE d.id = ${dispatchId}::uuid`;
     return r;
@@ -88,7 +89,8 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
     const generation = (current.generation ?? 0) + 1;
     // Replaced GitHub tokens stay valid for up to the margin. Within one integration the last
     // one is kept (encrypted) for the stop to revoke; older ones, or any after a switch of
-    // source, are revoked by the caller now. Town and GitLab tokens are never kept or revoked.
+    // source, are revoked by the caller now, and so is one that could write when the rig now only
+    // reads (kept, it would go on pushing). Town and GitLab tokens are never kept or revoked.
     const valid = (enc: string | null, exp: Date | null) => enc !== null && exp !== null && exp > now;
     const revokeNow: string[] = [];
     if (current.previous_token_enc && valid(current.previous_token_enc, current.previous_expires_at)) {
@@ -98,7 +100,8 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
       current.revocable && valid(current.token_enc, current.expires_at)
         ? secrets.decrypt(current.token_enc!, leaseTokenContext(current.id))
         : null;
-    const keepPrevious = replaced !== null && credential.revocable && current.integration_id === credential.integrationId;
+    const narrowed = current.access === 'write' && credential.access === 'read';
+    const keepPrevious = replaced !== null && credential.revocable && current.integration_id === credential.integrationId && !narrowed;
     if (replaced !== null && !keepPrevious) revokeNow.push(replaced);
     return {
       kind: 'next',
@@ -190,7 +193,8 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
         // Lock the dispatch row: concurrent writers (a retried activity) serialise here.
         const [current] = await tx.$queryRaw<LeaseRow[]>`
           SELECT d.id, d.status::text AS status, d.ended_at, l.generation, l.credential_source::text AS credential_source, l.token_enc,
-                 l.previous_token_enc, l.previous_expires_at, l.revocable, l.fingerprint, l.expires_at, l.integration_id, l.mint_key
+                 l.previous_token_enc, l.previous_expires_at, l.revocable, l.fingerprint, l.expires_at, l.integration_id,
+                 l.access::text AS access, l.mint_key
           FROM agent_dispatches d LEFT JOIN token_leases l ON l.dispatch_id = d.id
           WHERE d.id = ${dispatchId}::uuid FOR UPDATE OF d`;
         if (!current || isEnded(current)) throw new DispatchEndedError(dispatchId);

@@ -20,6 +20,7 @@ export interface LeaseRow {
   fingerprint: string | null;
   expires_at: Date | null;
   integration_id: string | null;
+  access: 'read' | 'write' | null;
   mint_key: string | null;
 }
 
@@ -36,6 +37,8 @@ export interface Credential {
   scopeReason: string | null;
   /** The integration that issued it (null for town tokens). */
   integrationId: string | null;
+  /** The rig access a GitHub token was minted for (contents: read or write); absent for other tokens. */
+  access?: 'read' | 'write';
 }
 
 export interface CurrentLease {

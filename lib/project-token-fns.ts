@@ -1,9 +1,11 @@
 // Pure rules of a rig's GitLab project access token: which date to ask for, until when to use a
 // token, its name at GitLab, when to ask again after a refusal, and the words for a refusal.
-import type { ProjectTokenRefusal } from './providers/types';
+import type { ProjectTokenRefusal, RepoAccess } from './providers/types';
 
-/** Enough for git clone, fetch and push; nothing of the API. */
-export const PROJECT_TOKEN_SCOPES = ['write_repository'];
+/** Enough for git clone, fetch and push (`read_repository`: clone and fetch); nothing of the API. */
+export function projectTokenScopes(access: RepoAccess): string[] {
+  return access === 'read' ? ['read_repository'] : ['write_repository'];
+}
 /** Developer: pushes to unprotected branches, administers nothing. */
 export const PROJECT_TOKEN_ACCESS_LEVEL = 30;
 

@@ -13,6 +13,7 @@ export interface TokenRow {
   rig_id: string | null;
   integration_id: string;
   project_id: bigint;
+  access: string;
   gitlab_token_id: bigint | null;
   token_enc: string | null;
   expires_on: string | null;
@@ -32,25 +33,28 @@ export interface IssuedSave {
   usableUntil: Date;
 }
 
-/** Whether the rig still points at this integration and project, its row share-locked for the transaction. */
-export async function stillConnected(sql: Sql, rig: { rigId: string; integrationId: string; projectId: bigint }): Promise<boolean> {
-  const [r] = await sql.$queryRaw<Array<{ platform_integration_id: string | null; repository_id: bigint | null }>>`
-    SELECT platform_integration_id, repository_id FROM gastown_rigs WHERE id = ${rig.rigId}::uuid FOR SHARE`;
-  return r !== undefined && r.platform_integration_id === rig.integrationId && r.repository_id === rig.projectId;
+/** Whether the rig still points at this integration and project with this access, its row share-locked for the transaction. */
+export async function stillConnected(
+  sql: Sql,
+  rig: { rigId: string; integrationId: string; projectId: bigint; access: string },
+): Promise<boolean> {
+  const [r] = await sql.$queryRaw<Array<{ platform_integration_id: string | null; repository_id: bigint | null; access: string }>>`
+    SELECT platform_integration_id, repository_id, access::text AS access FROM gastown_rigs WHERE id = ${rig.rigId}::uuid FOR SHARE`;
+  return r !== undefined && r.platform_integration_id === rig.integrationId && r.repository_id === rig.projectId && r.access === rig.access;
 }
 
 /** The rig's row, locked for the transaction; a rig without one gets an empty one (`revoked`: holds nothing). */
 export async function lockRow(
   sql: Sql,
-  rig: { rigId: string; integrationId: string; projectId: bigint },
+  rig: { rigId: string; integrationId: string; projectId: bigint; access: string },
   newId: string,
 ): Promise<TokenRow> {
   await sql.$executeRaw`
-    INSERT INTO rig_project_tokens (id, rig_id, integration_id, project_id, status, updated_at)
-    VALUES (${newId}::uuid, ${rig.rigId}::uuid, ${rig.integrationId}::uuid, ${rig.projectId}, 'revoked', now())
+    INSERT INTO rig_project_tokens (id, rig_id, integration_id, project_id, access, status, updated_at)
+    VALUES (${newId}::uuid, ${rig.rigId}::uuid, ${rig.integrationId}::uuid, ${rig.projectId}, ${rig.access}::"RigAccess", 'revoked', now())
     ON CONFLICT (rig_id) DO NOTHING`;
   const [row] = await sql.$queryRaw<TokenRow[]>`
-    SELECT id, rig_id, integration_id, project_id, gitlab_token_id, token_enc, expires_on, usable_until, version,
+    SELECT id, rig_id, integration_id, project_id, access::text AS access, gitlab_token_id, token_enc, expires_on, usable_until, version,
            status::text AS status, fallback_reason, last_tried_at
     FROM rig_project_tokens WHERE rig_id = ${rig.rigId}::uuid FOR UPDATE`;
   return row;

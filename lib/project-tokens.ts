@@ -21,7 +21,7 @@ import {
 } from './project-token-rows';
 import * as fns from './project-token-fns';
 import { createRevoker } from './project-token-revoke';
-import { ProjectTokenRefused, ProviderError, type GitlabClient } from './providers/types';
+import { ProjectTokenRefused, ProviderError, type GitlabClient, type RepoAccess } from './providers/types';
 import type { SecretBox } from './secrets';
 import { projectTokenContext } from './secret-contexts';
 
@@ -31,6 +31,8 @@ export interface ProjectTokenRig {
   integrationId: string;
   projectId: bigint;
   baseUrl: string;
+  /** The rig's access: the token's scope follows it (`read_repository` or `write_repository`). */
+  access: RepoAccess;
 }
 
 export type ProjectTokenAnswer = { scope: 'repository'; token: string; expiresAt: Date } | { scope: 'account'; reason: string };
@@ -56,7 +58,7 @@ export interface ProjectTokensDeps {
   onAction?: (action: ProjectTokenAction) => void;
 }
 
-const RECONNECTED = 'the rig was reconnected while its token was being made: trying again';
+const RECONNECTED = 'the rig was reconnected while its token was being made (or its access changed): trying again';
 
 /** A grant token this close to its expiry is refreshed first: it only has to last one GitLab call. */
 const GRANT_MIN_SECONDS = 5;
@@ -67,7 +69,9 @@ export function createProjectTokens(deps: ProjectTokensDeps) {
   const { db, secrets, gitlab } = deps;
   const now = deps.now ?? Date.now;
 
-  const matches = (r: TokenRow, rig: ProjectTokenRig) => r.integration_id === rig.integrationId && r.project_id === rig.projectId;
+  // A row of another connection, or made for the other access (scope), is not the rig's token any more.
+  const matches = (r: TokenRow, rig: ProjectTokenRig) =>
+    r.integration_id === rig.integrationId && r.project_id === rig.projectId && r.access === rig.access;
   const usable = (r: TokenRow, minMs: number) =>
     r.status === 'active' && r.token_enc !== null && r.usable_until !== null && r.usable_until.getTime() - now() > minMs;
   const waiting = (r: TokenRow) => r.status === 'fallback' && !fns.retryDue(r.last_tried_at, now(), deps.retrySeconds);
@@ -90,11 +94,12 @@ export function createProjectTokens(deps: ProjectTokensDeps) {
           // A long wait for the lock would eat the time the GitLab call needs; a retry finds the new token.
           await tx.$executeRaw`SET LOCAL lock_timeout = '5s'`;
           // The rig first (as its reconnect and deletion lock it): a mint that read the rig before a
-          // reconnect committed must not make a token for the project the rig just left.
+          // reconnect (or a change of access) committed must not make a token for the project the rig
+          // just left, or with the scope it just gave up.
           if (!(await stillConnected(tx, rig))) return { failed: new ProviderError('provider_unavailable', RECONNECTED) };
           let row = await lockRow(tx, rig, randomUUID());
           if (!matches(row, rig) || row.status === 'revoking') {
-            // Left from an earlier connection of the rig, or being revoked: revoked apart from this rig.
+            // Left from an earlier connection or access of the rig, or being revoked: revoked apart from this rig.
             detached.push(...(await detachStatements(tx, rig.rigId)));
             row = await lockRow(tx, rig, randomUUID());
           }
@@ -126,7 +131,7 @@ export function createProjectTokens(deps: ProjectTokensDeps) {
               token = await gitlab.createProjectAccessToken({
                 ...call,
                 name: fns.tokenName(rig.rigName, rig.rigId),
-                scopes: fns.PROJECT_TOKEN_SCOPES,
+                scopes: fns.projectTokenScopes(rig.access),
                 accessLevel: fns.PROJECT_TOKEN_ACCESS_LEVEL,
                 expiresAt,
               });
@@ -209,7 +214,7 @@ export function createProjectTokens(deps: ProjectTokensDeps) {
     async forRig(rig: ProjectTokenRig, minValiditySeconds: number): Promise<ProjectTokenAnswer> {
       const minMs = minValiditySeconds * 1000;
       const [row] = await db.$queryRaw<TokenRow[]>`
-        SELECT id, rig_id, integration_id, project_id, gitlab_token_id, token_enc, expires_on, usable_until, version,
+        SELECT id, rig_id, integration_id, project_id, access::text AS access, gitlab_token_id, token_enc, expires_on, usable_until, version,
                status::text AS status, fallback_reason, last_tried_at
         FROM rig_project_tokens WHERE rig_id = ${rig.rigId}::uuid`;
       if (row && matches(row, rig) && usable(row, minMs)) return held(row);

@@ -5,6 +5,13 @@ export const rigParams = z.object({ rig_id: uuid });
 
 const repositoryId = numericId;
 
+/** What the rig's agents may do in its repository; tokens are minted to match (README "Read-only rigs"). */
+export const rigAccess = z
+  .enum(['read', 'write'])
+  .describe(
+    "`write`: clone and push; `read`: clone and fetch only (GitHub `contents: read`, GitLab `read_repository`). A lite GitHub installation's rigs are always `read`",
+  );
+
 /** Either through an integration (platform_integration_id + repository_id) or manual (git_url). */
 export const createRigBody = z.object({
   name: z.string().trim().min(1, 'must not be empty').max(200),
@@ -12,6 +19,7 @@ export const createRigBody = z.object({
   repository_id: repositoryId.optional(),
   git_url: z.string().trim().max(2000).optional(),
   default_branch: z.string().trim().max(255).optional(),
+  access: rigAccess.optional().describe('Default `write`, or `read` on a lite GitHub installation (where `write` is refused)'),
 });
 
 export const patchRigBody = z.object({
@@ -20,6 +28,9 @@ export const patchRigBody = z.object({
   repository_id: repositoryId.optional(),
   git_url: z.string().trim().max(2000).optional(),
   default_branch: z.string().trim().max(255).optional(),
+  access: rigAccess
+    .optional()
+    .describe("Changing it revokes a GitLab rig's project token and running dispatches get a new token within seconds"),
 });
 
 export const rig = z
@@ -32,6 +43,7 @@ export const rig = z
     platform_integration_id: uuid.nullable(),
     repository_id: z.number().int().nullable(),
     repository_full_name: z.string().nullable(),
+    access: rigAccess,
     created_at: isoTime,
     updated_at: isoTime,
   })

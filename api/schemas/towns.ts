@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { integration, isoTime, uuid } from './common';
+import { rigAccess } from './rigs';
 
 export const townParams = z.object({ town_id: uuid });
 
@@ -57,6 +58,8 @@ export const townDetail = town
     integrations: z.array(integration),
     connect_integration_url: z.string().nullable(),
     git_auth: z.array(gitAuthEntry),
-    rigs: z.array(z.object({ id: uuid, name: z.string(), git_url: z.string(), platform_integration_id: uuid.nullable() })),
+    rigs: z.array(
+      z.object({ id: uuid, name: z.string(), git_url: z.string(), platform_integration_id: uuid.nullable(), access: rigAccess }),
+    ),
   })
   .describe('TownDetail');

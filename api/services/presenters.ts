@@ -37,6 +37,7 @@ export function presentRig(r: Rig) {
     platform_integration_id: r.platformIntegrationId,
     repository_id: num(r.repositoryId),
     repository_full_name: r.repositoryFullName,
+    access: r.access,
     created_at: r.createdAt.toISOString(),
     updated_at: r.updatedAt.toISOString(),
   };

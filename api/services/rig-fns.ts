@@ -48,3 +48,23 @@ export function rigScope(
   }
   return { credential_scope: null, credential_scope_reason: null };
 }
+
+/**
+ * The access a rig gets: what was asked, else what it had (`write` for a new rig). A lite GitHub
+ * installation only reads, so its rigs are `read` and an explicit `write` is refused (a problem
+ * for the `access` field) rather than quietly narrowed.
+ */
+export function decideAccess(
+  asked: 'read' | 'write' | undefined,
+  readOnlyIntegration: boolean,
+  current: 'read' | 'write',
+): { access: 'read' | 'write' } | { problem: string } {
+  if (!readOnlyIntegration) return { access: asked ?? current };
+  if (asked === 'write') {
+    return {
+      problem:
+        'cannot be write on a lite (read-only) GitHub App installation: connect the rig through the standard app for agents that push',
+    };
+  }
+  return { access: 'read' };
+}

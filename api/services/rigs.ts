@@ -11,7 +11,7 @@ import { badRequest, conflict, forbidden, notFound, unprocessable } from '../err
 import type { createRigBody, patchRigBody } from '../schemas/rigs';
 import type { IntegrationService } from './integrations';
 import { presentRig } from './presenters';
-import { branchProblem, gitUrlProblem, rigScope } from './rig-fns';
+import { branchProblem, decideAccess, gitUrlProblem, rigScope } from './rig-fns';
 
 type Deps = Pick<Core, 'db' | 'notifier' | 'projectTokens'> & { integrations: IntegrationService };
 
@@ -23,6 +23,8 @@ interface Connection {
   defaultBranch: string;
 }
 
+type Access = 'read' | 'write';
+
 export function createRigService(deps: Deps) {
   const { db } = deps;
 
@@ -32,8 +34,15 @@ export function createRigService(deps: Deps) {
     return rig;
   }
 
-  /** Resolves an integration + repository id into what the rig stores; enforces ownership. */
-  async function connection(ownerId: string, integrationId: string, repositoryId: number | undefined): Promise<Connection> {
+  /**
+   * Resolves an integration + repository id into what the rig stores; enforces ownership.
+   * `readOnly`: a lite GitHub installation, whose tokens can only read.
+   */
+  async function connection(
+    ownerId: string,
+    integrationId: string,
+    repositoryId: number | undefined,
+  ): Promise<{ data: Connection; readOnly: boolean }> {
     if (repositoryId === undefined) throw badRequest('repository_id', 'repository_id: is required with platform_integration_id');
     const row = await db.platformIntegration.findUnique({ where: { id: integrationId } });
     if (!row) throw notFound('integration', 'platform_integration_id');
@@ -50,12 +59,25 @@ export function createRigService(deps: Deps) {
       throw unprocessable('repository_not_accessible', `repository ${repositoryId} is not accessible to this integration`, 'repository_id');
     }
     return {
-      platformIntegrationId: row.id,
-      repositoryId: BigInt(repo.id),
-      repositoryFullName: repo.full_name,
-      gitUrl: repo.clone_url, // as the provider gives it
-      defaultBranch: repo.default_branch,
+      data: {
+        platformIntegrationId: row.id,
+        repositoryId: BigInt(repo.id),
+        repositoryFullName: repo.full_name,
+        gitUrl: repo.clone_url, // as the provider gives it
+        defaultBranch: repo.default_branch,
+      },
+      readOnly: isReadOnly(row),
     };
+  }
+
+  const isReadOnly = (row: Pick<PlatformIntegration, 'provider' | 'githubAppType'>) =>
+    row.provider === 'github' && row.githubAppType === 'lite';
+
+  /** The access to store, or a 400 naming `access`. */
+  function access(asked: Access | undefined, readOnly: boolean, current: Access): Access {
+    const decided = decideAccess(asked, readOnly, current);
+    if ('problem' in decided) throw badRequest('access', `access: ${decided.problem}`);
+    return decided.access;
   }
 
   /** Looks in the cache first; a miss refreshes once (the repository may be new). */
@@ -91,18 +113,20 @@ export function createRigService(deps: Deps) {
       const town = await db.town.findUnique({ where: { id: townId } });
       if (!town) throw notFound('town', 'town_id');
       let data;
+      let readOnly = false;
       // null means "no integration" (a manual rig), as the rig itself shows it.
       if (body.platform_integration_id != null) {
         if (body.git_url !== undefined)
           throw badRequest('git_url', 'git_url: give either platform_integration_id + repository_id or git_url, not both');
-        data = await connection(town.ownerId, body.platform_integration_id, body.repository_id);
+        ({ data, readOnly } = await connection(town.ownerId, body.platform_integration_id, body.repository_id));
       } else if (body.git_url !== undefined) {
         if (body.repository_id !== undefined) throw badRequest('repository_id', 'repository_id: needs platform_integration_id');
         data = manual(body.git_url, body.default_branch);
       } else {
         throw badRequest('git_url', 'git_url: is required unless platform_integration_id and repository_id are given');
       }
-      return presentRig(await save(() => db.rig.create({ data: { townId, name: body.name, ...data } })));
+      const rigAccess = access(body.access, readOnly, 'write');
+      return presentRig(await save(() => db.rig.create({ data: { townId, name: body.name, access: rigAccess, ...data } })));
     },
 
     async detail(rigId: string) {
@@ -144,17 +168,29 @@ export function createRigService(deps: Deps) {
     async update(rigId: string, body: z.infer<typeof patchRigBody>) {
       const rig = await getRig(rigId);
       let data: Partial<Rig> = {};
+      // Whether the rig's integration after this update is read-only (undefined: unchanged, not looked up yet).
+      let readOnly: boolean | undefined;
       if (body.platform_integration_id) {
         if (body.git_url !== undefined)
           throw badRequest('git_url', 'git_url: follows the repository when connecting through an integration');
-        data = await connection(rig.town.ownerId, body.platform_integration_id, body.repository_id);
+        ({ data, readOnly } = await connection(rig.town.ownerId, body.platform_integration_id, body.repository_id));
       } else if (body.platform_integration_id === null) {
         data = { platformIntegrationId: null, repositoryId: null, repositoryFullName: null };
+        readOnly = false;
       } else if (body.repository_id !== undefined) {
         if (!rig.platformIntegrationId)
           throw badRequest('repository_id', 'repository_id: the rig has no integration; give platform_integration_id too');
-        data = await connection(rig.town.ownerId, rig.platformIntegrationId, body.repository_id);
+        ({ data, readOnly } = await connection(rig.town.ownerId, rig.platformIntegrationId, body.repository_id));
       }
+      if (readOnly === undefined && rig.platformIntegrationId && body.access === 'write') {
+        const current = await db.platformIntegration.findUnique({
+          where: { id: rig.platformIntegrationId },
+          select: { provider: true, githubAppType: true },
+        });
+        readOnly = current !== null && isReadOnly(current);
+      }
+      const newAccess = access(body.access, readOnly ?? false, rig.access);
+      if (newAccess !== rig.access) data.access = newAccess;
       const connected = data.platformIntegrationId ?? (body.platform_integration_id === null ? null : rig.platformIntegrationId);
       // Only what was sent is validated: a provider's clone URL kept from a connection is used as
       // given and need not pass the manual-URL rules just because the branch changes.
@@ -170,21 +206,25 @@ export function createRigService(deps: Deps) {
         data.defaultBranch = body.default_branch;
       }
       if (body.name !== undefined) data.name = body.name;
-      // Another project or integration (or none): the rig's GitLab project token is let go with the
-      // old connection in the same transaction, then revoked. The same one again asks GitLab anew.
+      // Another project or integration (or none), or another access: the rig's GitLab project token
+      // (whose scope follows the access) is let go in the same transaction, then revoked, so the next
+      // mint makes one that fits. The same connection again asks GitLab anew.
       const moved =
         (data.platformIntegrationId !== undefined && data.platformIntegrationId !== rig.platformIntegrationId) ||
         (data.repositoryId !== undefined && data.repositoryId !== rig.repositoryId);
+      const accessChanged = data.access !== undefined;
       const { updated, detached } = await save(() =>
         db.$transaction(async (tx) => ({
           updated: await tx.rig.update({ where: { id: rigId }, data }),
-          detached: moved ? await deps.projectTokens.detach(tx, rigId) : [],
+          detached: moved || accessChanged ? await deps.projectTokens.detach(tx, rigId) : [],
         })),
       );
       await deps.projectTokens.revoke(detached);
       if (data.platformIntegrationId !== undefined && !moved) await deps.projectTokens.retryNow({ rigId });
       if (data.platformIntegrationId !== undefined || data.gitUrl !== undefined || data.repositoryId !== undefined) {
         await deps.notifier.rigChanged(rigId, 'rig connection changed');
+      } else if (accessChanged) {
+        await deps.notifier.rigChanged(rigId, `rig access changed to ${newAccess}`);
       }
       return presentRig(updated);
     },

@@ -54,7 +54,13 @@ export function createTownService(deps: Deps) {
           fingerprint: g.fingerprint,
           updated_at: g.updatedAt.toISOString(),
         })),
-        rigs: rigs.map((r) => ({ id: r.id, name: r.name, git_url: r.gitUrl, platform_integration_id: r.platformIntegrationId })),
+        rigs: rigs.map((r) => ({
+          id: r.id,
+          name: r.name,
+          git_url: r.gitUrl,
+          platform_integration_id: r.platformIntegrationId,
+          access: r.access,
+        })),
       };
     },
 

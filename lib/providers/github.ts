@@ -15,7 +15,7 @@ import {
   type GithubEndpointKind,
 } from './github-fns';
 import { noRedirectFetch, redirectFailure, refusedRedirect } from './no-redirect';
-import { GITHUB_TOKEN_PERMISSIONS, ProviderError, type GithubClient, type MintedGithubToken } from './types';
+import { githubTokenPermissions, ProviderError, type GithubClient, type MintedGithubToken } from './types';
 
 export interface GithubClientOptions {
   apiUrl: string;
@@ -152,10 +152,10 @@ export function createGithubClient(opts: GithubClientOptions): GithubClient {
       return toGithubInstallation(data);
     },
 
-    async mintInstallationToken(appType, installationId, repositoryIds) {
+    async mintInstallationToken(appType, installationId, repositoryIds, access = 'write') {
       // An empty list would mean "every repository of the installation": never hand that out by accident.
       if (repositoryIds.length === 0) throw new Error('mintInstallationToken needs at least one repository id');
-      return mint(appType, installationId, repositoryIds, { ...GITHUB_TOKEN_PERMISSIONS[appType] });
+      return mint(appType, installationId, repositoryIds, githubTokenPermissions(appType, access));
     },
 
     async verifyInstallationToken(token) {

@@ -51,11 +51,19 @@ export interface MintedGithubToken {
   permissions: Record<string, string>;
 }
 
+/** What a rig's agents may do in its repository: clone and push, or clone and fetch only. */
+export type RepoAccess = 'read' | 'write';
+
 /** Least privilege per app type: git needs contents, GitHub always grants metadata:read. */
 export const GITHUB_TOKEN_PERMISSIONS: Record<AppType, Record<string, 'read' | 'write'>> = {
   standard: { contents: 'write', metadata: 'read' },
   lite: { contents: 'read', metadata: 'read' },
 };
+
+/** A token's permissions: the app type's, narrowed to read-only contents for a rig that only reads. */
+export function githubTokenPermissions(appType: AppType, access: RepoAccess): Record<string, 'read' | 'write'> {
+  return { ...GITHUB_TOKEN_PERMISSIONS[access === 'read' ? 'lite' : appType] };
+}
 
 export interface GithubClient {
   /** Whether an app of this type is configured. */
@@ -64,9 +72,9 @@ export interface GithubClient {
   getInstallation(appType: AppType, installationId: number): Promise<GithubInstallation>;
   /**
    * POST /app/installations/{id}/access_tokens: always a new token (never a cached one), scoped to
-   * `repositoryIds` with the app type's permissions.
+   * `repositoryIds` with the app type's permissions (`contents: read` whatever the app for `access` read).
    */
-  mintInstallationToken(appType: AppType, installationId: number, repositoryIds: number[]): Promise<MintedGithubToken>;
+  mintInstallationToken(appType: AppType, installationId: number, repositoryIds: number[], access?: RepoAccess): Promise<MintedGithubToken>;
   /**
    * One cheap authenticated call (GET /installation/repositories?per_page=1) that a new token must
    * pass before it is handed out; retries the brief 401 window of a freshly minted token.

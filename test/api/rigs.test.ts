@@ -1,6 +1,7 @@
 // Rigs through the management API: created through an integration (URL and branch from the
 // provider's repository) or by a manual https URL, read with their credential source, reconnected
-// and disconnected. Fake GitHub and GitLab at the edge; no worker needed.
+// and disconnected, and their access (write, or read: tokens that only clone). Fake GitHub and
+// GitLab at the edge; no worker needed.
 import { randomUUID } from 'node:crypto';
 import { newOwner, startHarness, type Harness } from '../helpers/harness';
 import { githubWorld, type GithubWorld } from '../helpers/scenario';
@@ -29,6 +30,7 @@ interface Rig {
   default_branch: string;
   platform_integration_id: string | null;
   repository_id: number | null;
+  access: 'read' | 'write';
 }
 interface RigDetail extends Rig {
   integration: { id: string; provider: string; account: string | null; status: string } | null;
@@ -36,10 +38,10 @@ interface RigDetail extends Rig {
 }
 
 /** A town and a GitHub integration of one owner, with repositories main-repo (main) and dev-repo (develop). */
-async function githubTown(owner = newOwner()) {
+async function githubTown(owner = newOwner(), appType: 'standard' | 'lite' = 'standard') {
   const login = `acme-${randomUUID().slice(0, 8)}`;
   const inst = gh.gh.addInstallation({
-    appId: gh.standard.appId,
+    appId: (appType === 'lite' ? gh.lite : gh.standard).appId,
     account: { login },
     repositories: [{ name: 'main-repo' }, { name: 'dev-repo', default_branch: 'develop' }],
   });
@@ -47,7 +49,7 @@ async function githubTown(owner = newOwner()) {
     provider: 'github',
     owner_id: owner,
     installation_id: inst.installationId,
-    app_type: 'standard',
+    app_type: appType,
   });
   const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'rigs', owner_id: owner });
   return { owner, login, inst, integrationId: reg.body.id, townId: town.body.id, repos: inst.repositories };
@@ -73,6 +75,7 @@ describe('POST /api/towns/:id/rigs', () => {
       platform_integration_id: t.integrationId,
       repository_id: repo.id,
       repository_full_name: repo.full_name,
+      access: 'write',
       created_at: expect.stringMatching(ISO),
       updated_at: expect.stringMatching(ISO),
     });
@@ -346,5 +349,72 @@ describe('PATCH /api/rigs/:id', () => {
       name: 'renamed',
       platform_integration_id: t.integrationId,
     });
+  });
+});
+
+describe('access (read-only rigs)', () => {
+  it('defaults to write, takes read on creation and on PATCH, and every rig response carries it', async () => {
+    const t = await githubTown();
+    const writer = await createRig(t.townId, { name: 'w', platform_integration_id: t.integrationId, repository_id: t.repos[0].id });
+    expect(writer.body.access).toBe('write');
+    const reader = await createRig(t.townId, {
+      name: 'r',
+      platform_integration_id: t.integrationId,
+      repository_id: t.repos[1].id,
+      access: 'read',
+    });
+    expect(reader.status).toBe(201);
+    expect(reader.body.access).toBe('read');
+    expect((await getRig(reader.body.id)).body).toMatchObject({ access: 'read', credential_scope: 'repository' });
+    const manual = await createRig(t.townId, { name: 'm', git_url: 'https://git.example.com/acme/app.git', access: 'read' });
+    expect(manual.body.access).toBe('read'); // kept for when it is connected; a town token is used as it is
+
+    const flipped = await patchRig(writer.body.id, { access: 'read' });
+    expect(flipped.status).toBe(200);
+    expect(flipped.body).toMatchObject({ access: 'read', git_url: t.repos[0].clone_url });
+    expect((await patchRig(writer.body.id, { access: 'write' })).body.access).toBe('write');
+    // A reconnect or rename without `access` keeps it.
+    const moved = await patchRig(reader.body.id, { platform_integration_id: t.integrationId, repository_id: t.repos[0].id, name: 'r2' });
+    expect(moved.body).toMatchObject({ access: 'read', name: 'r2' });
+  });
+
+  it.each([['admin'], ['READ'], [''], [true], [1]])('refuses access %j with 400 naming the field', async (bad) => {
+    const t = await githubTown();
+    const body = { name: 'x', platform_integration_id: t.integrationId, repository_id: t.repos[0].id };
+    expectInvalid(await createRig(t.townId, { ...body, access: bad }), 'access');
+    expect(await rigCount(t.townId)).toBe(0);
+    const rig = await createRig(t.townId, body);
+    expectInvalid(await patchRig(rig.body.id, { access: bad }), 'access');
+    expect((await getRig(rig.body.id)).body.access).toBe('write');
+  });
+
+  it("makes a lite installation's rigs read: read by default, and an explicit write is a 400 naming access", async () => {
+    const lite = await githubTown(newOwner(), 'lite');
+    const body = { platform_integration_id: lite.integrationId, repository_id: lite.repos[0].id };
+    const rig = await createRig(lite.townId, { name: 'l', ...body });
+    expect(rig.status).toBe(201);
+    expect(rig.body.access).toBe('read');
+    expectInvalid(await createRig(lite.townId, { name: 'lw', ...body, access: 'write' }), 'access', /lite \(read-only\)/);
+    expect((await createRig(lite.townId, { name: 'lr', ...body, access: 'read' })).body.access).toBe('read');
+    expectInvalid(await patchRig(rig.body.id, { access: 'write' }), 'access', /lite/);
+    expectInvalid(await patchRig(rig.body.id, { repository_id: lite.repos[1].id, access: 'write' }), 'access');
+    expect((await getRig(rig.body.id)).body).toMatchObject({ access: 'read', repository_id: lite.repos[0].id });
+  });
+
+  it('turns a write rig read when it is reconnected to a lite installation, and refuses write with it', async () => {
+    const owner = newOwner();
+    const std = await githubTown(owner);
+    const lite = await githubTown(owner, 'lite');
+    const rig = await createRig(std.townId, { name: 's', platform_integration_id: std.integrationId, repository_id: std.repos[0].id });
+    expect(rig.body.access).toBe('write');
+    const to = { platform_integration_id: lite.integrationId, repository_id: lite.repos[0].id };
+    expectInvalid(await patchRig(rig.body.id, { ...to, access: 'write' }), 'access');
+    expect((await getRig(rig.body.id)).body).toMatchObject({ access: 'write', platform_integration_id: std.integrationId });
+    const moved = await patchRig(rig.body.id, to);
+    expect(moved.body).toMatchObject({ access: 'read', platform_integration_id: lite.integrationId });
+    // Back on the standard app it stays read until someone asks for write.
+    const back = await patchRig(rig.body.id, { platform_integration_id: std.integrationId, repository_id: std.repos[0].id });
+    expect(back.body.access).toBe('read');
+    expect((await patchRig(rig.body.id, { access: 'write' })).body.access).toBe('write');
   });
 });

@@ -248,3 +248,67 @@ it('works at 360 px and from the keyboard', async () => {
   await page.keyboard.press('Space');
   expect(await picked().getByLabel('Rig name').inputValue()).toBe('web-app');
 });
+
+it('creates a read-only rig by unticking "Agents may push", and lets agents push again from the rig page', async () => {
+  await page.goto(`${base()}/towns/${townId}/rigs/new`);
+  await page.getByLabel('Search repositories').fill('web-mobile');
+  await page.getByRole('status').filter({ hasText: '1 repository matches "web-mobile"' }).waitFor();
+  await repoOption('gl-carol-group/web-mobile').click();
+  const push = picked().getByLabel('Agents may push');
+  expect(await push.isChecked()).toBe(true); // write is the default
+  await push.uncheck();
+  await shot(page, 'rig-new-read-only');
+  await picked().getByRole('button', { name: 'Create rig' }).click();
+  await page.waitForURL((url) => url.pathname.startsWith('/rigs/'));
+  const readRig = page.url().split('/rigs/')[1];
+  expect((await h.call<{ access: string }>('GET', `/api/rigs/${readRig}`)).body.access).toBe('read');
+  expect(await page.locator('[data-rig-access]').getAttribute('data-rig-access')).toBe('read');
+  expect(await page.locator('[data-rig-access]').textContent()).toBe('clone and fetch only (read-only tokens)');
+  expect(await page.getByLabel('Agents may push').isChecked()).toBe(false);
+  expect(await page.locator('[data-access-hint]').textContent()).toMatch(/read_repository instead of write_repository/);
+  await shot(page, 'rig-settings-read-only');
+
+  await page.getByLabel('Agents may push').check();
+  await page.getByRole('button', { name: 'Save access' }).click();
+  await page.locator('[data-rig-access="write"]', { hasText: 'clone and push' }).waitFor();
+  expect((await h.call<{ access: string }>('GET', `/api/rigs/${readRig}`)).body.access).toBe('write');
+  await page.getByLabel('Agents may push').uncheck();
+  await page.getByRole('button', { name: 'Save access' }).click();
+  await page.locator('[data-rig-access="read"]').waitFor();
+  await page.goto(`${base()}/towns/${townId}`);
+  await page.locator('li', { hasText: 'web-mobile' }).locator('[data-rig-access="read"]', { hasText: 'read-only' }).waitFor();
+});
+
+it('locks "Agents may push" off for a lite (read-only) installation, in the picker and on the rig page', async () => {
+  const inst = world.gh.addInstallation({ appId: world.lite.appId, account: { login: 'acme-docs' }, repositories: [{ name: 'handbook' }] });
+  await h.call('POST', '/api/integrations', {
+    provider: 'github',
+    owner_id: owner,
+    installation_id: inst.installationId,
+    app_type: 'lite',
+  });
+  await page.goto(`${base()}/towns/${townId}/rigs/new`);
+  await page.getByLabel('Search repositories').fill('handbook');
+  await page.getByRole('status').filter({ hasText: '1 repository matches "handbook"' }).waitFor();
+  await repoOption('acme-docs/handbook').click();
+  const push = picked().getByLabel('Agents may push');
+  expect(await push.isChecked()).toBe(false);
+  expect(await push.isDisabled()).toBe(true);
+  expect(await picked().locator('[data-access-hint]').textContent()).toMatch(/lite \(read-only\) GitHub installation only reads/);
+  // Choosing a read/write repository again gives the box back as it was.
+  await page.getByLabel('Search repositories').fill('web-app');
+  await page.getByRole('status').filter({ hasText: '1 repository matches "web-app"' }).waitFor();
+  await repoOption('acme/web-app').click();
+  expect(await push.isDisabled()).toBe(false);
+  expect(await push.isChecked()).toBe(true);
+  await page.getByLabel('Search repositories').fill('handbook');
+  await page.getByRole('status').filter({ hasText: '1 repository matches "handbook"' }).waitFor();
+  await repoOption('acme-docs/handbook').click();
+  await picked().getByRole('button', { name: 'Create rig' }).click();
+  await page.waitForURL((url) => url.pathname.startsWith('/rigs/'));
+  const liteRig = page.url().split('/rigs/')[1];
+  expect((await h.call<{ access: string }>('GET', `/api/rigs/${liteRig}`)).body.access).toBe('read');
+  expect(await page.getByLabel('Agents may push').isDisabled()).toBe(true);
+  expect(await page.getByRole('button', { name: 'Save access' }).count()).toBe(0);
+  expect(await page.locator('[data-access-hint]').textContent()).toMatch(/connect the rig through the read\/write app/);
+});

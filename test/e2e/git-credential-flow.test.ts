@@ -49,8 +49,8 @@ function ok(run: GitRun): GitRun {
  * the container runs (receiver listening, no token yet), the dispatch is created with its URL,
  * then the container gets the dispatch's token. Pushes before that get 503 and are retried.
  */
-async function dispatchedContainer(appType: 'standard' | 'lite') {
-  const rig = await githubRig(h, world, { appType, repos: 2 });
+async function dispatchedContainer(appType: 'standard' | 'lite', access?: 'read' | 'write') {
+  const rig = await githubRig(h, world, { appType, repos: 2, access });
   gitServer.createRepo(rig.repo.full_name);
   const gitUrl = (await h.call<{ git_url: string }>('GET', `/api/rigs/${rig.rigId}`)).body.git_url;
   expect(gitUrl).toBe(`${world.gh.webUrl}/${rig.repo.full_name}.git`);
@@ -154,22 +154,29 @@ it('clones, pushes and fetches through the credential helper across refreshes, p
   expect(existsSync(join(box.dir, 'home', '.git-credentials'))).toBe(false); // the image's `store` helper was reset
 }, 120_000);
 
-it('lets a lite (read-only) installation clone and fetch, and refuses its push with 403 without dropping the token', async () => {
-  const { rig, gitUrl, box, dispatchId, waitForGeneration } = await dispatchedContainer('lite');
-  const held = await waitForGeneration(1);
-  ok(await box.git(['clone', gitUrl, 'work']));
-  const seeded = gitServer.ref(rig.repo.full_name, 'refs/heads/main');
+it.each([
+  ['a lite (read-only) installation', 'lite', undefined],
+  ['a read rig of the standard (read/write) app', 'standard', 'read'],
+] as const)(
+  'lets %s clone and fetch, and refuses its push with 403 without dropping the token',
+  async (_, appType, access) => {
+    const { rig, gitUrl, box, dispatchId, waitForGeneration } = await dispatchedContainer(appType, access);
+    const held = await waitForGeneration(1);
+    ok(await box.git(['clone', gitUrl, 'work']));
+    const seeded = gitServer.ref(rig.repo.full_name, 'refs/heads/main');
 
-  const push = await commitAndPush(box, 'not-allowed');
-  expect(push.run).toMatchObject({ timedOut: false, code: 128 });
-  expect(push.run.stderr).toMatch(/403/);
-  expect(gitServer.ref(rig.repo.full_name, 'refs/heads/main')).toBe(seeded);
-  // A 403 is not a bad credential: git keeps it and so does the helper's cache.
-  expect(box.tokenRecord()?.token).toBeDefined();
-  expect(box.tokenRecord()?.generation).toBeGreaterThanOrEqual(held.generation);
-  ok(await box.git(['fetch', 'origin'], { cwd: 'work' }));
-  expect((await h.call('POST', `/api/dispatches/${dispatchId}/stop`)).status).toBe(202);
-}, 60_000);
+    const push = await commitAndPush(box, 'not-allowed');
+    expect(push.run).toMatchObject({ timedOut: false, code: 128 });
+    expect(push.run.stderr).toMatch(/403/);
+    expect(gitServer.ref(rig.repo.full_name, 'refs/heads/main')).toBe(seeded);
+    // A 403 is not a bad credential: git keeps it and so does the helper's cache.
+    expect(box.tokenRecord()?.token).toBeDefined();
+    expect(box.tokenRecord()?.generation).toBeGreaterThanOrEqual(held.generation);
+    ok(await box.git(['fetch', 'origin'], { cwd: 'work' }));
+    expect((await h.call('POST', `/api/dispatches/${dispatchId}/stop`)).status).toBe(202);
+  },
+  60_000,
+);
 
 it('leaves no token in git output, git config, the receiver output or the service logs', async () => {
   const tokens = world.gh.issuedTokens();

@@ -1,7 +1,7 @@
 // A GitLab rig's container holds a token that works on the rig's project alone: the real git
 // client, the container kit's receiver and credential helper, and git-http-backend behind the fake
 // GitLab, which accepts a project access token on its own project only (and the account's OAuth
-// token on every project the account reaches).
+// token on every project the account reaches), and for pushes only with write_repository.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GITLAB_SCOPES } from '../../lib/providers/gitlab-fns';
@@ -18,6 +18,7 @@ let gl: FakeGitLab;
 let gitServer: FakeGitServer;
 let h: Harness;
 let box: AgentContainer | undefined;
+let readBox: AgentContainer | undefined;
 
 beforeAll(async () => {
   gl = await FakeGitLab.start();
@@ -28,6 +29,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await box?.close();
+  await readBox?.close();
   await h?.close();
   await gl?.close();
   gitServer?.close();
@@ -78,5 +80,38 @@ it('clones and pushes the rig project with its project token, and the same token
 
   await h.call('POST', `/api/dispatches/${created.body.dispatch_id}/stop`);
   const text = [box.transcript(), h.logs.join(''), gitServer.backendStderr.join('')].join('\n');
+  for (const t of gl.issuedTokens()) expect(text.includes(t)).toBe(false);
+}, 90_000);
+
+it('gives a read rig a read_repository project token: clone and fetch work, the push is refused', async () => {
+  const { project, rigId, gitUrl } = await gitlabRig(h, gl, {
+    clientId: CLIENT.clientId,
+    username: 'reader',
+    projects: [{ path: 'docs' }],
+    scopes: GITLAB_SCOPES,
+    access: 'read',
+  });
+  gitServer.createRepo(project.path_with_namespace);
+  readBox = await AgentContainer.start({ serviceUrl: h.url, rigId, gitOrigin: gitUrl });
+  const created = await h.call<{ dispatch_id: string; container_token: string }>('POST', `/api/rigs/${rigId}/dispatches`, {
+    container_url: readBox.url,
+  });
+  readBox.receiveContainerToken(created.body.container_token);
+  const held = await eventually(async () => (readBox!.tokenRecord()?.token ? readBox!.tokenRecord() : null), 30_000, 'a pushed token');
+  expect(gl.projectTokens.find(held.token!)).toMatchObject({ projectId: project.id, scopes: ['read_repository'] });
+
+  ok(await readBox.git(['clone', gitUrl, 'work']));
+  const seeded = gitServer.ref(project.path_with_namespace, 'refs/heads/main');
+  writeFileSync(join(readBox.dir, 'work', 'agent.txt'), 'an agent that may only read\n');
+  ok(await readBox.git(['add', 'agent.txt'], { cwd: 'work' }));
+  ok(await readBox.git(['commit', '-m', 'agent: not allowed'], { cwd: 'work' }));
+  const push = await readBox.git(['push', 'origin', 'HEAD:refs/heads/main'], { cwd: 'work', timeoutMs: 20_000 });
+  expect(push).toMatchObject({ timedOut: false, code: 128 });
+  expect(push.stderr).toMatch(/403/);
+  expect(gitServer.ref(project.path_with_namespace, 'refs/heads/main')).toBe(seeded);
+  ok(await readBox.git(['fetch', 'origin'], { cwd: 'work' })); // the token is kept and still reads
+
+  await h.call('POST', `/api/dispatches/${created.body.dispatch_id}/stop`);
+  const text = [readBox.transcript(), h.logs.join(''), gitServer.backendStderr.join('')].join('\n');
   for (const t of gl.issuedTokens()) expect(text.includes(t)).toBe(false);
 }, 90_000);

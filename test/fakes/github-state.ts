@@ -229,6 +229,10 @@ export class GithubState {
     this.stats.revokes++;
   }
 
+  isRevoked(token: string): boolean {
+    return this.tokens.get(token)?.revoked === true;
+  }
+
   /** Live = issued, unexpired, unrevoked, installation present and active, repo in scope, permission enough. */
   isTokenLive(token: string, repoFullName?: string, access?: Level, nowMs = Date.now()): boolean {
     const record = this.tokens.get(token);

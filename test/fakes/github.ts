@@ -190,6 +190,10 @@ export class FakeGitHub extends FakeHttpService {
   isTokenLive(token: string, repoFullName?: string, access?: Level): boolean {
     return this.state.isTokenLive(token, repoFullName, access);
   }
+  /** Whether `token` was revoked (DELETE /installation/token), as opposed to merely expired. */
+  isTokenRevoked(token: string): boolean {
+    return this.state.isRevoked(token);
+  }
   issuedTokens(): string[] {
     return [...this.state.issuedTokens(), ...this.oauth.issuedTokens()];
   }

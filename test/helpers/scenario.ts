@@ -47,7 +47,7 @@ export interface Dispatched {
 export async function githubRig(
   h: Harness,
   world: GithubWorld,
-  opts: { appType?: 'standard' | 'lite'; repos?: number; login?: string } = {},
+  opts: { appType?: 'standard' | 'lite'; repos?: number; login?: string; access?: 'read' | 'write' } = {},
 ) {
   const appType = opts.appType ?? 'standard';
   const app = appType === 'lite' ? world.lite : world.standard;
@@ -70,6 +70,7 @@ export async function githubRig(
     name: repo.name,
     platform_integration_id: integration.body.id,
     repository_id: repo.id,
+    ...(opts.access ? { access: opts.access } : {}),
   });
   if (rig.status !== 201) throw new Error(`rig failed: ${JSON.stringify(rig.body)}`);
   return {
@@ -90,7 +91,7 @@ export async function githubRig(
 export async function gitlabRig(
   h: Harness,
   gl: FakeGitLab,
-  opts: { clientId: string; username: string; projects?: ProjectSpec[]; scopes?: string },
+  opts: { clientId: string; username: string; projects?: ProjectSpec[]; scopes?: string; access?: 'read' | 'write' },
 ) {
   const user = gl.addUser({ username: opts.username });
   const projects = gl.addProjects(user.id, opts.projects ?? [{ path: 'app' }]);
@@ -109,6 +110,7 @@ export async function gitlabRig(
     name: projects[0].path,
     platform_integration_id: integration.body.id,
     repository_id: projects[0].id,
+    ...(opts.access ? { access: opts.access } : {}),
   });
   if (rig.status !== 201) throw new Error(`rig failed: ${JSON.stringify(rig.body)}`);
   return {

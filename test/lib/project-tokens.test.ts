@@ -53,7 +53,7 @@ function store(opts: { rotateSeconds?: number; retrySeconds?: number } = {}) {
 }
 
 /** A GitLab user owning two projects, their grant as an integration, and a rig on the first project. */
-async function gitlabRig(scopes = GITLAB_SCOPES) {
+async function gitlabRig(scopes = GITLAB_SCOPES, access: 'read' | 'write' = 'write') {
   const user = gl.addUser({ username: `st-${randomBytes(3).toString('hex')}` });
   const [project, other] = gl.addProjects(user.id, 2);
   const grant = gl.grant(user.id, CLIENT.clientId, { scopes });
@@ -81,9 +81,17 @@ async function gitlabRig(scopes = GITLAB_SCOPES) {
       defaultBranch: 'main',
       platformIntegrationId: id,
       repositoryId: BigInt(project.id),
+      access,
     },
   });
-  const rig: ProjectTokenRig = { rigId: row.id, rigName: row.name, integrationId: id, projectId: BigInt(project.id), baseUrl: gl.baseUrl };
+  const rig: ProjectTokenRig = {
+    rigId: row.id,
+    rigName: row.name,
+    integrationId: id,
+    projectId: BigInt(project.id),
+    baseUrl: gl.baseUrl,
+    access,
+  };
   return { user, project, other, rig };
 }
 
@@ -201,6 +209,28 @@ it('falls back with the reason, asks again only when due, and switches to the to
   await s.retryNow({ rigId: legacy.rig.rigId });
   await s.forRig(legacy.rig, 300);
   expect(gl.projectTokens.stats.refused - refused).toBe(3);
+});
+
+it('gives a read rig a read_repository token that clones but cannot push, and a change of access replaces it', async () => {
+  const s = store();
+  const { rig, project } = await gitlabRig(GITLAB_SCOPES, 'read');
+  const read = await s.forRig(rig, 300);
+  if (read.scope !== 'repository') throw new Error(`expected a project token, got ${JSON.stringify(read)}`);
+  expect(liveTokensOf(project.id)).toEqual([expect.objectContaining({ scopes: ['read_repository'], accessLevel: 30 })]);
+  expect(gl.gitAccess(read.token, project.path_with_namespace, 'read')).toBe(true);
+  expect(gl.gitAccess(read.token, project.path_with_namespace, 'write')).toBe(false);
+
+  // The rig now writes (the API also detaches at once; the store alone must not hand out the read token).
+  await db.rig.update({ where: { id: rig.rigId }, data: { access: 'write' } });
+  const writer = { ...rig, access: 'write' as const };
+  const write = await s.forRig(writer, 300);
+  if (write.scope !== 'repository') throw new Error('expected a project token');
+  expect(gl.isProjectTokenLive(read.token)).toBe(false); // the read token was revoked
+  expect(gl.gitAccess(write.token, project.path_with_namespace, 'write')).toBe(true);
+  expect(liveTokensOf(project.id)).toEqual([expect.objectContaining({ scopes: ['write_repository'] })]);
+  // A mint that read the rig before the change makes no token of the scope it gave up.
+  await expect(s.forRig(rig, 300)).rejects.toThrow(/reconnected while its token was being made/);
+  expect(liveTokensOf(project.id)).toHaveLength(1);
 });
 
 it('revokes on detach and on reconnecting to another project; a failed revocation waits for the sweep', async () => {

@@ -91,6 +91,44 @@ it('gives lite installations read-only tokens', async () => {
   await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
 });
 
+it('gives a read rig on a standard installation contents: read tokens, and contents: write ones once its access is write', async () => {
+  const rig = await githubRig(h, world, { repos: 1, access: 'read' });
+  const d = await dispatchTo(h, containers, rig.rigId, 'gh-read');
+  workflowIds.push(d.workflowId);
+  const p = await containers.waitForPush(d.container, (x) => x.generation === 1);
+  expect(world.gh.isTokenLive(p.token, rig.repo.full_name, 'read')).toBe(true);
+  expect(world.gh.isTokenLive(p.token, rig.repo.full_name, 'write')).toBe(false);
+  const mintsOf = () => world.gh.accessTokenRequests.filter((r) => r.installationId === rig.installationId && r.repositoryIds !== null);
+  expect(mintsOf()[0]).toMatchObject({ repositoryIds: [rig.repo.id], permissions: { contents: 'read', metadata: 'read' }, status: 201 });
+
+  // The owner lets its agents push: the running dispatch gets a token that writes, without a restart.
+  const asked = mintsOf().length;
+  expect((await h.call('PATCH', `/api/rigs/${rig.rigId}`, { access: 'write' })).status).toBe(200);
+  const w = await containers.waitForPush(d.container, (x) => world.gh.isTokenLive(x.token, rig.repo.full_name, 'write'), 15_000);
+  expect(w.generation).toBeGreaterThan(p.generation);
+  expect(
+    mintsOf()
+      .slice(0, asked)
+      .every((m) => m.permissions?.contents === 'read'),
+  ).toBe(true);
+  expect(mintsOf().at(-1)).toMatchObject({ permissions: { contents: 'write', metadata: 'read' } });
+
+  // Back to read: the token that could write is revoked as the read one replaces it, not kept for the stop.
+  expect((await h.call('PATCH', `/api/rigs/${rig.rigId}`, { access: 'read' })).status).toBe(200);
+  const r = await containers.waitForPush(
+    d.container,
+    (x) => x.generation > w.generation && !world.gh.isTokenLive(x.token, rig.repo.full_name, 'write'),
+    15_000,
+  );
+  const lastWriter = containers
+    .pushes(d.container)
+    .filter((x) => x.generation < r.generation)
+    .at(-1)!;
+  expect(world.gh.isTokenLive(r.token, rig.repo.full_name, 'read')).toBe(true);
+  expect(world.gh.isTokenRevoked(lastWriter.token)).toBe(true);
+  await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
+});
+
 it('pushes only a token GitHub already accepts (waits out the replication lag)', async () => {
   world.gh.newTokenUnauthorizedMs = 1500;
   try {

@@ -152,6 +152,47 @@ it('falls back to the grant for a Developer and says why, then switches to a pro
   await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
 }, 60_000);
 
+it('gives a read rig a read_repository token; a change of access revokes it and the running dispatch gets one of the new scope', async () => {
+  const { project, rigId } = await scenarioGitlabRig(h, gl, {
+    clientId: CLIENT.clientId,
+    username: 'reader',
+    projects: [{ path: 'app', role: 'owner' }],
+    scopes: GITLAB_SCOPES,
+    access: 'read',
+  });
+  const repo = project.path_with_namespace;
+  const scopesOf = (token: string) => gl.projectTokens.find(token)?.scopes;
+  const d = await dispatchTo(h, containers, rigId, 'pat-read');
+  workflowIds.push(d.workflowId);
+  const first = await containers.waitForPush(d.container, (p) => p.generation === 1);
+  expect(gl.projectTokens.find(first.token)).toMatchObject({ projectId: project.id, scopes: ['read_repository'], accessLevel: 30 });
+  expect(gl.gitAccess(first.token, repo, 'read')).toBe(true);
+  expect(gl.gitAccess(first.token, repo, 'write')).toBe(false);
+  expect(await dispatchView(d.dispatchId)).toMatchObject({ credential_scope: 'repository' });
+
+  // Write: the read token is revoked by the PATCH itself, and the container holds a write token within seconds.
+  const asked = Date.now();
+  const patched = await h.call<{ access: string }>('PATCH', `/api/rigs/${rigId}`, { access: 'write' });
+  expect(patched).toMatchObject({ status: 200, body: { access: 'write' } });
+  expect(gl.isProjectTokenLive(first.token)).toBe(false);
+  const writer = await containers.waitForPush(d.container, (p) => scopesOf(p.token)?.includes('write_repository') === true, 10_000);
+  expect(Date.now() - asked).toBeLessThan(10_000);
+  expect(gl.gitAccess(writer.token, repo, 'write')).toBe(true);
+  expect((await pull(h, rigId, d.containerToken)).body.token).toBe(writer.token);
+
+  // And back to read.
+  expect((await h.call('PATCH', `/api/rigs/${rigId}`, { access: 'read' })).status).toBe(200);
+  expect(gl.isProjectTokenLive(writer.token)).toBe(false);
+  const reader = await containers.waitForPush(
+    d.container,
+    (p) => p.generation > writer.generation && scopesOf(p.token)?.[0] === 'read_repository',
+    10_000,
+  );
+  expect(gl.gitAccess(reader.token, repo, 'write')).toBe(false);
+  expect(gl.projectTokens.all().filter((t) => t.projectId === project.id && gl.projectTokens.isLive(t))).toHaveLength(1);
+  await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
+}, 60_000);
+
 it('keeps no project token or grant in any workflow history or log line', async () => {
   const tokens = gl.issuedTokens();
   expect(tokens.filter((t) => t.startsWith('glpat-')).length).toBeGreaterThanOrEqual(3);

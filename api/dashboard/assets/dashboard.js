@@ -32,12 +32,16 @@
     return { ok: res.ok, status: res.status, data };
   }
 
-  /** Form fields as JSON: dotted names nest ("tokens.0.host"), empty values and empty rows are left out. */
+  /**
+   * Form fields as JSON: dotted names nest ("tokens.0.host"), empty values and empty rows are left out.
+   * A radio counts only when chosen; a checkbox sends its value when ticked, else its data-unchecked.
+   */
   function serialize(form) {
     const out = {};
     for (const el of form.elements) {
       if (!el.name || el.disabled || el.type === 'submit' || el.type === 'button') continue;
-      const value = el.value.trim();
+      if (el.type === 'radio' && !el.checked) continue;
+      const value = (el.type === 'checkbox' && !el.checked ? el.dataset.unchecked || '' : el.value).trim();
       if (value === '') continue;
       const path = el.name.split('.');
       let node = out;

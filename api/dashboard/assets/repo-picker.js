@@ -22,6 +22,11 @@
     const summary = form.querySelector('[data-picked-summary]');
     const repoError = root.querySelector('[data-error-for="repository_id"]');
     const nameInput = form.querySelector('[data-fill-name]');
+    const push = form.querySelector('[data-access-field] input');
+    const pushHint = form.querySelector('[data-access-hint]');
+    const pushHintText = pushHint ? pushHint.textContent : '';
+    let pushWanted = push ? push.checked : false;
+    if (push) push.addEventListener('change', () => (pushWanted = push.checked));
     let autoName = '';
     let seq = 0;
     let timer;
@@ -35,6 +40,14 @@
       if (nameInput && (nameInput.value === '' || nameInput.value === autoName)) nameInput.value = autoName = repo.name;
       summary.textContent = 'Chosen: ' + repo.full_name + ' (' + integration.label + ')';
       repoError.textContent = '';
+      if (push) {
+        // A lite installation only reads: the box is cleared and locked (and sends nothing) while it is chosen.
+        push.disabled = Boolean(integration.read_only);
+        push.checked = integration.read_only ? false : pushWanted;
+        pushHint.textContent = integration.read_only
+          ? 'A lite (read-only) GitHub installation only reads: its rigs cannot push.'
+          : pushHintText;
+      }
     }
 
     function option(integration, repo) {

@@ -15,6 +15,8 @@ export function pickerFields(integrations: IntegrationView[], idPrefix: string):
     provider: i.provider,
     account: i.account,
     label: `${providerName(i.provider)} · ${i.account ?? 'unknown'} — ${integrationKind(i)}`,
+    // A lite GitHub installation's rigs only read: the form's "Agents may push" box is cleared and locked.
+    read_only: i.provider === 'github' && i.app_type === 'lite',
   }));
   return html`<input type="hidden" name="platform_integration_id" data-picked="integration">
 <input type="hidden" name="repository_id" data-picked="repository">

@@ -6,6 +6,7 @@ import type { Services } from '../../services';
 import { townParams } from '../../schemas/towns';
 import { html } from '../html';
 import { page, sendPage } from '../layout';
+import { accessField, accessHint } from './access-field';
 import { pickable, pickerFields } from './picker';
 
 export const rigNewPage: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
@@ -36,6 +37,7 @@ export const rigNewPage: FastifyPluginAsyncZod<{ services: Services }> = async (
       <p class="hint" id="pick-url-hint">From the repository, as the provider gives it.</p>
       <label for="pick-branch">Default branch</label>
       <input id="pick-branch" readonly data-fill="default_branch">
+      ${accessField('pick', { push: true, hint: accessHint('picker') })}
       <p class="form-error" data-form-error role="alert"></p>
       <button type="submit" class="primary">Create rig</button>
     </form>`

@@ -8,6 +8,7 @@ import { rigParams } from '../../schemas/rigs';
 import { html, time } from '../html';
 import { credentialWords, integrationKind, providerName, scopeBadge, scopeWords, statusBadge } from '../labels';
 import { page, sendPage } from '../layout';
+import { ACCESS_WORDS, accessField, accessHint } from './access-field';
 import { pickable, pickerFields } from './picker';
 
 export const rigPage: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
@@ -21,6 +22,8 @@ export const rigPage: FastifyPluginAsyncZod<{ services: Services }> = async (app
     const full = integrations.find((i) => i.id === rig.integration?.id);
     const source = credentialWords(rig.credential_source, rig.integration, safeHost(rig.git_url));
     const patch = `PATCH /api/rigs/${rig.id}`;
+    const lite = full?.provider === 'github' && full.app_type === 'lite';
+    const hintKind = lite ? 'github_lite' : rig.integration ? rig.integration.provider : 'town';
     const body = html`<h1>${rig.name}</h1>
 <section class="card" aria-labelledby="conn-h">
   <h2 id="conn-h">Connection</h2>
@@ -36,10 +39,16 @@ export const rigPage: FastifyPluginAsyncZod<{ services: Services }> = async (app
     <dt>Git URL</dt><dd><code class="wrap">${rig.git_url}</code></dd>
     <dt>Default branch</dt><dd><code>${rig.default_branch}</code></dd>
     <dt>Credentials</dt><dd data-credential-source="${rig.credential_source}">${source}</dd>
+    <dt>Agents may</dt><dd data-rig-access="${rig.access}">${ACCESS_WORDS[rig.access]}</dd>
     <dt>Token reach</dt><dd data-credential-scope="${rig.credential_scope ?? 'undecided'}">${scopeBadge(rig.credential_scope)}
       ${scopeWords(rig.credential_scope, rig.credential_scope_reason, rig.project_token_state)}
       ${rig.project_token_state?.rotated_at ? html`<br>Last rotated ${time(rig.project_token_state.rotated_at)}.` : ''}</dd>
   </dl>
+  <form data-api="${patch}" data-reload class="access-form" aria-label="Access">
+    ${accessField('rig', { push: rig.access === 'write', disabled: lite, hint: accessHint(hintKind) })}
+    <p class="form-error" data-form-error role="alert"></p>
+    ${lite ? '' : html`<button type="submit">Save access</button>`}
+  </form>
   <div class="actions">
     ${
       pickable(integrations).length > 0

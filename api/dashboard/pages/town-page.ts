@@ -51,7 +51,9 @@ export const townPage: FastifyPluginAsyncZod<{ services: Services }> = async (ap
     town.rigs.length === 0
       ? html`<p class="empty">No rigs yet.</p>`
       : html`<ul class="list">${town.rigs.map(
-          (r) => html`<li><a href="/rigs/${r.id}">${r.name}</a>
+          (
+            r,
+          ) => html`<li><a href="/rigs/${r.id}">${r.name}</a>${r.access === 'read' ? html` <span class="badge muted" data-rig-access="read">read-only</span>` : ''}
         <span class="muted">${r.platform_integration_id ? `via ${names.get(r.platform_integration_id) ?? 'integration'}` : 'manual URL'}</span>
         <br><code class="wrap">${r.git_url}</code></li>`,
         )}</ul>`
