@@ -101,6 +101,7 @@ export async function runSleeping(o: SleepingOptions) {
 
     const direct = await runDirectLoop({
       env: o.env,
+      apiPid: o.api.child.pid!,
       dispatchIds: sleepers.map((d) => d.id),
       cycles: o.directCycles,
       concurrency: 20,

@@ -5,7 +5,7 @@ import { FakeContainerHost, type ReceivedPush } from '../test/fakes/container';
 import type { FakeGitHub, FakeGithubApp } from '../test/fakes/github';
 import { computeRefreshAt } from '../workflows/refresh-schedule';
 import { fingerprint } from '../lib/secrets';
-import { cpuSeconds, machineCpuSeconds, percentile, pool, type ServiceProcess } from './env';
+import { cpuSeconds, machineCpuSeconds, percentile, pool, postgresCpuBetween, postgresCpuReading, type ServiceProcess } from './env';
 import { call, createRigs, settledRss, waitUntilStopped } from './fleet';
 
 export interface TokenLoopOptions {
@@ -184,6 +184,9 @@ function cpuReading(o: TokenLoopOptions) {
     worker: cpuSeconds(o.worker.child.pid!),
     api: cpuSeconds(o.api.child.pid!),
     temporal: cpuSeconds(o.temporalPid),
+    postgres: postgresCpuReading(new URL(o.databaseUrl).pathname.slice(1)),
+    /** The bench process: the fakes (GitHub, containers) and the bench's own bookkeeping. */
+    bench: process.cpuUsage(),
     machine: machineCpuSeconds(),
   };
 }
@@ -199,6 +202,9 @@ function cpuUse(a: CpuReading, b: CpuReading, mints: number) {
   const worker = b.worker - a.worker;
   const temporal = b.temporal - a.temporal;
   const api = b.api - a.api;
+  const postgres = postgresCpuBetween(a.postgres, b.postgres);
+  const benchUs = process.cpuUsage(a.bench);
+  const bench = (benchUs.user + benchUs.system) / 1e6;
   return {
     window_s: (b.at - a.at) / 1000,
     mints,
@@ -207,8 +213,11 @@ function cpuUse(a: CpuReading, b: CpuReading, mints: number) {
     temporal_ms_per_mint: perMint(temporal),
     api_ms_per_mint: perMint(api),
     rest_ms_per_mint: perMint(Math.max(0, busy - worker - temporal - api)),
-    /** All processes of the machine together (the bench and its fakes too). */
-    all_ms_per_mint: perMint(busy),
+    postgres_ms_per_mint: perMint(postgres),
+    bench_ms_per_mint: perMint(bench),
+    /** Every process of the loop: worker, Temporal, API, Postgres (this database) and the fakes; not other work on the machine. */
+    all_ms_per_mint: perMint(worker + temporal + api + postgres + bench),
+    machine_ms_per_mint: perMint(busy),
   };
 }
 
