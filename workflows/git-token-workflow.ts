@@ -12,6 +12,7 @@ import {
   defineSignal,
   defineUpdate,
   log,
+  makeContinueAsNewFunc,
   patched,
   proxyActivities,
   proxyLocalActivities,
@@ -174,10 +175,21 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
       }
       continue;
     }
-    if (cycles >= cyclesPerRun || workflowInfo().continueAsNewSuggested) {
+    // A long wait is slept on the sleeping task queue, whose worker does not keep the run in memory
+    // (README, "Performance"). Runs recorded before this have no marker and wait where they are.
+    const sleepElsewhere =
+      state.sleepsElsewhere(input, mintAt, Date.now(), { taskQueue: workflowInfo().taskQueue, cycles }) &&
+      patched('sleep-on-sleeping-queue');
+    if (cycles >= cyclesPerRun || workflowInfo().continueAsNewSuggested || sleepElsewhere) {
       await condition(allHandlersFinished);
       // A signal or a pull's mint may have arrived while handlers finished: handle it in this run.
-      if (stopReason === null && !changed && !state.needsPush(s)) return continueAsNew<typeof gitTokenWorkflow>({ ...input, state: s });
+      if (stopReason === null && !changed && !state.needsPush(s)) {
+        if (sleepElsewhere) {
+          const sleepThere = makeContinueAsNewFunc<typeof gitTokenWorkflow>({ taskQueue: input.sleeping!.taskQueue });
+          return sleepThere({ ...input, state: s });
+        }
+        return continueAsNew<typeof gitTokenWorkflow>({ ...input, state: s });
+      }
       continue;
     }
     const seenGeneration = s.generation;
