@@ -19,7 +19,9 @@ const JITTER = 3;
 const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 5);
 const SLEEPERS = Number(process.env.BENCH_SLEEPING_DISPATCHES ?? 2000);
 const SLEEPING_LIFETIME = 3600;
-const FIRST_TOKEN_RATE = Number(process.env.BENCH_FIRST_TOKEN_RATE ?? 20);
+// A little above the goal's 20/s: timer and event-loop delays only lower the rate measured from the
+// send times, and the goal needs that measured rate at 20/s or more.
+const FIRST_TOKEN_RATE = Number(process.env.BENCH_FIRST_TOKEN_RATE ?? 20.5);
 const FIRST_TOKEN_SECONDS = Number(process.env.BENCH_FIRST_TOKEN_SECONDS ?? 60);
 const DIRECT_CYCLES = Number(process.env.BENCH_DIRECT_CYCLES ?? 2000);
 /** `pull`, `loop` or `sleeping` (comma-separated) runs those parts (for profiling); the default runs all three. */
