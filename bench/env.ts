@@ -1,7 +1,7 @@
 // The benchmark's world: its own Temporal dev server and Postgres database, the fakes, and the
 // service as real processes (ROLE=api and ROLE=worker) so their cost is measured where it lands.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
@@ -52,6 +52,37 @@ export function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/**
+ * CPU seconds of Postgres's processes that work for `database`, per process id: its backends and the
+ * server's own (postmaster, WAL writer, checkpointer, …), not the backends of other databases on the
+ * same server (a test suite running beside the bench). Compare two readings with `postgresCpuBetween`.
+ */
+export function postgresCpuReading(database: string): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${name}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      const title = /^postgres: (?:[^:]+: )?(.*)$/.exec(cmd)?.[1];
+      const isPostmaster = /\/postgres(ql)?\b.* -D /.test(cmd);
+      // A backend's title is "<user> <database> <host>(<port>) <state>"; the server's own processes have no host.
+      const backend = title === undefined ? null : /^\S+ (\S+) [\d.:a-f[\]]+\(\d+\)/.exec(title);
+      if (isPostmaster || (title !== undefined && (backend === null || backend[1] === database)))
+        out.set(Number(name), cpuSeconds(Number(name)));
+    } catch {
+      // the process ended while being read
+    }
+  }
+  return out;
+}
+
+/** CPU seconds used between two readings (a backend that ended in between is left out). */
+export function postgresCpuBetween(a: Map<number, number>, b: Map<number, number>): number {
+  let sum = 0;
+  for (const [pid, cpu] of b) sum += cpu - (a.get(pid) ?? 0);
+  return sum;
 }
 
 /** The machine's CPU time so far, all cores together, in seconds: busy and in all. */

@@ -5,7 +5,8 @@ import { FakeContainerHost, type ReceivedPush } from '../test/fakes/container';
 import type { FakeGitHub, FakeGithubApp } from '../test/fakes/github';
 import { computeRefreshAt } from '../workflows/refresh-schedule';
 import { fingerprint } from '../lib/secrets';
-import { cpuSeconds, machineCpuSeconds, percentile, pool, type ServiceProcess } from './env';
+import { cpuSeconds, machineCpuSeconds, percentile, pool, postgresCpuBetween, postgresCpuReading, type ServiceProcess } from './env';
+import { call, createRigs, settledRss, waitUntilStopped } from './fleet';
 
 export interface TokenLoopOptions {
   api: ServiceProcess;
@@ -21,41 +22,6 @@ export interface TokenLoopOptions {
   marginSeconds: number;
   jitterMaxSeconds: number;
   log: (line: string) => void;
-}
-
-async function call<T>(o: TokenLoopOptions, method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(`${o.api.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${o.adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (res.status >= 300) throw new Error(`${method} ${path} → ${res.status} ${await res.text()}`);
-  return (await res.json()) as T;
-}
-
-/** Rigs for the dispatches: 10 installations × 10 repositories, 10 dispatches per rig. */
-async function createRigs(o: TokenLoopOptions, count: number): Promise<string[]> {
-  const rigIds: string[] = [];
-  for (let i = 0; i < Math.ceil(count / 10); i++) {
-    const owner = crypto.randomUUID();
-    const inst = o.gh.addInstallation({ appId: o.app.appId, account: { login: `bench-${i}` }, repositories: 10 });
-    const integ = await call<{ id: string }>(o, 'POST', '/api/integrations', {
-      provider: 'github',
-      owner_id: owner,
-      installation_id: inst.installationId,
-      app_type: 'standard',
-    });
-    const town = await call<{ id: string }>(o, 'POST', '/api/towns', { name: `bench-${i}`, owner_id: owner });
-    for (const repo of inst.repositories) {
-      const rig = await call<{ id: string }>(o, 'POST', `/api/towns/${town.id}/rigs`, {
-        name: repo.name,
-        platform_integration_id: integ.id,
-        repository_id: repo.id,
-      });
-      rigIds.push(rig.id);
-    }
-  }
-  return rigIds.slice(0, count);
 }
 
 export async function runTokenLoop(o: TokenLoopOptions) {
@@ -95,6 +61,9 @@ export async function runTokenLoop(o: TokenLoopOptions) {
   const startSeconds = (performance.now() - started) / 1000;
   await Promise.all(ds.map((d) => containers.waitForPush(d.name, (p) => p.generation === 1, 180_000)));
   const allFirstSeconds = (performance.now() - started) / 1000;
+  // From here to the last awaited generation the fleet only refreshes: the CPU per cycle that the
+  // direct path is compared with (no starts, no first mints in it).
+  const cpuRefreshing = cpuReading(o);
   o.log(`all ${o.dispatches} containers hold a token after ${allFirstSeconds.toFixed(1)} s; waiting ${o.cycles} refresh cycles`);
 
   const lastGen = o.cycles + 1;
@@ -107,7 +76,7 @@ export async function runTokenLoop(o: TokenLoopOptions) {
   const stopping = performance.now();
   await pool(ds, 64, (d) => call(o, 'POST', `/api/dispatches/${d.id}/stop`));
   const stopped = await waitUntilStopped(
-    o,
+    o.databaseUrl,
     ds.map((d) => d.id),
   );
   const stopSeconds = (performance.now() - stopping) / 1000;
@@ -157,7 +126,8 @@ export async function runTokenLoop(o: TokenLoopOptions) {
     }
   }
   const generations = rows.length;
-  const mintsInWindow = rows.filter((r) => r.at.getTime() >= cpuBefore.at && r.at.getTime() <= cpuAfter.at).length;
+  const mintsBetween = (a: CpuReading, b: CpuReading) => rows.filter((r) => r.at.getTime() >= a.at && r.at.getTime() <= b.at).length;
+  const mintsInWindow = mintsBetween(cpuBefore, cpuAfter);
   const badBearers = ds.reduce((n, d) => n + containers.rejected(d.name), 0);
   const live = ds.filter((d) => {
     const last = containers.latest(d.name);
@@ -198,7 +168,10 @@ export async function runTokenLoop(o: TokenLoopOptions) {
     worker_rss_after_mb: rssAfter,
     worker_rss_per_1000_workflows_mb: ((rssAfter - rssBefore) / o.dispatches) * 1000,
     measured_refreshes: lateness.length,
-    cpu: cpuUse(cpuBefore, cpuAfter, mintsInWindow),
+    cpu: {
+      ...cpuUse(cpuBefore, cpuAfter, mintsInWindow),
+      refreshing: cpuUse(cpuRefreshing, cpuAfter, mintsBetween(cpuRefreshing, cpuAfter)),
+    },
     pushes_with_a_wrong_bearer: badBearers,
   };
 }
@@ -211,6 +184,9 @@ function cpuReading(o: TokenLoopOptions) {
     worker: cpuSeconds(o.worker.child.pid!),
     api: cpuSeconds(o.api.child.pid!),
     temporal: cpuSeconds(o.temporalPid),
+    postgres: postgresCpuReading(new URL(o.databaseUrl).pathname.slice(1)),
+    /** The bench process: the fakes (GitHub, containers) and the bench's own bookkeeping. */
+    bench: process.cpuUsage(),
     machine: machineCpuSeconds(),
   };
 }
@@ -226,6 +202,9 @@ function cpuUse(a: CpuReading, b: CpuReading, mints: number) {
   const worker = b.worker - a.worker;
   const temporal = b.temporal - a.temporal;
   const api = b.api - a.api;
+  const postgres = postgresCpuBetween(a.postgres, b.postgres);
+  const benchUs = process.cpuUsage(a.bench);
+  const bench = (benchUs.user + benchUs.system) / 1e6;
   return {
     window_s: (b.at - a.at) / 1000,
     mints,
@@ -234,44 +213,12 @@ function cpuUse(a: CpuReading, b: CpuReading, mints: number) {
     temporal_ms_per_mint: perMint(temporal),
     api_ms_per_mint: perMint(api),
     rest_ms_per_mint: perMint(Math.max(0, busy - worker - temporal - api)),
+    postgres_ms_per_mint: perMint(postgres),
+    bench_ms_per_mint: perMint(bench),
+    /** Every process of the loop: worker, Temporal, API, Postgres (this database) and the fakes; not other work on the machine. */
+    all_ms_per_mint: perMint(worker + temporal + api + postgres + bench),
+    machine_ms_per_mint: perMint(busy),
   };
-}
-
-/** RSS of a quiet process once it has stopped falling: no new low by 2 MB within 15 s. */
-async function settledRss(p: ServiceProcess, log: (line: string) => void, limitMs = 120_000): Promise<number> {
-  const started = Date.now();
-  let low = p.rssMb();
-  let lowAt = Date.now();
-  await new Promise((r) => setTimeout(r, 8_000));
-  while (Date.now() - started < limitMs) {
-    const now = p.rssMb();
-    if (now < low - 2) {
-      low = now;
-      lowAt = Date.now();
-    } else if (Date.now() - lowAt >= 15_000) break;
-    await new Promise((r) => setTimeout(r, 1_000));
-  }
-  const rss = p.rssMb();
-  log(`quiet worker RSS ${rss.toFixed(0)} MB after ${((Date.now() - started) / 1000).toFixed(0)} s`);
-  return rss;
-}
-
-/** Polls Postgres until every dispatch has ended (revoked and final); returns how many did. */
-async function waitUntilStopped(o: TokenLoopOptions, ids: string[], timeoutMs = 180_000): Promise<number> {
-  const db = new Client({ connectionString: o.databaseUrl });
-  await db.connect();
-  try {
-    for (const deadline = Date.now() + timeoutMs; ; await new Promise((r) => setTimeout(r, 500))) {
-      const { rows } = await db.query<{ n: string }>(
-        "SELECT count(*) AS n FROM agent_dispatches WHERE id = ANY($1::uuid[]) AND status IN ('stopped', 'container_unreachable')",
-        [ids],
-      );
-      const n = Number(rows[0]?.n ?? 0);
-      if (n === ids.length || Date.now() > deadline) return n;
-    }
-  } finally {
-    await db.end();
-  }
 }
 
 /** The ledger of each dispatch whose last pushed token was still live after its stop. */

@@ -68,10 +68,26 @@ async function main(): Promise<void> {
       taskQueue: config.temporal.taskQueue,
       deployment: { config: deployment, buildId: build.buildId },
     });
+    // Dispatches sleep out long waits on their own task queue, whose worker keeps few runs in memory
+    // (README, "Performance"). Always polled: runs may sleep there from before a configuration change.
+    const sleepingWorker = await createTokenWorker({
+      core,
+      connection,
+      taskQueue: config.temporal.sleepingTaskQueue,
+      maxCachedWorkflows: config.worker.sleepingCachedWorkflows,
+      deployment: { config: deployment, buildId: build.buildId },
+    });
     shutdownWorker = () => {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
+      for (const w of [worker, sleepingWorker]) if (w.getState() === 'RUNNING') w.shutdown();
     };
-    workerRun = worker.run().finally(() => connection.close());
+    // One worker failing shuts the other down; then the process stops (below) with the failure.
+    const runs = [worker.run(), sleepingWorker.run()];
+    for (const run of runs) run.catch(() => shutdownWorker?.());
+    workerRun = Promise.allSettled(runs).then(async (settled) => {
+      await connection.close();
+      const failed = settled.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    });
     logger.info(
       {
         taskQueue: config.temporal.taskQueue,

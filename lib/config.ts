@@ -30,6 +30,8 @@ export interface Config {
     address: string;
     namespace: string;
     taskQueue: string;
+    /** Where dispatches sleep out refreshes further off than `worker.sleepingAfterSeconds` (the task queue's name + `-sleeping`). */
+    sleepingTaskQueue: string;
     /** Worker Versioning: the worker's deployment, its build id when given, and whether routing follows versions. */
     deployment: { name: string; buildId?: string; versioning: boolean };
     /** TLS to the frontend (PEM text), or false for plaintext; on whenever any TLS variable or the API key is set. */
@@ -67,7 +69,15 @@ export interface Config {
   loginRateLimitPerMinute: number;
   providerTimeoutMs: number;
   databasePoolSize: number;
-  worker: { maxCachedWorkflows: number; maxConcurrentActivities: number; heapGrowthPercent: number };
+  worker: {
+    maxCachedWorkflows: number;
+    maxConcurrentActivities: number;
+    heapGrowthPercent: number;
+    /** A dispatch whose next refresh is at least this far off moves to the sleeping task queue; 0 keeps every dispatch on the main one. */
+    sleepingAfterSeconds: number;
+    /** Runs the sleeping task queue's worker keeps in memory. */
+    sleepingCachedWorkflows: number;
+  };
   workerMetricsPort: number;
   logLevel: string;
 }
@@ -163,6 +173,8 @@ const schema = z.object({
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(1).default(2000),
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).default(100),
   WORKER_HEAP_GROWTH_PERCENT: z.coerce.number().int().min(0).max(400).default(10),
+  WORKER_SLEEPING_AFTER_SECONDS: z.coerce.number().int().min(0).max(86_400).default(600),
+  WORKER_SLEEPING_CACHED_WORKFLOWS: z.coerce.number().int().min(1).default(50),
   WORKER_METRICS_PORT: port.default(9464),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -267,6 +279,7 @@ export function loadConfig(env: Env = process.env): Config {
       address: e.TEMPORAL_ADDRESS,
       namespace: e.TEMPORAL_NAMESPACE,
       taskQueue: e.TEMPORAL_TASK_QUEUE,
+      sleepingTaskQueue: `${e.TEMPORAL_TASK_QUEUE}-sleeping`,
       deployment: { name: e.TEMPORAL_DEPLOYMENT_NAME, buildId: e.TEMPORAL_BUILD_ID, versioning: e.TEMPORAL_WORKER_VERSIONING === 'true' },
       tls,
       apiKey: e.TEMPORAL_API_KEY,
@@ -299,6 +312,8 @@ export function loadConfig(env: Env = process.env): Config {
       maxCachedWorkflows: e.WORKER_MAX_CACHED_WORKFLOWS,
       maxConcurrentActivities: e.WORKER_MAX_CONCURRENT_ACTIVITIES,
       heapGrowthPercent: e.WORKER_HEAP_GROWTH_PERCENT,
+      sleepingAfterSeconds: e.WORKER_SLEEPING_AFTER_SECONDS,
+      sleepingCachedWorkflows: e.WORKER_SLEEPING_CACHED_WORKFLOWS,
     },
     workerMetricsPort: e.WORKER_METRICS_PORT,
     logLevel: e.LOG_LEVEL,

@@ -184,6 +184,22 @@ export function applyFailure(s: CarriedState, err: unknown, input: GitTokenWorkf
   return { state: { ...s, lastError, status: 'degraded', transientFailures, retryAtMs }, stop: null };
 }
 
+/**
+ * True when the loop should continue as a new run on the sleeping task queue before waiting until
+ * `mintAt` (null: until a signal): the wait is long, and this run is not one that has just started
+ * there with nothing done yet (it waits; the next run after its wake keeps the history to replay short).
+ */
+export function sleepsElsewhere(
+  input: GitTokenWorkflowInput,
+  mintAt: number | null,
+  now: number,
+  run: { taskQueue: string; cycles: number },
+): boolean {
+  if (!input.sleeping) return false;
+  if (mintAt !== null && mintAt - now < input.sleeping.afterSeconds * 1000) return false;
+  return run.taskQueue !== input.sleeping.taskQueue || run.cycles > 0;
+}
+
 /** True when the container has not acknowledged the current lease. */
 export function needsPush(s: CarriedState): boolean {
   return s.pushedGeneration < s.generation;

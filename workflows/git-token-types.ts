@@ -104,6 +104,11 @@ export interface GitTokenWorkflowInput {
   staticPushDeadlineSeconds?: number;
   /** Refresh cycles per run before continue-as-new. */
   cyclesPerRun?: number;
+  /**
+   * Where a dispatch sleeps out a wait of at least `afterSeconds` (or one without an end): a task
+   * queue whose worker keeps few runs in memory. Absent in runs started before it existed.
+   */
+  sleeping?: { taskQueue: string; afterSeconds: number };
   state?: CarriedState;
 }
 

@@ -7,11 +7,12 @@ import {
   CancellationScope,
   allHandlersFinished,
   condition,
-  continueAsNew,
   defineQuery,
   defineSignal,
   defineUpdate,
   log,
+  makeContinueAsNewFunc,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -36,13 +37,11 @@ export function gitTokenWorkflowId(dispatchId: string): string {
   return `git-token-${dispatchId}`;
 }
 
-// Activity presets. Minting (which also pushes) is a local activity: it takes a second, and run
-// inside the workflow task it saves the Temporal server an activity task and a workflow task per
-// refresh, which is most of the server's work for a sleeping fleet. It retries quickly for blips
-// (three attempts in ~3 s); longer outages are retried by the loop itself, so the dispatch shows
-// `degraded` in the meantime. A worker that dies mid-mint loses its workflow task, and the next
-// worker runs the mint again, which returns the lease the first attempt stored (mint key).
-// Each call gets its own proxy so its summary (shown in the Temporal UI) can name the generation.
+// Activity presets, a proxy per call so its summary (in the Temporal UI) names the generation.
+// Minting (which also pushes) is a local activity: run inside the workflow task it saves the server
+// an activity task and a workflow task per refresh. It retries quickly for blips; longer outages are
+// retried by the loop itself (the dispatch shows `degraded`). A worker that dies mid-mint loses its
+// workflow task, and the next worker's mint returns the lease the first attempt stored (mint key).
 function mintActivities(summary: string) {
   return proxyLocalActivities<Activities>({
     // Above the worst case inside: mint (10 s) + verification (~16 s) + a lease write waiting for a
@@ -149,10 +148,16 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
       }
       continue;
     }
-    if (cycles >= cyclesPerRun || workflowInfo().continueAsNewSuggested) {
+    // A long wait is slept on the sleeping task queue, whose worker does not keep the run in memory
+    // (README, "Performance"). Runs recorded before this have no marker and wait where they are.
+    const sleepElsewhere =
+      state.sleepsElsewhere(input, mintAt, Date.now(), { taskQueue: workflowInfo().taskQueue, cycles }) &&
+      patched('sleep-on-sleeping-queue');
+    if (cycles >= cyclesPerRun || workflowInfo().continueAsNewSuggested || sleepElsewhere) {
       await condition(allHandlersFinished);
       // A signal or a pull's mint may have arrived while handlers finished: handle it in this run.
-      if (stopReason === null && !changed && !state.needsPush(s)) return continueAsNew<typeof gitTokenWorkflow>({ ...input, state: s });
+      const next = makeContinueAsNewFunc<typeof gitTokenWorkflow>(sleepElsewhere ? { taskQueue: input.sleeping!.taskQueue } : {});
+      if (stopReason === null && !changed && !state.needsPush(s)) return next({ ...input, state: s });
       continue;
     }
     const seenGeneration = s.generation;
@@ -165,11 +170,8 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
   await condition(allHandlersFinished);
   const status = state.finalStatus(stopReason);
   try {
-    await finishActivities(`revoke and end (${status})`).finishDispatch({
-      dispatchId: input.dispatchId,
-      status,
-      reason: stopReason ?? 'stopped',
-    });
+    const ending = { dispatchId: input.dispatchId, status, reason: stopReason ?? 'stopped' };
+    await finishActivities(`revoke and end (${status})`).finishDispatch(ending);
   } catch (err) {
     // Ten minutes of retries could not reach Postgres: end anyway, the reason is in the history.
     log.error('could not record the end of the dispatch', { dispatchId: input.dispatchId, error: state.failureCode(err).message });

@@ -82,6 +82,9 @@ export function createDispatchService(deps: Deps) {
               townId: rig.townId,
               marginSeconds: config.tokenRefreshMarginSeconds,
               jitterMaxSeconds: config.refreshJitterMaxSeconds,
+              ...(config.worker.sleepingAfterSeconds > 0
+                ? { sleeping: { taskQueue: config.temporal.sleepingTaskQueue, afterSeconds: config.worker.sleepingAfterSeconds } }
+                : {}),
               ...deps.workflowDefaults,
             },
           ],

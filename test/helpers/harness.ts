@@ -33,6 +33,8 @@ export interface Harness {
   /** Every log line the API and worker wrote (JSON), for secret scans. */
   logs: string[];
   worker?: Worker;
+  /** The worker of the sleeping task queue (long waits), beside `worker` as bin/repo-connect.ts runs them. */
+  sleepingWorker?: Worker;
   /** Starts the worker, with the suite's workflow bundle unless another is given (patching demo). */
   startWorker(workflowBundle?: TokenWorkerOptions['workflowBundle']): Promise<void>;
   stopWorker(): Promise<void>;
@@ -62,7 +64,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const api = await startApi(core, { workflowDefaults: opts.workflowDefaults, logger });
 
   let connection: NativeConnection | undefined;
-  let running: Promise<void> | undefined;
+  let running: Promise<unknown> | undefined;
   let sweeper: ProjectTokenSweeper | undefined;
   const h: Harness = {
     core,
@@ -73,7 +75,14 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     async startWorker(workflowBundle = { codePath: process.env.TEST_WORKFLOW_BUNDLE! }) {
       connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal));
       h.worker = await createTokenWorker({ core, connection, taskQueue, workflowBundle });
-      running = h.worker.run();
+      h.sleepingWorker = await createTokenWorker({
+        core,
+        connection,
+        taskQueue: config.temporal.sleepingTaskQueue,
+        maxCachedWorkflows: config.worker.sleepingCachedWorkflows,
+        workflowBundle,
+      });
+      running = Promise.all([h.worker.run(), h.sleepingWorker.run()]);
       // The worker process's other duty, as bin/repo-connect.ts runs it.
       sweeper = startProjectTokenSweeper({ projectTokens: core.projectTokens, idleSeconds: config.projectTokens.idleSeconds, logger });
     },
@@ -82,9 +91,11 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       sweeper = undefined;
       if (!h.worker) return;
       h.worker.shutdown();
+      h.sleepingWorker?.shutdown();
       await running;
       await connection?.close();
       h.worker = undefined;
+      h.sleepingWorker = undefined;
     },
     async call(method, path, body, headers = {}) {
       const res = await fetch(`${api.url}${path}`, {

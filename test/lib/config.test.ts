@@ -24,14 +24,20 @@ describe('loadConfig', () => {
     const c = loadConfig(minimal);
     expect(c).toMatchObject({
       databaseUrl: 'postgresql://postgres@127.0.0.1:5432/repo_connect',
-      temporal: { address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'git-tokens' },
+      temporal: { address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'git-tokens', sleepingTaskQueue: 'git-tokens-sleeping' },
       port: 8080,
       host: '127.0.0.1',
       publicUrl: 'http://127.0.0.1:8080',
       github: { apiUrl: 'https://api.github.com', apps: {} },
       gitlab: { url: 'https://gitlab.com' },
       tokenRefreshMarginSeconds: 300,
-      worker: { maxCachedWorkflows: 2000, maxConcurrentActivities: 100, heapGrowthPercent: 10 },
+      worker: {
+        maxCachedWorkflows: 2000,
+        maxConcurrentActivities: 100,
+        heapGrowthPercent: 10,
+        sleepingAfterSeconds: 600,
+        sleepingCachedWorkflows: 50,
+      },
     });
     expect(c.secretsKeys[0]).toHaveLength(32);
   });

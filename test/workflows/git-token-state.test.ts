@@ -439,3 +439,25 @@ describe('what the operator sees (summaries and current details; the state holds
     );
   });
 });
+
+describe('sleeping elsewhere', () => {
+  const sleeping = { taskQueue: 'q-sleeping', afterSeconds: 600 };
+  const withSleeping = { ...input, sleeping };
+  const main = { taskQueue: 'q', cycles: 1 };
+
+  it('moves a long wait, or one without an end, from the main queue to the sleeping one', () => {
+    expect(st.sleepsElsewhere(withSleeping, T0 + 600_000, T0, main)).toBe(true);
+    expect(st.sleepsElsewhere(withSleeping, null, T0, { taskQueue: 'q', cycles: 0 })).toBe(true);
+    expect(st.sleepsElsewhere(withSleeping, T0 + 599_999, T0, main)).toBe(false);
+  });
+
+  it('waits in a run that has just started on the sleeping queue, and moves on from one that refreshed', () => {
+    expect(st.sleepsElsewhere(withSleeping, T0 + 3_000_000, T0, { taskQueue: 'q-sleeping', cycles: 0 })).toBe(false);
+    expect(st.sleepsElsewhere(withSleeping, T0 + 3_000_000, T0, { taskQueue: 'q-sleeping', cycles: 1 })).toBe(true);
+  });
+
+  it('never moves a run started without a sleeping queue (before it existed, or turned off)', () => {
+    expect(st.sleepsElsewhere(input, null, T0, main)).toBe(false);
+    expect(st.sleepsElsewhere(input, T0 + 86_400_000, T0, main)).toBe(false);
+  });
+});
