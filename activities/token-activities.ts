@@ -12,6 +12,7 @@ import type { Metrics } from '../lib/metrics';
 import type { ContainerUrlPolicy } from '../lib/container-url-policy';
 import { containerTokenContext } from '../lib/secret-contexts';
 import { ProviderError, type GithubClient } from '../lib/providers/types';
+import { revokeBestEffort as revokeOne, revokeHeldTokens } from '../lib/dispatch-revocation';
 import { FailureType, isPermanentFailure } from '../workflows/failure-types';
 import {
   ENDED_STATUSES,
@@ -80,17 +81,7 @@ export function createTokenActivities(deps: TokenActivityDeps) {
     await deps.notifier.integrationChanged(integrationId, `integration became ${status}`);
   };
 
-  /** Revokes a GitHub token, trying a few times; never throws (returns the outcome). */
-  async function revokeBestEffort(token: string): Promise<string> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await deps.github.revokeInstallationToken(token);
-      } catch (err) {
-        if (attempt >= 3) return `failed (${err instanceof ProviderError ? err.code : 'error'})`;
-        await new Promise((r) => setTimeout(r, 500 * attempt));
-      }
-    }
-  }
+  const revokeBestEffort = (token: string) => revokeOne(deps.github, token);
 
   /**
    * Mints (or reuses) the dispatch's credential and, when asked, pushes a new one to the container
@@ -266,27 +257,7 @@ export function createTokenActivities(deps: TokenActivityDeps) {
    */
   async function finishDispatch(input: FinishDispatchInput): Promise<void> {
     // The tokens are read inside close, after the dispatch is marked ended, so none is missed.
-    await leases.close(input.dispatchId, input, async () => {
-      const lease = await leases.read(input.dispatchId);
-      const revocable = await leases.revocableTokens(input.dispatchId);
-      if (lease && revocable.length > 0) {
-        const outcomes: string[] = [];
-        for (const t of revocable) {
-          const outcome = await revokeBestEffort(t.token);
-          metrics?.revocations.inc({ outcome: outcome.startsWith('failed') ? 'failed' : outcome });
-          outcomes.push(t.which === 'current' ? outcome : `replaced token ${outcome}`);
-        }
-        await leases.recordEvent(input.dispatchId, 'revoked', {
-          source: lease.source,
-          generation: lease.generation,
-          fingerprint: lease.fingerprint,
-          expiresAt: lease.expiresAt,
-          detail: `${outcomes.join('; ')} (${input.reason})`,
-        });
-      } else if (lease?.token) {
-        metrics?.revocations.inc({ outcome: 'not_revocable' });
-      }
-    });
+    await leases.close(input.dispatchId, input, revokeHeldTokens(deps, input.dispatchId, input.reason));
   }
 
   return { mintLease, pushLease, finishDispatch };

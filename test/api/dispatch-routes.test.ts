@@ -202,6 +202,21 @@ describe('GET /api/dispatches/:id, /events and POST /stop', () => {
     expect([lease.tokenEnc, lease.previousTokenEnc]).toEqual([null, null]);
   });
 
+  it('revokes the GitHub token itself when it ends a dispatch whose workflow an operator terminated', async () => {
+    const rig = await githubRig(h, world, { repos: 1 });
+    const d = await start(rig.rigId, 'terminated-github');
+    const pushed = await containers.waitForPush('terminated-github', (p) => p.generation === 1, 20_000);
+    await until(d.dispatch_id, 'active');
+    expect(world.gh.isTokenLive(pushed.token)).toBe(true);
+    await h.core.temporal.workflow.getHandle(d.workflow_id).terminate('operator test');
+
+    expect((await h.call('POST', `/api/dispatches/${d.dispatch_id}/stop`)).status).toBe(202);
+    expect((await status(d.dispatch_id)).body.status).toBe('stopped');
+    expect(world.gh.isTokenRevoked(pushed.token)).toBe(true);
+    const events = await h.call<{ events: Array<{ kind: string; generation: number }> }>('GET', `/api/dispatches/${d.dispatch_id}/events`);
+    expect(events.body.events.filter((e) => e.kind === 'revoked')).toEqual([expect.objectContaining({ generation: 1 })]);
+  });
+
   it('answers 404 for unknown dispatches and 400 for malformed ids', async () => {
     const id = randomUUID();
     expectError(await h.call('GET', `/api/dispatches/${id}`), 404, 'not_found', 'dispatch_id');
