@@ -5,6 +5,7 @@ import type { Client } from '@temporalio/client';
 import type { Db } from './db';
 import { ENDED_STATUSES } from '../workflows/git-token-types';
 import { credentialsChangedSignal } from '../workflows/git-token-workflow';
+import { signalCurrentRun } from './temporal';
 
 export interface DispatchNotifier {
   integrationChanged(integrationId: string, reason: string, exceptDispatchId?: string): Promise<number>;
@@ -21,10 +22,10 @@ export function createDispatchNotifier(deps: { db: Db; temporal: Pick<Client, 'w
       select: { workflowId: true },
     });
     const results = await Promise.allSettled(
-      running.map((d) => temporal.workflow.getHandle(d.workflowId).signal(credentialsChangedSignal, { reason })),
+      running.map((d) => signalCurrentRun(temporal.workflow.getHandle(d.workflowId), credentialsChangedSignal, { reason })),
     );
     // A workflow that already finished cannot be signalled; that is not an error here.
-    return results.filter((r) => r.status === 'fulfilled').length;
+    return results.filter((r) => r.status === 'fulfilled' && r.value).length;
   }
 
   return {

@@ -1,5 +1,6 @@
 // Temporal connection helpers shared by the composition root, the dev tooling and tests.
-import { Connection } from '@temporalio/client';
+import { Connection, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import type { SignalDefinition } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 
 const KEYWORD = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
@@ -16,6 +17,34 @@ export async function ensureSearchAttributes(connection: Connection, namespace: 
     searchAttributes: Object.fromEntries(missing.map((n) => [n, KEYWORD])),
   });
   return missing;
+}
+
+/**
+ * Signals a workflow's current run; false when no run of it is open. A signal to the current run
+ * can meet its continue-as-new and be told the workflow is not found (temporalio/temporal#2694; a
+ * dispatch continues as new onto the sleeping task queue right after its first token), so a
+ * not-found is believed only once describe agrees; while a run is open the signal is sent again.
+ * Other failures are thrown.
+ */
+export async function signalCurrentRun<Args extends unknown[]>(
+  handle: WorkflowHandle,
+  signal: SignalDefinition<Args>,
+  ...args: Args
+): Promise<boolean> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await handle.signal(signal, ...args);
+      return true;
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError) || attempt >= 5) throw err;
+    }
+    const open = await handle.describe().then(
+      (d) => d.status.name === 'RUNNING',
+      (err: unknown) => (err instanceof WorkflowNotFoundError ? false : Promise.reject(err)),
+    );
+    if (!open) return false;
+    await new Promise((r) => setTimeout(r, 50 * attempt));
+  }
 }
 
 type ContextStorage = Connection['callContextStorage'];

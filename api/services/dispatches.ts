@@ -1,9 +1,9 @@
 // Agent dispatches: record one, issue its container token (shown once), start its token workflow.
 import { randomUUID } from 'node:crypto';
-import { WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import type { Core } from '../../lib/core';
 import { containerUrlProblem } from '../../lib/container-url-policy';
 import { revokeHeldTokens } from '../../lib/dispatch-revocation';
+import { signalCurrentRun } from '../../lib/temporal';
 import { containerTokenContext } from '../../lib/secret-contexts';
 import { newOpaqueToken, sha256Hex } from '../../lib/secrets';
 import { gitTokenWorkflow, gitTokenWorkflowId, stopSignal } from '../../workflows/git-token-workflow';
@@ -17,31 +17,6 @@ type Deps = Pick<Core, 'db' | 'secrets' | 'temporal' | 'config' | 'leases' | 'co
   /** Extra workflow input (tests shorten cycles per run, recheck intervals). */
   workflowDefaults?: Partial<GitTokenWorkflowInput>;
 };
-
-const unavailable = () => new AppError(503, 'temporal_unavailable', 'could not reach the token workflow; try again');
-
-/**
- * Signals stop; false when no run of the workflow is open. A signal to the current run can meet
- * its continue-as-new and be told the workflow is not found (temporalio/temporal#2694), so a
- * not-found is believed only once describe agrees; while a run is open the signal is sent again.
- */
-async function signalStop(handle: WorkflowHandle): Promise<boolean> {
-  for (let attempt = 1; attempt <= 5; attempt++) {
-    try {
-      await handle.signal(stopSignal, { reason: 'stopped through the API' });
-      return true;
-    } catch (err) {
-      if (!(err instanceof WorkflowNotFoundError)) throw unavailable();
-    }
-    const open = await handle.describe().then(
-      (d) => d.status.name === 'RUNNING',
-      (err: unknown) => (err instanceof WorkflowNotFoundError ? false : Promise.reject(unavailable())),
-    );
-    if (!open) return false;
-    await new Promise((r) => setTimeout(r, 50 * attempt));
-  }
-  throw unavailable();
-}
 
 /** An opaque cursor for the events after `id`. */
 export function encodeEventCursor(id: bigint): string {
@@ -143,7 +118,12 @@ export function createDispatchService(deps: Deps) {
     async stop(dispatchId: string) {
       const row = await getRow(dispatchId);
       if (ENDED_STATUSES.includes(row.status)) return;
-      if (await signalStop(temporal.workflow.getHandle(row.workflowId))) return;
+      const signalled = await signalCurrentRun(temporal.workflow.getHandle(row.workflowId), stopSignal, {
+        reason: 'stopped through the API',
+      }).catch(() => {
+        throw new AppError(503, 'temporal_unavailable', 'could not reach the token workflow; try again');
+      });
+      if (signalled) return;
       // The workflow is gone (terminated by an operator): end the dispatch here, revoking what it held.
       const reason = 'token workflow no longer exists';
       await deps.leases.close(dispatchId, { status: 'stopped', reason }, revokeHeldTokens(deps, dispatchId, reason));
