@@ -111,7 +111,7 @@ export function createTokenActivities(deps: TokenActivityDeps) {
     const seen = await leases.read(input.dispatchId);
     if (seen && seen.token !== null && seen.mintKey === input.mintKey) {
       // A retry of a mint that already stored its lease.
-      return { meta: metaOf(seen.seen, false) };
+      return { meta: { ...metaOf(seen.seen, false), retried: true } };
     }
 
     let credential: ResolvedCredential | undefined;

@@ -26,6 +26,11 @@ export interface LeaseMeta {
   reused: boolean;
   /** Set when the mint also pushed the new lease: acknowledged, or the container is gone. */
   pushed?: 'acknowledged' | 'gone';
+  /**
+   * True when an earlier attempt of this mint (same mint key) had stored the lease: what it returns
+   * was read from the credentials as they were then, before any signal this attempt's run has seen.
+   */
+  retried?: boolean;
   /** How far the token reaches, and why a GitLab grant stands in (absent from leases minted before this existed). */
   scope?: CredentialScope;
   scopeReason?: string | null;

@@ -90,11 +90,13 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
   const mint = async (reason: string): Promise<void> => {
     const summary = state.mintSummary(s, reason);
     const next = state.mintRequest(s, input, reason, workflowInfo().runId);
-    changed = false;
-    s = next.state;
+    const changedBefore = changed;
+    [changed, s] = [false, next.state];
     try {
       const lease = await mintActivities(summary).mintLease(next.request);
       take(state.afterMint(s, lease, input, Date.now()));
+      // A refused task (a signal came as it continued as new) reran this mint after the signal: mint anew.
+      if (lease.retried && changedBefore) changed = true;
     } catch (err) {
       const step = state.applyFailure(s, err, input, Date.now());
       take(step);
@@ -104,12 +106,7 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
   };
 
   /** Single flight: a pull arriving while the loop refreshes waits for that refresh. */
-  const refreshOnce = (reason: string): Promise<void> => {
-    refreshing ??= mint(reason).finally(() => {
-      refreshing = undefined;
-    });
-    return refreshing;
-  };
+  const refreshOnce = (reason: string): Promise<void> => (refreshing ??= mint(reason).finally(() => (refreshing = undefined)));
 
   setHandler(stopSignal, (arg) => stop(arg?.reason ?? 'stop requested'));
   setHandler(credentialsChangedSignal, ({ reason }) => {

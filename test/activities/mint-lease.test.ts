@@ -144,6 +144,20 @@ describe('failures', () => {
     expect(await dispatchState(w, dispatchId)).toMatchObject({ status: 'starting', lastErrorCode: 'provider_unavailable' });
   });
 
+  it('a second attempt of a stored mint returns that lease marked retried, without minting (the workflow then mints again if a signal came)', async () => {
+    const { rigId } = await githubRig(w);
+    const { dispatchId } = await newDispatch(w, rigId);
+    const input = mintInput(dispatchId);
+    const first = await runActivity(w.env(), w.activities.mintLease, input);
+    expect(first.retried).toBeUndefined();
+    const mintsBefore = w.github.gh.stats.mints;
+    const again = await runActivity(w.env(), w.activities.mintLease, input);
+    expect(again).toMatchObject({ generation: first.generation, fingerprint: first.fingerprint, retried: true });
+    expect(w.github.gh.stats.mints).toBe(mintsBefore);
+    const fresh = await runActivity(w.env(), w.activities.mintLease, mintInput(dispatchId, { reason: 'credentials changed' }));
+    expect(fresh.retried).toBeUndefined();
+  });
+
   it('after finishDispatch the token is revoked, and a late mint fails for good (dispatch_ended) without minting', async () => {
     const { rigId } = await githubRig(w);
     const { dispatchId, container } = await newDispatch(w, rigId);
