@@ -9,6 +9,7 @@ import type { FakeGitHub, FakeGithubApp } from '../test/fakes/github';
 import { LEASE_CHANNEL } from '../lib/lease-store';
 import { freePort, PROJECT_ROOT } from '../scripts/temporal-cli';
 import type { ServiceProcess } from './env';
+import { call as callApi } from './fleet';
 
 interface Load {
   req_per_s: number;
@@ -42,15 +43,7 @@ export async function runPullBench(o: {
   seconds: number;
   log: (l: string) => void;
 }) {
-  const call = async <T>(method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${o.api.url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${o.adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    if (res.status >= 300) throw new Error(`${method} ${path} → ${res.status} ${await res.text()}`);
-    return (await res.json()) as T;
-  };
+  const call = <T>(method: string, path: string, body?: unknown) => callApi<T>(o, method, path, body);
   const containers = await FakeContainerHost.start();
   const owner = crypto.randomUUID();
   const inst = o.gh.addInstallation({ appId: o.app.appId, account: { login: 'bench-pull' }, repositories: 1 });

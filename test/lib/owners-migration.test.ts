@@ -1,39 +1,16 @@
 // The owners migration on a database that already has towns and integrations: every owner id in
 // use becomes an owner row before the foreign keys that need them, so an upgrade keeps all rows.
-import { randomBytes, randomUUID } from 'node:crypto';
-import { cpSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
-import { migrate, MIGRATIONS_DIR, readMigrations } from '../../lib/migrate';
-import { testDatabaseUrl } from '../helpers/test-env';
+import { migrationScratch } from '../helpers/migration-scratch';
 
-const OWNERS_MIGRATION = '20261204100000_owners_and_sessions';
-const name = `rc_owners_${randomBytes(4).toString('hex')}`;
-const admin = new URL(testDatabaseUrl());
-admin.pathname = '/postgres';
-const scratch = new URL(testDatabaseUrl());
-scratch.pathname = `/${name}`;
-
-async function onAdmin(sql: string) {
-  const a = new Client({ connectionString: admin.toString() });
-  await a.connect();
-  await a.query(sql);
-  await a.end();
-}
-
-beforeAll(() => onAdmin(`CREATE DATABASE "${name}"`));
-afterAll(() => onAdmin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+const db = migrationScratch('20261204100000_owners_and_sessions');
 
 it('creates an owner for every owner id already used by towns and integrations', async () => {
   // The migrations before this one, as a database deployed earlier has them.
-  const before = mkdtempSync(join(tmpdir(), 'rc-migrations-'));
-  const earlier = readMigrations().filter((m) => m.name < OWNERS_MIGRATION);
-  expect(earlier.length).toBeGreaterThan(0);
-  for (const m of earlier) cpSync(join(MIGRATIONS_DIR, m.name), join(before, m.name), { recursive: true });
-  await migrate(scratch.toString(), before);
+  expect(await db.migrateBefore()).toBeGreaterThan(0);
 
-  const client = new Client({ connectionString: scratch.toString() });
+  const client = new Client({ connectionString: db.url });
   await client.connect();
   try {
     const [townOwner, sharedOwner, integrationOwner] = [randomUUID(), randomUUID(), randomUUID()];
@@ -45,11 +22,7 @@ it('creates an owner for every owner id already used by towns and integrations',
         owner,
       ]);
 
-    expect(await migrate(scratch.toString())).toEqual(
-      readMigrations()
-        .filter((m) => m.name >= OWNERS_MIGRATION)
-        .map((m) => m.name),
-    );
+    expect(await db.migrateRest()).toEqual(db.rest());
     const { rows } = await client.query('SELECT id FROM owners ORDER BY id');
     expect(rows.map((r) => r.id)).toEqual([townOwner, sharedOwner, integrationOwner].sort());
     // From now on an unknown owner id cannot be used without its owner row.

@@ -1,38 +1,17 @@
 // The rig_access migration on a database that already has rigs: every rig keeps what it had
 // (`write`), except rigs on a lite GitHub installation, whose tokens only ever read and now say so;
 // GitLab project tokens made so far are recorded as write_repository ones.
-import { randomBytes, randomUUID } from 'node:crypto';
-import { cpSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
-import { migrate, MIGRATIONS_DIR, readMigrations } from '../../lib/migrate';
-import { testDatabaseUrl } from '../helpers/test-env';
+import { migrationScratch } from '../helpers/migration-scratch';
 
-const ACCESS_MIGRATION = '20261204400000_rig_access';
-const name = `rc_access_${randomBytes(4).toString('hex')}`;
-const admin = new URL(testDatabaseUrl());
-admin.pathname = '/postgres';
-const scratch = new URL(testDatabaseUrl());
-scratch.pathname = `/${name}`;
-
-async function onAdmin(sql: string) {
-  const a = new Client({ connectionString: admin.toString() });
-  await a.connect();
-  await a.query(sql);
-  await a.end();
-}
-
-beforeAll(() => onAdmin(`CREATE DATABASE "${name}"`));
-afterAll(() => onAdmin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+const db = migrationScratch('20261204400000_rig_access');
 
 it('keeps existing rigs write, turns lite-installation rigs read, and marks existing project tokens write', async () => {
-  const before = mkdtempSync(join(tmpdir(), 'rc-migrations-'));
-  const earlier = readMigrations().filter((m) => m.name < ACCESS_MIGRATION);
-  for (const m of earlier) cpSync(join(MIGRATIONS_DIR, m.name), join(before, m.name), { recursive: true });
-  await migrate(scratch.toString(), before);
+  // The migrations before this one, as a database deployed earlier has them.
+  expect(await db.migrateBefore()).toBeGreaterThan(0);
 
-  const client = new Client({ connectionString: scratch.toString() });
+  const client = new Client({ connectionString: db.url });
   await client.connect();
   try {
     const owner = randomUUID();
@@ -73,11 +52,7 @@ it('keeps existing rigs write, turns lite-installation rigs read, and marks exis
       [randomUUID(), rigs.gitlab, gitlab],
     );
 
-    expect(await migrate(scratch.toString())).toEqual(
-      readMigrations()
-        .filter((m) => m.name >= ACCESS_MIGRATION)
-        .map((m) => m.name),
-    );
+    expect(await db.migrateRest()).toEqual(db.rest());
     const { rows } = await client.query<{ name: string; access: string }>(
       'SELECT name, access::text AS access FROM gastown_rigs ORDER BY name',
     );
