@@ -3,8 +3,8 @@
 // grant and stops. Every series an operator relies on must show exactly what happened.
 import { FakeContainerHost } from '../fakes/container';
 import { FakeGitLab } from '../fakes/gitlab';
-import { eventually, newOwner, startHarness, type Harness } from '../helpers/harness';
-import { dispatchTo, githubRig, githubWorld, pull, type GithubWorld } from '../helpers/scenario';
+import { eventually, startHarness, type Harness } from '../helpers/harness';
+import { dispatchTo, githubRig, githubWorld, gitlabRig, pull, type GithubWorld } from '../helpers/scenario';
 import { parseExposition, sumOf, valueOf, type Exposition } from './prom-text';
 
 const CLIENT = { clientId: 'rc-metrics', clientSecret: 'rc-metrics-secret', redirectUri: 'http://127.0.0.1/integrations/gitlab/callback' };
@@ -66,26 +66,8 @@ async function githubFlow() {
 }
 
 async function gitlabFlow() {
-  const user = gl.addUser({ username: `metrics-${Math.random().toString(36).slice(2, 8)}` });
-  const [project] = gl.addProjects(user.id, 1);
-  const grant = gl.grant(user.id, CLIENT.clientId);
-  const owner = newOwner();
-  const integration = await h.call<{ id: string }>('POST', '/api/integrations', {
-    provider: 'gitlab',
-    owner_id: owner,
-    access_token: grant.accessToken,
-    refresh_token: grant.refreshToken,
-    expires_at: grant.expiresAt.toISOString(),
-  });
-  expect(integration.status).toBe(201);
-  const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'metrics-gl', owner_id: owner });
-  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
-    name: project.path,
-    platform_integration_id: integration.body.id,
-    repository_id: project.id,
-  });
-  expect(rig.status).toBe(201);
-  const d = await dispatchTo(h, containers, rig.body.id, 'metrics-gl');
+  const rig = await gitlabRig(h, gl, { clientId: CLIENT.clientId, username: `metrics-${Math.random().toString(36).slice(2, 8)}` });
+  const d = await dispatchTo(h, containers, rig.rigId, 'metrics-gl');
   await containers.waitForPush(d.container, (p) => p.generation === 2, 20_000);
   await stopAndWait(d.dispatchId);
 }

@@ -153,25 +153,9 @@ it('pull-refresh-now: a pull of a stale lease mints through the refreshNow updat
 }, 120_000);
 
 it('gitlab-shared-refresh: two dispatches share a grant; one refreshes it, the other is signalled and re-pushes', async () => {
-  const user = gl.addUser({ username: 'carol' });
-  const projects = gl.addProjects(user.id, 1);
-  const grant = gl.grant(user.id, CLIENT.clientId);
-  const owner = newOwner();
-  const integration = await h.call<{ id: string }>('POST', '/api/integrations', {
-    provider: 'gitlab',
-    owner_id: owner,
-    access_token: grant.accessToken,
-    refresh_token: grant.refreshToken,
-    expires_at: grant.expiresAt.toISOString(),
-  });
-  const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'gl', owner_id: owner });
-  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
-    name: projects[0].path,
-    platform_integration_id: integration.body.id,
-    repository_id: projects[0].id,
-  });
-  const a = await dispatch(rig.body.id, 'rec-gl-a');
-  const b = await dispatch(rig.body.id, 'rec-gl-b');
+  const rig = await gitlabRig(h, gl, { clientId: CLIENT.clientId, username: 'carol' });
+  const a = await dispatch(rig.rigId, 'rec-gl-a');
+  const b = await dispatch(rig.rigId, 'rec-gl-b');
   await eventually(
     async () => [a, b].every((d) => new Set(containers.pushes(d.container).map((p) => p.token)).size >= 3),
     45_000,
