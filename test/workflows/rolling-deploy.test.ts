@@ -1,6 +1,8 @@
 // A rolling deploy with Worker Versioning on the dev server: dispatches started on build A keep
 // refreshing on time (no container ever holds an expired token) while build B's workers start, the
-// deployment's current version moves to B and A's workers stop; the runs auto-upgrade to B.
+// deployment's current version moves to B and A's workers stop; the runs auto-upgrade to B. Each
+// build runs both task queues as bin/repo-connect.ts does, and every wait here is long enough to be
+// slept on the sleeping queue, so runs continue as new from one queue to the other across the deploy.
 import { randomUUID } from 'node:crypto';
 import { temporal } from '@temporalio/proto';
 import type { Worker } from '@temporalio/worker';
@@ -20,7 +22,11 @@ let h: Harness;
 beforeAll(async () => {
   world = await githubWorld({ tokenLifetimeSeconds: 8 });
   containers = await FakeContainerHost.start();
-  h = await startHarness({ env: { ...world.env, TOKEN_REFRESH_MARGIN_SECONDS: '3', REFRESH_JITTER_MAX_SECONDS: '0.5' }, worker: false });
+  // Refreshes come 4.5-5 s apart: above the 2 s threshold, so each run sleeps on the sleeping queue.
+  h = await startHarness({
+    env: { ...world.env, TOKEN_REFRESH_MARGIN_SECONDS: '3', REFRESH_JITTER_MAX_SECONDS: '0.5', WORKER_SLEEPING_AFTER_SECONDS: '2' },
+    worker: false,
+  });
 });
 
 afterAll(async () => {
@@ -29,21 +35,25 @@ afterAll(async () => {
   await world?.gh.close();
 });
 
-/** A versioned worker of `buildId` on the harness's task queue, running until `stop()`. */
-async function startBuild(buildId: string): Promise<{ worker: Worker; stop(): Promise<void> }> {
+/** Versioned workers of `buildId` on the harness's task queue and its sleeping queue, running until `stop()`. */
+async function startBuild(buildId: string): Promise<{ workers: Worker[]; stop(): Promise<void> }> {
   const connection = await NativeConnection.connect({ address: h.core.config.temporal.address });
-  const worker = await createTokenWorker({
-    core: h.core,
-    connection,
-    taskQueue: h.taskQueue,
-    workflowBundle: { codePath: process.env.TEST_WORKFLOW_BUNDLE! },
-    deployment: { config: { name: DEPLOYMENT, versioning: true }, buildId },
-  });
-  const running = worker.run();
+  const workers = await Promise.all(
+    [h.taskQueue, h.core.config.temporal.sleepingTaskQueue].map((taskQueue) =>
+      createTokenWorker({
+        core: h.core,
+        connection,
+        taskQueue,
+        workflowBundle: { codePath: process.env.TEST_WORKFLOW_BUNDLE! },
+        deployment: { config: { name: DEPLOYMENT, versioning: true }, buildId },
+      }),
+    ),
+  );
+  const running = Promise.all(workers.map((w) => w.run()));
   return {
-    worker,
+    workers,
     async stop() {
-      worker.shutdown();
+      for (const w of workers) w.shutdown();
       await running;
       await connection.close();
     },
@@ -63,16 +73,26 @@ async function setCurrentVersion(buildId: string): Promise<void> {
   );
 }
 
-/** The build ids whose workers completed the workflow's tasks, in order, and its versioning behaviour now. */
-async function buildsOf(workflowId: string): Promise<{ builds: string[]; behavior: unknown; current: unknown }> {
-  const handle = h.core.temporal.workflow.getHandle(workflowId);
-  const history = await handle.fetchHistory();
-  const builds = (history.events ?? [])
-    .map((e) => e.workflowTaskCompletedEventAttributes?.deploymentVersion?.buildId)
-    .filter((b): b is string => !!b)
-    .filter((b, i, all) => all[i - 1] !== b);
-  const info = (await handle.describe()).raw.workflowExecutionInfo?.versioningInfo;
-  return { builds, behavior: info?.behavior, current: info?.deploymentVersion?.buildId };
+/**
+ * The build ids whose workers completed the workflow's tasks over all its runs, in order, the task
+ * queues its runs were on, and the versioning behaviour of its current run.
+ */
+async function buildsOf(workflowId: string): Promise<{ builds: string[]; queues: string[]; behavior: unknown; current: unknown }> {
+  const runs: Array<{ runId: string; taskQueue: string; start: number }> = [];
+  for await (const wf of h.core.temporal.workflow.list({ query: `WorkflowId = "${workflowId}"` }))
+    runs.push({ runId: wf.runId, taskQueue: wf.taskQueue, start: wf.startTime.getTime() });
+  runs.sort((a, b) => a.start - b.start);
+  const builds: string[] = [];
+  for (const run of runs) {
+    const history = await h.core.temporal.workflow.getHandle(workflowId, run.runId).fetchHistory();
+    for (const e of history.events ?? []) {
+      const b = e.workflowTaskCompletedEventAttributes?.deploymentVersion?.buildId;
+      if (b && builds.at(-1) !== b) builds.push(b);
+    }
+  }
+  const info = (await h.core.temporal.workflow.getHandle(workflowId).describe()).raw.workflowExecutionInfo?.versioningInfo;
+  const queues = [...new Set(runs.map((r) => r.taskQueue))];
+  return { builds, queues, behavior: info?.behavior, current: info?.deploymentVersion?.buildId };
 }
 
 it('dispatches started on build A keep refreshing on time while build B replaces it, and move to B', async () => {
@@ -111,7 +131,12 @@ it('dispatches started on build A keep refreshing on time while build B replaces
     // Every new token arrived while the one before it was still valid: no gap for git.
     for (let i = 1; i < pushes.length; i++) expect(pushes[i].receivedAt).toBeLessThan(Date.parse(pushes[i - 1].expires_at!));
     expect(world.gh.isTokenLive(pushes.at(-1)!.token)).toBe(true);
-    expect(await buildsOf(d.workflowId)).toEqual({ builds: ['A', 'B'], behavior: AUTO_UPGRADE, current: 'B' });
+    expect(await buildsOf(d.workflowId)).toEqual({
+      builds: ['A', 'B'],
+      queues: [h.taskQueue, h.core.config.temporal.sleepingTaskQueue],
+      behavior: AUTO_UPGRADE,
+      current: 'B',
+    });
   }
   // (The first push happens inside the first workflow task, before that task is recorded as completed.)
   expect(await eventually(async () => (await buildsOf(late.workflowId)).builds.join() || null, 10_000, 'first task')).toBe('B');
