@@ -10,6 +10,7 @@ import { benchDatabase, benchTemporal, serviceEnv, startService, type ServicePro
 import { runPullBench } from './pull-route';
 import { runTokenLoop } from './token-loop';
 import { runSleeping } from './sleeping';
+import { runTemporalFloor } from './temporal-floor';
 
 const DISPATCHES = Number(process.env.BENCH_DISPATCHES ?? 1000);
 const CYCLES = Number(process.env.BENCH_CYCLES ?? 3);
@@ -24,8 +25,8 @@ const SLEEPING_LIFETIME = 3600;
 const FIRST_TOKEN_RATE = Number(process.env.BENCH_FIRST_TOKEN_RATE ?? 20.5);
 const FIRST_TOKEN_SECONDS = Number(process.env.BENCH_FIRST_TOKEN_SECONDS ?? 60);
 const DIRECT_CYCLES = Number(process.env.BENCH_DIRECT_CYCLES ?? 2000);
-/** `pull`, `loop` or `sleeping` (comma-separated) runs those parts (for profiling); the default runs all three. */
-const PARTS = new Set((process.env.BENCH_ONLY ?? 'pull,loop,sleeping').split(',').map((p) => p.trim()));
+/** `pull`, `loop`, `floor` or `sleeping` (comma-separated) runs those parts (for profiling); the default runs all four. */
+const PARTS = new Set((process.env.BENCH_ONLY ?? 'pull,loop,floor,sleeping').split(',').map((p) => p.trim()));
 
 const log = (line: string) => process.stdout.write(`[bench] ${line}\n`);
 
@@ -85,6 +86,19 @@ async function main() {
           log,
         });
 
+    // Temporal's own floor at the loop's size and pace: empty workflows, same server.
+    const floor = !PARTS.has('floor')
+      ? null
+      : await runTemporalFloor({
+          temporalAddress: temporal.address,
+          temporalPid: temporal.process.pid!,
+          workflows: DISPATCHES,
+          cycles: CYCLES,
+          periodMs: (LIFETIME - MARGIN - JITTER) * 1000,
+          jitterMs: JITTER * 1000,
+          log,
+        });
+
     let sleepingPart: Awaited<ReturnType<typeof runSleeping>> | null = null;
     if (PARTS.has('sleeping')) {
       // A fresh worker: what the 30 s loop left in its heap would otherwise hold the sleepers for free.
@@ -118,6 +132,12 @@ async function main() {
         loop_ms_per_cycle: loop.cpu.refreshing.all_ms_per_mint,
         direct_ms_per_cycle: sleepingPart?.direct.all_ms_per_cycle ?? null,
         overhead_ratio: sleepingPart ? loop.cpu.refreshing.all_ms_per_mint / sleepingPart.direct.all_ms_per_cycle : null,
+        temporal_floor_ms_per_cycle: floor?.all_ms_per_cycle ?? null,
+        /** What the loop costs above the direct path and Temporal's floor: this project's orchestration. */
+        orchestration_ms_per_cycle:
+          sleepingPart && floor
+            ? loop.cpu.refreshing.all_ms_per_mint - sleepingPart.direct.all_ms_per_cycle - floor.all_ms_per_cycle
+            : null,
       },
     };
 
@@ -142,6 +162,7 @@ async function main() {
       sleeping: sleepingPart?.sleeping ?? null,
       first_token: sleepingPart?.first_token ?? null,
       direct_loop: sleepingPart?.direct ?? null,
+      temporal_floor: floor,
       pull_route: pull,
       duration_s: (Date.now() - started) / 1000,
     };
@@ -163,12 +184,18 @@ type SleepingPart = Awaited<ReturnType<typeof runSleeping>>;
 function printTable(r: {
   token_loop:
     | (Awaited<ReturnType<typeof runTokenLoop>> & {
-        cpu: { loop_ms_per_cycle: number; direct_ms_per_cycle: number | null; overhead_ratio: number | null };
+        cpu: {
+          loop_ms_per_cycle: number;
+          direct_ms_per_cycle: number | null;
+          overhead_ratio: number | null;
+          orchestration_ms_per_cycle: number | null;
+        };
       })
     | null;
   sleeping: SleepingPart['sleeping'] | null;
   first_token: SleepingPart['first_token'] | null;
   direct_loop: SleepingPart['direct'] | null;
+  temporal_floor: Awaited<ReturnType<typeof runTemporalFloor>> | null;
   pull_route: Awaited<ReturnType<typeof runPullBench>> | null;
 }) {
   const t = r.token_loop;
@@ -247,6 +274,16 @@ function printTable(r: {
       ],
       ['CPU per cycle: Temporal loop / direct', `${f(t.cpu.overhead_ratio!)}×`, '≤ 2×', t.cpu.overhead_ratio! <= 2],
     );
+  const fl = r.temporal_floor;
+  if (fl)
+    rows.push([
+      'Temporal floor: empty workflow, timer + no-op local activity: worker / Temporal',
+      `${f(fl.worker_ms_per_cycle, 1)} / ${f(fl.temporal_ms_per_cycle, 1)} = ${f(fl.all_ms_per_cycle, 1)} ms`,
+      '—',
+      null,
+    ]);
+  if (t && t.cpu.orchestration_ms_per_cycle !== null)
+    rows.push(["loop − direct − floor (this project's orchestration)", `${f(t.cpu.orchestration_ms_per_cycle, 1)} ms`, '—', null]);
   if (s)
     rows.push(
       [
