@@ -293,12 +293,13 @@ function printTable(r: {
         null,
       ],
       [
-        `worker RSS quiet / with ${s.dispatches} sleeping`,
-        `${f(s.worker_rss_before_mb, 0)} / ${f(s.worker_rss_after_mb, 0)} MB`,
+        `worker RSS quiet / with ${s.dispatches / 2} / with ${s.dispatches} sleeping`,
+        `${[s.worker_rss_before_mb, s.worker_rss_half_mb, s.worker_rss_after_mb].map((n) => f(n, 0)).join(' / ')} MB`,
         '—',
         null,
       ],
       ['worker RSS per 1,000 sleeping dispatches', `${f(s.worker_rss_per_1000_mb, 0)} MB`, '≤ 50 MB', s.worker_rss_per_1000_mb <= 50],
+      ['  of which the second half (one more sleeping dispatch)', `${f(s.worker_rss_marginal_per_1000_mb, 0)} MB`, '—', null],
     );
   if (ft)
     rows.push([

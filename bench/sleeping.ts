@@ -50,27 +50,43 @@ export async function runSleeping(o: SleepingOptions) {
     await call(o, 'POST', `/api/dispatches/${warm.id}/stop`);
     const rssBefore = await settledRss(o.worker, o.log);
 
-    o.log(`starting ${o.sleepers} dispatches with ${lifetime} s tokens`);
-    const started = performance.now();
-    const sleepers = await pool(
-      Array.from({ length: o.sleepers }, (_, i) => i),
-      64,
-      (i) => start(`s${i}`, rigs[i % rigs.length]),
-    );
-    all.push(...sleepers);
-    const startSeconds = (performance.now() - started) / 1000;
-    await Promise.all(sleepers.map((d) => containers.waitForPush(d.name, (p) => p.generation === 1, 300_000)));
-    const allFirstSeconds = (performance.now() - started) / 1000;
+    // In two halves, with the RSS settled after each: the second half's growth is what a sleeping
+    // dispatch costs at the margin, without the worker's one-off growth from its first burst.
+    const half = Math.floor(o.sleepers / 2);
+    let startSeconds = 0;
+    let allFirstSeconds = 0;
+    const rss: number[] = [];
+    for (const [from, to] of [
+      [0, half],
+      [half, o.sleepers],
+    ]) {
+      o.log(`starting dispatches ${from + 1}-${to} of ${o.sleepers} with ${lifetime} s tokens`);
+      const started = performance.now();
+      const batch = await pool(
+        Array.from({ length: to - from }, (_, i) => from + i),
+        64,
+        (i) => start(`s${i}`, rigs[i % rigs.length]),
+      );
+      all.push(...batch);
+      startSeconds += (performance.now() - started) / 1000;
+      await Promise.all(batch.map((d) => containers.waitForPush(d.name, (p) => p.generation === 1, 300_000)));
+      allFirstSeconds += (performance.now() - started) / 1000;
+      rss.push(await settledRss(o.worker, o.log, `worker with ${to} sleeping`));
+    }
+    const sleepers = all.slice(0, o.sleepers);
     o.log(`all ${o.sleepers} hold a token after ${allFirstSeconds.toFixed(1)} s; they sleep until their refresh`);
-    const rssAfter = await settledRss(o.worker, o.log, `worker with ${o.sleepers} sleeping`);
+    const [rssHalf, rssAfter] = rss;
     const sleeping = {
       dispatches: o.sleepers,
       token_lifetime_s: lifetime,
       start_rate_per_s: o.sleepers / startSeconds,
       all_first_tokens_s: allFirstSeconds,
       worker_rss_before_mb: rssBefore,
+      worker_rss_half_mb: rssHalf,
       worker_rss_after_mb: rssAfter,
       worker_rss_per_1000_mb: ((rssAfter - rssBefore) / o.sleepers) * 1000,
+      /** The second half's growth: the cost of one more sleeping dispatch. */
+      worker_rss_marginal_per_1000_mb: ((rssAfter - rssHalf) / (o.sleepers - half)) * 1000,
     };
 
     // New dispatches arrive steadily (open loop: each is sent at its time whatever the others do).

@@ -23,7 +23,10 @@ export interface TemporalFloorOptions {
 
 export async function runTemporalFloor(o: TemporalFloorOptions) {
   const taskQueue = `bench-floor-${Date.now()}`;
-  const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'bench', 'floor-worker.ts'), o.temporalAddress, taskQueue], {
+  // Profiling hook, as for the service's processes: BENCH_FLOOR_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeArgs = process.env.BENCH_FLOOR_NODE_ARGS?.split(' ') ?? [];
+  const script = join(PROJECT_ROOT, 'bench', 'floor-worker.ts');
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script, o.temporalAddress, taskQueue], {
     cwd: PROJECT_ROOT,
     env: { PATH: process.env.PATH, ...SERVICE_PROCESS_ENV, NODE_ENV: 'production' },
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
