@@ -50,10 +50,11 @@ export async function runTemporalFloor(o: TemporalFloorOptions) {
     child.send('count');
     return (await reply).ticks as number;
   };
+  const ready = message(); // listening before the worker can say it
   const connection = await Connection.connect({ address: o.temporalAddress });
   const client = new Client({ connection });
   try {
-    await message(); // ready
+    await ready;
     const ids = Array.from({ length: o.workflows }, (_, i) => `${taskQueue}-${i}`);
     o.log(`temporal floor: starting ${o.workflows} empty workflows (timer + no-op local activity)`);
     await pool(ids, 64, (workflowId, i) =>
