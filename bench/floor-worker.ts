@@ -1,6 +1,7 @@
-// A worker process that runs only floor-workflow.ts, configured as the service's worker is (its
-// process environment, a reused V8 context, every run cached). It answers `count` over IPC with
-// the local activities run so far, so the bench can read CPU per cycle over a window.
+// A worker process that runs only floor-workflow.ts, in the service's process environment with a
+// reused V8 context and every run cached, as the service's worker runs (without its heap setting,
+// which trades CPU for memory). It answers `count` over IPC with the local activities run so far,
+// so the bench can read CPU per cycle over a window.
 import { bundleWorkflowCode, NativeConnection, Runtime, DefaultLogger, Worker } from '@temporalio/worker';
 
 async function main() {
