@@ -61,10 +61,10 @@ async function main() {
     let worker = await startService('worker', env);
     procs.push(worker);
 
+    /** What the fleet parts share: the API, the fake GitHub and its app, the database. */
+    const fleet = { api, gh, app, adminToken: env.ADMIN_API_TOKEN, databaseUrl, log };
     gh.tokenLifetimeSeconds = 3600;
-    const pull = !PARTS.has('pull')
-      ? null
-      : await runPullBench({ api, gh, app, adminToken: env.ADMIN_API_TOKEN, databaseUrl, seconds: LOAD_SECONDS, log });
+    const pull = !PARTS.has('pull') ? null : await runPullBench({ ...fleet, seconds: LOAD_SECONDS });
     if (pull)
       log(`pull route ${pull.pull_route.req_per_s.toFixed(0)} req/s vs bare Fastify ${pull.bare_fastify.req_per_s.toFixed(0)} req/s`);
 
@@ -72,12 +72,8 @@ async function main() {
     const loop = !PARTS.has('loop')
       ? null
       : await runTokenLoop({
-          api,
+          ...fleet,
           worker,
-          gh,
-          app,
-          adminToken: env.ADMIN_API_TOKEN,
-          databaseUrl,
           temporalPid: temporal.process.pid!,
           dispatches: DISPATCHES,
           cycles: CYCLES,
@@ -110,12 +106,8 @@ async function main() {
       }
       gh.tokenLifetimeSeconds = SLEEPING_LIFETIME;
       sleepingPart = await runSleeping({
-        api,
+        ...fleet,
         worker,
-        gh,
-        app,
-        adminToken: env.ADMIN_API_TOKEN,
-        databaseUrl,
         env,
         sleepers: SLEEPERS,
         firstTokenRate: FIRST_TOKEN_RATE,
