@@ -71,10 +71,13 @@ export function createDispatchService(deps: Deps) {
           workflowId,
         },
       });
+      const sleeping = config.worker.sleepingAfterSeconds > 0;
       try {
         await temporal.workflow.start(gitTokenWorkflow, {
           workflowId,
-          taskQueue: config.temporal.taskQueue,
+          // Where a dispatch with an hour-long token waits (README, "Performance"): starting there
+          // saves it a continue-as-new; one with a short-lived token moves to the main queue.
+          taskQueue: sleeping ? config.temporal.sleepingTaskQueue : config.temporal.taskQueue,
           ...runMetadata(rig, id, config.publicUrl),
           args: [
             {
@@ -83,8 +86,14 @@ export function createDispatchService(deps: Deps) {
               townId: rig.townId,
               marginSeconds: config.tokenRefreshMarginSeconds,
               jitterMaxSeconds: config.refreshJitterMaxSeconds,
-              ...(config.worker.sleepingAfterSeconds > 0
-                ? { sleeping: { taskQueue: config.temporal.sleepingTaskQueue, afterSeconds: config.worker.sleepingAfterSeconds } }
+              ...(sleeping
+                ? {
+                    sleeping: {
+                      taskQueue: config.temporal.sleepingTaskQueue,
+                      afterSeconds: config.worker.sleepingAfterSeconds,
+                      mainTaskQueue: config.temporal.taskQueue,
+                    },
+                  }
                 : {}),
               ...deps.workflowDefaults,
             },

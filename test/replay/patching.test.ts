@@ -24,7 +24,12 @@ beforeAll(async () => {
   [guarded, unguarded] = await Promise.all([demoBundle({ guarded: true }), demoBundle({ guarded: false })]);
   world = await githubWorld({ tokenLifetimeSeconds: 8 });
   containers = await FakeContainerHost.start();
-  h = await startHarness({ env: { ...world.env, TOKEN_REFRESH_MARGIN_SECONDS: '3', REFRESH_JITTER_MAX_SECONDS: '0.5' }, worker: false });
+  // Without the sleeping queue a dispatch stays in the run it started (a short-lived token would move
+  // it to the main queue after its first mint), so one run's history shows the whole story.
+  h = await startHarness({
+    env: { ...world.env, TOKEN_REFRESH_MARGIN_SECONDS: '3', REFRESH_JITTER_MAX_SECONDS: '0.5', WORKER_SLEEPING_AFTER_SECONDS: '0' },
+    worker: false,
+  });
 }, 120_000);
 
 afterAll(async () => {

@@ -461,3 +461,42 @@ describe('sleeping elsewhere', () => {
     expect(st.sleepsElsewhere(input, T0 + 86_400_000, T0, main)).toBe(false);
   });
 });
+
+describe('the queue a wait is slept on, for dispatches that start on the sleeping queue', () => {
+  const withQueues = { ...input, sleeping: { taskQueue: 'q-sleeping', afterSeconds: 600, mainTaskQueue: 'q' } };
+  const started = { taskQueue: 'q-sleeping', cycles: 1, continued: false };
+  const long = T0 + 3_000_000;
+
+  it('keeps the first long wait in the run that started the dispatch: no continue-as-new before it sleeps', () => {
+    expect(st.queueForWait(withQueues, long, T0, started)).toBeNull();
+    expect(st.queueForWait(withQueues, null, T0, started)).toBeNull();
+    // The old rule moved it onto the same queue; the workflow takes the new one behind a patch.
+    expect(st.sleepsElsewhere(withQueues, long, T0, started)).toBe(true);
+  });
+
+  it('moves on from a run that woke on the sleeping queue, so the next wake replays a short history', () => {
+    expect(st.queueForWait(withQueues, long, T0, { ...started, cycles: 2 })).toBe('q-sleeping');
+    expect(st.queueForWait(withQueues, long, T0, { ...started, continued: true })).toBe('q-sleeping');
+    expect(st.queueForWait(withQueues, long, T0, { taskQueue: 'q-sleeping', cycles: 0, continued: true })).toBeNull();
+  });
+
+  it('sends a short wait on the sleeping queue to the main queue, whose worker keeps its runs', () => {
+    expect(st.queueForWait(withQueues, T0 + 599_999, T0, started)).toBe('q');
+    expect(st.queueForWait(withQueues, T0 + 599_999, T0, { taskQueue: 'q', cycles: 1, continued: true })).toBeNull();
+    expect(st.queueForWait(withQueues, long, T0, { taskQueue: 'q', cycles: 1, continued: true })).toBe('q-sleeping');
+  });
+
+  it('agrees with the old rule for runs that started on the main queue (no main queue in their input)', () => {
+    const old = { ...input, sleeping: { taskQueue: 'q-sleeping', afterSeconds: 600 } };
+    for (const run of [
+      { taskQueue: 'q', cycles: 1, continued: false },
+      { taskQueue: 'q-sleeping', cycles: 0, continued: true },
+      { taskQueue: 'q-sleeping', cycles: 1, continued: true },
+    ])
+      for (const mintAt of [null, long, T0 + 599_999]) {
+        const before = st.sleepsElsewhere(old, mintAt, T0, run) ? 'q-sleeping' : null;
+        expect(st.queueForWait(old, mintAt, T0, run)).toBe(before);
+      }
+    expect(st.queueForWait(input, null, T0, { taskQueue: 'q', cycles: 1, continued: false })).toBeNull();
+  });
+});
