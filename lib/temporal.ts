@@ -22,9 +22,8 @@ export async function ensureSearchAttributes(connection: Connection, namespace: 
 /**
  * Signals a workflow's current run; false when no run of it is open. A signal to the current run
  * can meet its continue-as-new and be told the workflow is not found (temporalio/temporal#2694; a
- * dispatch with a short-lived token continues as new onto the main task queue right after its first
- * token, one on the sleeping queue after each refresh), so a not-found is believed only once describe
- * agrees; while a run is open the signal is sent again.
+ * dispatch continues as new onto the sleeping task queue right after its first token), so a
+ * not-found is believed only once describe agrees; while a run is open the signal is sent again.
  * Other failures are thrown.
  */
 export async function signalCurrentRun<Args extends unknown[]>(

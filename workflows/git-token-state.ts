@@ -200,30 +200,6 @@ export function sleepsElsewhere(
   return run.taskQueue !== input.sleeping.taskQueue || run.cycles > 0;
 }
 
-/**
- * Where the wait until `mintAt` (null: until a signal) is slept: the task queue to continue as new
- * onto, or null to wait in this run. A long wait goes to the sleeping queue, except in a run that
- * started there and has not woken yet (its history is short already; a run that woke there moves on,
- * so the next wake replays little); a short wait on the sleeping queue goes to the main queue, whose
- * worker keeps its runs. Differs from `sleepsElsewhere` only for runs that start on the sleeping queue.
- */
-export function queueForWait(
-  input: GitTokenWorkflowInput,
-  mintAt: number | null,
-  now: number,
-  run: { taskQueue: string; cycles: number; continued: boolean },
-): string | null {
-  const sleeping = input.sleeping;
-  if (!sleeping) return null;
-  const onSleeping = run.taskQueue === sleeping.taskQueue;
-  if (mintAt !== null && mintAt - now < sleeping.afterSeconds * 1000)
-    return onSleeping && sleeping.mainTaskQueue ? sleeping.mainTaskQueue : null;
-  if (!onSleeping) return sleeping.taskQueue;
-  // A run's first mint is a wake unless the run started the dispatch.
-  const wakes = run.cycles - (run.continued ? 0 : 1);
-  return wakes > 0 ? sleeping.taskQueue : null;
-}
-
 /** True when the container has not acknowledged the current lease. */
 export function needsPush(s: CarriedState): boolean {
   return s.pushedGeneration < s.generation;

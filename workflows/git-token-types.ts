@@ -112,18 +112,8 @@ export interface GitTokenWorkflowInput {
   /**
    * Where a dispatch sleeps out a wait of at least `afterSeconds` (or one without an end): a task
    * queue whose worker keeps few runs in memory. Absent in runs started before it existed.
-   * `mainTaskQueue` is where shorter waits are kept (its worker caches every run): dispatches start
-   * on the sleeping queue and move there when their token turns out short-lived. Absent in runs
-   * started on the main queue.
    */
-  sleeping?: { taskQueue: string; afterSeconds: number; mainTaskQueue?: string };
-  /**
-   * The task queue this run was continued onto, set by the run before it in dispatches started on
-   * the sleeping queue (`sleeping.mainTaskQueue` set; their first run is on that queue). Other runs
-   * read `workflowInfo().taskQueue`, but a replay outside a worker of the run's queue (the replay
-   * tests) sees its own queue there, so the input is what keeps a decision the same on replay.
-   */
-  taskQueue?: string;
+  sleeping?: { taskQueue: string; afterSeconds: number };
   state?: CarriedState;
 }
 

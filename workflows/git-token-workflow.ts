@@ -145,18 +145,16 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
       }
       continue;
     }
-    // A long wait is slept on the sleeping task queue, whose worker does not keep the run in memory,
-    // a short one on the main queue, whose worker does (README, "Performance"). Runs recorded before
-    // each rule have no marker for it and wait where they did.
-    const moveTo = waitQueue(mintAt);
-    if (cycles >= cyclesPerRun || workflowInfo().continueAsNewSuggested || moveTo !== null) {
+    // A long wait is slept on the sleeping task queue, whose worker does not keep the run in memory
+    // (README, "Performance"). Runs recorded before this have no marker and wait where they are.
+    const sleepElsewhere =
+      state.sleepsElsewhere(input, mintAt, Date.now(), { taskQueue: workflowInfo().taskQueue, cycles }) &&
+      patched('sleep-on-sleeping-queue');
+    if (cycles >= cyclesPerRun || workflowInfo().continueAsNewSuggested || sleepElsewhere) {
       await condition(allHandlersFinished);
       // A signal or a pull's mint may have arrived while handlers finished: handle it in this run.
-      const next = makeContinueAsNewFunc<typeof gitTokenWorkflow>(moveTo !== null ? { taskQueue: moveTo } : {});
-      // The next run's queue goes into its input for dispatches started on the sleeping queue only:
-      // the continue-as-new of earlier dispatches replays with the input it was recorded with.
-      const queue = input.sleeping?.mainTaskQueue !== undefined ? { taskQueue: moveTo ?? runQueue() } : {};
-      if (stopReason === null && !changed && !state.needsPush(s)) return next({ ...input, state: s, ...queue });
+      const next = makeContinueAsNewFunc<typeof gitTokenWorkflow>(sleepElsewhere ? { taskQueue: input.sleeping!.taskQueue } : {});
+      if (stopReason === null && !changed && !state.needsPush(s)) return next({ ...input, state: s });
       continue;
     }
     const seenGeneration = s.generation;
@@ -178,23 +176,6 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
   s = { ...s, status };
   publish(s);
   return { status: s.status, generation: s.generation };
-
-  /** The task queue this run is on, as its history says (see `GitTokenWorkflowInput.taskQueue`). */
-  function runQueue(): string {
-    if (input.taskQueue !== undefined) return input.taskQueue;
-    if (input.state === undefined && input.sleeping?.mainTaskQueue !== undefined) return input.sleeping.taskQueue;
-    return workflowInfo().taskQueue;
-  }
-
-  /** The task queue to continue as new onto before waiting until `mintAt`, or null to wait here. */
-  function waitQueue(mintAt: number | null): string | null {
-    const run = { taskQueue: runQueue(), cycles, continued: input.state !== undefined };
-    const before = state.sleepsElsewhere(input, mintAt, Date.now(), run) ? input.sleeping!.taskQueue : null;
-    const after = state.queueForWait(input, mintAt, Date.now(), run);
-    // Rules differ only for runs that started on the sleeping queue (dispatches start there since).
-    if (after !== before && patched('start-on-sleeping-queue')) return after;
-    return before !== null && patched('sleep-on-sleeping-queue') ? before : null;
-  }
 
   /**
    * Pushes the current lease; returns a stop reason when the container is gone or unreachable.

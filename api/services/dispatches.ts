@@ -71,13 +71,10 @@ export function createDispatchService(deps: Deps) {
           workflowId,
         },
       });
-      const sleeping = config.worker.sleepingAfterSeconds > 0;
       try {
         await temporal.workflow.start(gitTokenWorkflow, {
           workflowId,
-          // Where a dispatch with an hour-long token waits (README, "Performance"): starting there
-          // saves it a continue-as-new; one with a short-lived token moves to the main queue.
-          taskQueue: sleeping ? config.temporal.sleepingTaskQueue : config.temporal.taskQueue,
+          taskQueue: config.temporal.taskQueue,
           ...runMetadata(rig, id, config.publicUrl),
           args: [
             {
@@ -86,14 +83,8 @@ export function createDispatchService(deps: Deps) {
               townId: rig.townId,
               marginSeconds: config.tokenRefreshMarginSeconds,
               jitterMaxSeconds: config.refreshJitterMaxSeconds,
-              ...(sleeping
-                ? {
-                    sleeping: {
-                      taskQueue: config.temporal.sleepingTaskQueue,
-                      afterSeconds: config.worker.sleepingAfterSeconds,
-                      mainTaskQueue: config.temporal.taskQueue,
-                    },
-                  }
+              ...(config.worker.sleepingAfterSeconds > 0
+                ? { sleeping: { taskQueue: config.temporal.sleepingTaskQueue, afterSeconds: config.worker.sleepingAfterSeconds } }
                 : {}),
               ...deps.workflowDefaults,
             },

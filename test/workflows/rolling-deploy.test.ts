@@ -1,9 +1,8 @@
 // A rolling deploy with Worker Versioning on the dev server: dispatches started on build A keep
 // refreshing on time (no container ever holds an expired token) while build B's workers start, the
 // deployment's current version moves to B and A's workers stop; the runs auto-upgrade to B. Each
-// build runs both task queues as bin/repo-connect.ts does: a dispatch starts on the sleeping queue and,
-// its waits being shorter than the threshold here, continues on the main queue after its first token,
-// so both queues' workers of a build take its tasks.
+// build runs both task queues as bin/repo-connect.ts does, and every wait here is long enough to be
+// slept on the sleeping queue, so runs continue as new from one queue to the other across the deploy.
 import { randomUUID } from 'node:crypto';
 import { temporal } from '@temporalio/proto';
 import type { Worker } from '@temporalio/worker';
@@ -23,9 +22,9 @@ let h: Harness;
 beforeAll(async () => {
   world = await githubWorld({ tokenLifetimeSeconds: 8 });
   containers = await FakeContainerHost.start();
-  // Refreshes come 4.5-5 s apart: under the 10 s threshold, so runs wait on the main queue.
+  // Refreshes come 4.5-5 s apart: above the 2 s threshold, so each run sleeps on the sleeping queue.
   h = await startHarness({
-    env: { ...world.env, TOKEN_REFRESH_MARGIN_SECONDS: '3', REFRESH_JITTER_MAX_SECONDS: '0.5', WORKER_SLEEPING_AFTER_SECONDS: '10' },
+    env: { ...world.env, TOKEN_REFRESH_MARGIN_SECONDS: '3', REFRESH_JITTER_MAX_SECONDS: '0.5', WORKER_SLEEPING_AFTER_SECONDS: '2' },
     worker: false,
   });
 });
@@ -75,11 +74,10 @@ async function setCurrentVersion(buildId: string): Promise<void> {
 }
 
 /**
- * Which build's workers completed the workflow's tasks on which queue over all its runs, in order
- * (`main:A`, `sleeping:A`, …: a task completed by an unversioned worker names no build), and the
- * versioning behaviour of its current run.
+ * The build ids whose workers completed the workflow's tasks over all its runs, in order, the task
+ * queues its runs were on, and the versioning behaviour of its current run.
  */
-async function buildsOf(workflowId: string): Promise<{ builds: string[]; behavior: unknown; current: unknown }> {
+async function buildsOf(workflowId: string): Promise<{ builds: string[]; queues: string[]; behavior: unknown; current: unknown }> {
   const runs: Array<{ runId: string; taskQueue: string; start: number }> = [];
   for await (const wf of h.core.temporal.workflow.list({ query: `WorkflowId = "${workflowId}"` }))
     runs.push({ runId: wf.runId, taskQueue: wf.taskQueue, start: wf.startTime.getTime() });
@@ -88,14 +86,13 @@ async function buildsOf(workflowId: string): Promise<{ builds: string[]; behavio
   for (const run of runs) {
     const history = await h.core.temporal.workflow.getHandle(workflowId, run.runId).fetchHistory();
     for (const e of history.events ?? []) {
-      if (!e.workflowTaskCompletedEventAttributes) continue;
-      const queue = run.taskQueue === h.taskQueue ? 'main' : 'sleeping';
-      const b = `${queue}:${e.workflowTaskCompletedEventAttributes.deploymentVersion?.buildId ?? 'unversioned'}`;
-      if (builds.at(-1) !== b) builds.push(b);
+      const b = e.workflowTaskCompletedEventAttributes?.deploymentVersion?.buildId;
+      if (b && builds.at(-1) !== b) builds.push(b);
     }
   }
   const info = (await h.core.temporal.workflow.getHandle(workflowId).describe()).raw.workflowExecutionInfo?.versioningInfo;
-  return { builds, behavior: info?.behavior, current: info?.deploymentVersion?.buildId };
+  const queues = [...new Set(runs.map((r) => r.taskQueue))];
+  return { builds, queues, behavior: info?.behavior, current: info?.deploymentVersion?.buildId };
 }
 
 it('dispatches started on build A keep refreshing on time while build B replaces it, and move to B', async () => {
@@ -135,13 +132,14 @@ it('dispatches started on build A keep refreshing on time while build B replaces
     for (let i = 1; i < pushes.length; i++) expect(pushes[i].receivedAt).toBeLessThan(Date.parse(pushes[i - 1].expires_at!));
     expect(world.gh.isTokenLive(pushes.at(-1)!.token)).toBe(true);
     expect(await buildsOf(d.workflowId)).toEqual({
-      builds: ['sleeping:A', 'main:A', 'main:B'],
+      builds: ['A', 'B'],
+      queues: [h.taskQueue, h.core.config.temporal.sleepingTaskQueue],
       behavior: AUTO_UPGRADE,
       current: 'B',
     });
   }
   // (The first push happens inside the first workflow task, before that task is recorded as completed.)
-  expect(await eventually(async () => (await buildsOf(late.workflowId)).builds[0] ?? null, 10_000, 'first task')).toBe('sleeping:B');
+  expect(await eventually(async () => (await buildsOf(late.workflowId)).builds.join() || null, 10_000, 'first task')).toBe('B');
 
   for (const d of [...ds, late]) await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
   for (const d of [...ds, late]) await h.core.temporal.workflow.getHandle(d.workflowId).result();

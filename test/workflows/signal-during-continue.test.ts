@@ -1,6 +1,5 @@
-// A credentialsChanged signal that arrives while the run that just minted continues as new (here onto
-// the main task queue, as a dispatch whose waits are under the sleeping threshold does after its first
-// token; a dispatch that wakes on the sleeping queue does the same after each refresh): the server
+// A credentialsChanged signal that arrives while the run that just minted continues as new (onto the
+// sleeping task queue, as every dispatch with hour-long tokens does after its first token): the server
 // refuses that workflow task, the run starts over with the signal first, and its mint returns the lease
 // the first attempt stored. The change must still lead to a new mint, within seconds, not at the refresh
 // an hour later.
@@ -16,8 +15,7 @@ let containers: FakeContainerHost;
 beforeAll(async () => {
   world = await githubWorld({ tokenLifetimeSeconds: 3600 });
   containers = await FakeContainerHost.start();
-  // Hour-long tokens under a day-long threshold: the first run moves to the main queue to wait.
-  h = await startHarness({ env: { ...world.env, WORKER_SLEEPING_AFTER_SECONDS: '86400' } });
+  h = await startHarness({ env: { ...world.env, WORKER_SLEEPING_AFTER_SECONDS: '600' } });
 });
 
 afterAll(async () => {
