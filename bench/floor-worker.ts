@@ -3,11 +3,13 @@
 // which trades CPU for memory). It answers `count` over IPC with the local activities run so far,
 // so the bench can read CPU per cycle over a window.
 import { bundleWorkflowCode, NativeConnection, Runtime, DefaultLogger, Worker } from '@temporalio/worker';
+import { workflowBundleOptions } from '../activities/workflow-bundle';
 
 async function main() {
   const [address, taskQueue] = process.argv.slice(2);
   Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: ['SIGINT', 'SIGTERM'] });
-  const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('./floor-workflow'), logger: quietLogger });
+  // The project's bundle logger (webpack's warnings and errors to stderr), with this bench's workflow.
+  const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('./floor-workflow'), logger: workflowBundleOptions().logger });
   const connection = await NativeConnection.connect({ address });
   let ticks = 0;
   const worker = await Worker.create({
@@ -24,16 +26,6 @@ async function main() {
   await connection.close();
   process.disconnect?.(); // the IPC channel would keep the process alive
 }
-
-const quiet = () => undefined;
-const quietLogger = {
-  log: quiet,
-  trace: quiet,
-  debug: quiet,
-  info: quiet,
-  warn: quiet,
-  error: (m: string) => process.stderr.write(`${m}\n`),
-};
 
 main().catch((err) => {
   process.stderr.write(`floor worker failed: ${err instanceof Error ? err.stack : String(err)}\n`);
