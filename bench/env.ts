@@ -186,3 +186,56 @@ export async function pool<T, R>(items: T[], limit: number, fn: (item: T, index:
   );
   return results;
 }
+
+export type CpuReading = ReturnType<typeof cpuReading>;
+
+/** The processes a fleet's CPU is read from. */
+export interface CpuSubjects {
+  worker: ServiceProcess;
+  api: ServiceProcess;
+  temporalPid: number;
+  databaseUrl: string;
+}
+
+export function cpuReading(o: CpuSubjects) {
+  return {
+    at: Date.now(),
+    worker: cpuSeconds(o.worker.child.pid!),
+    api: cpuSeconds(o.api.child.pid!),
+    temporal: cpuSeconds(o.temporalPid),
+    postgres: postgresCpuReading(new URL(o.databaseUrl).pathname.slice(1)),
+    /** The bench process: the fakes (GitHub, containers) and the bench's own bookkeeping. */
+    bench: process.cpuUsage(),
+    machine: machineCpuSeconds(),
+  };
+}
+
+/**
+ * Where the machine's CPU went between two readings, per mint in that window (the loop's refreshes,
+ * or the first tokens of new dispatches): on a saturated machine lateness is queueing, and these
+ * figures tell it apart from a slow token path. `rest` is Postgres, the fakes and the bench itself.
+ */
+export function cpuUse(a: CpuReading, b: CpuReading, mints: number) {
+  const perMint = (seconds: number) => (seconds * 1000) / Math.max(1, mints);
+  const busy = b.machine.busy - a.machine.busy;
+  const worker = b.worker - a.worker;
+  const temporal = b.temporal - a.temporal;
+  const api = b.api - a.api;
+  const postgres = postgresCpuBetween(a.postgres, b.postgres);
+  const benchUs = process.cpuUsage(a.bench);
+  const bench = (benchUs.user + benchUs.system) / 1e6;
+  return {
+    window_s: (b.at - a.at) / 1000,
+    mints,
+    machine_busy_fraction: busy / Math.max(1e-9, b.machine.total - a.machine.total),
+    worker_ms_per_mint: perMint(worker),
+    temporal_ms_per_mint: perMint(temporal),
+    api_ms_per_mint: perMint(api),
+    rest_ms_per_mint: perMint(Math.max(0, busy - worker - temporal - api)),
+    postgres_ms_per_mint: perMint(postgres),
+    bench_ms_per_mint: perMint(bench),
+    /** Every process of the loop: worker, Temporal, API, Postgres (this database) and the fakes; not other work on the machine. */
+    all_ms_per_mint: perMint(worker + temporal + api + postgres + bench),
+    machine_ms_per_mint: perMint(busy),
+  };
+}

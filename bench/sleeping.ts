@@ -3,7 +3,7 @@
 // that fleet is held. The direct loop (direct-loop.ts) runs on the sleepers before they stop.
 import { FakeContainerHost } from '../test/fakes/container';
 import type { FakeGitHub, FakeGithubApp } from '../test/fakes/github';
-import { percentile, pool, type ServiceProcess } from './env';
+import { cpuReading, cpuUse, percentile, pool, type ServiceProcess } from './env';
 import { call, createRigs, settledRss, waitUntilStopped } from './fleet';
 import { runDirectLoop } from './direct-loop';
 
@@ -11,6 +11,8 @@ export interface SleepingOptions {
   api: ServiceProcess;
   /** A worker that has run nothing yet, so the fleet's figure is its own. */
   worker: ServiceProcess;
+  /** The Temporal dev server's process, for the CPU a dispatch's start costs. */
+  temporalPid: number;
   gh: FakeGitHub;
   app: FakeGithubApp;
   adminToken: string;
@@ -94,6 +96,7 @@ export async function runSleeping(o: SleepingOptions) {
     const interval = 1000 / o.firstTokenRate;
     const t0 = performance.now() + 100;
     const latencies: number[] = [];
+    const cpuBefore = cpuReading(o);
     let firstSent = Infinity;
     let lastSent = 0;
     const arrivals = Array.from({ length: firstCount }, async (_, i) => {
@@ -107,6 +110,9 @@ export async function runSleeping(o: SleepingOptions) {
       latencies.push((push.receivedAt - sentAt) / 1000);
     });
     await Promise.all(arrivals);
+    // Each new dispatch mints once before its first push: the window's CPU per mint is per start, to
+    // the first token, by process (the continue-as-new onto the sleeping queue may follow it).
+    const cpu = cpuUse(cpuBefore, cpuReading(o), firstCount);
     const first_token = {
       dispatches: firstCount,
       /** Measured from the send times: what the API was offered. */
@@ -115,6 +121,7 @@ export async function runSleeping(o: SleepingOptions) {
       p50_s: percentile(latencies, 50),
       p99_s: percentile(latencies, 99),
       max_s: Math.max(...latencies),
+      cpu,
     };
     o.log(`first token p50 ${first_token.p50_s.toFixed(2)} s, p99 ${first_token.p99_s.toFixed(2)} s`);
 

@@ -5,7 +5,7 @@ import { FakeContainerHost, type ReceivedPush } from '../test/fakes/container';
 import type { FakeGitHub, FakeGithubApp } from '../test/fakes/github';
 import { computeRefreshAt } from '../workflows/refresh-schedule';
 import { fingerprint } from '../lib/secrets';
-import { cpuSeconds, machineCpuSeconds, percentile, pool, postgresCpuBetween, postgresCpuReading, type ServiceProcess } from './env';
+import { cpuReading, cpuUse, percentile, pool, type CpuReading, type ServiceProcess } from './env';
 import { call, createRigs, settledRss, waitUntilStopped } from './fleet';
 
 export interface TokenLoopOptions {
@@ -173,51 +173,6 @@ export async function runTokenLoop(o: TokenLoopOptions) {
       refreshing: cpuUse(cpuRefreshing, cpuAfter, mintsBetween(cpuRefreshing, cpuAfter)),
     },
     pushes_with_a_wrong_bearer: badBearers,
-  };
-}
-
-type CpuReading = ReturnType<typeof cpuReading>;
-
-function cpuReading(o: TokenLoopOptions) {
-  return {
-    at: Date.now(),
-    worker: cpuSeconds(o.worker.child.pid!),
-    api: cpuSeconds(o.api.child.pid!),
-    temporal: cpuSeconds(o.temporalPid),
-    postgres: postgresCpuReading(new URL(o.databaseUrl).pathname.slice(1)),
-    /** The bench process: the fakes (GitHub, containers) and the bench's own bookkeeping. */
-    bench: process.cpuUsage(),
-    machine: machineCpuSeconds(),
-  };
-}
-
-/**
- * Where the machine's CPU went from the first dispatch to the last awaited refresh, per mint in
- * that window: lateness on a saturated machine is queueing, and these figures tell it apart from
- * a slow token path. `rest` is Postgres, the fakes and the bench itself.
- */
-function cpuUse(a: CpuReading, b: CpuReading, mints: number) {
-  const perMint = (seconds: number) => (seconds * 1000) / Math.max(1, mints);
-  const busy = b.machine.busy - a.machine.busy;
-  const worker = b.worker - a.worker;
-  const temporal = b.temporal - a.temporal;
-  const api = b.api - a.api;
-  const postgres = postgresCpuBetween(a.postgres, b.postgres);
-  const benchUs = process.cpuUsage(a.bench);
-  const bench = (benchUs.user + benchUs.system) / 1e6;
-  return {
-    window_s: (b.at - a.at) / 1000,
-    mints,
-    machine_busy_fraction: busy / Math.max(1e-9, b.machine.total - a.machine.total),
-    worker_ms_per_mint: perMint(worker),
-    temporal_ms_per_mint: perMint(temporal),
-    api_ms_per_mint: perMint(api),
-    rest_ms_per_mint: perMint(Math.max(0, busy - worker - temporal - api)),
-    postgres_ms_per_mint: perMint(postgres),
-    bench_ms_per_mint: perMint(bench),
-    /** Every process of the loop: worker, Temporal, API, Postgres (this database) and the fakes; not other work on the machine. */
-    all_ms_per_mint: perMint(worker + temporal + api + postgres + bench),
-    machine_ms_per_mint: perMint(busy),
   };
 }
 
