@@ -6,6 +6,7 @@ import { loadConfig, ConfigError } from '../lib/config';
 import { createCore } from '../lib/core';
 import { createLogger } from '../lib/logger';
 import { migrate } from '../lib/migrate';
+import { capWorkerThreadSemiSpace } from '../lib/process-tuning';
 import { startProjectTokenSweeper, type ProjectTokenSweeper } from '../lib/project-token-sweeper';
 import { ensureSearchAttributes, quietCallContext } from '../lib/temporal';
 import { temporalConnectError, temporalConnectionOptions } from '../lib/temporal-connection';
@@ -34,6 +35,7 @@ async function main(): Promise<void> {
   // thread's isolate too), so it is set before the worker starts.
   if (config.role !== 'api' && config.worker.heapGrowthPercent > 0)
     setFlagsFromString(`--heap-growing-percent=${config.worker.heapGrowthPercent}`);
+  if (config.role !== 'api') capWorkerThreadSemiSpace(config.worker.workflowSemiSpaceMb);
 
   const applied = await migrate(config.databaseUrl);
   if (applied.length) logger.info({ applied }, 'migrations applied');

@@ -73,6 +73,8 @@ export interface Config {
     maxCachedWorkflows: number;
     maxConcurrentActivities: number;
     heapGrowthPercent: number;
+    /** The largest V8 semi-space of the workflow threads' isolates in MB (their young generation is twice this); 0 keeps V8's default. */
+    workflowSemiSpaceMb: number;
     /** A dispatch whose next refresh is at least this far off moves to the sleeping task queue; 0 keeps every dispatch on the main one. */
     sleepingAfterSeconds: number;
     /** Runs the sleeping task queue's worker keeps in memory. */
@@ -173,6 +175,7 @@ const schema = z.object({
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(1).default(2000),
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).default(100),
   WORKER_HEAP_GROWTH_PERCENT: z.coerce.number().int().min(0).max(400).default(10),
+  WORKER_WORKFLOW_SEMI_SPACE_MB: z.coerce.number().int().min(0).max(64).default(2),
   WORKER_SLEEPING_AFTER_SECONDS: z.coerce.number().int().min(0).max(86_400).default(600),
   WORKER_SLEEPING_CACHED_WORKFLOWS: z.coerce.number().int().min(1).default(50),
   WORKER_METRICS_PORT: port.default(9464),
@@ -312,6 +315,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxCachedWorkflows: e.WORKER_MAX_CACHED_WORKFLOWS,
       maxConcurrentActivities: e.WORKER_MAX_CONCURRENT_ACTIVITIES,
       heapGrowthPercent: e.WORKER_HEAP_GROWTH_PERCENT,
+      workflowSemiSpaceMb: e.WORKER_WORKFLOW_SEMI_SPACE_MB,
       sleepingAfterSeconds: e.WORKER_SLEEPING_AFTER_SECONDS,
       sleepingCachedWorkflows: e.WORKER_SLEEPING_CACHED_WORKFLOWS,
     },

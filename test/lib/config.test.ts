@@ -35,6 +35,7 @@ describe('loadConfig', () => {
         maxCachedWorkflows: 2000,
         maxConcurrentActivities: 100,
         heapGrowthPercent: 10,
+        workflowSemiSpaceMb: 2,
         sleepingAfterSeconds: 600,
         sleepingCachedWorkflows: 50,
       },

@@ -1,0 +1,42 @@
+// The workflow threads' semi-space cap (lib/process-tuning.ts) in a process of its own, since V8
+// flags are process-wide: a thread started after the cap has the small young generation, the main
+// isolate keeps the one it grew.
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+
+const ROOT = join(__dirname, '..', '..');
+
+/** New-space sizes (MB) after the same allocation churn: the main isolate's, then a thread's started after the cap. */
+function newSpaceAfterCap(megabytes: number): { main: number; thread: number } {
+  const script = `
+    import { Worker } from 'node:worker_threads';
+    import { getHeapSpaceStatistics } from 'node:v8';
+    import tuning from './lib/process-tuning.ts'; // CommonJS: its exports are the default
+    const churn = \`(stats) => {
+      const keep = [];
+      for (let r = 0; r < 150; r++) {
+        keep.push(Array.from({ length: 20000 }, (_, i) => ({ i, s: 'x' + i })));
+        if (keep.length > 20) keep.shift();
+      }
+      return stats().find((s) => s.space_name === 'new_space').space_size / 1048576;
+    }\`;
+    const main = eval(churn)(getHeapSpaceStatistics);
+    tuning.capWorkerThreadSemiSpace(${megabytes});
+    const w = new Worker(\`require('node:worker_threads').parentPort.postMessage((\${churn})(require('node:v8').getHeapSpaceStatistics))\`, { eval: true, execArgv: [] });
+    w.once('message', (thread) => { console.log(JSON.stringify({ main, thread })); w.terminate(); });
+  `;
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' });
+  return JSON.parse(out.trim().split('\n').pop()!);
+}
+
+describe('capWorkerThreadSemiSpace', () => {
+  it('gives threads started after it a young generation of twice the cap and leaves the main isolate as it was', () => {
+    const capped = newSpaceAfterCap(2);
+    expect(capped.thread).toBeLessThanOrEqual(4);
+    expect(capped.main).toBeGreaterThan(8);
+  });
+
+  it('leaves V8 its default with 0', () => {
+    expect(newSpaceAfterCap(0).thread).toBeGreaterThan(8);
+  });
+});
