@@ -49,7 +49,12 @@ export async function createRigs(
   return rigIds.slice(0, count);
 }
 
-/** RSS of a quiet process once it has stopped falling: no new low by 2 MB within 15 s. */
+/**
+ * RSS of a quiet process once it has stopped falling: watched for at least 45 s, then until no new
+ * low by 2 MB came within 20 s. A worker that has just gone quiet often holds its RSS for 15-20 s
+ * before V8's memory reducer and malloc give memory back (seen as a 330 MB "quiet" worker that held
+ * 290 MB with 1,000 dispatches later), and a baseline read before that flatters every figure above it.
+ */
 export async function settledRss(
   p: ServiceProcess,
   log: (line: string) => void,
@@ -59,14 +64,13 @@ export async function settledRss(
   const started = Date.now();
   let low = p.rssMb();
   let lowAt = Date.now();
-  await new Promise((r) => setTimeout(r, 8_000));
   while (Date.now() - started < limitMs) {
+    await new Promise((r) => setTimeout(r, 1_000));
     const now = p.rssMb();
     if (now < low - 2) {
       low = now;
       lowAt = Date.now();
-    } else if (Date.now() - lowAt >= 15_000) break;
-    await new Promise((r) => setTimeout(r, 1_000));
+    } else if (Date.now() - started >= 45_000 && Date.now() - lowAt >= 20_000) break;
   }
   const rss = p.rssMb();
   log(`${what} RSS ${rss.toFixed(0)} MB after ${((Date.now() - started) / 1000).toFixed(0)} s`);
