@@ -1,12 +1,11 @@
 // Composition root of the service process: reads the configuration, applies migrations, wires
 // the core and runs the API, the worker, or both (ROLE=all|api|worker), with graceful shutdown.
 import { createServer } from 'node:http';
-import { setFlagsFromString } from 'node:v8';
 import { loadConfig, ConfigError } from '../lib/config';
 import { createCore } from '../lib/core';
 import { createLogger } from '../lib/logger';
 import { migrate } from '../lib/migrate';
-import { capWorkerThreadSemiSpace } from '../lib/process-tuning';
+import { tuneWorkerHeaps } from '../lib/process-tuning';
 import { startProjectTokenSweeper, type ProjectTokenSweeper } from '../lib/project-token-sweeper';
 import { ensureSearchAttributes, quietCallContext } from '../lib/temporal';
 import { temporalConnectError, temporalConnectionOptions } from '../lib/temporal-connection';
@@ -30,12 +29,7 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
   installTemporalRuntime(logger);
-  // A worker holds a fleet of sleeping runs and makes garbage at every refresh; V8's default
-  // growth lets its heap reach about three times the live size. Process-wide (the workflow
-  // thread's isolate too), so it is set before the worker starts.
-  if (config.role !== 'api' && config.worker.heapGrowthPercent > 0)
-    setFlagsFromString(`--heap-growing-percent=${config.worker.heapGrowthPercent}`);
-  if (config.role !== 'api') capWorkerThreadSemiSpace(config.worker.workflowSemiSpaceMb);
+  if (config.role !== 'api') tuneWorkerHeaps(config.worker);
 
   const applied = await migrate(config.databaseUrl);
   if (applied.length) logger.info({ applied }, 'migrations applied');

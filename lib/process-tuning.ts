@@ -1,7 +1,8 @@
-// Process settings of the service that must be in place before it starts, so they cannot be read
-// from the configuration: glibc reads MALLOC_ARENA_MAX when the process starts. The image
-// (Dockerfile), `npm start`, the bench and the ops tests all start the service with these (a test
-// checks the Dockerfile). Measured with `npm run bench` (README, "Performance").
+// Process settings of the service. The environment that must be in place before it starts, so it
+// cannot be read from the configuration (glibc reads MALLOC_ARENA_MAX when the process starts): the
+// image (Dockerfile), `npm start`, the bench and the ops tests all start the service with it (a test
+// checks the Dockerfile). And the V8 settings a worker makes before its workflow threads start.
+// Measured with `npm run bench` (README, "Performance").
 import { setFlagsFromString } from 'node:v8';
 
 /**
@@ -13,14 +14,20 @@ import { setFlagsFromString } from 'node:v8';
 export const SERVICE_PROCESS_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
 
 /**
- * Caps the V8 semi-space of the isolates this process creates from now on: the workflow threads
- * a Temporal Worker starts, where workflow code runs. V8 reads the flag when it sets up an isolate's
- * heap, so the main isolate, already running, keeps its default (16 MB). A burst of dispatch starts
- * grows each workflow thread's young generation to 32 MB, and an idle worker never shrinks it back;
- * with 2 MB, sleeping dispatches cost about half the worker memory and refreshes are as timely
- * (README, "Performance"). Capping the main isolate too made refreshes late, so it is left alone.
- * `0` keeps V8's default. Call it before the workers are created.
+ * V8 settings of a worker process, set before its Temporal Workers (and so their workflow threads)
+ * are created (README, "Performance"):
+ * - heap growth: a worker holds a fleet of runs and makes garbage at every refresh; V8's default
+ *   growth lets a heap reach about three times its live size. V8 reads it at every collection, so
+ *   it applies to every isolate of the process.
+ * - the workflow threads' semi-space: V8 reads it when it sets up an isolate's heap, so it caps the
+ *   isolates created from now on (the workflow threads, where workflow code runs) while the main
+ *   isolate, already running, keeps its default (16 MB). A burst of dispatch starts grows each
+ *   workflow thread's young generation to 32 MB, which an idle worker never shrinks back; with 2 MB,
+ *   sleeping dispatches cost about half the worker memory and refreshes are as timely. Capping the
+ *   main isolate too made refreshes late, so it is left alone.
+ * `0` keeps V8's default for either.
  */
-export function capWorkerThreadSemiSpace(megabytes: number): void {
-  if (megabytes > 0) setFlagsFromString(`--max-semi-space-size=${megabytes}`);
+export function tuneWorkerHeaps(worker: { heapGrowthPercent: number; workflowSemiSpaceMb: number }): void {
+  if (worker.heapGrowthPercent > 0) setFlagsFromString(`--heap-growing-percent=${worker.heapGrowthPercent}`);
+  if (worker.workflowSemiSpaceMb > 0) setFlagsFromString(`--max-semi-space-size=${worker.workflowSemiSpaceMb}`);
 }

@@ -1,6 +1,6 @@
-// The workflow threads' semi-space cap (lib/process-tuning.ts) in a process of its own, since V8
-// flags are process-wide: a thread started after the cap has the small young generation, the main
-// isolate keeps the one it grew.
+// The workflow threads' semi-space cap (tuneWorkerHeaps, lib/process-tuning.ts) in a process of its
+// own, since V8 flags are process-wide: a thread started after the cap has the small young
+// generation, the main isolate keeps the one it grew.
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 
@@ -21,7 +21,7 @@ function newSpaceAfterCap(megabytes: number): { main: number; thread: number } {
       return stats().find((s) => s.space_name === 'new_space').space_size / 1048576;
     }\`;
     const main = eval(churn)(getHeapSpaceStatistics);
-    tuning.capWorkerThreadSemiSpace(${megabytes});
+    tuning.tuneWorkerHeaps({ heapGrowthPercent: 0, workflowSemiSpaceMb: ${megabytes} });
     const w = new Worker(\`require('node:worker_threads').parentPort.postMessage((\${churn})(require('node:v8').getHeapSpaceStatistics))\`, { eval: true, execArgv: [] });
     w.once('message', (thread) => { console.log(JSON.stringify({ main, thread })); w.terminate(); });
   `;
@@ -29,7 +29,7 @@ function newSpaceAfterCap(megabytes: number): { main: number; thread: number } {
   return JSON.parse(out.trim().split('\n').pop()!);
 }
 
-describe('capWorkerThreadSemiSpace', () => {
+describe("tuneWorkerHeaps: the workflow threads' semi-space", () => {
   it('gives threads started after it a young generation of twice the cap and leaves the main isolate as it was', () => {
     const capped = newSpaceAfterCap(2);
     expect(capped.thread).toBeLessThanOrEqual(4);
