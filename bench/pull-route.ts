@@ -34,6 +34,14 @@ async function startBare(): Promise<{ url: string; stop: () => void }> {
   return { url: `http://127.0.0.1:${port}/constant`, stop: () => child.kill('SIGTERM') };
 }
 
+/** The API's pull counters by where the lease came from (`repo_connect_pulls_total`, from its /metrics). */
+async function servedPulls(apiUrl: string): Promise<{ hit: number; miss: number }> {
+  const text = await (await fetch(`${apiUrl}/metrics`)).text();
+  const count = (result: string) =>
+    Number(new RegExp(`^repo_connect_pulls_total\\{result="${result}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  return { hit: count('hit'), miss: count('miss') };
+}
+
 export async function runPullBench(o: {
   api: ServiceProcess;
   gh: FakeGitHub;
@@ -74,6 +82,7 @@ export async function runPullBench(o: {
   // Temporal, GC) lands on both sides, and the median round's ratio is reported.
   const ROUNDS = 3;
   o.log(`measuring bare Fastify and the pull route, ${ROUNDS} alternating rounds of ${o.seconds} s each`);
+  const servedBefore = await servedPulls(o.api.url);
   const rounds: Array<{ bare: Load; pull: Load; ratio: number }> = [];
   for (let i = 0; i < ROUNDS; i++) {
     const first = i % 2 === 0 ? await load(bare.url, {}, o.seconds) : await load(pullUrl, auth, o.seconds);
@@ -82,6 +91,7 @@ export async function runPullBench(o: {
     rounds.push({ bare: b, pull: p, ratio: p.req_per_s / b.req_per_s });
   }
   bare.stop();
+  const servedAfter = await servedPulls(o.api.url);
   const median = [...rounds].sort((x, y) => x.ratio - y.ratio)[Math.floor(ROUNDS / 2)];
 
   // 100 concurrent pulls of a lease that looks nearly expired (as after a late refresh).
@@ -111,6 +121,9 @@ export async function runPullBench(o: {
     pull_route: median.pull,
     pull_vs_bare_throughput_ratio: median.ratio,
     rounds,
+    /** Pulls answered from the API's lease cache and from Postgres while measuring: misses mean the cache was not serving. */
+    served_from_memory: servedAfter.hit - servedBefore.hit,
+    served_from_postgres: servedAfter.miss - servedBefore.miss,
     stale_pulls: 100,
     stale_pulls_ok: stale.filter((s) => s.status === 200 && s.body.generation === 2).length,
     stale_pulls_upstream_mints: staleMints,

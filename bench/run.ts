@@ -325,6 +325,7 @@ function printTable(r: {
         p.pull_route.p99_ms <= 5,
       ],
       ['pull route / bare Fastify throughput', f(p.pull_vs_bare_throughput_ratio), '≥ 0.50', p.pull_vs_bare_throughput_ratio >= 0.5],
+      ['  pulls served from the lease cache / from Postgres', `${p.served_from_memory} / ${p.served_from_postgres}`, '—', null],
       ['100 concurrent stale pulls: upstream mints', String(p.stale_pulls_upstream_mints), '1', p.stale_pulls_upstream_mints === 1],
       ['100 concurrent stale pulls: served the new token', `${p.stale_pulls_ok}/100`, '100/100', p.stale_pulls_ok === 100],
     );
