@@ -5,7 +5,7 @@ import { loadConfig, ConfigError } from '../lib/config';
 import { createCore } from '../lib/core';
 import { createLogger } from '../lib/logger';
 import { migrate } from '../lib/migrate';
-import { tuneWorkerHeaps } from '../lib/process-tuning';
+import { tuneApiHeap, tuneWorkerHeaps } from '../lib/process-tuning';
 import { startProjectTokenSweeper, type ProjectTokenSweeper } from '../lib/project-token-sweeper';
 import { ensureSearchAttributes, quietCallContext } from '../lib/temporal';
 import { temporalConnectError, temporalConnectionOptions } from '../lib/temporal-connection';
@@ -29,6 +29,7 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
   installTemporalRuntime(logger);
+  if (config.role !== 'worker') tuneApiHeap({ allocationSitePretenuring: config.apiAllocationSitePretenuring });
   if (config.role !== 'api') tuneWorkerHeaps(config.worker);
 
   const applied = await migrate(config.databaseUrl);

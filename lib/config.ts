@@ -69,6 +69,8 @@ export interface Config {
   loginRateLimitPerMinute: number;
   providerTimeoutMs: number;
   databasePoolSize: number;
+  /** V8's allocation-site pretenuring in a process that serves the API (README, "Performance"); off unless asked for. */
+  apiAllocationSitePretenuring: boolean;
   worker: {
     maxCachedWorkflows: number;
     maxConcurrentActivities: number;
@@ -172,6 +174,7 @@ const schema = z.object({
   LOGIN_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(20),
   PROVIDER_TIMEOUT_SECONDS: z.coerce.number().min(0.1).max(120).default(10),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+  API_ALLOCATION_SITE_PRETENURING: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(1).default(2000),
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).default(100),
   WORKER_HEAP_GROWTH_PERCENT: z.coerce.number().int().min(0).max(400).default(10),
@@ -311,6 +314,7 @@ export function loadConfig(env: Env = process.env): Config {
     loginRateLimitPerMinute: e.LOGIN_RATE_LIMIT_PER_MINUTE,
     providerTimeoutMs: Math.round(e.PROVIDER_TIMEOUT_SECONDS * 1000),
     databasePoolSize: e.DATABASE_POOL_SIZE,
+    apiAllocationSitePretenuring: e.API_ALLOCATION_SITE_PRETENURING === 'true',
     worker: {
       maxCachedWorkflows: e.WORKER_MAX_CACHED_WORKFLOWS,
       maxConcurrentActivities: e.WORKER_MAX_CONCURRENT_ACTIVITIES,

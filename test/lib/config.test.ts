@@ -31,6 +31,7 @@ describe('loadConfig', () => {
       github: { apiUrl: 'https://api.github.com', apps: {} },
       gitlab: { url: 'https://gitlab.com' },
       tokenRefreshMarginSeconds: 300,
+      apiAllocationSitePretenuring: false,
       worker: {
         maxCachedWorkflows: 2000,
         maxConcurrentActivities: 100,

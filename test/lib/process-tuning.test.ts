@@ -1,6 +1,7 @@
-// The workflow threads' semi-space cap (tuneWorkerHeaps, lib/process-tuning.ts) in a process of its
-// own, since V8 flags are process-wide: a thread started after the cap has the small young
-// generation, the main isolate keeps the one it grew.
+// The V8 settings of lib/process-tuning.ts, each in a process of its own since V8 flags are
+// process-wide. The workflow threads' semi-space cap (tuneWorkerHeaps): a thread started after the
+// cap has the small young generation, the main isolate keeps the one it grew. The API's pretenuring
+// switch (tuneApiHeap): a site whose objects survived in bulk still allocates young.
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 
@@ -38,5 +39,46 @@ describe("tuneWorkerHeaps: the workflow threads' semi-space", () => {
 
   it('leaves V8 its default with 0', () => {
     expect(newSpaceAfterCap(0).thread).toBeGreaterThan(8);
+  });
+});
+
+/**
+ * For six allocation sites in turn: whether the site's next object is allocated young after a
+ * million of its objects survived young collections, with tuneApiHeap applied. V8 pretenures such a
+ * site when its optimized code has collected the feedback, which depends on timing: with pretenuring
+ * on, most of the six are pretenured and one is almost always; with it off, none can be.
+ */
+function youngAfterSurvivors(allocationSitePretenuring: boolean): boolean[] {
+  const script = `
+    import tuning from './lib/process-tuning.ts';
+    import { runInThisContext } from 'node:vm';
+    tuning.tuneApiHeap({ allocationSitePretenuring: ${allocationSitePretenuring} });
+    const young = [];
+    for (let s = 0; s < 6; s++) {
+      // A script of its own per site; %InYoungGeneration needs --allow-natives-syntax (plain JS, not tsx).
+      young.push(runInThisContext(\`(() => {
+        function make\${s}(i) { return { i, a: [i] }; }
+        let keep = [];
+        for (let i = 0; i < 1000000; i++) keep.push(make\${s}(i));
+        keep = null;
+        return %InYoungGeneration(make\${s}(-1));
+      })()\`));
+    }
+    console.log(JSON.stringify(young));
+  `;
+  const out = execFileSync(process.execPath, ['--allow-natives-syntax', '--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
+  return JSON.parse(out.trim().split('\n').pop()!);
+}
+
+describe('tuneApiHeap: allocation-site pretenuring', () => {
+  it('keeps allocating young from sites whose objects survived in bulk', () => {
+    expect(youngAfterSurvivors(false)).toEqual([true, true, true, true, true, true]);
+  });
+
+  it("leaves V8's pretenuring on when asked: such sites then allocate old", () => {
+    expect(youngAfterSurvivors(true)).toContain(false);
   });
 });
