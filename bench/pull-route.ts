@@ -8,38 +8,56 @@ import { FakeContainerHost } from '../test/fakes/container';
 import type { FakeGitHub, FakeGithubApp } from '../test/fakes/github';
 import { LEASE_CHANNEL } from '../lib/lease-store';
 import { freePort, PROJECT_ROOT } from '../scripts/temporal-cli';
-import type { ServiceProcess } from './env';
+import { cpuSeconds, type ServiceProcess } from './env';
 import { call as callApi } from './fleet';
 
 interface Load {
   req_per_s: number;
+  /** CPU (user + system) of the server process per answered request, in microseconds. */
+  cpu_us_per_req: number;
   p50_ms: number;
   p99_ms: number;
   errors: number;
   non2xx: number;
 }
 
-async function load(url: string, headers: Record<string, string>, seconds: number): Promise<Load> {
+async function load(url: string, headers: Record<string, string>, seconds: number, serverPid: number): Promise<Load> {
+  const cpuBefore = cpuSeconds(serverPid);
   const r = await autocannon({ url, method: 'POST', headers, connections: 10, duration: seconds });
-  return { req_per_s: r.requests.average, p50_ms: r.latency.p50, p99_ms: r.latency.p99, errors: r.errors, non2xx: r.non2xx };
+  const cpu = cpuSeconds(serverPid) - cpuBefore;
+  return {
+    req_per_s: r.requests.average,
+    cpu_us_per_req: (cpu * 1e6) / Math.max(1, r.requests.total),
+    p50_ms: r.latency.p50,
+    p99_ms: r.latency.p99,
+    errors: r.errors,
+    non2xx: r.non2xx,
+  };
 }
 
-async function startBare(): Promise<{ url: string; stop: () => void }> {
+async function startBare(): Promise<{ url: string; pid: number; stop: () => void }> {
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'bench', 'bare-server.ts'), String(port)], {
     cwd: PROJECT_ROOT,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise<void>((resolve) => child.stdout!.on('data', (b: Buffer) => b.toString().includes('listening') && resolve()));
-  return { url: `http://127.0.0.1:${port}/constant`, stop: () => child.kill('SIGTERM') };
+  return { url: `http://127.0.0.1:${port}/constant`, pid: child.pid!, stop: () => child.kill('SIGTERM') };
 }
 
-/** The API's pull counters by where the lease came from (`repo_connect_pulls_total`, from its /metrics). */
-async function servedPulls(apiUrl: string): Promise<{ hit: number; miss: number }> {
+/**
+ * From the API's /metrics: its pulls by where the lease came from (`repo_connect_pulls_total`) and
+ * the young collections of its heap (count and seconds).
+ */
+async function apiCounters(apiUrl: string): Promise<{ hit: number; miss: number; youngGcs: number; youngGcSeconds: number }> {
   const text = await (await fetch(`${apiUrl}/metrics`)).text();
-  const count = (result: string) =>
-    Number(new RegExp(`^repo_connect_pulls_total\\{result="${result}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
-  return { hit: count('hit'), miss: count('miss') };
+  const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  return {
+    hit: value('repo_connect_pulls_total{result="hit"}'),
+    miss: value('repo_connect_pulls_total{result="miss"}'),
+    youngGcs: value('repo_connect_process_nodejs_gc_duration_seconds_count{kind="minor"}'),
+    youngGcSeconds: value('repo_connect_process_nodejs_gc_duration_seconds_sum{kind="minor"}'),
+  };
 }
 
 export async function runPullBench(o: {
@@ -75,23 +93,25 @@ export async function runPullBench(o: {
   const bare = await startBare();
   const pullUrl = `${o.api.url}/api/internal/rigs/${rig.id}/git-token`;
   const auth = { authorization: `Bearer ${d.container_token}` };
+  const apiPid = o.api.child.pid!;
   o.log('warming up');
-  await load(bare.url, {}, 3);
-  await load(pullUrl, auth, 3);
-  // Alternating rounds (bare first, then pull first, ...): drift on a shared machine (the worker,
-  // Temporal, GC) lands on both sides, and the median round's ratio is reported.
-  const ROUNDS = 3;
+  await load(bare.url, {}, 3, bare.pid);
+  await load(pullUrl, auth, 3, apiPid);
+  // Alternating rounds (bare first, then pull first, ...), short and many: this VM's speed drifts by
+  // up to half over tens of seconds, which lands on both sides of a round, and the median round's
+  // ratio is reported. CPU per request is read too: it does not depend on the load generator.
+  const ROUNDS = 7;
   o.log(`measuring bare Fastify and the pull route, ${ROUNDS} alternating rounds of ${o.seconds} s each`);
-  const servedBefore = await servedPulls(o.api.url);
+  const before = await apiCounters(o.api.url);
   const rounds: Array<{ bare: Load; pull: Load; ratio: number }> = [];
   for (let i = 0; i < ROUNDS; i++) {
-    const first = i % 2 === 0 ? await load(bare.url, {}, o.seconds) : await load(pullUrl, auth, o.seconds);
-    const second = i % 2 === 0 ? await load(pullUrl, auth, o.seconds) : await load(bare.url, {}, o.seconds);
+    const first = i % 2 === 0 ? await load(bare.url, {}, o.seconds, bare.pid) : await load(pullUrl, auth, o.seconds, apiPid);
+    const second = i % 2 === 0 ? await load(pullUrl, auth, o.seconds, apiPid) : await load(bare.url, {}, o.seconds, bare.pid);
     const [b, p] = i % 2 === 0 ? [first, second] : [second, first];
     rounds.push({ bare: b, pull: p, ratio: p.req_per_s / b.req_per_s });
   }
   bare.stop();
-  const servedAfter = await servedPulls(o.api.url);
+  const after = await apiCounters(o.api.url);
   const median = [...rounds].sort((x, y) => x.ratio - y.ratio)[Math.floor(ROUNDS / 2)];
 
   // 100 concurrent pulls of a lease that looks nearly expired (as after a late refresh).
@@ -122,8 +142,15 @@ export async function runPullBench(o: {
     pull_vs_bare_throughput_ratio: median.ratio,
     rounds,
     /** Pulls answered from the API's lease cache and from Postgres while measuring: misses mean the cache was not serving. */
-    served_from_memory: servedAfter.hit - servedBefore.hit,
-    served_from_postgres: servedAfter.miss - servedBefore.miss,
+    served_from_memory: after.hit - before.hit,
+    served_from_postgres: after.miss - before.miss,
+    /**
+     * The API's young collections while measuring, in ms per 1,000 pulls: under 1 in a healthy
+     * process, about 10 in the state pretenuring once caused (lib/process-tuning.ts, tuneApiHeap).
+     */
+    api_young_gc_ms_per_1000_pulls:
+      ((after.youngGcSeconds - before.youngGcSeconds) * 1e6) / Math.max(1, after.hit + after.miss - before.hit - before.miss),
+    api_young_gcs: after.youngGcs - before.youngGcs,
     stale_pulls: 100,
     stale_pulls_ok: stale.filter((s) => s.status === 200 && s.body.generation === 2).length,
     stale_pulls_upstream_mints: staleMints,
