@@ -20,10 +20,10 @@ export const SERVICE_PROCESS_ENV: Readonly<Record<string, string>> = { MALLOC_AR
  * young collection in bulk. Under a steady stream of pulls, about half of the API processes measured
  * fell into a state they never left: each young collection promoted about 3 MB (a fifth of what was
  * allocated since the one before) where a healthy process promotes a few kB, and took 8-9 ms instead
- * of under 1 ms; pulls had a p99 of 8-11 ms and each cost a third more CPU. That is what objects
- * allocated old but dead at once do: each holds the young objects it points to through the next
- * young collections. With pretenuring off, none of the processes measured did (README,
- * "Performance"). A worker-only process keeps V8's default.
+ * of under 1 ms; pulls had a p99 of 8-11 ms and each cost a third more CPU. That fits objects
+ * allocated old that die at once, each holding the young objects it points to through the next young
+ * collections (the site itself was not caught). With pretenuring off, none of the processes measured
+ * fell into it (README, "Performance"). A worker-only process keeps V8's default.
  */
 export function tuneApiHeap(api: { allocationSitePretenuring: boolean }): void {
   if (!api.allocationSitePretenuring) setFlagsFromString('--no-allocation-site-pretenuring');
