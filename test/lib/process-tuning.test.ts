@@ -7,6 +7,15 @@ import { join } from 'node:path';
 
 const ROOT = join(__dirname, '..', '..');
 
+/** Runs an ES module script (tsx, from the project root) in a fresh Node process; returns the JSON of its last output line. */
+function inFreshProcess<T>(script: string, nodeArgs: string[] = []): T {
+  const out = execFileSync(process.execPath, [...nodeArgs, '--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
+  return JSON.parse(out.trim().split('\n').pop()!) as T;
+}
+
 /** New-space sizes (MB) after the same allocation churn: the main isolate's, then a thread's started after the cap. */
 function newSpaceAfterCap(megabytes: number): { main: number; thread: number } {
   const script = `
@@ -26,8 +35,7 @@ function newSpaceAfterCap(megabytes: number): { main: number; thread: number } {
     const w = new Worker(\`require('node:worker_threads').parentPort.postMessage((\${churn})(require('node:v8').getHeapSpaceStatistics))\`, { eval: true, execArgv: [] });
     w.once('message', (thread) => { console.log(JSON.stringify({ main, thread })); w.terminate(); });
   `;
-  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' });
-  return JSON.parse(out.trim().split('\n').pop()!);
+  return inFreshProcess(script);
 }
 
 describe("tuneWorkerHeaps: the workflow threads' semi-space", () => {
@@ -67,11 +75,7 @@ function youngAfterSurvivors(allocationSitePretenuring: boolean): boolean[] {
     }
     console.log(JSON.stringify(young));
   `;
-  const out = execFileSync(process.execPath, ['--allow-natives-syntax', '--import', 'tsx', '--input-type=module', '-e', script], {
-    cwd: ROOT,
-    encoding: 'utf8',
-  });
-  return JSON.parse(out.trim().split('\n').pop()!);
+  return inFreshProcess(script, ['--allow-natives-syntax']);
 }
 
 describe('tuneApiHeap: allocation-site pretenuring', () => {
