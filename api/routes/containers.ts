@@ -5,9 +5,23 @@ import { bearerOf } from '../auth/principal';
 import { badRequest } from '../errors';
 import type { Services } from '../services';
 import { errorBody } from '../schemas/common';
-import { pullParams, pulledToken } from '../schemas/internal';
+import { pullHeaders, pullParams, pulledToken } from '../schemas/internal';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Optional request header: the generation the container already holds (from a push or an earlier
+ * pull). An instance whose cached copy is older reads Postgres instead of answering with it.
+ */
+export const HELD_GENERATION_HEADER = 'repo-connect-generation';
+
+function heldGeneration(value: string | string[]): number {
+  const n = typeof value === 'string' && /^[1-9][0-9]{0,14}$/.test(value.trim()) ? Number(value.trim()) : NaN;
+  if (!Number.isSafeInteger(n)) {
+    throw badRequest('Repo-Connect-Generation', 'Repo-Connect-Generation: must be one positive integer (the generation held)');
+  }
+  return n;
+}
 
 export const containerRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
   app.post(
@@ -18,6 +32,7 @@ export const containerRoutes: FastifyPluginAsyncZod<{ services: Services }> = as
         summary: "Pull the dispatch's current git token (refreshed first when it is close to expiry)",
         security: [{ containerBearer: [] }],
         params: pullParams,
+        headers: pullHeaders,
         response: {
           200: pulledToken,
           401: errorBody,
@@ -29,18 +44,28 @@ export const containerRoutes: FastifyPluginAsyncZod<{ services: Services }> = as
           503: errorBody,
         },
       },
-      // Same rule as the zod schema (documented above), checked without zod's per-call overhead.
-      validatorCompiler: () => (params) =>
-        UUID.test((params as { rig_id?: string }).rig_id ?? '')
-          ? { value: params }
-          : { error: badRequest('rig_id', 'rig_id: must be a UUID') },
+      // Same rules as the zod schemas (documented above), checked without zod's per-call overhead;
+      // the held generation is read (and refused when malformed) by the handler.
+      validatorCompiler: ({ httpPart }) =>
+        httpPart === 'headers'
+          ? (headers) => ({ value: headers })
+          : (params) =>
+              UUID.test((params as { rig_id?: string }).rig_id ?? '')
+                ? { value: params }
+                : { error: badRequest('rig_id', 'rig_id: must be a UUID') },
     },
     async (req, reply) => {
       // The hot path: the body is serialised once per lease by the cache (exactly the four fields of
       // the schema), so it goes out as prepared text instead of through zod on every pull. The
       // schema still documents the route; errors go through the shared handler.
       // req.ip is the peer's address: the app trusts no proxy headers (trustProxy: false).
-      const body = await services.pull.pull(req.params.rig_id, bearerOf(req.headers.authorization), req.ip);
+      const held = req.headers[HELD_GENERATION_HEADER];
+      const body = await services.pull.pull(
+        req.params.rig_id,
+        bearerOf(req.headers.authorization),
+        req.ip,
+        held === undefined ? 0 : heldGeneration(held),
+      );
       // Never cached by anything between the service and the container.
       return reply
         .header('cache-control', 'no-store')

@@ -3,6 +3,17 @@ import { isoTime, uuid } from './common';
 
 export const pullParams = z.object({ rig_id: uuid });
 
+export const pullHeaders = z.object({
+  'repo-connect-generation': z
+    .string()
+    .regex(/^[1-9][0-9]{0,14}$/)
+    .optional()
+    .describe(
+      'The generation the container already holds (from a push or an earlier pull). The answer is never an older one, ' +
+        'even from an API instance that has not yet heard of the newer lease.',
+    ),
+});
+
 export const pulledToken = z
   .object({
     token: z.string(),

@@ -100,16 +100,30 @@ export function createPullService(deps: Deps) {
   return {
     /**
      * Serves POST /api/internal/rigs/:rig_id/git-token for the container presenting `bearer` from
-     * `sourceIp`; returns the JSON body.
+     * `sourceIp`, which holds `heldGeneration` already (0: none or not said); returns the JSON body.
+     * The answer's generation is never below `heldGeneration` when Postgres has that one.
      */
-    async pull(rigId: string, bearer: string | undefined, sourceIp: string): Promise<string> {
+    async pull(rigId: string, bearer: string | undefined, sourceIp: string, heldGeneration = 0): Promise<string> {
       if (!bearer) throw unauthorized();
       const hash = sha256Hex(bearer);
-      const { entry, hit } = await lookup(hash, sourceKey(sourceIp));
+      let { entry, hit } = await lookup(hash, sourceKey(sourceIp));
       const wait = limiter.take(hash);
       if (wait > 0) {
         metrics.pulls.inc({ result: 'rate_limited' });
         throw rateLimited(wait, 'too many pulls for this container token');
+      }
+      // The caller already holds a newer generation than this instance's copy: the write's NOTIFY
+      // is still on its way (a push can reach the container first). Postgres has it; read it there.
+      // Bounded by the rate limit above, so a made-up generation costs at most one read per pull.
+      if (hit && heldGeneration > (entry.lease?.generation ?? 0)) {
+        cache.invalidate(entry.dispatchId);
+        const reloaded = await cache.load(hash);
+        if (!reloaded) {
+          metrics.pulls.inc({ result: 'unauthorized' });
+          throw unauthorized();
+        }
+        entry = reloaded;
+        hit = false;
       }
       // The hash was looked up, not compared: the rig id is not secret, a plain check will do.
       if (entry.rigId !== rigId) {

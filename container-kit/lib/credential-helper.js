@@ -100,6 +100,8 @@ async function getToken(config, say, secrets, timeoutMs) {
     serviceUrl: /** @type {string} */ (config.serviceUrl),
     rigId: /** @type {string} */ (config.rigId),
     containerToken: /** @type {string} */ (config.containerToken),
+    // What this dispatch already holds (a push the pulling API instance may not have heard of yet).
+    heldGeneration: cached && key && cached.container_token_sha256 === key ? cached.generation : undefined,
     timeoutMs,
   });
   if (!pulled.ok) {

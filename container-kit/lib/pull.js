@@ -17,6 +17,8 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
  * @property {string} containerToken
  * @property {number} [timeoutMs]          whole pull, retries included; default 10 s
  * @property {number} [maxRetryAfterSeconds] a 429 asking to wait longer than this is not retried
+ * @property {number} [heldGeneration]     the generation this container already holds: the service
+ *                                         then never answers with an older one
  */
 
 /** @typedef {{ ok: true, payload: import('./payload').TokenPayload } | { ok: false, reason: string }} PullResult */
@@ -34,7 +36,7 @@ async function pullToken(opts) {
   for (let attempt = 1; ; attempt++) {
     let res;
     try {
-      res = await post(url, opts.containerToken, deadline - Date.now());
+      res = await post(url, opts.containerToken, opts.heldGeneration, deadline - Date.now());
     } catch (err) {
       const code = /** @type {NodeJS.ErrnoException} */ (err).code;
       if (code === 'ETIMEDOUT') return fail(`repo-connect at ${where} did not answer within ${timeoutMs / 1000} s`);
@@ -109,19 +111,28 @@ function retryAfterSeconds(value) {
 }
 
 /**
- * POSTs an empty JSON body with the bearer; resolves with status, a capped body and Retry-After.
+ * POSTs an empty JSON body with the bearer (and the held generation, when there is one); resolves
+ * with status, a capped body and Retry-After.
  * @param {URL} url
  * @param {string} bearer
+ * @param {number | undefined} heldGeneration
  * @param {number} timeoutMs
  * @returns {Promise<{ status: number, body: string, retryAfter: string | undefined }>}
  */
-function post(url, bearer, timeoutMs) {
+function post(url, bearer, heldGeneration, timeoutMs) {
   const client = url.protocol === 'https:' ? https : http;
+  /** @type {Record<string, string | number>} */
+  const headers = {
+    Authorization: `Bearer ${bearer}`,
+    'Content-Type': 'application/json',
+    'Content-Length': 2,
+    Accept: 'application/json',
+  };
+  if (heldGeneration !== undefined && Number.isSafeInteger(heldGeneration) && heldGeneration > 0) {
+    headers['Repo-Connect-Generation'] = String(heldGeneration);
+  }
   return new Promise((resolve, reject) => {
-    const req = client.request(url, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${bearer}`, 'Content-Type': 'application/json', 'Content-Length': 2, Accept: 'application/json' },
-    });
+    const req = client.request(url, { method: 'POST', headers });
     const timer = setTimeout(() => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })), Math.max(0, timeoutMs));
     req.on('error', (err) => {
       clearTimeout(timer);

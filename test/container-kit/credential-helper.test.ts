@@ -91,8 +91,9 @@ describe('git-credential-repo-connect get', () => {
       password: 'ghs_pulled_generation_4',
       password_expiry_utc: String(Math.floor(Date.parse(service.current.expires_at!) / 1000)),
     });
+    // It says which generation it holds, so an API instance that has not heard of it yet reads Postgres.
     expect(service.requests).toEqual([
-      { method: 'POST', path: `/api/internal/rigs/${RIG}/git-token`, authorization: `Bearer ${CONTAINER_TOKEN}` },
+      { method: 'POST', path: `/api/internal/rigs/${RIG}/git-token`, authorization: `Bearer ${CONTAINER_TOKEN}`, generation: '3' },
     ]);
     expect(await tokenFileLib.readTokenFile(tokenFile)).toMatchObject({
       token: 'ghs_pulled_generation_4',
@@ -123,6 +124,8 @@ describe('git-credential-repo-connect get', () => {
     const second = await runHelperBin('get', REQUEST, env);
     expect(parseAnswer(second.stdout).password).toBe('ghs_pulled_generation_4');
     expect(service.requests).toHaveLength(2);
+    // Neither pull claims a generation: there was none, then only an earlier dispatch's.
+    expect(service.requests.map((r) => r.generation)).toEqual([undefined, undefined]);
   });
 
   it('answers with a newer push that landed while it was pulling', async () => {
@@ -244,6 +247,7 @@ describe('git-credential-repo-connect erase and store', () => {
     const next = await runHelperBin('get', REQUEST, env);
     expect(parseAnswer(next.stdout).password).toBe('ghs_pulled_generation_5');
     expect(service.requests).toHaveLength(1);
+    expect(service.requests[0].generation).toBe('4');
     expect(await tokenFileLib.readTokenFile(tokenFile)).toMatchObject({ generation: 5, token: 'ghs_pulled_generation_5' });
   });
 

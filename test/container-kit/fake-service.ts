@@ -16,6 +16,8 @@ export interface SeenRequest {
   method: string;
   path: string;
   authorization: string | undefined;
+  /** The Repo-Connect-Generation header: the generation the caller said it holds. */
+  generation: string | undefined;
 }
 
 export class FakeRepoConnect {
@@ -56,7 +58,13 @@ export class FakeRepoConnect {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    this.requests.push({ method: req.method ?? '', path: req.url ?? '', authorization: req.headers.authorization });
+    const generation = req.headers['repo-connect-generation'];
+    this.requests.push({
+      method: req.method ?? '',
+      path: req.url ?? '',
+      authorization: req.headers.authorization,
+      generation: typeof generation === 'string' ? generation : undefined,
+    });
     req.resume();
     const match = /^\/api\/internal\/rigs\/([^/]+)\/git-token$/.exec(req.url ?? '');
     if (!match || req.method !== 'POST') return json(res, 404, { error: { code: 'not_found', message: 'Not found' } });
