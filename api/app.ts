@@ -30,7 +30,8 @@ import { linkSignInRoutes } from './sign-in/link-sign-in';
 import { loginRateLimit } from './sign-in/login-limit';
 import { AppError, registerErrorHandler } from './errors';
 import { rejectUnstorableStrings } from './string-guard';
-import { containerRoutes } from './routes/containers';
+import { CONTAINER_PREFIX, containerRoutes } from './routes/containers';
+import { createPullLane, serverWithPullLane } from './routes/pull-lane';
 import { dispatchRoutes } from './routes/dispatches';
 import { healthRoutes } from './routes/health';
 import { integrationRoutes } from './routes/integrations';
@@ -80,7 +81,10 @@ async function jsonBodiesOnly(req: FastifyRequest): Promise<void> {
 /** Builds the API application. */
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const { services } = opts;
+  // Fresh pulls answered from memory in front of the framework (api/routes/pull-lane.ts).
+  const lane = createPullLane({ pull: services.pull, metrics: services.core.metrics });
   const app = Fastify({
+    serverFactory: serverWithPullLane(lane),
     ...(opts.logger ? { loggerInstance: opts.logger } : { logger: loggerOptions(services.config.logLevel) }),
     // Containers pull (and probes poll) far more often than people call the API: those requests
     // get no per-request log lines and no per-request child logger, a large share of the pull
@@ -108,6 +112,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     for (const method of [route.method].flat()) {
       if (method !== 'HEAD') routeList.push({ method, url: route.url, access: route.config?.access });
     }
+  });
+  // Closing: the framework answers every request (503 for new ones), the lane none.
+  app.addHook('preClose', (done) => {
+    lane.close();
+    done();
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -174,7 +183,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     { prefix: '/api' },
   );
   // Containers: the pull service resolves the container token.
-  await app.register(containerRoutes, { prefix: '/api/internal', services });
+  await app.register(containerRoutes, { prefix: CONTAINER_PREFIX, services });
   // Webhooks: GitHub's signature over the raw body.
   await app.register(async (group) => {
     group.addHook('preValidation', githubSignatureHook(config));

@@ -17,8 +17,12 @@ export interface Metrics {
   refreshLateness: Histogram<'provider'>;
   pushLatency: Histogram<'outcome'>;
   pulls: Counter<'result'>;
-  /** Pulls served from memory (hit) or after a Postgres read (miss), added to `pulls` when it is read. */
-  servedPulls: { hit: number; miss: number };
+  /**
+   * Pulls served from memory (hit) or after a Postgres read (miss), added to `pulls` when it is read;
+   * `lane`: those of the hits answered in the HTTP server's lane, before the framework (`laneHits`).
+   */
+  servedPulls: { hit: number; miss: number; lane: number };
+  laneHits: Counter;
   providerErrors: Counter<'provider' | 'code'>;
   gitlabRefreshes: Counter<'outcome'>;
   projectTokens: Counter<'action'>;
@@ -103,7 +107,7 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
   const registry = new Registry();
   if (opts.defaults !== false) collectDefaultMetrics({ register: registry, prefix: 'repo_connect_process_' });
   const registers = [registry];
-  const servedPulls = { hit: 0, miss: 0 };
+  const servedPulls = { hit: 0, miss: 0, lane: 0 };
   const httpRequests = new RequestHistogram(
     'repo_connect_http_request_duration_seconds',
     'API request duration by route pattern, method and status.',
@@ -147,6 +151,15 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
       },
     }),
     servedPulls,
+    laneHits: new Counter({
+      name: 'repo_connect_pull_lane_hits_total',
+      help: 'Pulls answered from memory before the web framework (api/pull-lane.ts); also counted as result="hit" in repo_connect_pulls_total.',
+      registers,
+      collect() {
+        if (servedPulls.lane > 0) this.inc(servedPulls.lane);
+        servedPulls.lane = 0;
+      },
+    }),
     providerErrors: new Counter({
       name: 'repo_connect_provider_errors_total',
       help: 'Provider failures by provider and typed code.',

@@ -7,6 +7,10 @@ import type { Services } from '../services';
 import { errorBody } from '../schemas/common';
 import { pullHeaders, pullParams, pulledToken } from '../schemas/internal';
 
+/** Where the container routes are mounted, and the pull route's full pattern (its metrics label). */
+export const CONTAINER_PREFIX = '/api/internal';
+export const PULL_ROUTE = `${CONTAINER_PREFIX}/rigs/:rig_id/git-token`;
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
@@ -15,9 +19,16 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  */
 export const HELD_GENERATION_HEADER = 'repo-connect-generation';
 
-function heldGeneration(value: string | string[]): number {
-  const n = typeof value === 'string' && /^[1-9][0-9]{0,14}$/.test(value.trim()) ? Number(value.trim()) : NaN;
-  if (!Number.isSafeInteger(n)) {
+/** The header's generation: 0 when absent, undefined when malformed (the route answers that 400). */
+export function parseHeldGeneration(value: string | string[] | undefined): number | undefined {
+  if (value === undefined) return 0;
+  const n = typeof value === 'string' && /^\s*[1-9][0-9]{0,14}\s*$/.test(value) ? Number(value) : NaN;
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+function heldGeneration(value: string | string[] | undefined): number {
+  const n = parseHeldGeneration(value);
+  if (n === undefined) {
     throw badRequest('Repo-Connect-Generation', 'Repo-Connect-Generation: must be one positive integer (the generation held)');
   }
   return n;
@@ -59,13 +70,8 @@ export const containerRoutes: FastifyPluginAsyncZod<{ services: Services }> = as
       // the schema), so it goes out as prepared text instead of through zod on every pull. The
       // schema still documents the route; errors go through the shared handler.
       // req.ip is the peer's address: the app trusts no proxy headers (trustProxy: false).
-      const held = req.headers[HELD_GENERATION_HEADER];
-      const body = await services.pull.pull(
-        req.params.rig_id,
-        bearerOf(req.headers.authorization),
-        req.ip,
-        held === undefined ? 0 : heldGeneration(held),
-      );
+      const held = heldGeneration(req.headers[HELD_GENERATION_HEADER]);
+      const body = await services.pull.pull(req.params.rig_id, bearerOf(req.headers.authorization), req.ip, held);
       // Never cached by anything between the service and the container.
       return reply
         .header('cache-control', 'no-store')

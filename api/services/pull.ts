@@ -97,7 +97,30 @@ export function createPullService(deps: Deps) {
     return { entry, hit: false };
   }
 
+  /**
+   * The answer from memory when everything about it is settled there: a fresh cached lease of this
+   * rig, no newer generation held by the caller, within the token's rate limit. Counted and audited
+   * like any served pull. Undefined sends the pull down the full path, which says why (a refused
+   * `take` takes nothing, so the full path's own refuses it the same way).
+   */
+  function fromMemory(hash: string, rigId: string, heldGeneration: number): string | undefined {
+    const entry = cache.get(hash);
+    const lease = entry?.lease;
+    if (!entry || !lease || entry.rigId !== rigId || entry.ended || heldGeneration > lease.generation) return undefined;
+    if (!isFresh(lease, marginMs, Date.now()) || limiter.take(hash) > 0) return undefined;
+    metrics.servedPulls.hit += 1;
+    return answer(lease);
+  }
+
   return {
+    /**
+     * The pull's answer if it can be given from memory at once (see `fromMemory`), else undefined:
+     * for the HTTP server's lane in front of the framework (api/pull-lane.ts).
+     */
+    pullFromMemory(rigId: string, bearer: string, heldGeneration: number): string | undefined {
+      return fromMemory(sha256Hex(bearer), rigId, heldGeneration);
+    },
+
     /**
      * Serves POST /api/internal/rigs/:rig_id/git-token for the container presenting `bearer` from
      * `sourceIp`, which holds `heldGeneration` already (0: none or not said); returns the JSON body.
@@ -106,6 +129,8 @@ export function createPullService(deps: Deps) {
     async pull(rigId: string, bearer: string | undefined, sourceIp: string, heldGeneration = 0): Promise<string> {
       if (!bearer) throw unauthorized();
       const hash = sha256Hex(bearer);
+      const hot = fromMemory(hash, rigId, heldGeneration);
+      if (hot !== undefined) return hot;
       let { entry, hit } = await lookup(hash, sourceKey(sourceIp));
       const wait = limiter.take(hash);
       if (wait > 0) {
