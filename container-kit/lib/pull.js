@@ -111,8 +111,9 @@ function retryAfterSeconds(value) {
 }
 
 /**
- * POSTs an empty JSON body with the bearer (and the held generation, when there is one); resolves
- * with status, a capped body and Retry-After.
+ * POSTs with the bearer (and the held generation, when there is one) and no body: the service
+ * answers a bodiless pull of a fresh lease on its fastest path. Resolves with status, a capped body
+ * and Retry-After.
  * @param {URL} url
  * @param {string} bearer
  * @param {number | undefined} heldGeneration
@@ -122,12 +123,7 @@ function retryAfterSeconds(value) {
 function post(url, bearer, heldGeneration, timeoutMs) {
   const client = url.protocol === 'https:' ? https : http;
   /** @type {Record<string, string | number>} */
-  const headers = {
-    Authorization: `Bearer ${bearer}`,
-    'Content-Type': 'application/json',
-    'Content-Length': 2,
-    Accept: 'application/json',
-  };
+  const headers = { Authorization: `Bearer ${bearer}`, 'Content-Length': 0, Accept: 'application/json' };
   if (heldGeneration !== undefined && Number.isSafeInteger(heldGeneration) && heldGeneration > 0) {
     headers['Repo-Connect-Generation'] = String(heldGeneration);
   }
@@ -156,7 +152,7 @@ function post(url, bearer, heldGeneration, timeoutMs) {
         reject(err);
       });
     });
-    req.end('{}');
+    req.end();
   });
 }
 

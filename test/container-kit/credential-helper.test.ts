@@ -93,7 +93,13 @@ describe('git-credential-repo-connect get', () => {
     });
     // It says which generation it holds, so an API instance that has not heard of it yet reads Postgres.
     expect(service.requests).toEqual([
-      { method: 'POST', path: `/api/internal/rigs/${RIG}/git-token`, authorization: `Bearer ${CONTAINER_TOKEN}`, generation: '3' },
+      {
+        method: 'POST',
+        path: `/api/internal/rigs/${RIG}/git-token`,
+        authorization: `Bearer ${CONTAINER_TOKEN}`,
+        generation: '3',
+        contentLength: '0',
+      },
     ]);
     expect(await tokenFileLib.readTokenFile(tokenFile)).toMatchObject({
       token: 'ghs_pulled_generation_4',

@@ -18,6 +18,8 @@ export interface SeenRequest {
   authorization: string | undefined;
   /** The Repo-Connect-Generation header: the generation the caller said it holds. */
   generation: string | undefined;
+  /** Pulls carry no body ('0'), so the service can answer them in its lane. */
+  contentLength: string | undefined;
 }
 
 export class FakeRepoConnect {
@@ -64,6 +66,7 @@ export class FakeRepoConnect {
       path: req.url ?? '',
       authorization: req.headers.authorization,
       generation: typeof generation === 'string' ? generation : undefined,
+      contentLength: req.headers['content-length'],
     });
     req.resume();
     const match = /^\/api\/internal\/rigs\/([^/]+)\/git-token$/.exec(req.url ?? '');
