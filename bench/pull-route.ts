@@ -17,19 +17,21 @@ interface Load {
   cpu_us_per_req: number;
   p50_ms: number;
   p99_ms: number;
+  requests: number;
   errors: number;
   non2xx: number;
 }
 
-async function load(url: string, headers: Record<string, string>, seconds: number, serverPid: number): Promise<Load> {
+async function load(url: string, headers: Record<string, string>, seconds: number, serverPid: number, body?: string): Promise<Load> {
   const cpuBefore = cpuSeconds(serverPid);
-  const r = await autocannon({ url, method: 'POST', headers, connections: 10, duration: seconds });
+  const r = await autocannon({ url, method: 'POST', headers, body, connections: 10, duration: seconds });
   const cpu = cpuSeconds(serverPid) - cpuBefore;
   return {
     req_per_s: r.requests.average,
     cpu_us_per_req: (cpu * 1e6) / Math.max(1, r.requests.total),
     p50_ms: r.latency.p50,
     p99_ms: r.latency.p99,
+    requests: r.requests.total,
     errors: r.errors,
     non2xx: r.non2xx,
   };
@@ -49,12 +51,13 @@ async function startBare(): Promise<{ url: string; pid: number; stop: () => void
  * From the API's /metrics: its pulls by where the lease came from (`repo_connect_pulls_total`) and
  * the young collections of its heap (count and seconds).
  */
-async function apiCounters(apiUrl: string): Promise<{ hit: number; miss: number; youngGcs: number; youngGcSeconds: number }> {
+async function apiCounters(apiUrl: string): Promise<{ hit: number; miss: number; lane: number; youngGcs: number; youngGcSeconds: number }> {
   const text = await (await fetch(`${apiUrl}/metrics`)).text();
   const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
   return {
     hit: value('repo_connect_pulls_total{result="hit"}'),
     miss: value('repo_connect_pulls_total{result="miss"}'),
+    lane: value('repo_connect_pull_lane_hits_total'),
     youngGcs: value('repo_connect_process_nodejs_gc_duration_seconds_count{kind="minor"}'),
     youngGcSeconds: value('repo_connect_process_nodejs_gc_duration_seconds_sum{kind="minor"}'),
   };
@@ -100,19 +103,29 @@ export async function runPullBench(o: {
   // Alternating rounds (bare first, then pull first, ...), short and many: this VM's speed drifts by
   // up to half over tens of seconds, which lands on both sides of a round, and the median round's
   // ratio is reported. CPU per request is read too: it does not depend on the load generator.
+  // Each round also pulls with a body (`{}`, as containers sent before the lane), which the lane
+  // leaves to the framework: what the lane saves, measured beside it (after the pair, so the pair
+  // stays adjacent).
   const ROUNDS = 7;
   o.log(`measuring bare Fastify and the pull route, ${ROUNDS} alternating rounds of ${o.seconds} s each`);
+  const withBody = { ...auth, 'content-type': 'application/json' };
   const before = await apiCounters(o.api.url);
-  const rounds: Array<{ bare: Load; pull: Load; ratio: number }> = [];
+  const rounds: Array<{ bare: Load; pull: Load; ratio: number; framework: Load; framework_ratio: number }> = [];
+  let frameworkPulls = 0;
   for (let i = 0; i < ROUNDS; i++) {
     const first = i % 2 === 0 ? await load(bare.url, {}, o.seconds, bare.pid) : await load(pullUrl, auth, o.seconds, apiPid);
     const second = i % 2 === 0 ? await load(pullUrl, auth, o.seconds, apiPid) : await load(bare.url, {}, o.seconds, bare.pid);
     const [b, p] = i % 2 === 0 ? [first, second] : [second, first];
-    rounds.push({ bare: b, pull: p, ratio: p.req_per_s / b.req_per_s });
+    const laneBefore = (await apiCounters(o.api.url)).lane;
+    const framework = await load(pullUrl, withBody, o.seconds, apiPid, '{}');
+    const laneAfter = (await apiCounters(o.api.url)).lane;
+    frameworkPulls += framework.requests - (laneAfter - laneBefore);
+    rounds.push({ bare: b, pull: p, ratio: p.req_per_s / b.req_per_s, framework, framework_ratio: framework.req_per_s / b.req_per_s });
   }
   bare.stop();
   const after = await apiCounters(o.api.url);
   const median = [...rounds].sort((x, y) => x.ratio - y.ratio)[Math.floor(ROUNDS / 2)];
+  const medianFramework = [...rounds].sort((x, y) => x.framework_ratio - y.framework_ratio)[Math.floor(ROUNDS / 2)];
 
   // 100 concurrent pulls of a lease that looks nearly expired (as after a late refresh).
   const db = new Client({ connectionString: o.databaseUrl });
@@ -140,7 +153,14 @@ export async function runPullBench(o: {
     bare_fastify: median.bare,
     pull_route: median.pull,
     pull_vs_bare_throughput_ratio: median.ratio,
+    /** Pulls with a body, which the lane leaves to the framework: the route without the lane. */
+    pull_route_framework: medianFramework.framework,
+    pull_framework_vs_bare_throughput_ratio: medianFramework.framework_ratio,
     rounds,
+    /** Of the pulls without a body, those answered in the lane (api/routes/pull-lane.ts). */
+    served_in_lane: after.lane - before.lane,
+    /** Of the pulls with a body, those the framework answered: all of them when the lane leaves bodies alone. */
+    framework_pulls: frameworkPulls,
     /** Pulls answered from the API's lease cache and from Postgres while measuring: misses mean the cache was not serving. */
     served_from_memory: after.hit - before.hit,
     served_from_postgres: after.miss - before.miss,

@@ -332,6 +332,13 @@ function printTable(r: {
         null,
       ],
       ['  pulls served from the lease cache / from Postgres', `${p.served_from_memory} / ${p.served_from_postgres}`, '—', null],
+      ['  of the pulls without a body: answered in the lane', String(p.served_in_lane), '—', null],
+      [
+        'pull route through the framework (a body `{}`)',
+        `${f(p.pull_route_framework.req_per_s, 0)} req/s, p99 ${p.pull_route_framework.p99_ms} ms, ${f(p.pull_route_framework.cpu_us_per_req, 1)} µs CPU/req, ratio ${f(p.pull_framework_vs_bare_throughput_ratio)} (${p.framework_pulls} answered by the framework)`,
+        '—',
+        null,
+      ],
       [
         "  API's young collections per 1,000 pulls",
         `${f(p.api_young_gc_ms_per_1000_pulls, 2)} ms (${p.api_young_gcs} collections)`,
