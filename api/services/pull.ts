@@ -115,7 +115,7 @@ export function createPullService(deps: Deps) {
   return {
     /**
      * The pull's answer if it can be given from memory at once (see `fromMemory`), else undefined:
-     * for the HTTP server's lane in front of the framework (api/pull-lane.ts).
+     * for the HTTP server's lane in front of the framework (api/routes/pull-lane.ts).
      */
     pullFromMemory(rigId: string, bearer: string, heldGeneration: number): string | undefined {
       return fromMemory(sha256Hex(bearer), rigId, heldGeneration);

@@ -2,8 +2,8 @@
 // answers bodiless pulls of a fresh lease exactly as the route does, and leaves everything else to
 // the route, which answers it as before.
 import { FakeContainerHost } from '../fakes/container';
-import { newOwner, startHarness, type Harness } from '../helpers/harness';
-import { dispatchTo, type Dispatched } from '../helpers/scenario';
+import { startHarness, type Harness } from '../helpers/harness';
+import { dispatchTo, townTokenRig, type Dispatched } from '../helpers/scenario';
 import { PULL_ROUTE } from '../../api/routes/containers';
 
 let containers: FakeContainerHost;
@@ -15,18 +15,8 @@ let d: Dispatched;
 beforeAll(async () => {
   containers = await FakeContainerHost.start();
   h = await startHarness({ env: { PULL_RATE_LIMIT_PER_MINUTE: '100000' } });
-  const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'lane', owner_id: newOwner() });
-  await h.call('PUT', `/api/towns/${town.body.id}/git-auth`, { tokens: [{ host: 'git.example.com', token: 'lane-static' }] });
-  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
-    name: 'a',
-    git_url: 'https://git.example.com/a/a.git',
-  });
-  const other = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
-    name: 'b',
-    git_url: 'https://git.example.com/a/b.git',
-  });
-  rigId = rig.body.id;
-  otherRigId = other.body.id;
+  rigId = (await townTokenRig(h, { name: 'lane', token: 'lane-static' })).rigId;
+  otherRigId = (await townTokenRig(h, { name: 'lane-other', token: 'lane-other-static' })).rigId;
   d = await dispatchTo(h, containers, rigId, 'lane');
   await containers.waitForPush(d.container, (p) => p.generation === 1);
 });

@@ -2,8 +2,8 @@
 // the in-memory hot path, refresh through the workflow (one mint however many stale pulls), and
 // cache invalidation across API instances through Postgres LISTEN/NOTIFY.
 import { FakeContainerHost } from '../fakes/container';
-import { eventually, newOwner, startHarness, type Harness } from '../helpers/harness';
-import { dispatchTo, githubRig, githubWorld, pull, type GithubWorld } from '../helpers/scenario';
+import { eventually, startHarness, type Harness } from '../helpers/harness';
+import { dispatchTo, githubRig, githubWorld, pull, townTokenRig, type GithubWorld } from '../helpers/scenario';
 import { createCore, type Core } from '../../lib/core';
 import { createMetrics } from '../../lib/metrics';
 import { LEASE_CHANNEL } from '../../lib/lease-store';
@@ -145,59 +145,49 @@ it('turns 100 concurrent stale pulls on two API instances into exactly one upstr
 });
 
 it('never serves a superseded token from another instance once the new one is pushed', async () => {
-  const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'notify', owner_id: newOwner() });
-  await h.call('PUT', `/api/towns/${town.body.id}/git-auth`, { tokens: [{ host: 'git.example.com', token: 'first-static' }] });
-  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
-    name: 'n',
-    git_url: 'https://git.example.com/a/b.git',
-  });
-  const d = await dispatchTo(h, containers, rig.body.id, 'pull-notify');
+  const { townId, rigId } = await townTokenRig(h, { name: 'notify', token: 'first-static' });
+  const d = await dispatchTo(h, containers, rigId, 'pull-notify');
   await containers.waitForPush(d.container, (p) => p.generation === 1);
   // Warm the second instance's cache with generation 1.
-  expect((await pullFrom(api2.url, rig.body.id, d.containerToken)).body.token).toBe('first-static');
-  expect((await pullFrom(api2.url, rig.body.id, d.containerToken)).body.token).toBe('first-static');
+  expect((await pullFrom(api2.url, rigId, d.containerToken)).body.token).toBe('first-static');
+  expect((await pullFrom(api2.url, rigId, d.containerToken)).body.token).toBe('first-static');
 
-  await h.call('PUT', `/api/towns/${town.body.id}/git-auth`, { tokens: [{ host: 'git.example.com', token: 'second-static' }] });
+  await h.call('PUT', `/api/towns/${townId}/git-auth`, { tokens: [{ host: 'git.example.com', token: 'second-static' }] });
   const pushed = await containers.waitForPush(d.container, (p) => p.generation === 2);
   // The container pulls saying what it holds: even if the NOTIFY has not reached api2 yet, the push
   // has, so api2 must not answer with generation 1.
-  const after = await pullFrom(api2.url, rig.body.id, d.containerToken, String(pushed.generation));
+  const after = await pullFrom(api2.url, rigId, d.containerToken, String(pushed.generation));
   expect(after.body).toMatchObject({ token: 'second-static', generation: 2 });
   // And once the notification is in, a pull that says nothing gets the new lease too.
-  await eventually(async () => (await pullFrom(api2.url, rig.body.id, d.containerToken)).body.generation === 2);
+  await eventually(async () => (await pullFrom(api2.url, rigId, d.containerToken)).body.generation === 2);
   await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
 });
 
 it('reads Postgres when the caller holds a newer generation than the cached copy (its NOTIFY not yet heard)', async () => {
-  const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'held', owner_id: newOwner() });
-  await h.call('PUT', `/api/towns/${town.body.id}/git-auth`, { tokens: [{ host: 'git.example.com', token: 'held-first' }] });
-  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
-    name: 'held',
-    git_url: 'https://git.example.com/a/held.git',
-  });
-  const d = await dispatchTo(h, containers, rig.body.id, 'pull-held');
+  const { rigId } = await townTokenRig(h, { name: 'held', token: 'held-first' });
+  const d = await dispatchTo(h, containers, rigId, 'pull-held');
   await containers.waitForPush(d.container, (p) => p.generation === 1);
-  expect((await pullFrom(api2.url, rig.body.id, d.containerToken)).body.generation).toBe(1);
-  expect((await pullFrom(api2.url, rig.body.id, d.containerToken)).body.generation).toBe(1);
+  expect((await pullFrom(api2.url, rigId, d.containerToken)).body.generation).toBe(1);
+  expect((await pullFrom(api2.url, rigId, d.containerToken)).body.generation).toBe(1);
 
   // A lease write whose notification never arrives: written here without NOTIFY, so api2's copy
   // stays at generation 1 for as long as this test runs.
   const enc = h.core.secrets.encrypt('held-second', leaseTokenContext(d.dispatchId));
   await h.core.db.$executeRaw`
     UPDATE token_leases SET token_enc = ${enc}, generation = 2 WHERE dispatch_id = ${d.dispatchId}::uuid`;
-  const silent = await pullFrom(api2.url, rig.body.id, d.containerToken);
+  const silent = await pullFrom(api2.url, rigId, d.containerToken);
   expect(silent.body).toMatchObject({ token: 'held-first', generation: 1 }); // the copy is stale: the case at hand
 
-  const said = await pullFrom(api2.url, rig.body.id, d.containerToken, '2');
+  const said = await pullFrom(api2.url, rigId, d.containerToken, '2');
   expect(said.status).toBe(200);
   expect(said.body).toMatchObject({ token: 'held-second', generation: 2 });
   // The read replaced the copy: pulls that say nothing get generation 2 from memory now.
-  expect((await pullFrom(api2.url, rig.body.id, d.containerToken)).body).toMatchObject({ token: 'held-second', generation: 2 });
+  expect((await pullFrom(api2.url, rigId, d.containerToken)).body).toMatchObject({ token: 'held-second', generation: 2 });
   // A generation Postgres does not have either: Postgres is the truth, and that is what is served.
-  expect((await pullFrom(api2.url, rig.body.id, d.containerToken, '99')).body).toMatchObject({ generation: 2 });
+  expect((await pullFrom(api2.url, rigId, d.containerToken, '99')).body).toMatchObject({ generation: 2 });
 
   for (const bad of ['0', '-1', 'two', '1.5', '99999999999999999']) {
-    const res = await pullFrom(api2.url, rig.body.id, d.containerToken, bad);
+    const res = await pullFrom(api2.url, rigId, d.containerToken, bad);
     expect(res.status).toBe(400);
     expect(res.body.error).toMatchObject({ code: 'invalid_request', field: 'Repo-Connect-Generation' });
   }

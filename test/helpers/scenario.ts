@@ -126,6 +126,19 @@ export async function gitlabRig(
   };
 }
 
+/** A town with one static `git_auth` token for git.example.com (new owner) and a rig on a manual URL there. */
+export async function townTokenRig(h: Harness, opts: { name: string; token: string }) {
+  const town = await h.call<{ id: string }>('POST', '/api/towns', { name: opts.name, owner_id: newOwner() });
+  const auth = await h.call('PUT', `/api/towns/${town.body.id}/git-auth`, { tokens: [{ host: 'git.example.com', token: opts.token }] });
+  if (auth.status >= 300) throw new Error(`git-auth failed: ${JSON.stringify(auth.body)}`);
+  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
+    name: opts.name,
+    git_url: `https://git.example.com/a/${opts.name}.git`,
+  });
+  if (rig.status !== 201) throw new Error(`rig failed: ${JSON.stringify(rig.body)}`);
+  return { townId: town.body.id, rigId: rig.body.id };
+}
+
 /** Registers a GitHub installation again (as the `installation` webhook does after a suspend or unsuspend): its dispatches mint at once. */
 export async function registerGithubAgain(
   h: Harness,
