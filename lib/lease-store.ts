@@ -37,6 +37,13 @@ export class DispatchEndedError extends Error {
 
 const previousContext = (dispatchId: string) => `${leaseTokenContext(dispatchId)}:previous`;
 
+/**
+ * A token whose stated expiry passed less than this long ago is still revoked at a stop: providers
+ * round `expires_at` down to the second and their clocks are not ours, so it may still work there.
+ * A revoke of a token that did expire costs one call the provider answers 401 (already invalid).
+ */
+export const REVOKE_AFTER_EXPIRY_MS = 60_000;
+
 /** What the workflow may know of a lease row. */
 export const metaOf = (
   r: Pick<LeaseRow, 'generation' | 'expires_at' | 'credential_source' | 'fingerprint'>,
@@ -213,16 +220,19 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
       return l ? metaOf(l, false) : null;
     },
 
-    /** The GitHub tokens this dispatch still holds (current and replaced), for revocation at stop. */
+    /**
+     * The GitHub tokens this dispatch still holds (current and replaced), for revocation at stop: those
+     * not expired, or expired less than REVOKE_AFTER_EXPIRY_MS ago.
+     */
     async revocableTokens(dispatchId: string): Promise<RevocableToken[]> {
       const r = await row(dispatchId);
-      const now = new Date();
+      const since = new Date(Date.now() - REVOKE_AFTER_EXPIRY_MS);
       const out: RevocableToken[] = [];
       if (!r?.revocable) return out;
-      if (r.previous_token_enc && r.previous_expires_at && r.previous_expires_at > now) {
+      if (r.previous_token_enc && r.previous_expires_at && r.previous_expires_at > since) {
         out.push({ token: secrets.decrypt(r.previous_token_enc, previousContext(dispatchId)), which: 'replaced' });
       }
-      if (r.token_enc && (r.expires_at === null || r.expires_at > now))
+      if (r.token_enc && (r.expires_at === null || r.expires_at > since))
         out.push({ token: secrets.decrypt(r.token_enc, leaseTokenContext(dispatchId)), which: 'current' });
       return out;
     },

@@ -2,7 +2,7 @@
 // and the locked path it falls back on when the lease changed after it was read.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createDb, type Db } from '../../lib/db';
-import { createLeaseStore, DispatchEndedError, type Credential, type LeaseStore } from '../../lib/lease-store';
+import { createLeaseStore, DispatchEndedError, REVOKE_AFTER_EXPIRY_MS, type Credential, type LeaseStore } from '../../lib/lease-store';
 import { createSecretBox, fingerprint, type SecretBox } from '../../lib/secrets';
 import { containerTokenContext } from '../../lib/secret-contexts';
 import { testDatabaseUrl } from '../helpers/test-env';
@@ -172,4 +172,23 @@ it('closes without a revocation step (a dispatch whose workflow is gone) to the 
   await core.leases.close(id, { status: 'stopped', reason: 'token workflow no longer exists' });
   const after = (await core.leases.read(id))!;
   expect([after.ended, after.status, after.token]).toEqual([true, 'stopped', null]);
+});
+
+it('still revokes a token whose stated expiry passed moments ago (providers round it down, clocks differ), not one long expired', async () => {
+  const id = await newDispatch();
+  const integration = randomUUID();
+  const first = github(integration);
+  const second = github(integration);
+  await core.leases.write(id, first, 'run:1');
+  await core.leases.write(id, second, 'run:2');
+  // The current token's expires_at half a second ago (GitHub states it to the second, and the token
+  // can work until the end of that second or by the provider's clock); the replaced one's long past.
+  await core.db.$executeRaw`
+    UPDATE token_leases SET expires_at = now() - interval '500 milliseconds',
+      previous_expires_at = now() - ${REVOKE_AFTER_EXPIRY_MS + 5000} * interval '1 millisecond'
+    WHERE dispatch_id = ${id}::uuid`;
+  expect((await core.leases.revocableTokens(id)).map((t) => [t.which, t.token])).toEqual([['current', second.token]]);
+  await core.db.$executeRaw`
+    UPDATE token_leases SET expires_at = now() - ${REVOKE_AFTER_EXPIRY_MS + 5000} * interval '1 millisecond' WHERE dispatch_id = ${id}::uuid`;
+  expect(await core.leases.revocableTokens(id)).toEqual([]);
 });
