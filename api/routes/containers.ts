@@ -5,13 +5,13 @@ import { bearerOf } from '../auth/principal';
 import { badRequest } from '../errors';
 import type { Services } from '../services';
 import { errorBody } from '../schemas/common';
-import { pullHeaders, pullParams, pulledToken } from '../schemas/internal';
+import { HELD_GENERATION, pullHeaders, pullParams, pulledToken } from '../schemas/internal';
 
 /** Where the container routes are mounted, and the pull route's full pattern (its metrics label). */
 export const CONTAINER_PREFIX = '/api/internal';
 export const PULL_ROUTE = `${CONTAINER_PREFIX}/rigs/:rig_id/git-token`;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Optional request header: the generation the container already holds (from a push or an earlier
@@ -22,7 +22,7 @@ export const HELD_GENERATION_HEADER = 'repo-connect-generation';
 /** The header's generation: 0 when absent, undefined when malformed (the route answers that 400). */
 export function parseHeldGeneration(value: string | string[] | undefined): number | undefined {
   if (value === undefined) return 0;
-  const n = typeof value === 'string' && /^\s*[1-9][0-9]{0,14}\s*$/.test(value) ? Number(value) : NaN;
+  const n = typeof value === 'string' && HELD_GENERATION.test(value) ? Number(value) : NaN;
   return Number.isSafeInteger(n) ? n : undefined;
 }
 

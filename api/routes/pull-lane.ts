@@ -13,12 +13,11 @@ import { performance } from 'node:perf_hooks';
 import type { HistogramSeries, Metrics } from '../../lib/metrics';
 import { bearerOf } from '../auth/principal';
 import type { PullService } from '../services/pull';
-import { HELD_GENERATION_HEADER, PULL_ROUTE, parseHeldGeneration } from './containers';
+import { CONTAINER_PREFIX, HELD_GENERATION_HEADER, PULL_ROUTE, UUID, parseHeldGeneration } from './containers';
 
-const PREFIX = '/api/internal/rigs/';
+const PREFIX = `${CONTAINER_PREFIX}/rigs/`;
 const SUFFIX = '/git-token';
 const UUID_LENGTH = 36;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface PullLane {
   /** Answers `req` when it can be settled from memory; false leaves it untouched for the framework. */
@@ -75,10 +74,6 @@ export function createPullLane(deps: { pull: PullService; metrics: Metrics }): P
   };
 }
 
-/**
- * Fastify's `serverFactory`: the HTTP/1 server Fastify would build from these options, with the lane
- * in front of Fastify's handler.
- */
 /** The options Fastify hands its server factory, of those it applies to a server it builds itself. */
 interface ServerFactoryOptions {
   http?: ServerOptions;
@@ -88,6 +83,10 @@ interface ServerFactoryOptions {
   maxRequestsPerSocket?: number | null;
 }
 
+/**
+ * Fastify's `serverFactory`: the HTTP/1 server Fastify would build from these options, with the lane
+ * in front of Fastify's handler.
+ */
 export function serverWithPullLane(
   lane: PullLane,
 ): (handler: (req: IncomingMessage, res: ServerResponse) => void, opts: ServerFactoryOptions) => Server {

@@ -3,10 +3,13 @@ import { isoTime, uuid } from './common';
 
 export const pullParams = z.object({ rig_id: uuid });
 
+/** A held generation as the header carries it (Node's parser has trimmed the value). */
+export const HELD_GENERATION = /^[1-9][0-9]{0,14}$/;
+
 export const pullHeaders = z.object({
   'repo-connect-generation': z
     .string()
-    .regex(/^[1-9][0-9]{0,14}$/)
+    .regex(HELD_GENERATION)
     .optional()
     .describe(
       'The generation the container already holds (from a push or an earlier pull). The answer is never an older one, ' +
