@@ -153,7 +153,7 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
     servedPulls,
     laneHits: new Counter({
       name: 'repo_connect_pull_lane_hits_total',
-      help: 'Pulls answered from memory before the web framework (api/pull-lane.ts); also counted as result="hit" in repo_connect_pulls_total.',
+      help: 'Pulls answered from memory before the web framework (api/routes/pull-lane.ts); also counted as result="hit" in repo_connect_pulls_total.',
       registers,
       collect() {
         if (servedPulls.lane > 0) this.inc(servedPulls.lane);
