@@ -94,7 +94,10 @@ describe('letting go of a rig', () => {
     const res = await h.call('PATCH', `/api/rigs/${rigId}`, { platform_integration_id: integrationId, repository_id: other.id });
     expect(res.status).toBe(200);
     revokedAtGitlab(d.token, project.path_with_namespace);
-    const next = await containers.waitForPush(d.container, (p) => p.generation > 1, 10_000);
+    // 30 s, not 10: under a full suite's load this push once came after 10 s, behind a workflow task
+    // that ran 8 s (the SDK's 'Workflow task duration exceeded 5 seconds' at 8001 ms, as a local
+    // activity outlasting 80 % of the task timeout would make it). Open in the issue's note.
+    const next = await containers.waitForPush(d.container, (p) => p.generation > 1, 30_000);
     expect(gl.gitAccess(next.token, other.path_with_namespace, 'write')).toBe(true);
     expect(gl.gitAccess(next.token, project.path_with_namespace, 'read')).toBe(false);
     await stopped(h, d);
