@@ -55,6 +55,17 @@ async function minted(dispatchId: string): Promise<number[]> {
   return events.map((e) => e.generation);
 }
 
+/** A dispatch whose lease is at generation 2, the token of generation 1 kept as the replaced one. */
+async function twoGenerations() {
+  const id = await newDispatch();
+  const integration = randomUUID();
+  const first = github(integration);
+  const second = github(integration);
+  await core.leases.write(id, first, 'run:1');
+  await core.leases.write(id, second, 'run:2');
+  return { id, first, second };
+}
+
 it('writes generation after generation from what it read, keeping the replaced token for the stop', async () => {
   const id = await newDispatch();
   const integration = randomUUID();
@@ -132,12 +143,7 @@ it('refuses to write for a dispatch that a close ended after it was read', async
 });
 
 it('closes in order: ended before revocation, tokens forgotten and status final only after it', async () => {
-  const id = await newDispatch();
-  const integration = randomUUID();
-  const first = github(integration);
-  const second = github(integration);
-  await core.leases.write(id, first, 'run:1');
-  await core.leases.write(id, second, 'run:2');
+  const { id, first, second } = await twoGenerations();
   const during: unknown[] = [];
   await core.leases.close(id, { status: 'container_unreachable', reason: 'pushes failed' }, async () => {
     const lease = (await core.leases.read(id))!;
@@ -175,12 +181,7 @@ it('closes without a revocation step (a dispatch whose workflow is gone) to the 
 });
 
 it('still revokes a token whose stated expiry passed moments ago (providers round it down, clocks differ), not one long expired', async () => {
-  const id = await newDispatch();
-  const integration = randomUUID();
-  const first = github(integration);
-  const second = github(integration);
-  await core.leases.write(id, first, 'run:1');
-  await core.leases.write(id, second, 'run:2');
+  const { id, second } = await twoGenerations();
   // The current token's expires_at half a second ago (GitHub states it to the second, and the token
   // can work until the end of that second or by the provider's clock); the replaced one's long past.
   await core.db.$executeRaw`
