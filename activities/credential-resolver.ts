@@ -40,8 +40,8 @@ export interface ResolverDeps {
   projectTokens: Pick<ProjectTokens, 'forRig'>;
   /** Refresh margin: a shared GitLab token with less than this left is refreshed first. */
   marginSeconds: number;
-  /** Called when a provider showed that a stored integration status is stale. */
-  onIntegrationStatusChanged?: (integrationId: string, status: string) => Promise<void>;
+  /** Called when a provider showed that a stored integration status is stale (the asking dispatch knows already). */
+  onIntegrationStatusChanged?: (integrationId: string, status: string, askingDispatchId: string) => Promise<void>;
 }
 
 /** Resolves and obtains the credential for a dispatch's rig. */
@@ -67,8 +67,8 @@ export async function resolveCredential(
       githubInstallationId: rig.github_installation_id,
       githubAppType: rig.github_app_type,
     };
-    if (rig.provider === 'github') return mintGithub(deps, integration, rig.repository_id, rig.access);
-    return gitlabToken(deps, integration, rig, Math.max(deps.marginSeconds, opts.minValiditySeconds ?? 0));
+    if (rig.provider === 'github') return mintGithub(deps, dispatchId, integration, rig.repository_id, rig.access);
+    return gitlabToken(deps, dispatchId, integration, rig, Math.max(deps.marginSeconds, opts.minValiditySeconds ?? 0));
   }
 
   const host = gitHost(rig.git_url);
@@ -114,6 +114,7 @@ interface IntegrationRow {
 
 async function mintGithub(
   deps: ResolverDeps,
+  dispatchId: string,
   integration: IntegrationRow,
   repositoryId: bigint | null,
   access: RepoAccess,
@@ -143,7 +144,7 @@ async function mintGithub(
       await deps.github.revokeInstallationToken(minted.token).catch(() => undefined);
       throw err;
     }
-    if (integration.status !== 'active') await noteStatus(deps, integration.id, 'active', null);
+    if (integration.status !== 'active') await noteStatus(deps, dispatchId, integration.id, 'active', null);
     return {
       token: minted.token,
       expiresAt: minted.expiresAt,
@@ -158,7 +159,7 @@ async function mintGithub(
     };
   } catch (err) {
     if (err instanceof ProviderError && err.code === 'installation_suspended')
-      await noteStatus(deps, integration.id, 'suspended', err.message);
+      await noteStatus(deps, dispatchId, integration.id, 'suspended', err.message);
     if (err instanceof ProviderError && err.code === 'installation_not_found') {
       // `deleted` is final, so one 404 from the token endpoint is not enough: ask for the
       // installation itself. Only a second 404 marks it; anything else is a passing failure.
@@ -172,7 +173,7 @@ async function mintGithub(
           'GitHub answered 404 for a token of an installation that exists; retrying',
           err.status,
         );
-      await noteStatus(deps, integration.id, 'deleted', err.message);
+      await noteStatus(deps, dispatchId, integration.id, 'deleted', err.message);
     }
     throw err;
   }
@@ -180,6 +181,7 @@ async function mintGithub(
 
 async function gitlabToken(
   deps: ResolverDeps,
+  dispatchId: string,
   integration: IntegrationRow,
   rig: RigRow,
   minValiditySeconds: number,
@@ -209,16 +211,24 @@ async function gitlabToken(
             access: rig.access,
           },
           minValiditySeconds,
+          dispatchId,
         );
   if (project.scope === 'repository') {
     return { ...base, token: project.token, expiresAt: project.expiresAt, scope: 'repository', scopeReason: null };
   }
   // The grant is shared by every dispatch of the integration and reused while it has more than the
   // workflow's lead left, so N dispatches cause one refresh per expiry, not N (the refresher tells the others).
-  const valid = await deps.gitlabGrants.getValidAccessToken(integration.id, minValiditySeconds);
+  const valid = await deps.gitlabGrants.getValidAccessToken(integration.id, minValiditySeconds, dispatchId);
   return { ...base, token: valid.accessToken, expiresAt: valid.expiresAt, scope: 'account', scopeReason: project.reason };
 }
 
-async function noteStatus(deps: ResolverDeps, integrationId: string, status: 'active' | 'suspended' | 'deleted', reason: string | null) {
-  if (await setIntegrationStatus(deps.db, integrationId, status, reason)) await deps.onIntegrationStatusChanged?.(integrationId, status);
+async function noteStatus(
+  deps: ResolverDeps,
+  dispatchId: string,
+  integrationId: string,
+  status: 'active' | 'suspended' | 'deleted',
+  reason: string | null,
+) {
+  if (await setIntegrationStatus(deps.db, integrationId, status, reason))
+    await deps.onIntegrationStatusChanged?.(integrationId, status, dispatchId);
 }

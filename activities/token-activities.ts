@@ -77,8 +77,8 @@ function heartbeatWhileRunning(): () => void {
 export function createTokenActivities(deps: TokenActivityDeps) {
   const { leases, metrics } = deps;
 
-  const onIntegrationStatusChanged = async (integrationId: string, status: string) => {
-    await deps.notifier.integrationChanged(integrationId, `integration became ${status}`);
+  const onIntegrationStatusChanged = async (integrationId: string, status: string, askingDispatchId: string) => {
+    await deps.notifier.integrationChanged(integrationId, `integration became ${status}`, askingDispatchId);
   };
 
   const revokeBestEffort = (token: string) => revokeOne(deps.github, token);

@@ -71,7 +71,7 @@ export async function createCore(config: Config, opts: CoreOptions = {}): Promis
     secrets,
     gitlab,
     onRefresh: (outcome) => metrics.gitlabRefreshes.inc({ outcome }),
-    onRotated: (integrationId) => notifier.integrationChanged(integrationId, 'gitlab grant rotated'),
+    onRotated: (integrationId, asking) => notifier.integrationChanged(integrationId, 'gitlab grant rotated', asking),
   });
   const projectTokens = createProjectTokens({
     db,
@@ -80,7 +80,7 @@ export async function createCore(config: Config, opts: CoreOptions = {}): Promis
     grants: gitlabGrants,
     rotateSeconds: config.projectTokens.rotateSeconds,
     retrySeconds: config.projectTokens.retrySeconds,
-    onChanged: (rigId, reason) => notifier.rigChanged(rigId, reason),
+    onChanged: (rigId, reason, asking) => notifier.rigChanged(rigId, reason, asking),
     onAction: (action) => metrics.projectTokens.inc({ action }),
   });
   return {

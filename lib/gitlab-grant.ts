@@ -46,7 +46,7 @@ export interface GitlabGrantsDeps {
    * Called once a rotated pair is saved: GitLab killed the old access token, so every dispatch
    * holding it must be told, whoever caused the refresh (a dispatch, a pull, a repository list).
    */
-  onRotated?: (integrationId: string) => Promise<unknown>;
+  onRotated?: (integrationId: string, askingDispatchId?: string) => Promise<unknown>;
 }
 
 export function createGitlabGrants(deps: GitlabGrantsDeps) {
@@ -78,9 +78,10 @@ export function createGitlabGrants(deps: GitlabGrantsDeps) {
   return {
     /**
      * An access token with more than `minValiditySeconds` left: the stored one when it qualifies,
-     * otherwise one refresh under the integration's row lock.
+     * otherwise one refresh under the integration's row lock. A refresh tells the integration's
+     * dispatches, except the one asking (`askingDispatchId`, whose mint gets the new token).
      */
-    async getValidAccessToken(integrationId: string, minValiditySeconds: number): Promise<ValidGitlabToken> {
+    async getValidAccessToken(integrationId: string, minValiditySeconds: number, askingDispatchId?: string): Promise<ValidGitlabToken> {
       const minMs = minValiditySeconds * 1000;
       const [fast] = await db.$queryRaw<GrantRow[]>`
         SELECT id, status::text, gitlab_base_url, access_token_enc, refresh_token_enc, access_token_expires_at, token_version
@@ -145,7 +146,7 @@ export function createGitlabGrants(deps: GitlabGrantsDeps) {
       if ('reconnect' in result) throw new IntegrationUnavailableError('reconnect_required', result.reconnect.message);
       if (result.refreshed) {
         deps.onRefresh?.('ok');
-        await deps.onRotated?.(integrationId).catch(() => undefined);
+        await deps.onRotated?.(integrationId, askingDispatchId).catch(() => undefined);
       }
       return result;
     },

@@ -52,8 +52,8 @@ export interface ProjectTokensDeps {
   /** A refused rig asks GitLab again after this long. */
   retrySeconds: number;
   now?: () => number;
-  /** Called once a rig's token changed (rotated, created, fell back, revoked): its dispatches mint again. */
-  onChanged?: (rigId: string, reason: string) => Promise<unknown>;
+  /** Called once a rig's token changed (rotated, created, fell back, revoked): its dispatches, but the asking one, mint again. */
+  onChanged?: (rigId: string, reason: string, askingDispatchId?: string) => Promise<unknown>;
   /** Counts what happened at GitLab, e.g. in metrics. */
   onAction?: (action: ProjectTokenAction) => void;
 }
@@ -185,14 +185,14 @@ export function createProjectTokens(deps: ProjectTokensDeps) {
   const usableFor = (expiresOn: string) => fns.usableUntil(expiresOn, now(), deps.rotateSeconds);
 
   /** Asks GitLab under the lock; a grant token GitLab rejects is swapped for a newer one once. */
-  async function renew(rig: ProjectTokenRig, minMs: number): Promise<ProjectTokenAnswer> {
+  async function renew(rig: ProjectTokenRig, minMs: number, askingDispatchId?: string): Promise<ProjectTokenAnswer> {
     const detached: string[] = [];
-    let grant = await deps.grants.getValidAccessToken(rig.integrationId, GRANT_MIN_SECONDS);
+    let grant = await deps.grants.getValidAccessToken(rig.integrationId, GRANT_MIN_SECONDS, askingDispatchId);
     let result = await renewLocked(rig, minMs, grant.accessToken, detached);
     if ('grantRejected' in result) {
       // Rejected before its expiry (revoked, or rotated elsewhere): ask for one newer than it.
       const remaining = Math.ceil((grant.expiresAt.getTime() - now()) / 1000);
-      grant = await deps.grants.getValidAccessToken(rig.integrationId, Math.max(remaining, 0) + 1);
+      grant = await deps.grants.getValidAccessToken(rig.integrationId, Math.max(remaining, 0) + 1, askingDispatchId);
       result = await renewLocked(rig, minMs, grant.accessToken, detached);
     }
     for (const id of detached) await revokeRow(id).catch(() => undefined);
@@ -200,7 +200,7 @@ export function createProjectTokens(deps: ProjectTokensDeps) {
       throw new ProviderError('reconnect_required', 'GitLab rejects even a freshly refreshed grant token: reconnect GitLab');
     }
     if ('failed' in result) throw result.failed;
-    if (result.changed) await deps.onChanged?.(rig.rigId, result.changed).catch(() => undefined);
+    if (result.changed) await deps.onChanged?.(rig.rigId, result.changed, askingDispatchId).catch(() => undefined);
     return result.answer;
   }
 
@@ -209,9 +209,10 @@ export function createProjectTokens(deps: ProjectTokensDeps) {
   return {
     /**
      * The rig's project access token with more than `minValiditySeconds` of use left (created or
-     * rotated when needed), or `account` with the reason GitLab refused it.
+     * rotated when needed), or `account` with the reason GitLab refused it. `askingDispatchId`, the
+     * dispatch whose mint asks, is not told of a change it makes (it gets the answer).
      */
-    async forRig(rig: ProjectTokenRig, minValiditySeconds: number): Promise<ProjectTokenAnswer> {
+    async forRig(rig: ProjectTokenRig, minValiditySeconds: number, askingDispatchId?: string): Promise<ProjectTokenAnswer> {
       const minMs = minValiditySeconds * 1000;
       const [row] = await db.$queryRaw<TokenRow[]>`
         SELECT id, rig_id, integration_id, project_id, access::text AS access, gitlab_token_id, token_enc, expires_on, usable_until, version,
@@ -219,7 +220,7 @@ export function createProjectTokens(deps: ProjectTokensDeps) {
         FROM rig_project_tokens WHERE rig_id = ${rig.rigId}::uuid`;
       if (row && matches(row, rig) && usable(row, minMs)) return held(row);
       if (row && matches(row, rig) && waiting(row)) return account(row.fallback_reason);
-      return renew(rig, minMs);
+      return renew(rig, minMs, askingDispatchId);
     },
 
     /**

@@ -194,6 +194,21 @@ export function allText(value: unknown, out: string[] = []): string[] {
   return out;
 }
 
+/** The reasons of every `credentialsChanged` signal a dispatch's workflow received, over all its runs. */
+export async function credentialsChangedReasons(h: Harness, workflowId: string): Promise<string[]> {
+  const reasons: string[] = [];
+  for await (const wf of h.core.temporal.workflow.list({ query: `WorkflowId = "${workflowId}"` })) {
+    const history = await h.core.temporal.workflow.getHandle(workflowId, wf.runId).fetchHistory();
+    for (const e of history.events ?? []) {
+      const signal = e.workflowExecutionSignaledEventAttributes;
+      if (signal?.signalName !== 'credentialsChanged') continue;
+      const [arg] = signal.input?.payloads ?? [];
+      reasons.push((JSON.parse(Buffer.from(arg?.data ?? []).toString('utf8')) as { reason: string }).reason);
+    }
+  }
+  return reasons;
+}
+
 /** Text of every workflow history in `workflowIds` (all runs, payloads decoded), for secret scans. */
 export async function historiesJson(h: Harness, workflowIds: string[]): Promise<string> {
   const parts: string[] = [];

@@ -4,7 +4,7 @@
 import { FakeContainerHost } from '../fakes/container';
 import { FakeGitLab } from '../fakes/gitlab';
 import { eventually, newOwner, startHarness, type Harness } from '../helpers/harness';
-import { dispatchTo, historiesJson, pull, type Dispatched } from '../helpers/scenario';
+import { credentialsChangedReasons, dispatchTo, historiesJson, pull, type Dispatched } from '../helpers/scenario';
 
 const LIFETIME = 8;
 const CLIENT = { clientId: 'rc-app', clientSecret: 'rc-secret', redirectUri: 'http://127.0.0.1/integrations/gitlab/callback' };
@@ -136,6 +136,18 @@ it('refreshes the shared grant once per expiry for many dispatches and pushes th
   await eventually(async () => (await h.call<{ status: string }>('GET', `/api/dispatches/${ds[1].dispatchId}`)).body.status === 'stopped');
   expect(gl.isAccessTokenLive(containers.latest(ds[0].container)!.token)).toBe(true);
   for (const d of ds.filter((_, i) => i !== 1)) await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
+});
+
+it('does not tell a dispatch of the refreshes its own mints make (alone on its integration, it is told of none)', async () => {
+  const refreshesBefore = gl.stats.refreshes;
+  const { rigIds } = await gitlabSetup('carol', 1);
+  const d = await dispatchTo(h, containers, rigIds[0], 'gl-alone');
+  workflowIds.push(d.workflowId);
+  // Each refresh is its own mint's: the grant's token lives 8 s and is refreshed 3 s before.
+  await containers.waitForPush(d.container, (p) => p.generation === 3, 30_000);
+  expect(gl.stats.refreshes - refreshesBefore).toBeGreaterThanOrEqual(2);
+  expect(await credentialsChangedReasons(h, d.workflowId)).toEqual([]);
+  await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
 });
 
 it('marks the integration reconnect_required on invalid_grant, waits without polling, and resumes after reconnecting', async () => {
