@@ -5,6 +5,8 @@ import { FakeContainerHost } from '../fakes/container';
 import { startHarness, type Harness } from '../helpers/harness';
 import { dispatchTo, townTokenRig, type Dispatched } from '../helpers/scenario';
 import { PULL_ROUTE } from '../../api/routes/containers';
+import { buildApp } from '../../api/app';
+import { createServices } from '../../api/services';
 
 let containers: FakeContainerHost;
 let h: Harness;
@@ -36,9 +38,13 @@ interface Answer {
   body: string;
 }
 
-/** A request to the service, its answer with the headers that depend on the connection left out. */
-async function send(path: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Answer> {
-  const res = await fetch(`${h.url}${path}`, { method: init.method ?? 'POST', headers: init.headers, body: init.body });
+/** A request to the service (or to `base`), its answer with the headers that depend on the connection left out. */
+async function send(
+  path: string,
+  init: { method?: string; headers?: Record<string, string>; body?: string } = {},
+  base = h.url,
+): Promise<Answer> {
+  const res = await fetch(`${base}${path}`, { method: init.method ?? 'POST', headers: init.headers, body: init.body });
   const headers: Record<string, string> = {};
   res.headers.forEach((value, name) => {
     if (!['date', 'connection', 'keep-alive'].includes(name)) headers[name] = value;
@@ -133,4 +139,33 @@ it('leaves ended dispatches to the route (410 dispatch_ended)', async () => {
   // Until the stop's lease write was heard, pulls of the live lease could still be answered in the lane.
   expect((await send(route(otherRigId), { headers: bearer(ended.containerToken) })).status).toBe(410);
   expect((await laneHits()) - before).toBe(served);
+});
+
+it('answers nothing once the app starts closing: the framework answers 503 while it closes', async () => {
+  // An app of its own over the same core, with a hook of the test's that pulls while the app closes
+  // (after the app's own preClose hook, which switches the lane off, and before the listener closes).
+  const services = createServices(h.core);
+  await services.start();
+  const app = await buildApp({ services, logger: h.core.logger });
+  let duringClose: { answer: Answer; lane: number } | undefined;
+  let base = '';
+  app.addHook('preClose', async () => {
+    const before = await laneHits();
+    const answer = await send(route(rigId), { headers: bearer(d.containerToken) }, base);
+    duringClose = { answer, lane: (await laneHits()) - before };
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+  try {
+    // Open: the second pull of the lease is answered in the lane.
+    expect((await send(route(rigId), { headers: bearer(d.containerToken) }, base)).status).toBe(200);
+    const before = await laneHits();
+    expect((await send(route(rigId), { headers: bearer(d.containerToken) }, base)).status).toBe(200);
+    expect(await laneHits()).toBe(before + 1);
+  } finally {
+    await app.close();
+    await services.close();
+  }
+  expect(duringClose?.answer.status).toBe(503);
+  expect(duringClose?.lane).toBe(0);
 });
