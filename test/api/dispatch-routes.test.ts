@@ -2,8 +2,8 @@
 // only hashed and encrypted), its status and token ledger, stopping it, and their failures.
 import { randomUUID } from 'node:crypto';
 import { FakeContainerHost } from '../fakes/container';
-import { eventually, newOwner, startHarness, type Harness } from '../helpers/harness';
-import { githubRig, githubWorld, pull, type GithubWorld } from '../helpers/scenario';
+import { eventually, startHarness, type Harness } from '../helpers/harness';
+import { githubRig, githubWorld, pull, townTokenRig, type GithubWorld } from '../helpers/scenario';
 import { expectError, expectInvalid, ISO, recordResponses } from '../helpers/api';
 import { sha256Hex } from '../../lib/secrets';
 import { containerTokenContext } from '../../lib/secret-contexts';
@@ -46,15 +46,7 @@ interface Events {
 }
 
 /** A manual rig whose town has a static token for its host. */
-async function townTokenRig() {
-  const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'dispatches', owner_id: newOwner() });
-  await h.call('PUT', `/api/towns/${town.body.id}/git-auth`, { tokens: [{ host: 'git.example.com', token: `static-${randomUUID()}` }] });
-  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
-    name: 'app',
-    git_url: 'https://git.example.com/acme/app.git',
-  });
-  return rig.body.id;
-}
+const staticRig = async () => (await townTokenRig(h, { name: 'dispatches', token: `static-${randomUUID()}` })).rigId;
 
 async function start(rigId: string, name: string) {
   const url = containers.add(name);
@@ -78,7 +70,7 @@ const until = (id: string, wanted: string) =>
 
 describe('POST /api/rigs/:id/dispatches', () => {
   it('answers 201 with the container token once; the service keeps only its SHA-256 and an encrypted copy', async () => {
-    const rigId = await townTokenRig();
+    const rigId = await staticRig();
     const d = await start(rigId, 'shape');
     expect(Object.keys(d).sort()).toEqual(['container_token', 'dispatch_id', 'workflow_id']);
     expect(d.workflow_id).toBe(`git-token-${d.dispatch_id}`);
@@ -101,7 +93,7 @@ describe('POST /api/rigs/:id/dispatches', () => {
     [{ container_url: 'http://agent:8787/?token=x' }, /query/],
     [{ container_url: 42 }, /string/],
   ])('refuses %j with 400 naming container_url and starts nothing', async (body, message) => {
-    const rigId = await townTokenRig();
+    const rigId = await staticRig();
     expectInvalid(await h.call('POST', `/api/rigs/${rigId}/dispatches`, body), 'container_url', message);
     expect(await h.core.db.agentDispatch.count({ where: { rigId } })).toBe(0);
   });
@@ -128,7 +120,7 @@ describe('POST /api/rigs/:id/dispatches', () => {
 
 describe('GET /api/dispatches/:id, /events and POST /stop', () => {
   it('shows the status and the token ledger, stops with 202 (idempotently) and ends as stopped', async () => {
-    const rigId = await townTokenRig();
+    const rigId = await staticRig();
     const d = await start(rigId, 'lifecycle');
     await containers.waitForPush('lifecycle', (p) => p.generation === 1, 20_000);
     const active = await until(d.dispatch_id, 'active');
@@ -173,7 +165,7 @@ describe('GET /api/dispatches/:id, /events and POST /stop', () => {
   it('stops a dispatch whose workflow has not run yet', async () => {
     await h.stopWorker();
     try {
-      const rigId = await townTokenRig();
+      const rigId = await staticRig();
       const d = await start(rigId, 'no-worker');
       expect((await status(d.dispatch_id)).body).toMatchObject({ status: 'starting', generation: 0, last_error: null });
       expect((await h.call<Events>('GET', `/api/dispatches/${d.dispatch_id}/events`)).body).toEqual({ events: [], next_cursor: null });
@@ -187,7 +179,7 @@ describe('GET /api/dispatches/:id, /events and POST /stop', () => {
   });
 
   it('ends a dispatch itself when an operator terminated its workflow: pulls answer 410 and its token is forgotten', async () => {
-    const rigId = await townTokenRig();
+    const rigId = await staticRig();
     const d = await start(rigId, 'terminated');
     await containers.waitForPush('terminated', (p) => p.generation === 1, 20_000);
     await until(d.dispatch_id, 'active');

@@ -12,6 +12,7 @@ import { startApi, type RunningApi } from '../../api/server';
 import { containerUrlProblem, parseContainerUrlAllow, type ContainerUrlPolicy, type ResolveHost } from '../../lib/container-url-policy';
 import { expectInvalid } from '../helpers/api';
 import { eventually, newOwner, startHarness, type Harness } from '../helpers/harness';
+import { townTokenRig } from '../helpers/scenario';
 
 let h: Harness;
 const apis: RunningApi[] = [];
@@ -210,15 +211,10 @@ describe('at push time', () => {
 
   it('the worker checks every push: a dispatch whose address left the allow-list gets push_failed, and the container nothing', async () => {
     const elsewhere = await containerOn('127.0.0.3');
-    const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'push-time', owner_id: newOwner() });
-    await h.call('PUT', `/api/towns/${town.body.id}/git-auth`, { tokens: [{ host: 'git.example.com', token: `static-${randomUUID()}` }] });
-    const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
-      name: 'r',
-      git_url: 'https://git.example.com/a/b.git',
-    });
+    const { rigId } = await townTokenRig(h, { name: 'push-time', token: `static-${randomUUID()}` });
     const accepted = await containerOn('127.0.0.1');
     // Accepted at creation (127.0.0.1 is allowed) ...
-    const d = await h.call<{ dispatch_id: string; workflow_id: string }>('POST', `/api/rigs/${rig.body.id}/dispatches`, {
+    const d = await h.call<{ dispatch_id: string; workflow_id: string }>('POST', `/api/rigs/${rigId}/dispatches`, {
       container_url: `http://127.0.0.1:${accepted.port}`,
     });
     expect(d.status).toBe(201);

@@ -2,6 +2,7 @@
 // polling), pulled, and forgotten at stop. Real API, worker, Temporal and Postgres.
 import { FakeContainerHost } from '../fakes/container';
 import { eventually, newOwner, startHarness, type Harness } from '../helpers/harness';
+import { townTokenRig } from '../helpers/scenario';
 
 let h: Harness;
 let containers: FakeContainerHost;
@@ -15,19 +16,6 @@ afterAll(async () => {
   await containers?.close();
 });
 
-async function townWithToken(token: string) {
-  const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'static', owner_id: newOwner() });
-  expect(town.status).toBe(201);
-  const put = await h.call('PUT', `/api/towns/${town.body.id}/git-auth`, { tokens: [{ host: 'git.example.com', token }] });
-  expect(put.status).toBe(204);
-  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
-    name: 'r1',
-    git_url: 'https://git.example.com/acme/app.git',
-  });
-  expect(rig.status).toBe(201);
-  return { townId: town.body.id, rigId: rig.body.id };
-}
-
 async function dispatch(rigId: string, name: string) {
   const url = containers.add(name);
   const res = await h.call<{ dispatch_id: string; workflow_id: string; container_token: string }>('POST', `/api/rigs/${rigId}/dispatches`, {
@@ -39,7 +27,7 @@ async function dispatch(rigId: string, name: string) {
 }
 
 it('pushes the town token once, re-pushes when git-auth changes, serves pulls, and forgets it at stop', async () => {
-  const { townId, rigId } = await townWithToken('static-token-one');
+  const { townId, rigId } = await townTokenRig(h, { name: 'static', token: 'static-token-one' });
   const d = await dispatch(rigId, 'town-a');
 
   const first = await containers.waitForPush('town-a', (p) => p.generation === 1);
