@@ -129,8 +129,9 @@ export async function gitlabRig(
 /** A town with one static `git_auth` token for git.example.com (new owner) and a rig on a manual URL there. */
 export async function townTokenRig(h: Harness, opts: { name: string; token: string }) {
   const town = await h.call<{ id: string }>('POST', '/api/towns', { name: opts.name, owner_id: newOwner() });
+  if (town.status !== 201) throw new Error(`town failed: ${JSON.stringify(town.body)}`);
   const auth = await h.call('PUT', `/api/towns/${town.body.id}/git-auth`, { tokens: [{ host: 'git.example.com', token: opts.token }] });
-  if (auth.status >= 300) throw new Error(`git-auth failed: ${JSON.stringify(auth.body)}`);
+  if (auth.status !== 204) throw new Error(`git-auth failed: ${JSON.stringify(auth.body)}`);
   const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
     name: opts.name,
     git_url: `https://git.example.com/a/${opts.name}.git`,
