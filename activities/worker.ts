@@ -68,14 +68,32 @@ export async function createTokenWorker(opts: TokenWorkerOptions): Promise<Worke
     taskQueue: opts.taskQueue,
     activities,
     workflowBundle: opts.workflowBundle ?? prebuiltWorkflowBundle(),
-    // Keep every run the worker holds: a run that is evicted is rebuilt at its next refresh (the
-    // workflow sandbox's modules instantiated again and its history replayed), which costs more
-    // CPU than a cached run costs memory (README, "Performance": memory per cached run).
+    // A run that is evicted is rebuilt at its next wake (its history replayed), which costs more CPU
+    // than a cached run costs memory when wakes come every few minutes, and less memory when they come
+    // hourly: the caller sizes each queue's cache (createTokenWorkers; README, "Performance").
     maxCachedWorkflows: opts.maxCachedWorkflows ?? core.config.worker.maxCachedWorkflows,
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? core.config.worker.maxConcurrentActivities,
     // Let running activities (a push, a revoke) finish on shutdown.
     shutdownGraceTime: '20 seconds',
   });
+}
+
+/**
+ * The workers a worker process runs, one per task queue a dispatch can wait on (README, "How the token
+ * path works"): the main queue, where dispatches start and sleep out long waits, keeping few runs in
+ * memory; the hot queue, where short waits are waited out in a cache; and the sleeping queue, where
+ * dispatches started by earlier builds sleep. Every queue is always polled: runs may wait on any of
+ * them from before a configuration change or a deploy.
+ */
+export async function createTokenWorkers(opts: Omit<TokenWorkerOptions, 'taskQueue' | 'maxCachedWorkflows'>): Promise<Worker[]> {
+  const { temporal, worker } = opts.core.config;
+  const few = worker.sleepingCachedWorkflows;
+  const queues: Array<[string, number]> = [
+    [temporal.taskQueue, worker.sleepingAfterSeconds > 0 ? few : worker.maxCachedWorkflows],
+    [temporal.hotTaskQueue, worker.maxCachedWorkflows],
+    [temporal.sleepingTaskQueue, few],
+  ];
+  return Promise.all(queues.map(([taskQueue, maxCachedWorkflows]) => createTokenWorker({ ...opts, taskQueue, maxCachedWorkflows })));
 }
 
 export { NativeConnection };

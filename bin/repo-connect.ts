@@ -10,7 +10,7 @@ import { startProjectTokenSweeper, type ProjectTokenSweeper } from '../lib/proje
 import { ensureSearchAttributes, quietCallContext } from '../lib/temporal';
 import { temporalConnectError, temporalConnectionOptions } from '../lib/temporal-connection';
 import { startApi, type RunningApi } from '../api/server';
-import { createTokenWorker, installTemporalRuntime, NativeConnection } from '../activities/worker';
+import { createTokenWorkers, installTemporalRuntime, NativeConnection } from '../activities/worker';
 import { adoptDeploymentIfUnset, resolveBuildId } from '../activities/worker-deployment';
 
 /** Longer than the worker's shutdownGraceTime (20 s) plus closing the API and connections. */
@@ -59,26 +59,13 @@ async function main(): Promise<void> {
     });
     const deployment = config.temporal.deployment;
     const build = resolveBuildId(deployment.buildId);
-    const worker = await createTokenWorker({
-      core,
-      connection,
-      taskQueue: config.temporal.taskQueue,
-      deployment: { config: deployment, buildId: build.buildId },
-    });
-    // Dispatches sleep out long waits on their own task queue, whose worker keeps few runs in memory
-    // (README, "Performance"). Always polled: runs may sleep there from before a configuration change.
-    const sleepingWorker = await createTokenWorker({
-      core,
-      connection,
-      taskQueue: config.temporal.sleepingTaskQueue,
-      maxCachedWorkflows: config.worker.sleepingCachedWorkflows,
-      deployment: { config: deployment, buildId: build.buildId },
-    });
+    // One worker per task queue a dispatch waits on, each with its own cache size (README, "Performance").
+    const workers = await createTokenWorkers({ core, connection, deployment: { config: deployment, buildId: build.buildId } });
     shutdownWorker = () => {
-      for (const w of [worker, sleepingWorker]) if (w.getState() === 'RUNNING') w.shutdown();
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
     };
-    // One worker failing shuts the other down; then the process stops (below) with the failure.
-    const runs = [worker.run(), sleepingWorker.run()];
+    // One worker failing shuts the others down; then the process stops (below) with the failure.
+    const runs = workers.map((w) => w.run());
     for (const run of runs) run.catch(() => shutdownWorker?.());
     workerRun = Promise.allSettled(runs).then(async (settled) => {
       await connection.close();

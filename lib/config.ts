@@ -30,7 +30,9 @@ export interface Config {
     address: string;
     namespace: string;
     taskQueue: string;
-    /** Where dispatches sleep out refreshes further off than `worker.sleepingAfterSeconds` (the task queue's name + `-sleeping`). */
+    /** Where dispatches wait out refreshes closer than `worker.sleepingAfterSeconds`, in a worker that keeps them cached (the task queue's name + `-hot`). */
+    hotTaskQueue: string;
+    /** Where dispatches started by earlier builds sleep out long waits (the task queue's name + `-sleeping`); still polled for them. */
     sleepingTaskQueue: string;
     /** Worker Versioning: the worker's deployment, its build id when given, and whether routing follows versions. */
     deployment: { name: string; buildId?: string; versioning: boolean };
@@ -72,14 +74,19 @@ export interface Config {
   /** V8's allocation-site pretenuring in a process that serves the API (README, "Performance"); off unless asked for. */
   apiAllocationSitePretenuring: boolean;
   worker: {
+    /** Runs the hot task queue's worker keeps in memory (the main queue's too when `sleepingAfterSeconds` is 0). */
     maxCachedWorkflows: number;
     maxConcurrentActivities: number;
     heapGrowthPercent: number;
     /** The largest V8 semi-space of the workflow threads' isolates in MB (their young generation is twice this); 0 keeps V8's default. */
     workflowSemiSpaceMb: number;
-    /** A dispatch whose next refresh is at least this far off moves to the sleeping task queue; 0 keeps every dispatch on the main one. */
+    /**
+     * A dispatch waits out a refresh at least this far off (or a wait without an end) on the main task queue,
+     * whose worker keeps few runs in memory, and a closer one on the hot task queue; 0 keeps every dispatch
+     * on the main queue, cached.
+     */
     sleepingAfterSeconds: number;
-    /** Runs the sleeping task queue's worker keeps in memory. */
+    /** Runs the main task queue's worker (when `sleepingAfterSeconds` is above 0) and the sleeping queue's keep in memory. */
     sleepingCachedWorkflows: number;
   };
   workerMetricsPort: number;
@@ -285,6 +292,7 @@ export function loadConfig(env: Env = process.env): Config {
       address: e.TEMPORAL_ADDRESS,
       namespace: e.TEMPORAL_NAMESPACE,
       taskQueue: e.TEMPORAL_TASK_QUEUE,
+      hotTaskQueue: `${e.TEMPORAL_TASK_QUEUE}-hot`,
       sleepingTaskQueue: `${e.TEMPORAL_TASK_QUEUE}-sleeping`,
       deployment: { name: e.TEMPORAL_DEPLOYMENT_NAME, buildId: e.TEMPORAL_BUILD_ID, versioning: e.TEMPORAL_WORKER_VERSIONING === 'true' },
       tls,

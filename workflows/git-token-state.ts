@@ -200,6 +200,25 @@ export function sleepsElsewhere(
   return run.taskQueue !== input.sleeping.taskQueue || run.cycles > 0;
 }
 
+/**
+ * The task queue a run with `input.queues` continues onto before waiting until `mintAt` (null: until a
+ * signal), or null to wait in this run. A long wait belongs on the main queue and a short one on the hot
+ * queue. On the main queue, the run the dispatch started with waits where it minted its first token (no
+ * continue-as-new at start), and a run that has refreshed starts a new run first, so that the history
+ * replayed at its next wake stays one refresh long.
+ */
+export function queueBeforeWait(
+  queues: NonNullable<GitTokenWorkflowInput['queues']>,
+  mintAt: number | null,
+  now: number,
+  run: { cycles: number; continued: boolean },
+): string | null {
+  const long = mintAt === null || mintAt - now >= queues.afterSeconds * 1000;
+  const target = long ? queues.main : queues.hot;
+  if (queues.current !== target) return target;
+  return long && run.cycles > (run.continued ? 0 : 1) ? target : null;
+}
+
 /** True when the container has not acknowledged the current lease. */
 export function needsPush(s: CarriedState): boolean {
   return s.pushedGeneration < s.generation;

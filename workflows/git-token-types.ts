@@ -111,9 +111,17 @@ export interface GitTokenWorkflowInput {
   cyclesPerRun?: number;
   /**
    * Where a dispatch sleeps out a wait of at least `afterSeconds` (or one without an end): a task
-   * queue whose worker keeps few runs in memory. Absent in runs started before it existed.
+   * queue whose worker keeps few runs in memory. The rule of runs started before `queues`; a run that
+   * has `queues` ignores it (the API still sends it for workers of earlier builds during a deploy).
    */
   sleeping?: { taskQueue: string; afterSeconds: number };
+  /**
+   * Where each wait is waited out: one of at least `afterSeconds` (or without an end) on `main`, whose
+   * worker keeps few runs in memory, a shorter one on `hot`, whose worker keeps its runs cached.
+   * `current` is this run's queue (carried here: an offline replay does not see the real one).
+   * Absent in runs started before it existed.
+   */
+  queues?: { current: string; main: string; hot: string; afterSeconds: number };
   state?: CarriedState;
 }
 

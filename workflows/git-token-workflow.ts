@@ -145,16 +145,21 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
       }
       continue;
     }
-    // A long wait is slept on the sleeping task queue, whose worker does not keep the run in memory
-    // (README, "Performance"). Runs recorded before this have no marker and wait where they are.
-    const sleepElsewhere =
-      state.sleepsElsewhere(input, mintAt, Date.now(), { taskQueue: workflowInfo().taskQueue, cycles }) &&
-      patched('sleep-on-sleeping-queue');
-    if (cycles >= cyclesPerRun || workflowInfo().continueAsNewSuggested || sleepElsewhere) {
+    // A long wait is slept where the worker does not keep the run in memory, a short one where it does
+    // (README, "Performance"): runs started with `queues` follow them; runs started before, with
+    // `sleeping`, continue onto the sleeping queue (runs recorded before that have no marker and stay).
+    const onto = input.queues
+      ? state.queueBeforeWait(input.queues, mintAt, Date.now(), { cycles, continued: input.state !== undefined })
+      : state.sleepsElsewhere(input, mintAt, Date.now(), { taskQueue: workflowInfo().taskQueue, cycles }) &&
+          patched('sleep-on-sleeping-queue')
+        ? input.sleeping!.taskQueue
+        : null;
+    if (cycles >= cyclesPerRun || workflowInfo().continueAsNewSuggested || onto !== null) {
       await condition(allHandlersFinished);
       // A signal or a pull's mint may have arrived while handlers finished: handle it in this run.
-      const next = makeContinueAsNewFunc<typeof gitTokenWorkflow>(sleepElsewhere ? { taskQueue: input.sleeping!.taskQueue } : {});
-      if (stopReason === null && !changed && !state.needsPush(s)) return next({ ...input, state: s });
+      const next = makeContinueAsNewFunc<typeof gitTokenWorkflow>(onto !== null ? { taskQueue: onto } : {});
+      const queues = input.queues && onto !== null ? { queues: { ...input.queues, current: onto } } : {};
+      if (stopReason === null && !changed && !state.needsPush(s)) return next({ ...input, ...queues, state: s });
       continue;
     }
     const seenGeneration = s.generation;

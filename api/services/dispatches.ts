@@ -18,6 +18,20 @@ type Deps = Pick<Core, 'db' | 'secrets' | 'temporal' | 'config' | 'leases' | 'co
   workflowDefaults?: Partial<GitTokenWorkflowInput>;
 };
 
+/**
+ * Where a new dispatch waits (README, "How the token path works"): `queues` for this build's workers,
+ * and `sleeping` for a worker of an earlier build that picks the run up during a rolling deploy.
+ */
+function sleepingInput(config: Core['config']): Pick<GitTokenWorkflowInput, 'queues' | 'sleeping'> {
+  const { taskQueue, hotTaskQueue, sleepingTaskQueue } = config.temporal;
+  const afterSeconds = config.worker.sleepingAfterSeconds;
+  if (afterSeconds === 0) return {};
+  return {
+    queues: { current: taskQueue, main: taskQueue, hot: hotTaskQueue, afterSeconds },
+    sleeping: { taskQueue: sleepingTaskQueue, afterSeconds },
+  };
+}
+
 /** An opaque cursor for the events after `id`. */
 export function encodeEventCursor(id: bigint): string {
   return Buffer.from(`ev1:${id}`).toString('base64url');
@@ -83,9 +97,7 @@ export function createDispatchService(deps: Deps) {
               townId: rig.townId,
               marginSeconds: config.tokenRefreshMarginSeconds,
               jitterMaxSeconds: config.refreshJitterMaxSeconds,
-              ...(config.worker.sleepingAfterSeconds > 0
-                ? { sleeping: { taskQueue: config.temporal.sleepingTaskQueue, afterSeconds: config.worker.sleepingAfterSeconds } }
-                : {}),
+              ...sleepingInput(config),
               ...deps.workflowDefaults,
             },
           ],

@@ -174,7 +174,7 @@ describe('GET /api/dispatches/:id, /events and POST /stop', () => {
       await until(d.dispatch_id, 'stopped');
       expect(containers.pushes('no-worker')).toHaveLength(0);
     } finally {
-      if (!h.worker) await h.startWorker();
+      if (!h.workers) await h.startWorker();
     }
   });
 

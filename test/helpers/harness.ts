@@ -11,7 +11,7 @@ import { startProjectTokenSweeper, type ProjectTokenSweeper } from '../../lib/pr
 import { loggerOptions, type Logger } from '../../lib/logger';
 import { temporalConnectionOptions } from '../../lib/temporal-connection';
 import { startApi, type RunningApi } from '../../api/server';
-import { createTokenWorker, installTemporalRuntime, NativeConnection, type TokenWorkerOptions } from '../../activities/worker';
+import { createTokenWorkers, installTemporalRuntime, NativeConnection, type TokenWorkerOptions } from '../../activities/worker';
 import type { GitTokenWorkflowInput } from '../../workflows/git-token-types';
 import { testConfig, testTemporalAddress } from './test-env';
 import { loopbackResolver } from './test-resolver';
@@ -32,9 +32,8 @@ export interface Harness {
   taskQueue: string;
   /** Every log line the API and worker wrote (JSON), for secret scans. */
   logs: string[];
-  worker?: Worker;
-  /** The worker of the sleeping task queue (long waits), beside `worker` as bin/repo-connect.ts runs them. */
-  sleepingWorker?: Worker;
+  /** The workers of the main, hot and sleeping task queues, as bin/repo-connect.ts runs them; set while running. */
+  workers?: Worker[];
   /** Starts the worker, with the suite's workflow bundle unless another is given (patching demo). */
   startWorker(workflowBundle?: TokenWorkerOptions['workflowBundle']): Promise<void>;
   stopWorker(): Promise<void>;
@@ -74,28 +73,19 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     logs,
     async startWorker(workflowBundle = { codePath: process.env.TEST_WORKFLOW_BUNDLE! }) {
       connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal));
-      h.worker = await createTokenWorker({ core, connection, taskQueue, workflowBundle });
-      h.sleepingWorker = await createTokenWorker({
-        core,
-        connection,
-        taskQueue: config.temporal.sleepingTaskQueue,
-        maxCachedWorkflows: config.worker.sleepingCachedWorkflows,
-        workflowBundle,
-      });
-      running = Promise.all([h.worker.run(), h.sleepingWorker.run()]);
+      h.workers = await createTokenWorkers({ core, connection, workflowBundle });
+      running = Promise.all(h.workers.map((w) => w.run()));
       // The worker process's other duty, as bin/repo-connect.ts runs it.
       sweeper = startProjectTokenSweeper({ projectTokens: core.projectTokens, idleSeconds: config.projectTokens.idleSeconds, logger });
     },
     async stopWorker() {
       await sweeper?.stop();
       sweeper = undefined;
-      if (!h.worker) return;
-      h.worker.shutdown();
-      h.sleepingWorker?.shutdown();
+      if (!h.workers) return;
+      for (const w of h.workers) w.shutdown();
       await running;
       await connection?.close();
-      h.worker = undefined;
-      h.sleepingWorker = undefined;
+      h.workers = undefined;
     },
     async call(method, path, body, headers = {}) {
       const res = await fetch(`${api.url}${path}`, {

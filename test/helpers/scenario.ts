@@ -1,5 +1,6 @@
 // Builders for end-to-end scenarios: a fake GitHub/GitLab wired into a harness, and the API calls
 // a user would make to get from nothing to a running dispatch.
+import type { WorkflowHandle } from '@temporalio/client';
 import { FakeContainerHost } from '../fakes/container';
 import { FakeGitHub, type FakeGithubApp } from '../fakes/github';
 import type { FakeGitLab, ProjectSpec } from '../fakes/gitlab';
@@ -195,12 +196,30 @@ export function allText(value: unknown, out: string[] = []): string[] {
   return out;
 }
 
+/** Every run of `workflowId`, oldest first: its id, task queue, status and history. */
+export async function runsOf(
+  h: Harness,
+  workflowId: string,
+): Promise<Array<{ runId: string; taskQueue: string; status: string; history: Awaited<ReturnType<WorkflowHandle['fetchHistory']>> }>> {
+  const found: Array<{ runId: string; taskQueue: string; status: string; start: number }> = [];
+  for await (const wf of h.core.temporal.workflow.list({ query: `WorkflowId = "${workflowId}"` }))
+    found.push({ runId: wf.runId, taskQueue: wf.taskQueue, status: wf.status.name, start: wf.startTime.getTime() });
+  found.sort((a, b) => a.start - b.start);
+  return Promise.all(
+    found.map(async ({ runId, taskQueue, status }) => ({
+      runId,
+      taskQueue,
+      status,
+      history: await h.core.temporal.workflow.getHandle(workflowId, runId).fetchHistory(),
+    })),
+  );
+}
+
 /** The reasons of every `credentialsChanged` signal a dispatch's workflow received, over all its runs. */
 export async function credentialsChangedReasons(h: Harness, workflowId: string): Promise<string[]> {
   const reasons: string[] = [];
-  for await (const wf of h.core.temporal.workflow.list({ query: `WorkflowId = "${workflowId}"` })) {
-    const history = await h.core.temporal.workflow.getHandle(workflowId, wf.runId).fetchHistory();
-    for (const e of history.events ?? []) {
+  for (const run of await runsOf(h, workflowId)) {
+    for (const e of run.history.events ?? []) {
       const signal = e.workflowExecutionSignaledEventAttributes;
       if (signal?.signalName !== 'credentialsChanged') continue;
       const [arg] = signal.input?.payloads ?? [];
@@ -213,12 +232,7 @@ export async function credentialsChangedReasons(h: Harness, workflowId: string):
 /** Text of every workflow history in `workflowIds` (all runs, payloads decoded), for secret scans. */
 export async function historiesJson(h: Harness, workflowIds: string[]): Promise<string> {
   const parts: string[] = [];
-  for (const id of workflowIds) {
-    for await (const wf of h.core.temporal.workflow.list({ query: `WorkflowId = "${id}"` })) {
-      const history = await h.core.temporal.workflow.getHandle(id, wf.runId).fetchHistory();
-      parts.push(allText(history).join('\n'));
-    }
-  }
+  for (const id of workflowIds) for (const run of await runsOf(h, id)) parts.push(allText(run.history).join('\n'));
   return parts.join('\n');
 }
 

@@ -24,7 +24,13 @@ describe('loadConfig', () => {
     const c = loadConfig(minimal);
     expect(c).toMatchObject({
       databaseUrl: 'postgresql://postgres@127.0.0.1:5432/repo_connect',
-      temporal: { address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'git-tokens', sleepingTaskQueue: 'git-tokens-sleeping' },
+      temporal: {
+        address: '127.0.0.1:7233',
+        namespace: 'default',
+        taskQueue: 'git-tokens',
+        hotTaskQueue: 'git-tokens-hot',
+        sleepingTaskQueue: 'git-tokens-sleeping',
+      },
       port: 8080,
       host: '127.0.0.1',
       publicUrl: 'http://127.0.0.1:8080',

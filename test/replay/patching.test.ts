@@ -24,7 +24,11 @@ beforeAll(async () => {
   [guarded, unguarded] = await Promise.all([demoBundle({ guarded: true }), demoBundle({ guarded: false })]);
   world = await githubWorld({ tokenLifetimeSeconds: 8 });
   containers = await FakeContainerHost.start();
-  h = await startHarness({ env: { ...world.env, TOKEN_REFRESH_MARGIN_SECONDS: '3', REFRESH_JITTER_MAX_SECONDS: '0.5' }, worker: false });
+  // Every wait on the main task queue (none moves to the hot one), so one run's history holds both mints.
+  h = await startHarness({
+    env: { ...world.env, TOKEN_REFRESH_MARGIN_SECONDS: '3', REFRESH_JITTER_MAX_SECONDS: '0.5', WORKER_SLEEPING_AFTER_SECONDS: '0' },
+    worker: false,
+  });
 }, 120_000);
 
 afterAll(async () => {

@@ -440,7 +440,7 @@ describe('what the operator sees (summaries and current details; the state holds
   });
 });
 
-describe('sleeping elsewhere', () => {
+describe('sleeping elsewhere (the rule of runs started before `queues`)', () => {
   const sleeping = { taskQueue: 'q-sleeping', afterSeconds: 600 };
   const withSleeping = { ...input, sleeping };
   const main = { taskQueue: 'q', cycles: 1 };
@@ -459,5 +459,30 @@ describe('sleeping elsewhere', () => {
   it('never moves a run started without a sleeping queue (before it existed, or turned off)', () => {
     expect(st.sleepsElsewhere(input, null, T0, main)).toBe(false);
     expect(st.sleepsElsewhere(input, T0 + 86_400_000, T0, main)).toBe(false);
+  });
+});
+
+describe('queueBeforeWait', () => {
+  const queues = { current: 'q', main: 'q', hot: 'q-hot', afterSeconds: 600 };
+  const onHot = { ...queues, current: 'q-hot' };
+  const started = { cycles: 1, continued: false };
+  const continued = { cycles: 0, continued: true };
+
+  it('waits where the dispatch started after its first token when the wait is long or has no end', () => {
+    expect(st.queueBeforeWait(queues, T0 + 600_000, T0, started)).toBeNull();
+    expect(st.queueBeforeWait(queues, null, T0, started)).toBeNull();
+    expect(st.queueBeforeWait(queues, T0 + 3_000_000, T0, continued)).toBeNull();
+  });
+
+  it('starts a new run on the main queue once a run there has refreshed, so the replay at the next wake stays short', () => {
+    expect(st.queueBeforeWait(queues, T0 + 3_000_000, T0, { cycles: 2, continued: false })).toBe('q');
+    expect(st.queueBeforeWait(queues, T0 + 3_000_000, T0, { cycles: 1, continued: true })).toBe('q');
+  });
+
+  it('moves a short wait to the hot queue, keeps it there, and moves a long one back', () => {
+    expect(st.queueBeforeWait(queues, T0 + 599_999, T0, started)).toBe('q-hot');
+    expect(st.queueBeforeWait(onHot, T0 + 30_000, T0, { cycles: 40, continued: true })).toBeNull();
+    expect(st.queueBeforeWait(onHot, T0 + 600_000, T0, { cycles: 3, continued: true })).toBe('q');
+    expect(st.queueBeforeWait(onHot, null, T0, { cycles: 0, continued: true })).toBe('q');
   });
 });

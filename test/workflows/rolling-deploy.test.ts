@@ -1,12 +1,12 @@
 // A rolling deploy with Worker Versioning on the dev server: dispatches started on build A keep
 // refreshing on time (no container ever holds an expired token) while build B's workers start, the
 // deployment's current version moves to B and A's workers stop; the runs auto-upgrade to B. Each
-// build runs both task queues as bin/repo-connect.ts does, and every wait here is long enough to be
-// slept on the sleeping queue, so runs continue as new from one queue to the other across the deploy.
+// build runs every task queue as bin/repo-connect.ts does, and every wait here is long enough to be
+// slept on the main queue's small cache, so each refresh continues as new across the deploy.
 import { randomUUID } from 'node:crypto';
 import { temporal } from '@temporalio/proto';
 import type { Worker } from '@temporalio/worker';
-import { createTokenWorker, NativeConnection } from '../../activities/worker';
+import { createTokenWorkers, NativeConnection } from '../../activities/worker';
 import { adoptDeploymentIfUnset } from '../../activities/worker-deployment';
 import { FakeContainerHost } from '../fakes/container';
 import { eventually, startHarness, type Harness } from '../helpers/harness';
@@ -22,7 +22,7 @@ let h: Harness;
 beforeAll(async () => {
   world = await githubWorld({ tokenLifetimeSeconds: 8 });
   containers = await FakeContainerHost.start();
-  // Refreshes come 4.5-5 s apart: above the 2 s threshold, so each run sleeps on the sleeping queue.
+  // Refreshes come 4.5-5 s apart: above the 2 s threshold, so each wait is slept on the main queue.
   h = await startHarness({
     env: { ...world.env, TOKEN_REFRESH_MARGIN_SECONDS: '3', REFRESH_JITTER_MAX_SECONDS: '0.5', WORKER_SLEEPING_AFTER_SECONDS: '2' },
     worker: false,
@@ -35,20 +35,15 @@ afterAll(async () => {
   await world?.gh.close();
 });
 
-/** Versioned workers of `buildId` on the harness's task queue and its sleeping queue, running until `stop()`. */
+/** Versioned workers of `buildId` on the harness's task queues, as bin/repo-connect.ts runs them, running until `stop()`. */
 async function startBuild(buildId: string): Promise<{ workers: Worker[]; stop(): Promise<void> }> {
   const connection = await NativeConnection.connect({ address: h.core.config.temporal.address });
-  const workers = await Promise.all(
-    [h.taskQueue, h.core.config.temporal.sleepingTaskQueue].map((taskQueue) =>
-      createTokenWorker({
-        core: h.core,
-        connection,
-        taskQueue,
-        workflowBundle: { codePath: process.env.TEST_WORKFLOW_BUNDLE! },
-        deployment: { config: { name: DEPLOYMENT, versioning: true }, buildId },
-      }),
-    ),
-  );
+  const workers = await createTokenWorkers({
+    core: h.core,
+    connection,
+    workflowBundle: { codePath: process.env.TEST_WORKFLOW_BUNDLE! },
+    deployment: { config: { name: DEPLOYMENT, versioning: true }, buildId },
+  });
   const running = Promise.all(workers.map((w) => w.run()));
   return {
     workers,
@@ -133,7 +128,7 @@ it('dispatches started on build A keep refreshing on time while build B replaces
     expect(world.gh.isTokenLive(pushes.at(-1)!.token)).toBe(true);
     expect(await buildsOf(d.workflowId)).toEqual({
       builds: ['A', 'B'],
-      queues: [h.taskQueue, h.core.config.temporal.sleepingTaskQueue],
+      queues: [h.taskQueue],
       behavior: AUTO_UPGRADE,
       current: 'B',
     });

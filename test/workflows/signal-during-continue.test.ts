@@ -1,5 +1,6 @@
 // A credentialsChanged signal that arrives while the run that just minted continues as new (onto the
-// sleeping task queue, as every dispatch with hour-long tokens does after its first token): the server
+// hot task queue, as every dispatch whose next refresh is closer than WORKER_SLEEPING_AFTER_SECONDS does
+// after its first token; the threshold is raised here so that an hour-long token's wait counts): the server
 // refuses that workflow task, the run starts over with the signal first, and its mint returns the lease
 // the first attempt stored. The change must still lead to a new mint, within seconds, not at the refresh
 // an hour later.
@@ -15,7 +16,7 @@ let containers: FakeContainerHost;
 beforeAll(async () => {
   world = await githubWorld({ tokenLifetimeSeconds: 3600 });
   containers = await FakeContainerHost.start();
-  h = await startHarness({ env: { ...world.env, WORKER_SLEEPING_AFTER_SECONDS: '600' } });
+  h = await startHarness({ env: { ...world.env, WORKER_SLEEPING_AFTER_SECONDS: '86400' } });
 });
 
 afterAll(async () => {

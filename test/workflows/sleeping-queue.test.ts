@@ -1,9 +1,10 @@
-// Long waits are slept on the sleeping task queue, whose worker keeps few runs in memory: the run
-// that minted continues as new there, wakes there (rebuilt from a short history once evicted),
-// refreshes, answers pulls and stops as before. Lifetimes are seconds long, and so is the threshold.
+// Long waits are slept on the main task queue, whose worker keeps few runs in memory: the run that
+// minted the first token waits there without continuing as new, wakes (rebuilt from a short history
+// once evicted), refreshes, answers pulls and stops as before. Short waits move to the hot task queue,
+// whose worker keeps its runs cached, and back. Lifetimes are seconds long, and so is the threshold.
 import { FakeContainerHost } from '../fakes/container';
 import { eventually, startHarness, type Harness } from '../helpers/harness';
-import { dispatchTo, githubRig, githubWorld, pull, type GithubWorld } from '../helpers/scenario';
+import { dispatchTo, githubRig, githubWorld, pull, runsOf, type GithubWorld } from '../helpers/scenario';
 import { LEASE_CHANNEL } from '../../lib/lease-store';
 
 const LIFETIME = 12;
@@ -16,7 +17,7 @@ let containers: FakeContainerHost;
 beforeAll(async () => {
   world = await githubWorld({ tokenLifetimeSeconds: LIFETIME });
   containers = await FakeContainerHost.start();
-  // Refreshes come 8-9 s apart: above the 5 s threshold, so every wait is slept on the sleeping queue;
+  // Refreshes come 8-9 s apart: above the 5 s threshold, so every wait is slept on the main queue;
   // its worker keeps one run, so the test's second dispatch evicts the first.
   h = await startHarness({
     env: {
@@ -37,43 +38,35 @@ afterAll(async () => {
 
 /** Task queue of each run of `workflowId`, oldest first, and how each ended. */
 async function runs(workflowId: string): Promise<Array<{ taskQueue: string; status: string }>> {
-  const out: Array<{ taskQueue: string; status: string; start: number }> = [];
-  for await (const wf of h.core.temporal.workflow.list({ query: `WorkflowId = "${workflowId}"` }))
-    out.push({ taskQueue: wf.taskQueue, status: wf.status.name, start: wf.startTime.getTime() });
-  return out.sort((a, b) => a.start - b.start).map(({ taskQueue, status }) => ({ taskQueue, status }));
+  return (await runsOf(h, workflowId)).map(({ taskQueue, status }) => ({ taskQueue, status }));
 }
 
-it('sleeps long waits on the sleeping task queue and keeps refreshing, answering pulls and stopping from there', async () => {
+it('sleeps long waits on the main task queue from the first token on, and keeps refreshing, answering pulls and stopping from there', async () => {
   const rig = await githubRig(h, world);
   const d = await dispatchTo(h, containers, rig.rigId, 'sleeper');
   const other = await dispatchTo(h, containers, rig.rigId, 'sleeper-2');
-  const sleeping = h.core.config.temporal.sleepingTaskQueue;
 
-  // The first run mints on the main queue, then continues on the sleeping queue to wait.
+  // The first run mints and waits where it started: no continue-as-new at start.
   await containers.waitForPush(d.container, (p) => p.generation === 1, 20_000);
-  await eventually(
-    async () => (await runs(d.workflowId)).some((r) => r.taskQueue === sleeping && r.status === 'RUNNING'),
-    20_000,
-    'a sleeping run',
-  );
-  expect((await runs(d.workflowId))[0]).toEqual({ taskQueue: h.taskQueue, status: 'CONTINUED_AS_NEW' });
+  await containers.waitForPush(other.container, (p) => p.generation === 1, 20_000);
+  await new Promise((r) => setTimeout(r, 1500)); // a continue-as-new would have happened by now
+  expect(await runs(d.workflowId)).toEqual([{ taskQueue: h.taskQueue, status: 'RUNNING' }]);
 
-  // Two refreshes happen on the sleeping queue, each ending its run (so the next wake replays little).
+  // Two refreshes, each ending its run after the wait that follows is decided (so the next wake replays little).
   for (const g of [2, 3]) {
     const p = await containers.waitForPush(d.container, (x) => x.generation === g, 30_000);
     expect(world.gh.isTokenLive(p.token, rig.repo.full_name, 'write')).toBe(true);
   }
   await containers.waitForPush(other.container, (x) => x.generation === 2, 30_000);
-  // The run that pushed generation 3 continues as new once its workflow task completes.
   const after = await eventually(
     async () => {
       const all = await runs(d.workflowId);
-      return all.filter((r) => r.status === 'CONTINUED_AS_NEW').length >= 3 && all;
+      return all.filter((r) => r.status === 'CONTINUED_AS_NEW').length >= 2 && all;
     },
     10_000,
-    'three continued runs',
+    'two continued runs',
   );
-  expect(after.slice(1).every((r) => r.taskQueue === sleeping)).toBe(true);
+  expect(after.every((r) => r.taskQueue === h.taskQueue)).toBe(true);
 
   // A pull of a stale lease reaches the sleeping run (evicted by the other dispatch's) through its
   // update and gets a newer token.
@@ -88,7 +81,47 @@ it('sleeps long waits on the sleeping task queue and keeps refreshing, answering
   expect(fresh.body.generation).toBeGreaterThan(before);
   expect(world.gh.isTokenLive(fresh.body.token, rig.repo.full_name, 'write')).toBe(true);
 
-  // Stop: answered from the sleeping queue at once, tokens revoked.
+  // Stop: answered by the sleeping run at once, tokens revoked.
+  await stopAndCheck(d);
+  await h.call('POST', `/api/dispatches/${other.dispatchId}/stop`);
+});
+
+it('waits out short waits on the hot task queue, in one cached run, and moves back when the waits grow long', async () => {
+  const rig = await githubRig(h, world);
+  const hot = h.core.config.temporal.hotTaskQueue;
+  // 7 s tokens refresh 3.5-4 s after each mint: under the 5 s threshold.
+  world.gh.tokenLifetimeSeconds = 7;
+  try {
+    const d = await dispatchTo(h, containers, rig.rigId, 'hot');
+    for (const g of [1, 2, 3]) await containers.waitForPush(d.container, (x) => x.generation === g, 30_000);
+    // The run that minted the first token continued onto the hot queue, and one run there refreshed twice.
+    expect(await runs(d.workflowId)).toEqual([
+      { taskQueue: h.taskQueue, status: 'CONTINUED_AS_NEW' },
+      { taskQueue: hot, status: 'RUNNING' },
+    ]);
+
+    // Long-lived tokens again: the next wait is long, so the hot run continues onto the main queue.
+    world.gh.tokenLifetimeSeconds = LIFETIME;
+    const g = containers.latest(d.container)!.generation;
+    await containers.waitForPush(d.container, (x) => x.generation === g + 1, 30_000);
+    const back = await eventually(
+      async () => {
+        const all = await runs(d.workflowId);
+        return all.length === 3 && all;
+      },
+      10_000,
+      'a run on the main queue',
+    );
+    expect(back.map((r) => r.taskQueue)).toEqual([h.taskQueue, hot, h.taskQueue]);
+    expect(back[2].status).toBe('RUNNING');
+    await stopAndCheck(d);
+  } finally {
+    world.gh.tokenLifetimeSeconds = LIFETIME;
+  }
+});
+
+/** Stops `d` and checks it ends `stopped` with its last token revoked. */
+async function stopAndCheck(d: { dispatchId: string; container: string }): Promise<void> {
   const stopped = await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
   expect(stopped.status).toBeLessThan(300);
   const status = await eventually(
@@ -101,5 +134,4 @@ it('sleeps long waits on the sleeping task queue and keeps refreshing, answering
   );
   expect(status.status).toBe('stopped');
   expect(world.gh.isTokenLive(containers.latest(d.container)!.token)).toBe(false);
-  await h.call('POST', `/api/dispatches/${other.dispatchId}/stop`);
-});
+}
