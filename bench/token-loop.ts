@@ -100,6 +100,8 @@ export async function runTokenLoop(o: TokenLoopOptions) {
   const minted = new Map(rows.map((r) => [`${r.dispatch_id}:${r.generation}`, r]));
 
   const lateness: number[] = [];
+  /** Lateness of each dispatch's first, second, … refresh: the first overlaps the fleet's starts. */
+  const latenessByRefresh: number[][] = Array.from({ length: lastGen - 1 }, () => []);
   const validityLeft: number[] = [];
   let expiredAtPush = 0;
   let gaps = 0;
@@ -122,6 +124,7 @@ export async function runTokenLoop(o: TokenLoopOptions) {
         seed: `${d.id}:${g}`,
       });
       lateness.push((next.receivedAt - planned) / 1000);
+      latenessByRefresh[g - 1].push((next.receivedAt - planned) / 1000);
       if (next.receivedAt >= m.expires_at.getTime()) gaps++;
     }
   }
@@ -152,6 +155,7 @@ export async function runTokenLoop(o: TokenLoopOptions) {
     refresh_lateness_p50_s: percentile(lateness, 50),
     refresh_lateness_p99_s: percentile(lateness, 99),
     refresh_lateness_max_s: Math.max(...lateness),
+    refresh_lateness_p99_by_refresh_s: latenessByRefresh.map((l) => percentile(l, 99)),
     least_validity_at_push_s: Math.min(...validityLeft),
     expired_at_push: expiredAtPush,
     refreshes_after_expiry: gaps,
