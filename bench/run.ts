@@ -210,7 +210,7 @@ function printTable(r: {
       ['refresh lateness p99', `${f(t.refresh_lateness_p99_s)} s`, '≤ 2 s', t.refresh_lateness_p99_s <= 2],
       [
         '  p99 of the 1st / 2nd / … refresh (the 1st overlaps the starts)',
-        `${t.refresh_lateness_p99_by_refresh_s.map(f).join(' / ')} s`,
+        `${t.refresh_lateness_p99_by_refresh_s.map((n) => f(n)).join(' / ')} s`,
         '—',
         null,
       ],
