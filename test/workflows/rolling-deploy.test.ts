@@ -10,7 +10,7 @@ import { createTokenWorkers, NativeConnection } from '../../activities/worker';
 import { adoptDeploymentIfUnset } from '../../activities/worker-deployment';
 import { FakeContainerHost } from '../fakes/container';
 import { eventually, startHarness, type Harness } from '../helpers/harness';
-import { dispatchTo, githubRig, githubWorld, type Dispatched, type GithubWorld } from '../helpers/scenario';
+import { dispatchTo, githubRig, githubWorld, runsOf, type Dispatched, type GithubWorld } from '../helpers/scenario';
 
 const DEPLOYMENT = `rc-test-${randomUUID().slice(0, 8)}`;
 const AUTO_UPGRADE = temporal.api.enums.v1.VersioningBehavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE;
@@ -73,14 +73,10 @@ async function setCurrentVersion(buildId: string): Promise<void> {
  * queues its runs were on, and the versioning behaviour of its current run.
  */
 async function buildsOf(workflowId: string): Promise<{ builds: string[]; queues: string[]; behavior: unknown; current: unknown }> {
-  const runs: Array<{ runId: string; taskQueue: string; start: number }> = [];
-  for await (const wf of h.core.temporal.workflow.list({ query: `WorkflowId = "${workflowId}"` }))
-    runs.push({ runId: wf.runId, taskQueue: wf.taskQueue, start: wf.startTime.getTime() });
-  runs.sort((a, b) => a.start - b.start);
+  const runs = await runsOf(h, workflowId);
   const builds: string[] = [];
   for (const run of runs) {
-    const history = await h.core.temporal.workflow.getHandle(workflowId, run.runId).fetchHistory();
-    for (const e of history.events ?? []) {
+    for (const e of run.history.events ?? []) {
       const b = e.workflowTaskCompletedEventAttributes?.deploymentVersion?.buildId;
       if (b && builds.at(-1) !== b) builds.push(b);
     }

@@ -6,7 +6,7 @@
 // an hour later.
 import { FakeContainerHost } from '../fakes/container';
 import { startHarness, type Harness } from '../helpers/harness';
-import { githubRig, githubWorld, type GithubWorld } from '../helpers/scenario';
+import { githubRig, githubWorld, runsOf, type GithubWorld } from '../helpers/scenario';
 import { credentialsChangedSignal } from '../../workflows/git-token-workflow';
 
 let world: GithubWorld;
@@ -46,11 +46,9 @@ it('mints again when the change came while the first mint was still pushing and 
   expect(second.token).not.toBe(containers.pushes('signal-during-can')[0].token);
   // The task the server refused is in the history: this test exercised the path it names.
   const failed: string[] = [];
-  for await (const wf of h.core.temporal.workflow.list({ query: `WorkflowId = "${d.body.workflow_id}"` })) {
-    const history = await h.core.temporal.workflow.getHandle(d.body.workflow_id, wf.runId).fetchHistory();
-    for (const e of history.events ?? [])
+  for (const run of await runsOf(h, d.body.workflow_id))
+    for (const e of run.history.events ?? [])
       if (e.workflowTaskFailedEventAttributes) failed.push(String(e.workflowTaskFailedEventAttributes.cause));
-  }
   expect(failed).toContain('1'); // WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND
   await h.call('POST', `/api/dispatches/${d.body.dispatch_id}/stop`);
 }, 60_000);
