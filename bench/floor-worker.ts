@@ -1,9 +1,11 @@
 // A worker process that runs only floor-workflow.ts, in the service's process environment with a
 // reused V8 context and every run cached, as the service's worker runs (without its heap setting,
 // which trades CPU for memory). It answers `count` over IPC with the local activities run so far,
-// so the bench can read CPU per cycle over a window.
+// so the bench can read CPU per cycle over a window (for the held design, the cycles its activities ran).
+import { Context } from '@temporalio/activity';
 import { bundleWorkflowCode, NativeConnection, Runtime, DefaultLogger, Worker } from '@temporalio/worker';
 import { workflowBundleOptions } from '../activities/workflow-bundle';
+import type { FloorInput } from './floor-workflow';
 
 async function main() {
   const [address, taskQueue] = process.argv.slice(2);
@@ -16,8 +18,21 @@ async function main() {
     connection,
     taskQueue,
     workflowBundle: bundle,
-    activities: { tick: async () => void (ticks += 1) },
+    activities: {
+      tick: async () => void (ticks += 1),
+      hold: async (input: FloorInput) => {
+        const context = Context.current();
+        for (let i = 0; i < input.cycles; i++) {
+          if (i > 0) await context.sleep(input.periodMs);
+          context.heartbeat(i);
+          ticks += 1;
+        }
+      },
+    },
     maxCachedWorkflows: 5000,
+    // The held design keeps an activity running per workflow, and sends each cycle's heartbeat at once.
+    maxConcurrentActivityTaskExecutions: 5000,
+    maxHeartbeatThrottleInterval: '1 second',
   });
   process.on('message', () => process.send?.({ ticks }));
   const running = worker.run();

@@ -25,7 +25,10 @@ const SLEEPING_LIFETIME = 3600;
 const FIRST_TOKEN_RATE = Number(process.env.BENCH_FIRST_TOKEN_RATE ?? 20.5);
 const FIRST_TOKEN_SECONDS = Number(process.env.BENCH_FIRST_TOKEN_SECONDS ?? 60);
 const DIRECT_CYCLES = Number(process.env.BENCH_DIRECT_CYCLES ?? 2000);
-/** `pull`, `loop`, `floor` or `sleeping` (comma-separated) runs those parts (for profiling); the default runs all four. */
+/**
+ * `pull`, `loop`, `floor` or `sleeping` (comma-separated) runs those parts (for profiling); the default
+ * runs all four. `held` adds the floor of a design the product does not use (the loop held in one activity).
+ */
 const PARTS = new Set((process.env.BENCH_ONLY ?? 'pull,loop,floor,sleeping').split(',').map((p) => p.trim()));
 
 const log = (line: string) => process.stdout.write(`[bench] ${line}\n`);
@@ -95,6 +98,20 @@ async function main() {
           log,
         });
 
+    // Not in the default parts: the design the product does not use, measured to show what it would save.
+    const heldFloor = !PARTS.has('held')
+      ? null
+      : await runTemporalFloor({
+          temporalAddress: temporal.address,
+          temporalPid: temporal.process.pid!,
+          workflows: DISPATCHES,
+          cycles: CYCLES,
+          periodMs: (LIFETIME - MARGIN - JITTER) * 1000,
+          jitterMs: JITTER * 1000,
+          design: 'held',
+          log,
+        });
+
     let sleepingPart: Awaited<ReturnType<typeof runSleeping>> | null = null;
     if (PARTS.has('sleeping')) {
       // A fresh worker: what the 30 s loop left in its heap would otherwise hold the sleepers for free.
@@ -156,6 +173,13 @@ async function main() {
       first_token: sleepingPart?.first_token ?? null,
       direct_loop: sleepingPart?.direct ?? null,
       temporal_floor: floor,
+      temporal_floor_held: heldFloor && {
+        ...heldFloor,
+        /** The least loop / direct ratio the held design could reach: its floor plus the direct path, over the direct path. */
+        least_overhead_ratio: sleepingPart
+          ? (sleepingPart.direct.all_ms_per_cycle + heldFloor.all_ms_per_cycle) / sleepingPart.direct.all_ms_per_cycle
+          : null,
+      },
       pull_route: pull,
       duration_s: (Date.now() - started) / 1000,
     };
@@ -189,6 +213,7 @@ function printTable(r: {
   first_token: SleepingPart['first_token'] | null;
   direct_loop: SleepingPart['direct'] | null;
   temporal_floor: Awaited<ReturnType<typeof runTemporalFloor>> | null;
+  temporal_floor_held: (Awaited<ReturnType<typeof runTemporalFloor>> & { least_overhead_ratio: number | null }) | null;
   pull_route: Awaited<ReturnType<typeof runPullBench>> | null;
 }) {
   const t = r.token_loop;
@@ -279,6 +304,15 @@ function printTable(r: {
     rows.push([
       'Temporal floor: empty workflow, timer + no-op local activity: worker / Temporal',
       `${f(fl.worker_ms_per_cycle, 1)} / ${f(fl.temporal_ms_per_cycle, 1)} = ${f(fl.all_ms_per_cycle, 1)} ms`,
+      '—',
+      null,
+    ]);
+  const held = r.temporal_floor_held;
+  if (held)
+    rows.push([
+      'the loop held in one activity instead, a heartbeat per cycle: worker / Temporal',
+      `${f(held.worker_ms_per_cycle, 1)} / ${f(held.temporal_ms_per_cycle, 1)} = ${f(held.all_ms_per_cycle, 1)} ms` +
+        (held.least_overhead_ratio === null ? '' : `; with the direct path ${f(held.least_overhead_ratio)}× it`),
       '—',
       null,
     ]);

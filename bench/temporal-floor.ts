@@ -1,7 +1,8 @@
 // Temporal's own floor per refresh cycle on this machine: the worker and server CPU of a workflow
 // that only wakes on a timer and runs a no-op local activity (floor-workflow.ts), with as many runs
 // and the same period as the token loop. The token loop cannot cost less than this plus the direct
-// path; what it costs above both is this project's orchestration.
+// path; what it costs above both is this project's orchestration. With `design: 'held'` it measures
+// instead a design without a workflow task per cycle (heldFloorWorkflow), for comparison.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -18,11 +19,14 @@ export interface TemporalFloorOptions {
   /** Each run sleeps this long plus up to `jitterMs` between cycles, as the loop's refreshes are spread. */
   periodMs: number;
   jitterMs: number;
+  /** `workflow`: a workflow task per cycle (the floor); `held`: the loop held in one activity, a heartbeat per cycle. */
+  design?: 'workflow' | 'held';
   log: (line: string) => void;
 }
 
 export async function runTemporalFloor(o: TemporalFloorOptions) {
-  const taskQueue = `bench-floor-${Date.now()}`;
+  const design = o.design ?? 'workflow';
+  const taskQueue = `bench-floor-${design}-${Date.now()}`;
   // Profiling hook, as for the service's processes: BENCH_FLOOR_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
   const nodeArgs = process.env.BENCH_FLOOR_NODE_ARGS?.split(' ') ?? [];
   const script = join(PROJECT_ROOT, 'bench', 'floor-worker.ts');
@@ -56,9 +60,13 @@ export async function runTemporalFloor(o: TemporalFloorOptions) {
   try {
     await ready;
     const ids = Array.from({ length: o.workflows }, (_, i) => `${taskQueue}-${i}`);
-    o.log(`temporal floor: starting ${o.workflows} empty workflows (timer + no-op local activity)`);
+    o.log(
+      design === 'held'
+        ? `temporal floor, held design: starting ${o.workflows} workflows, each waiting on one activity that heartbeats once a cycle`
+        : `temporal floor: starting ${o.workflows} empty workflows (timer + no-op local activity)`,
+    );
     await pool(ids, 64, (workflowId, i) =>
-      client.workflow.start('floorWorkflow', {
+      client.workflow.start(design === 'held' ? 'heldFloorWorkflow' : 'floorWorkflow', {
         taskQueue,
         workflowId,
         // One more cycle than measured, so no run completes inside the window.
@@ -84,8 +92,9 @@ export async function runTemporalFloor(o: TemporalFloorOptions) {
     );
     const cycles = t1 - t0;
     const perCycle = (seconds: number) => (seconds * 1000) / cycles;
-    o.log(`temporal floor: ${cycles} cycles in ${((b.at - a.at) / 1000).toFixed(1)} s`);
+    o.log(`temporal floor (${design}): ${cycles} cycles in ${((b.at - a.at) / 1000).toFixed(1)} s`);
     return {
+      design,
       workflows: o.workflows,
       cycles,
       window_s: (b.at - a.at) / 1000,
