@@ -8,7 +8,7 @@ import { workflowBundleOptions } from '../activities/workflow-bundle';
 import type { FloorInput } from './floor-workflow';
 
 async function main() {
-  const [address, taskQueue] = process.argv.slice(2);
+  const [address, taskQueue, design] = process.argv.slice(2);
   Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: ['SIGINT', 'SIGTERM'] });
   // The project's bundle logger (webpack's warnings and errors to stderr), with this bench's workflow.
   const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('./floor-workflow'), logger: workflowBundleOptions().logger });
@@ -31,8 +31,7 @@ async function main() {
     },
     maxCachedWorkflows: 5000,
     // The held design keeps an activity running per workflow, and sends each cycle's heartbeat at once.
-    maxConcurrentActivityTaskExecutions: 5000,
-    maxHeartbeatThrottleInterval: '1 second',
+    ...(design === 'held' ? { maxConcurrentActivityTaskExecutions: 5000, maxHeartbeatThrottleInterval: '1 second' } : {}),
   });
   process.on('message', () => process.send?.({ ticks }));
   const running = worker.run();

@@ -30,7 +30,7 @@ export async function runTemporalFloor(o: TemporalFloorOptions) {
   // Profiling hook, as for the service's processes: BENCH_FLOOR_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
   const nodeArgs = process.env.BENCH_FLOOR_NODE_ARGS?.split(' ') ?? [];
   const script = join(PROJECT_ROOT, 'bench', 'floor-worker.ts');
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script, o.temporalAddress, taskQueue], {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script, o.temporalAddress, taskQueue, design], {
     cwd: PROJECT_ROOT,
     env: { PATH: process.env.PATH, ...SERVICE_PROCESS_ENV, NODE_ENV: 'production' },
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
