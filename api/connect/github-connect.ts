@@ -41,9 +41,14 @@ export async function finishGithubInstall(
   }
   let ownerId: string;
   let appType: 'standard' | 'lite';
+  /** The installation is already the caller's: nothing to check, and no `code` is used. */
+  let registered = false;
   if (!state && setup_action === 'update' && installation_id) {
     // "Redirect on update" brings people back without a state after they change the repository
-    // selection on GitHub: an installation already registered to the caller is refreshed.
+    // selection on GitHub: an installation already registered to the caller is refreshed. Such a
+    // return is bound to no session (anyone can send a signed-in person to it), so a `code` on it
+    // may be someone else's: exchanging it would link that GitHub account to the caller, who could
+    // then be signed in as by its holder. It is ignored; the installation needs no check.
     const known = await services.integrations.findByInstallation(installation_id);
     if (!known || (principal.kind === 'owner' && known.ownerId !== principal.ownerId)) {
       return failed(
@@ -59,6 +64,7 @@ export async function finishGithubInstall(
       );
     }
     [ownerId, appType] = [known.ownerId, known.githubAppType ?? 'standard'];
+    registered = true;
   } else {
     try {
       const flow = await returningState(services, state, 'github', [sessionBinding(principal)], 'connecting GitHub');
@@ -69,7 +75,8 @@ export async function finishGithubInstall(
   }
   if (!installation_id) return failed(reply, badRequest('installation_id', 'installation_id: is required'), ownerId, TITLE);
   try {
-    if (principal.kind === 'owner') await services.installationCheck.verify({ ownerId, appType, installationId: installation_id, code });
+    if (principal.kind === 'owner' && !registered)
+      await services.installationCheck.verify({ ownerId, appType, installationId: installation_id, code });
     const result = await services.integrations.registerGithub({
       provider: 'github',
       owner_id: ownerId,

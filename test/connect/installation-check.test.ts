@@ -208,3 +208,45 @@ it('finishes a connect state once, and only in the session that started it', asy
   const replay = await owner.browser.request(back.location!);
   expect([replay.status, replay.text]).toEqual([400, expect.stringMatching(/invalid_state[^]*already used/)]);
 });
+
+it('ignores a code on an update return without a state: it could be anyone’s, and would link their GitHub account to the caller', async () => {
+  const ivy = world.gh.addUser({ login: 'inst-ivy' });
+  const jon = world.gh.addUser({ login: 'inst-jon' });
+  const victim = await signedInWithGithub(ivy);
+  const { installationId } = world.gh.addInstallation({
+    appId: world.standard.appId,
+    account: { login: 'ivy-org' },
+    repositories: 1,
+    users: [ivy.id, jon.id],
+  });
+  const start = await victim.browser.request(`${h.url}/integrations/github/install?app_type=standard`);
+  const state = start.location!.searchParams.get('state')!;
+  const setup = `${h.url}/integrations/github/setup?installation_id=${installationId}`;
+  expect((await victim.browser.request(`${setup}&setup_action=install&state=${encodeURIComponent(state)}`)).status).toBe(303);
+
+  // Jon, who can see the installation too, authorizes the app as himself and keeps the code GitHub
+  // sends back instead of following it; then gets Ivy's browser to the update return with it.
+  const attacker = new HttpBrowser();
+  world.gh.setWebUser(jon.id);
+  const login = await attacker.request(`${h.url}/login/github`);
+  const consent = await attacker.request(login.location!);
+  const { action, fields } = formOf(consent.text);
+  const back = await attacker.request(new URL(action, world.gh.webUrl), { form: fields });
+  const code = back.location!.searchParams.get('code')!;
+  world.gh.addRepository(installationId, { name: 'added-later' });
+  const exchanges = world.gh.oauth.stats.codeExchanges;
+  const res = await victim.browser.request(`${setup}&setup_action=update&code=${code}`);
+
+  // The installation is refreshed, and the code is not used.
+  expect([res.status, res.location?.pathname]).toEqual([303, '/integrations']);
+  const listed = await h.call<{ integrations: unknown[] }>('GET', `/api/integrations?owner_id=${victim.ownerId}`);
+  expect(listed.body.integrations).toMatchObject([{ account: 'ivy-org', installation_id: installationId, repository_count: 2 }]);
+  expect(world.gh.oauth.stats.codeExchanges).toBe(exchanges);
+  expect(await h.core.db.ownerIdentity.count({ where: { providerUserId: BigInt(jon.id) } })).toBe(0);
+  // Jon signing in with GitHub gets an owner of his own, not Ivy's.
+  const signedIn = await attacker.request(back.location!);
+  expect(signedIn.status).toBe(303);
+  const jonsOwner = await ownerOf(attacker);
+  expect(jonsOwner).not.toBeNull();
+  expect(jonsOwner).not.toBe(victim.ownerId);
+});
