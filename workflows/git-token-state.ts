@@ -226,13 +226,20 @@ export function needsPush(s: CarriedState): boolean {
 
 /**
  * How long a push may retry: until the token the container holds expires (the current one when it
- * holds none yet); a static token has no expiry, so it gets a fixed deadline.
+ * holds none yet), and at least the refresh margin (or the pushed token's life, when shorter). A
+ * refresh comes a margin before expiry, so the floor only matters when it came late: after an
+ * outage on this side (the provider, the workers), the held token may have expired or nearly, which
+ * says nothing about the container, and one failed attempt must not end a dispatch that can be
+ * reached. A static token has no expiry, so it gets a fixed deadline.
  */
 export function pushDeadlineMs(s: CarriedState, input: GitTokenWorkflowInput, now: number): number {
+  const staticMs = (input.staticPushDeadlineSeconds ?? DEFAULT_STATIC_PUSH_DEADLINE_SECONDS) * 1000;
   const containerExpiry = s.pushedGeneration > 0 ? s.pushedExpiresAt : s.tokenExpiresAt;
   const isStatic = s.tokenExpiresAt === null && (s.pushedGeneration === 0 || s.pushedExpiresAt === null);
-  if (isStatic) return (input.staticPushDeadlineSeconds ?? DEFAULT_STATIC_PUSH_DEADLINE_SECONDS) * 1000;
-  return Date.parse(containerExpiry ?? s.tokenExpiresAt ?? new Date(now).toISOString()) - now;
+  if (isStatic) return staticMs;
+  const heldMs = Date.parse(containerExpiry ?? s.tokenExpiresAt ?? new Date(now).toISOString()) - now;
+  const pushedMs = s.tokenExpiresAt === null ? staticMs : Date.parse(s.tokenExpiresAt) - now;
+  return Math.max(heldMs, Math.min(pushedMs, input.marginSeconds * 1000));
 }
 
 /** A push answered: the container holds that lease now, or it is gone. */

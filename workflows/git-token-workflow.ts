@@ -59,7 +59,7 @@ function finishActivities(summary: string) {
     summary,
   });
 }
-/** Pushes retry until the container's token would expire: past that, the container is unreachable. */
+/** Pushes retry until `deadlineMs` (state.pushDeadlineMs): past that, the container is unreachable. */
 function pushActivities(deadlineMs: number, summary: string) {
   return proxyActivities<Activities>({
     startToCloseTimeout: '10 seconds',
@@ -184,8 +184,8 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
 
   /**
    * Pushes the current lease; returns a stop reason when the container is gone or unreachable.
-   * Retries run until the token the container holds would expire, but a stop, a credential change
-   * or a newer lease interrupts them at once.
+   * Retries run until the push deadline (the held token's expiry, at least the margin), but a stop,
+   * a credential change or a newer lease interrupts them at once.
    */
   async function pushCurrent(): Promise<string | null> {
     const generation = s.generation;

@@ -24,6 +24,8 @@ interface Box {
   delayMs: number;
   pushes: ReceivedPush[];
   rejected: number;
+  /** The next this many pushes are answered 500, whatever the mode (a blip). */
+  failing: number;
   /** Bearer digests of pushes accepted before the container knew its token. */
   unverified: Buffer[];
   waiters: Array<{ predicate: (p: ReceivedPush) => boolean; resolve: (p: ReceivedPush) => void }>;
@@ -56,7 +58,7 @@ export class FakeContainerHost {
 
   /** Registers a container and returns its URL (what a dispatch's `container_url` is). */
   add(name: string): string {
-    this.boxes.set(name, { mode: 'ok', delayMs: 0, pushes: [], rejected: 0, unverified: [], waiters: [] });
+    this.boxes.set(name, { mode: 'ok', delayMs: 0, pushes: [], rejected: 0, failing: 0, unverified: [], waiters: [] });
     return `${this.baseUrl}/c/${name}`;
   }
 
@@ -70,6 +72,11 @@ export class FakeContainerHost {
 
   setMode(name: string, mode: ContainerMode): void {
     this.box(name).mode = mode;
+  }
+
+  /** The next `count` pushes are answered 500; then the container answers as its mode says. */
+  failNextPushes(name: string, count: number): void {
+    this.box(name).failing = count;
   }
 
   /** Accepted pushes are answered `ms` after they arrived (a slow container). */
@@ -134,7 +141,8 @@ export class FakeContainerHost {
       res.writeHead(410).end();
       return;
     }
-    if (box.mode === 'error') {
+    if (box.failing > 0 || box.mode === 'error') {
+      box.failing = Math.max(0, box.failing - 1);
       res.writeHead(500).end();
       return;
     }

@@ -370,13 +370,26 @@ describe('push', () => {
   it('retries an expiring token until the token the container holds expires', () => {
     // Nothing pushed yet: the new token's own expiry.
     expect(st.pushDeadlineMs(active(1, { pushedGeneration: 0, pushedExpiresAt: null }), input, now)).toBe(3600_000 - 1000);
-    // Generation 2 waiting, the container holds generation 1 until T0 + 120 s.
-    const s = active(2, { pushedGeneration: 1, pushedExpiresAt: iso(T0 + 120_000) });
-    expect(st.pushDeadlineMs(s, input, now)).toBe(119_000);
+    // Generation 2 waiting, the container holds generation 1 until T0 + 20 minutes.
+    const s = active(2, { pushedGeneration: 1, pushedExpiresAt: iso(T0 + 1200_000) });
+    expect(st.pushDeadlineMs(s, input, now)).toBe(1199_000);
     // The container holds a static token and a new expiring one waits: its expiry bounds the push.
     expect(st.pushDeadlineMs({ ...s, pushedExpiresAt: null }, input, now)).toBe(3600_000 - 1000);
     // The container holds an expiring token and a static one waits: the held token's expiry.
-    expect(st.pushDeadlineMs({ ...s, tokenExpiresAt: null }, input, now)).toBe(119_000);
+    expect(st.pushDeadlineMs({ ...s, tokenExpiresAt: null }, input, now)).toBe(1199_000);
+  });
+
+  it('retries at least the refresh margin when the held token expires sooner (a refresh that came late)', () => {
+    // After an outage on this side the held token expired a minute ago, or expires in 2 minutes:
+    // the push still retries for the margin (300 s), not for a second.
+    const expired = active(2, { pushedGeneration: 1, pushedExpiresAt: iso(T0 - 60_000) });
+    expect(st.pushDeadlineMs(expired, input, now)).toBe(300_000);
+    expect(st.pushDeadlineMs({ ...expired, pushedExpiresAt: iso(T0 + 120_000) }, input, now)).toBe(300_000);
+    // A new token living less than the margin bounds it: retrying past its expiry would push a dead token.
+    expect(st.pushDeadlineMs({ ...expired, tokenExpiresAt: iso(T0 + 61_000) }, input, now)).toBe(60_000);
+    // A static token waiting: the margin, within the static deadline.
+    expect(st.pushDeadlineMs({ ...expired, tokenExpiresAt: null }, input, now)).toBe(300_000);
+    expect(st.pushDeadlineMs({ ...expired, tokenExpiresAt: null }, { ...input, staticPushDeadlineSeconds: 30 }, now)).toBe(30_000);
   });
 
   it('records what the container acknowledged, never going back a generation', () => {

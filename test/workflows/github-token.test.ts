@@ -201,6 +201,30 @@ it('ends as container_unreachable, token revoked, when pushes fail until the tok
   expect(events.body.events.some((e) => e.kind === 'revoked')).toBe(true);
 });
 
+it('after an outage that outlived the held token, a push that fails twice more does not end the dispatch', async () => {
+  const rig = await githubRig(h, world, { repos: 1 });
+  const d = await dispatchTo(h, containers, rig.rigId, 'gh-late-refresh');
+  workflowIds.push(d.workflowId);
+  const first = await containers.waitForPush(d.container, (x) => x.generation === 1);
+  // GitHub is down until the container's token has expired: the refresh comes late.
+  world.gh.setOutage(503);
+  try {
+    await new Promise((r) => setTimeout(r, Date.parse(first.expires_at!) - Date.now() + 500));
+    // The push inside the mint and the push activity's first two attempts (0.5 s apart) fail. With the
+    // held token's expiry as the push's deadline (already past), that was the end: container_unreachable.
+    containers.failNextPushes(d.container, 3);
+  } finally {
+    world.gh.clearFailures();
+  }
+  const second = await containers.waitForPush(d.container, (x) => x.generation === 2, 20_000);
+  expect(world.gh.isTokenLive(second.token, rig.repo.full_name, 'write')).toBe(true);
+  const s = await h.call<{ status: string }>('GET', `/api/dispatches/${d.dispatchId}`);
+  expect(s.body.status).toBe('active');
+  const events = await h.call<{ events: Array<{ kind: string }> }>('GET', `/api/dispatches/${d.dispatchId}/events`);
+  // All three failures were met: the inline push and two attempts of the push activity.
+  expect(events.body.events.filter((e) => e.kind === 'push_failed').length).toBe(3);
+});
+
 it('keeps no token in any workflow history or log line', async () => {
   const tokens = world.gh.issuedTokens();
   expect(tokens.length).toBeGreaterThan(5);
