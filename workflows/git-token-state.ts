@@ -112,9 +112,13 @@ export function mintRequest(
   reason: string,
   runId: string,
 ): { state: CarriedState; request: MintLeaseInput } {
-  const scheduled = reason === 'scheduled' ? refreshAt(s, input) : null;
-  // A shared token must outlive this refresh's lead, or the scheduled refresh would get it back.
-  const lead = scheduled !== null && s.tokenExpiresAt !== null ? (Date.parse(s.tokenExpiresAt) - scheduled) / 1000 : undefined;
+  const due = refreshAt(s, input);
+  const scheduled = reason === 'scheduled' ? due : null;
+  // A shared token must outlive the refresh's lead, or the refresh would get it back: the scheduled
+  // one and the retries after it (past the refresh time too), which would otherwise get the token
+  // back as reused and look again every second until the lead had run down to the margin.
+  const refreshing = reason === 'scheduled' || reason === 'retry';
+  const lead = refreshing && due !== null && s.tokenExpiresAt !== null ? (Date.parse(s.tokenExpiresAt) - due) / 1000 : undefined;
   const mintSeq = s.mintSeq + 1;
   return {
     state: { ...s, mintSeq },

@@ -302,6 +302,20 @@ describe('next mint', () => {
     expect(state).toEqual({ ...s, mintSeq: 7 });
   });
 
+  it('a retry after a failed scheduled refresh asks for the same validity, so a shared token is not handed back again', () => {
+    const s = active(2, { mintSeq: 6 });
+    const due = refreshAtOf(s);
+    const failed = st.applyFailure(
+      st.mintRequest(s, input, 'scheduled', 'run-9').state,
+      appFailure(FailureType.providerUnavailable),
+      input,
+      due + 10,
+    ).state;
+    expect(st.mintReason(failed, false)).toBe('retry');
+    const { request } = st.mintRequest(failed, input, 'retry', 'run-9');
+    expect(request).toMatchObject({ reason: 'retry', scheduledFor: null, minValiditySeconds: Math.ceil((T0 + 3600_000 - due) / 1000) + 1 });
+  });
+
   it('other mints carry no schedule and no validity floor', () => {
     expect(st.mintRequest(st.initialState(), input, 'initial', 'run-1').request).toEqual({
       dispatchId: 'd-1',
@@ -311,6 +325,11 @@ describe('next mint', () => {
       push: true,
     });
     expect(st.mintRequest(active(), input, 'pull', 'run-1').request).not.toHaveProperty('minValiditySeconds');
+    expect(st.mintRequest(active(), input, 'changed', 'run-1').request).not.toHaveProperty('minValiditySeconds');
+    // A retry before any token: nothing to outlive.
+    expect(st.mintRequest({ ...st.initialState(), retryAtMs: T0 }, input, 'retry', 'run-1').request).not.toHaveProperty(
+      'minValiditySeconds',
+    );
   });
 
   function refreshAtOf(s: CarriedState): number {
