@@ -159,7 +159,8 @@ export async function containerUrlProblem(raw: string, policy: ContainerUrlPolic
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'must be an http(s) URL';
   if (url.username || url.password) return 'must not contain credentials';
-  if (url.search || url.hash) return 'must not contain a query or fragment';
+  // A bare "?" or "#" leaves search and hash empty (and would send pushes to the wrong path): the raw text is checked too.
+  if (url.search || url.hash || /[?#]/.test(raw)) return 'must not contain a query or fragment';
   let vetted;
   try {
     vetted = await vetContainerHost(urlHost(url), policy);

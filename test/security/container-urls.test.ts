@@ -102,6 +102,20 @@ describe('POST /api/rigs/:id/dispatches container_url', () => {
     expect(await h.core.db.agentDispatch.count({ where: { rigId } })).toBe(0);
   });
 
+  it.each(['http://127.0.0.1:8787#', 'http://127.0.0.1:8787?', 'http://127.0.0.1:8787/?x=1', 'http://127.0.0.1:8787/#top'])(
+    'refuses a query or fragment, even an empty one: %s',
+    async (url) => {
+      const rigId = await rigWithoutCredentials();
+      const res = await dispatch(h.url, rigId, url);
+      expect({ status: res.status, field: res.body.error?.field, message: res.body.error?.message }).toEqual({
+        status: 400,
+        field: 'container_url',
+        message: expect.stringContaining('must not contain a query or fragment'),
+      });
+      expect(await h.core.db.agentDispatch.count({ where: { rigId } })).toBe(0);
+    },
+  );
+
   it('resolves a name first and refuses it when any of its addresses is refused', async () => {
     const api = await apiWith({
       resolve: resolver({ 'metadata.test': ['169.254.169.254'], 'mixed.test': ['127.0.0.1', '169.254.1.1'], 'v6.test': ['fe80::1'] }),
