@@ -59,7 +59,7 @@ export const gitlabConnectRoutes: FastifyPluginAsyncZod<{ services: Services }> 
       const { code, state, error } = req.query;
       const principal = req.principal!;
       if (error) {
-        // Only our own words: error_description comes from the URL, which anyone can craft.
+        // Only our own words: `error` and error_description come from the URL, which anyone can craft.
         const message =
           error === 'access_denied'
             ? 'GitLab access was denied, so nothing was connected. To connect, start again and choose Authorize.'
@@ -73,7 +73,8 @@ export const gitlabConnectRoutes: FastifyPluginAsyncZod<{ services: Services }> 
               { href: integrationsUrl(ownerId), label: 'Back to integrations' },
             ]
           : [{ href: '/integrations', label: 'Back to integrations' }];
-        return sendPage(reply, messagePage({ title: 'GitLab access denied', code: error, message, links }), 400);
+        const code = error === 'access_denied' ? 'access_denied' : 'authorization_failed';
+        return sendPage(reply, messagePage({ title: 'GitLab access denied', code, message, links }), 400);
       }
       let ownerId: string;
       let nonce: string;

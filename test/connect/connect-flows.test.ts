@@ -200,6 +200,19 @@ describe('GitLab OAuth', () => {
     const body = await res.text();
     expect(body).toContain('GitLab access was denied');
     expect(body).toContain(`href="/integrations/gitlab/connect?owner_id=${owner}"`);
+    expect(body).toContain('<code>access_denied</code>');
+    expect(await integrationsOf(owner)).toEqual([]);
+  });
+
+  it('shows only its own words for any other error GitLab (or anyone crafting the URL) puts in the callback', async () => {
+    const owner = randomUUID();
+    const callback = await authorize(owner, 'deny');
+    callback.searchParams.set('error', 'Your account is locked: call +1 555 0100');
+    const res = await raw(h, `${callback.pathname}${callback.search}`);
+    expect(res.status).toBe(400);
+    const body = await res.text();
+    expect(body).toContain('<code>authorization_failed</code>');
+    expect(body).not.toContain('555 0100');
     expect(await integrationsOf(owner)).toEqual([]);
   });
 
