@@ -27,14 +27,19 @@ interface Owner {
   ownerId: string;
 }
 
-/** A browser signed in with GitHub as `user`. */
-async function signedInWithGithub(user: FakeUser): Promise<Owner> {
+/** A browser that started "Sign in with GitHub" and authorized the app as `user`; `back` is where GitHub sends it (not followed). */
+async function authorizedAs(user: FakeUser): Promise<{ browser: HttpBrowser; back: Hop }> {
   const browser = new HttpBrowser();
   world.gh.setWebUser(user.id);
   const start = await browser.request(`${h.url}/login/github`);
   const consent = await browser.request(start.location!);
   const { action, fields } = formOf(consent.text);
-  const back = await browser.request(new URL(action, world.gh.webUrl), { form: fields });
+  return { browser, back: await browser.request(new URL(action, world.gh.webUrl), { form: fields }) };
+}
+
+/** A browser signed in with GitHub as `user`. */
+async function signedInWithGithub(user: FakeUser): Promise<Owner> {
+  const { browser, back } = await authorizedAs(user);
   expect((await browser.request(back.location!)).status).toBe(303);
   return { browser, ownerId: (await ownerOf(browser))! };
 }
@@ -226,12 +231,7 @@ it('ignores a code on an update return without a state: it could be anyone’s, 
 
   // Jon, who can see the installation too, authorizes the app as himself and keeps the code GitHub
   // sends back instead of following it; then gets Ivy's browser to the update return with it.
-  const attacker = new HttpBrowser();
-  world.gh.setWebUser(jon.id);
-  const login = await attacker.request(`${h.url}/login/github`);
-  const consent = await attacker.request(login.location!);
-  const { action, fields } = formOf(consent.text);
-  const back = await attacker.request(new URL(action, world.gh.webUrl), { form: fields });
+  const { browser: attacker, back } = await authorizedAs(jon);
   const code = back.location!.searchParams.get('code')!;
   world.gh.addRepository(installationId, { name: 'added-later' });
   const exchanges = world.gh.oauth.stats.codeExchanges;
