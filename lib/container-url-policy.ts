@@ -6,6 +6,7 @@
 // `*.suffix`) and networks (CIDRs) allowed; in production plain http needs it.
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
+import { hasQueryOrFragment } from './base-url';
 
 /** Resolves a host name to every address it has (the DNS edge; tests inject their own). */
 export type ResolveHost = (host: string) => Promise<Array<{ address: string; family: number }>>;
@@ -159,8 +160,7 @@ export async function containerUrlProblem(raw: string, policy: ContainerUrlPolic
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'must be an http(s) URL';
   if (url.username || url.password) return 'must not contain credentials';
-  // A bare "?" or "#" leaves search and hash empty (and would send pushes to the wrong path): the raw text is checked too.
-  if (url.search || url.hash || /[?#]/.test(raw)) return 'must not contain a query or fragment';
+  if (hasQueryOrFragment(raw, url)) return 'must not contain a query or fragment';
   let vetted;
   try {
     vetted = await vetContainerHost(urlHost(url), policy);

@@ -1,5 +1,6 @@
 // Pure rules of rigs: validation of manual input (shared by the API and the dashboard's messages)
 // and how far the rig's tokens reach.
+import { hasQueryOrFragment } from '../../lib/base-url';
 
 /** Why a manual git URL is refused, or null when it is acceptable. */
 export function gitUrlProblem(raw: string): string | null {
@@ -13,8 +14,7 @@ export function gitUrlProblem(raw: string): string | null {
   }
   if (url.protocol !== 'https:') return 'must use https:// (tokens are sent only over TLS; ssh and http URLs are not supported)';
   if (url.username || url.password) return 'must not contain credentials: store tokens in the town git-auth settings instead';
-  // A bare "?" or "#" leaves search/hash empty, so the raw text is checked too.
-  if (url.search || url.hash || /[?#]/.test(raw)) return 'must not contain a query or fragment';
+  if (hasQueryOrFragment(raw, url)) return 'must not contain a query or fragment';
   if (!url.hostname || url.pathname.replace(/\/+$/, '').length <= 1) return 'must name a repository path, like https://host/owner/repo.git';
   return null;
 }
