@@ -139,12 +139,13 @@ async function mintGithub(
     const minted = await deps.github.mintInstallationToken(appType, installationId, [Number(repositoryId)], effective);
     try {
       await deps.github.verifyInstallationToken(minted.token);
+      // A working token shows the installation is active again (a missed unsuspend webhook).
+      if (integration.status !== 'active') await noteStatus(deps, dispatchId, integration.id, 'active', null);
     } catch (err) {
       // A token we will not hand out must not stay alive for an hour.
       await deps.github.revokeInstallationToken(minted.token).catch(() => undefined);
       throw err;
     }
-    if (integration.status !== 'active') await noteStatus(deps, dispatchId, integration.id, 'active', null);
     return {
       token: minted.token,
       expiresAt: minted.expiresAt,

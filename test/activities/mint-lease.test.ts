@@ -144,6 +144,34 @@ describe('failures', () => {
     expect(await dispatchState(w, dispatchId)).toMatchObject({ status: 'starting', lastErrorCode: 'provider_unavailable' });
   });
 
+  it('a token minted while Postgres refuses to note the integration active again is revoked, not left alive', async () => {
+    const { rigId, integrationId } = await githubRig(w);
+    // Stored as suspended, though GitHub has it active (a missed unsuspend webhook): a mint notes it active.
+    await w.core.db.platformIntegration.update({ where: { id: integrationId }, data: { status: 'suspended' } });
+    const { dispatchId } = await newDispatch(w, rigId);
+    // Postgres refuses any change to this integration's row, as a failing write would.
+    const refuse = `rc_test_refuse_${integrationId.replace(/-/g, '')}`;
+    await w.core.db.$executeRawUnsafe(
+      `CREATE FUNCTION ${refuse}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$`,
+    );
+    await w.core.db.$executeRawUnsafe(
+      `CREATE TRIGGER ${refuse} BEFORE UPDATE ON platform_integrations FOR EACH ROW WHEN (OLD.id = '${integrationId}') EXECUTE FUNCTION ${refuse}()`,
+    );
+    try {
+      const issued = new Set(w.github.gh.issuedTokens());
+      expect(await failedMint(dispatchId)).toMatchObject({ type: 'provider_unavailable', nonRetryable: false });
+      const minted = w.github.gh.issuedTokens().filter((t) => !issued.has(t));
+      expect(minted).toHaveLength(1);
+      expect(w.github.gh.isTokenRevoked(minted[0])).toBe(true);
+    } finally {
+      await w.core.db.$executeRawUnsafe(`DROP TRIGGER ${refuse} ON platform_integrations`);
+      await w.core.db.$executeRawUnsafe(`DROP FUNCTION ${refuse}()`);
+    }
+    // Once the write goes through, the next mint notes the integration active and stores its token.
+    expect(await runActivity(w.env(), w.activities.mintLease, mintInput(dispatchId))).toMatchObject({ generation: 1 });
+    expect(await w.core.db.platformIntegration.findUniqueOrThrow({ where: { id: integrationId } })).toMatchObject({ status: 'active' });
+  });
+
   it('a second attempt of a stored mint returns that lease marked retried, without minting (the workflow then mints again if a signal came)', async () => {
     const { rigId } = await githubRig(w);
     const { dispatchId } = await newDispatch(w, rigId);
