@@ -6,7 +6,6 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { DispatchNotifier } from '../lib/dispatch-notifier';
 import { IntegrationUnavailableError } from '../lib/gitlab-grant';
 import { DispatchEndedError, metaOf, type CurrentLease, type LeaseStore } from '../lib/lease-store';
-import { fingerprint } from '../lib/secrets';
 import type { Logger } from '../lib/logger';
 import type { Metrics } from '../lib/metrics';
 import type { ContainerUrlPolicy } from '../lib/container-url-policy';
@@ -24,6 +23,7 @@ import {
 } from '../workflows/git-token-types';
 import { CredentialError, resolveCredential, type ResolverDeps, type ResolvedCredential } from './credential-resolver';
 import { pushToContainer } from './container-push';
+import { createMintSettler } from './unsettled-mints';
 
 /** A lease that holds a token: what a push sends. */
 type HeldLease = CurrentLease & { token: string };
@@ -34,7 +34,7 @@ export interface TokenActivityDeps extends Omit<ResolverDeps, 'github' | 'onInte
   notifier: Pick<DispatchNotifier, 'integrationChanged'>;
   metrics?: Metrics;
   /** Where unexpected failures are described for operators (Temporal sees only their class). */
-  logger?: Pick<Logger, 'error'>;
+  logger?: Pick<Logger, 'error' | 'warn' | 'info'>;
   /** Push request timeout; the workflow's retry policy bounds the total. */
   pushTimeoutMs?: number;
   /** Which container addresses a push may dial (checked on the address actually dialled). */
@@ -82,6 +82,7 @@ export function createTokenActivities(deps: TokenActivityDeps) {
   };
 
   const revokeBestEffort = (token: string) => revokeOne(deps.github, token);
+  const unsettled = createMintSettler({ holds: leases.holds, revoke: revokeBestEffort, logger: deps.logger });
 
   /**
    * Mints (or reuses) the dispatch's credential and, when asked, pushes a new one to the container
@@ -151,10 +152,7 @@ export function createTokenActivities(deps: TokenActivityDeps) {
     } catch (err) {
       // A GitHub token minted but not stored would live on for an hour with nobody to revoke it,
       // unless the store did commit and only its answer was lost (then it is the lease).
-      if (credential?.revocable) {
-        const stored = await leases.byMintKey(input.dispatchId, input.mintKey).catch(() => null);
-        if (!stored || stored.fingerprint !== fingerprint(credential.token)) await revokeBestEffort(credential.token);
-      }
+      if (credential?.revocable) await unsettled.settle(input.dispatchId, credential.token, credential.expiresAt);
       if (err instanceof DispatchEndedError) {
         throw ApplicationFailure.create({ type: 'dispatch_ended', message: err.message, nonRetryable: true });
       }

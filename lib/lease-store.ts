@@ -9,7 +9,7 @@
 import type { Db } from './db';
 import { LEASE_CHANNEL, storeNext, touch } from './lease-statements';
 import type { Credential, CurrentLease, EventKind, LeaseRow, RevocableToken, WriteResult } from './lease-types';
-import { fingerprint, type SecretBox } from './secrets';
+import { fingerprint, safeEqual, type SecretBox } from './secrets';
 import { leaseTokenContext } from './secret-contexts';
 import {
   ENDED_STATUSES,
@@ -212,12 +212,15 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
       }, TX_OPTIONS);
     },
 
-    /** The lease written by `mintKey`, if it is still current (a retried mint returns it unchanged). */
-    async byMintKey(dispatchId: string, mintKey: string): Promise<LeaseMeta | null> {
-      const [l] = await db.$queryRaw<LeaseRow[]>`
-        SELECT generation, credential_source::text AS credential_source, fingerprint, expires_at
-        FROM token_leases WHERE dispatch_id = ${dispatchId}::uuid AND mint_key = ${mintKey} AND token_enc IS NOT NULL`;
-      return l ? metaOf(l, false) : null;
+    /**
+     * Whether the dispatch holds `token`, as its current lease or as the one that lease replaced (kept
+     * for the stop to revoke): a mint whose store failed asks this before revoking what it minted.
+     */
+    async holds(dispatchId: string, token: string): Promise<boolean> {
+      const r = await row(dispatchId);
+      if (!r || r.token_enc === null) return false;
+      if (r.fingerprint !== null && safeEqual(r.fingerprint, fingerprint(token))) return true;
+      return r.previous_token_enc !== null && safeEqual(secrets.decrypt(r.previous_token_enc, previousContext(dispatchId)), token);
     },
 
     /**

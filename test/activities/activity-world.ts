@@ -34,8 +34,11 @@ export interface ActivityWorld {
   close(): Promise<void>;
 }
 
-/** Starts the fakes and the core, and builds the activities as the worker does. */
-export async function startActivityWorld(): Promise<ActivityWorld> {
+/**
+ * Starts the fakes and the core, and builds the activities as the worker does. `databaseUrl`: where
+ * the core reaches Postgres (a proxy that fails on cue), instead of the test database directly.
+ */
+export async function startActivityWorld(opts: { databaseUrl?: string } = {}): Promise<ActivityWorld> {
   const [github, gitlab, containers] = await Promise.all([githubWorld(), FakeGitLab.start(), FakeContainerHost.start()]);
   gitlab.registerApplication(GITLAB_APP);
   const { logger, logs } = runLogger('activities');
@@ -47,6 +50,7 @@ export async function startActivityWorld(): Promise<ActivityWorld> {
     // Above the slowest answer a test asks a fake for, so the client never gives up first.
     PROVIDER_TIMEOUT_SECONDS: '15',
     LOG_LEVEL: 'info',
+    ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl } : {}),
   });
   const core = await createCore(config, { logger, metrics: createMetrics({ defaults: false }), dbPoolSize: 3 });
   const activities = tokenActivitiesFrom(core);

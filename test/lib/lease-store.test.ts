@@ -142,6 +142,15 @@ it('refuses to write for a dispatch that a close ended after it was read', async
   expect(await minted(id)).toEqual([1]);
 });
 
+it('says whether the dispatch holds a token: the current one and the one it replaced, none once closed', async () => {
+  const { id, first, second } = await twoGenerations();
+  const third = github();
+  expect(await Promise.all([first, second, third].map((c) => core.leases.holds(id, c.token)))).toEqual([true, true, false]);
+  expect(await core.leases.holds(await newDispatch(), first.token)).toBe(false); // a dispatch without a lease
+  await core.leases.close(id, { status: 'stopped', reason: 'stopped by test' }, async () => undefined);
+  expect(await Promise.all([first, second].map((c) => core.leases.holds(id, c.token)))).toEqual([false, false]);
+});
+
 it('closes in order: ended before revocation, tokens forgotten and status final only after it', async () => {
   const { id, first, second } = await twoGenerations();
   const during: unknown[] = [];
