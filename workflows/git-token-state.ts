@@ -246,6 +246,20 @@ export function pushDeadlineMs(s: CarriedState, input: GitTokenWorkflowInput, no
   return Math.max(heldMs, Math.min(pushedMs, input.marginSeconds * 1000));
 }
 
+/** How long a stop retries when it cannot reach Postgres, at the least. */
+export const MIN_FINISH_DEADLINE_MS = 10 * 60_000;
+
+/**
+ * How long a stop retries revoking and recording the end (Postgres down): until the token the
+ * dispatch holds has expired, with a minute to spare as the stop's revocation allows
+ * (REVOKE_AFTER_EXPIRY_MS, lib/lease-store.ts), and at least ten minutes. Giving up earlier would
+ * leave a live token nobody revokes, and the dispatch showing as running.
+ */
+export function finishDeadlineMs(s: CarriedState, now: number): number {
+  const heldMs = s.tokenExpiresAt === null ? 0 : Date.parse(s.tokenExpiresAt) - now + 60_000;
+  return Math.max(MIN_FINISH_DEADLINE_MS, heldMs);
+}
+
 /** A push answered: the container holds that lease now, or it is gone. */
 export function afterPush(s: CarriedState, result: PushLeaseResult): Step {
   if (result.outcome === 'gone') return { state: s, stop: 'container gone' };

@@ -51,10 +51,11 @@ function mintActivities(summary: string) {
     summary,
   });
 }
-function finishActivities(summary: string) {
+/** A stop retries until `deadlineMs` (state.finishDeadlineMs): past the held token's expiry, at least ten minutes. */
+function finishActivities(deadlineMs: number, summary: string) {
   return proxyActivities<Activities>({
     startToCloseTimeout: '30 seconds',
-    scheduleToCloseTimeout: '10 minutes',
+    scheduleToCloseTimeout: deadlineMs,
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
     summary,
   });
@@ -173,9 +174,9 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
   const status = state.finalStatus(stopReason);
   try {
     const ending = { dispatchId: input.dispatchId, status, reason: stopReason ?? 'stopped' };
-    await finishActivities(`revoke and end (${status})`).finishDispatch(ending);
+    await finishActivities(state.finishDeadlineMs(s, Date.now()), `revoke and end (${status})`).finishDispatch(ending);
   } catch (err) {
-    // Ten minutes of retries could not reach Postgres: end anyway, the reason is in the history.
+    // Retries until the held token expired could not reach Postgres: end anyway, the reason is in the history.
     log.error('could not record the end of the dispatch', { dispatchId: input.dispatchId, error: state.failureCode(err).message });
   }
   s = { ...s, status };

@@ -376,6 +376,19 @@ describe('pulls', () => {
   });
 });
 
+describe('stop', () => {
+  it('retries revoking and recording the end until the held token has expired (and a minute more), at least ten minutes', () => {
+    const now = T0 + 1000;
+    // An hour-long GitHub token minted at T0: its expiry and the minute a stop still revokes after it.
+    expect(st.finishDeadlineMs(active(1), now)).toBe(3600_000 - 1000 + 60_000);
+    // A token about to expire, an expired one, a static one: the ten-minute floor.
+    expect(st.finishDeadlineMs(active(1, { tokenExpiresAt: iso(now + 30_000) }), now)).toBe(600_000);
+    expect(st.finishDeadlineMs(active(1, { tokenExpiresAt: iso(now - 30_000) }), now)).toBe(600_000);
+    expect(st.finishDeadlineMs(active(1, { tokenExpiresAt: null }), now)).toBe(600_000);
+    expect(st.finishDeadlineMs(st.initialState(), now)).toBe(600_000);
+  });
+});
+
 describe('push', () => {
   const now = T0 + 1000;
 
