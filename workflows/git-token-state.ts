@@ -174,8 +174,11 @@ export function afterMint(s: CarriedState, lease: LeaseMeta, input: GitTokenWork
 /**
  * A mint failed: permanent failures wait for a person (with a slow recheck as a safety net; a
  * credentialsChanged signal comes sooner), transient ones back off; an ended dispatch stops.
+ * `startingStays`: a passing failure before the first token leaves the run `starting`, as the
+ * dispatch row says (`degraded` means the container holds a token while the provider fails); runs
+ * recorded before that rule say `degraded` (the workflow passes false for them).
  */
-export function applyFailure(s: CarriedState, err: unknown, input: GitTokenWorkflowInput, now: number): Step {
+export function applyFailure(s: CarriedState, err: unknown, input: GitTokenWorkflowInput, now: number, startingStays = true): Step {
   const { code, message } = failureCode(err);
   if (code === 'dispatch_ended') return { state: s, stop: 'dispatch ended' };
   const lastError = { code, message, at: new Date(now).toISOString() };
@@ -185,7 +188,8 @@ export function applyFailure(s: CarriedState, err: unknown, input: GitTokenWorkf
   }
   const transientFailures = s.transientFailures + 1;
   const retryAtMs = now + transientBackoffMs(transientFailures, input.marginSeconds * 1000);
-  return { state: { ...s, lastError, status: 'degraded', transientFailures, retryAtMs }, stop: null };
+  const status = s.status === 'starting' && startingStays ? 'starting' : 'degraded';
+  return { state: { ...s, lastError, status, transientFailures, retryAtMs }, stop: null };
 }
 
 /**

@@ -326,6 +326,29 @@ it('provider-outage: GitHub answers 503 over the refresh (degraded), then recove
   }
 }, 120_000);
 
+it('outage-at-start: GitHub answers 503 to the first mint (still starting), then recovers', async () => {
+  const rig = await githubRig(h, world, { repos: 1 });
+  world.gh.setOutage(503);
+  try {
+    const d = await dispatch(rig.rigId, 'rec-outage-start');
+    await eventually(async () => ((await status(d.dispatchId)).last_error !== null ? true : null), 15_000, 'a failed first mint');
+    world.gh.setOutage(null);
+    await containers.waitForPush(d.container, (p) => p.generation === 1, 15_000);
+    await stop(d.dispatchId);
+    await save(
+      'outage-at-start',
+      'GitHub 503 to the first mint: starting (patch starting-until-first-token) with backoff retries, then active, stop',
+      [d.workflowId],
+      (runs) => {
+        const markers = eventsOf(runs).filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch');
+        expect(markers.length).toBeGreaterThanOrEqual(1);
+      },
+    );
+  } finally {
+    world.gh.setOutage(null);
+  }
+}, 120_000);
+
 it('push-retry: pushes fail with 500 then recover; a later stop interrupts a retried push', async () => {
   const rig = await githubRig(h, world, { repos: 1 });
   const name = 'rec-flaky';

@@ -92,6 +92,17 @@ describe('status transitions', () => {
     expect(st.needsPush(gone.state)).toBe(true);
   });
 
+  it('a passing failure before the first token stays starting (degraded in runs recorded before that rule)', () => {
+    const failure = appFailure(FailureType.providerUnavailable, 'GitHub answered 503');
+    const starting = st.applyFailure(frozen(st.initialState()), failure, input, T0).state;
+    expect(starting).toMatchObject({ status: 'starting', transientFailures: 1, lastError: { code: 'provider_unavailable' } });
+    expect(st.applyFailure(frozen(st.initialState()), failure, input, T0, false).state.status).toBe('degraded');
+    expect(st.afterMint(frozen(starting), lease({ generation: 1 }), input, T0 + 1000).state).toMatchObject({
+      status: 'active',
+      lastError: null,
+    });
+  });
+
   it('active → degraded on a transient failure, and back to active with the error cleared', () => {
     const now = T0 + 3000_000;
     const degraded = st.applyFailure(active(), appFailure(FailureType.providerUnavailable, 'GitHub answered 503'), input, now);

@@ -6,6 +6,8 @@ import { FakeContainerHost } from '../fakes/container';
 import { eventually, startHarness, type Harness } from '../helpers/harness';
 import { dispatchTo, githubRig, githubWorld, type GithubWorld } from '../helpers/scenario';
 import { freePort } from '../../scripts/temporal-cli';
+import { statusQuery } from '../../workflows/git-token-workflow';
+import { DispatchStatusKey } from '../../workflows/search-attributes';
 
 let world: GithubWorld;
 let containers: FakeContainerHost;
@@ -58,6 +60,27 @@ describe('with an in-process worker', () => {
       return r.body.status === 'active' ? r.body : null;
     });
     expect(after.last_error).toBeNull();
+    await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
+  });
+
+  it('a provider outage before the first token leaves the dispatch starting, in the API and in Temporal alike', async () => {
+    world.gh.tokenLifetimeSeconds = 12;
+    const rig = await githubRig(h, world, { repos: 1 });
+    world.gh.setOutage(503);
+    const d = await dispatchTo(h, containers, rig.rigId, 'outage-at-start');
+    const handle = h.core.temporal.workflow.getHandle(d.workflowId);
+    // The workflow has seen the failure (its query says so) and published what it shows.
+    const failing = await eventually(async () => {
+      const v = await handle.query(statusQuery);
+      return v.lastError ? v : null;
+    }, 15_000);
+    expect(failing).toMatchObject({ status: 'starting', generation: 0, lastError: { code: 'provider_unavailable' } });
+    expect((await handle.describe()).typedSearchAttributes.get(DispatchStatusKey)).toBe('starting');
+    const api = await h.call<Status>('GET', `/api/dispatches/${d.dispatchId}`);
+    expect(api.body).toMatchObject({ status: 'starting', last_error: { code: 'provider_unavailable' } });
+    world.gh.setOutage(null);
+    await containers.waitForPush(d.container, (p) => p.generation === 1, 15_000);
+    expect(await eventually(async () => ((await handle.query(statusQuery)).status === 'active' ? true : null))).toBe(true);
     await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
   });
 
