@@ -12,7 +12,7 @@ import { FakeGitLab } from '../fakes/gitlab';
 import { GITLAB_SCOPES } from '../../lib/providers/gitlab-fns';
 import { eventually, newOwner, startHarness, type Harness } from '../helpers/harness';
 import { allText, dispatchTo, githubRig, githubWorld, gitlabRig, pull, registerGithubAgain, type GithubWorld } from '../helpers/scenario';
-import { refreshNowUpdate } from '../../workflows/git-token-workflow';
+import { refreshNowUpdate, statusQuery } from '../../workflows/git-token-workflow';
 import { historyToObject, secretsInHistory, type CorpusFile } from './corpus';
 
 const OUT = process.env.REPLAY_RECORD_DIR;
@@ -331,7 +331,9 @@ it('outage-at-start: GitHub answers 503 to the first mint (still starting), then
   world.gh.setOutage(503);
   try {
     const d = await dispatch(rig.rigId, 'rec-outage-start');
-    await eventually(async () => ((await status(d.dispatchId)).last_error !== null ? true : null), 15_000, 'a failed first mint');
+    // The mint's own quick retries gave up: the workflow saw the failure.
+    const handle = h.core.temporal.workflow.getHandle(d.workflowId);
+    await eventually(async () => ((await handle.query(statusQuery)).lastError !== null ? true : null), 15_000, 'a failed first mint');
     world.gh.setOutage(null);
     await containers.waitForPush(d.container, (p) => p.generation === 1, 15_000);
     await stop(d.dispatchId);

@@ -20,6 +20,7 @@ const REQUIRED_PATHS = [
   'no-credentials',
   'suspended-resumed',
   'provider-outage',
+  'outage-at-start',
   'push-retry',
   'container-gone',
   'container-unreachable',
