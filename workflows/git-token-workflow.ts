@@ -99,7 +99,8 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
       // A refused task (a signal came as it continued as new) reran this mint after the signal: mint anew.
       if (lease.retried && changedBefore) changed = true;
     } catch (err) {
-      // Runs recorded before the first token kept `starting` through a passing failure replay as they were.
+      // Before its first token a passing failure leaves the run `starting`; a history recorded before
+      // that rule (no marker) replays saying `degraded`, as it did.
       const step = state.applyFailure(s, err, input, Date.now(), s.status === 'starting' && patched('starting-until-first-token'));
       take(step);
       if (step.stop === null) log.warn('mint failed', { dispatchId: input.dispatchId, code: s.lastError?.code, status: s.status });
