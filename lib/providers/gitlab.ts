@@ -37,6 +37,8 @@ interface Answer {
 
 // A runaway X-Next-Page (or a misbehaving proxy) must not page forever: 1000 pages = 100k projects.
 const MAX_PAGES = 1000;
+// A project's access tokens: 100 pages of 100.
+const MAX_TOKEN_PAGES = 100;
 
 /** Builds the GitlabClient; the OAuth application is optional until a GitLab flow is used. */
 export function createGitlabClient(opts: GitlabClientOptions): GitlabClient {
@@ -127,6 +129,7 @@ export function createGitlabClient(opts: GitlabClientOptions): GitlabClient {
 
   /** An /api/v4 call with a JSON body (or none); the caller classifies the answer. */
   function apiSend(baseUrl: string, path: string, accessToken: string, action: string, method: string, body?: object) {
+    checkBase(baseUrl); // the grant's token goes to allowed instances only
     const headers: Record<string, string> = { authorization: `Bearer ${accessToken}`, accept: 'application/json' };
     if (body) headers['content-type'] = 'application/json';
     return send(gitlabUrl(baseUrl, path), { method, headers, body: body && JSON.stringify(body) }, action);
@@ -189,12 +192,19 @@ export function createGitlabClient(opts: GitlabClientOptions): GitlabClient {
 
     async listProjectAccessTokens({ baseUrl, accessToken, projectId, search }) {
       const action = `listing the access tokens of GitLab project ${projectId}`;
-      const query = new URLSearchParams({ state: 'active', search, per_page: '100' });
-      const answer = await apiSend(baseUrl, tokensPath(projectId, `?${query}`), accessToken, action, 'GET');
-      if (answer.status !== 200) throw classifyProjectTokenFailure(failure(answer), action);
-      const rows = Array.isArray(answer.body) ? (answer.body as Array<{ id?: unknown; name?: unknown; active?: unknown }>) : [];
+      const rows: Array<{ id?: unknown; name?: unknown; active?: unknown }> = [];
+      let page: number | undefined = 1;
+      for (let i = 0; page !== undefined && i < MAX_TOKEN_PAGES; i++) {
+        const query = new URLSearchParams({ state: 'active', search, per_page: '100', page: String(page) });
+        const answer = await apiSend(baseUrl, tokensPath(projectId, `?${query}`), accessToken, action, 'GET');
+        if (answer.status !== 200) throw classifyProjectTokenFailure(failure(answer), action);
+        if (Array.isArray(answer.body)) rows.push(...(answer.body as typeof rows));
+        page = nextPage(answer.headers.get('x-next-page'));
+      }
+      // Names are checked here too: some GitLab versions ignore `search` and answer every token of
+      // the project, and the caller revokes what this returns.
       return rows
-        .filter((r) => typeof r.id === 'number' && typeof r.name === 'string')
+        .filter((r) => typeof r.id === 'number' && typeof r.name === 'string' && r.name.includes(search))
         .map((r) => ({ id: r.id as number, name: r.name as string, active: r.active !== false }));
     },
 

@@ -52,6 +52,11 @@ export class ProjectTokenApi {
   plan: 'free' | 'premium' | 'ultimate' = 'premium';
   /** An instance where project access tokens are switched off answers 404. */
   enabled = true;
+  /**
+   * Some GitLab versions ignore `search` on this list (gitlab-org/gitlab#523193) and answer every
+   * token of the project: a client must check the names itself.
+   */
+  ignoresSearch = false;
   /** Hours the server's clock is ahead of UTC: a token dies when its date starts there. */
   timeZoneOffsetHours = 0;
   readonly stats = { created: 0, rotated: 0, revoked: 0, refused: 0, familiesRevoked: 0 };
@@ -123,17 +128,22 @@ export class ProjectTokenApi {
 
   private list(req: FakeRequest, projectId: number): FakeResponse {
     const state = req.query.get('state');
-    const search = req.query.get('search');
+    const search = this.ignoresSearch ? null : req.query.get('search');
     const rows = this.all().filter(
       (r) =>
         r.projectId === projectId &&
         (state === null || (state === 'active') === this.isLive(r)) &&
         (search === null || r.name.includes(search)),
     );
-    return json(
-      200,
-      rows.map((r) => this.present(r, false)),
-    );
+    // Paginated as GitLab does: 20 a page unless per_page says (at most 100), X-Next-Page empty on the last.
+    const perPage = Math.min(100, Math.max(1, Number(req.query.get('per_page') ?? 20) || 20));
+    const page = Math.max(1, Number(req.query.get('page') ?? 1) || 1);
+    const pages = Math.max(1, Math.ceil(rows.length / perPage));
+    return {
+      status: 200,
+      headers: { 'x-page': String(page), 'x-per-page': String(perPage), 'x-next-page': page < pages ? String(page + 1) : '' },
+      json: rows.slice((page - 1) * perPage, page * perPage).map((r) => this.present(r, false)),
+    };
   }
 
   private create(req: FakeRequest, projectId: number, role: Role): FakeResponse {

@@ -164,3 +164,18 @@ it('reports outages and a rejected grant as provider errors, never as refusals',
   expect((await rejected(create(call), ProviderError)).message).toMatch(/timed out/);
   expect((await rejected(create({ ...call, accessToken: 'not-a-token' }), ProviderError)).code).toBe('invalid_credentials');
 });
+
+it('sends no project-token call, and so no grant, to an instance outside the allowed list', async () => {
+  const { call } = owner();
+  const elsewhere = createGitlabClient({ ...CLIENT, timeoutMs: 1000, allowedBaseUrls: ['https://gitlab.example.com'] });
+  const before = fake.requests.length;
+  const { id } = await create(call);
+  const calls = [
+    () => elsewhere.listProjectAccessTokens({ ...call, search: '[rig x]' }),
+    () => elsewhere.rotateProjectAccessToken({ ...call, tokenId: id, expiresAt: dateIn(2) }),
+    () => elsewhere.revokeProjectAccessToken({ ...call, tokenId: id }),
+    () => elsewhere.createProjectAccessToken({ ...call, name: 'x', scopes: ['read_repository'], accessLevel: 30, expiresAt: dateIn(2) }),
+  ];
+  for (const c of calls) expect((await rejected(c(), ProviderError)).code).toBe('reconnect_required');
+  expect(fake.requests.length - before).toBe(1); // only the create made through the allowed client
+});

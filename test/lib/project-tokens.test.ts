@@ -183,6 +183,42 @@ it('revokes a token whose creation answer was lost before creating the next', as
   expect(liveTokensOf(project.id).map((t) => t.token)).toEqual([got.scope === 'repository' && got.token]);
 });
 
+it('before a create, revokes only the strays of its own rig, even where GitLab ignores the search and pages the list', async () => {
+  const s = store();
+  const { rig, project, user } = await gitlabRig();
+  // The project's other tokens: CI bots (more than a page of them) and a second rig's.
+  const maintainer = gl.grant(user.id, CLIENT.clientId, { scopes: GITLAB_SCOPES }).accessToken;
+  const call = { baseUrl: gl.baseUrl, accessToken: maintainer, projectId: project.id };
+  const expiresAt = new Date(Date.now() + 30 * 24 * HOUR).toISOString().slice(0, 10);
+  for (let i = 0; i < 105; i++) {
+    await client.createProjectAccessToken({ ...call, name: `ci-bot-${i}`, scopes: ['read_repository'], accessLevel: 20, expiresAt });
+  }
+  const otherRig = randomUUID();
+  await client.createProjectAccessToken({
+    ...call,
+    name: `repo-connect rig other [rig ${otherRig}]`,
+    scopes: ['read_repository'],
+    accessLevel: 30,
+    expiresAt,
+  });
+  // This rig's token whose creation answer was lost, on the last page.
+  gl.failNext(1, { status: 500, lose: true, match: (m, p) => m === 'POST' && p.endsWith('/access_tokens') });
+  await expect(s.forRig(rig, 300)).rejects.toBeInstanceOf(ProviderError);
+  const others = liveTokensOf(project.id).filter((t) => !t.name.endsWith(`[rig ${rig.rigId}]`));
+  const [orphan] = liveTokensOf(project.id).filter((t) => t.name.endsWith(`[rig ${rig.rigId}]`));
+  expect([others.length, orphan !== undefined]).toEqual([106, true]);
+
+  gl.projectTokens.ignoresSearch = true;
+  try {
+    const got = await s.forRig(rig, 300);
+    expect(got.scope).toBe('repository');
+    expect(gl.isProjectTokenLive(orphan.token)).toBe(false);
+    expect(others.filter((t) => !gl.isProjectTokenLive(t.token))).toEqual([]);
+  } finally {
+    gl.projectTokens.ignoresSearch = false;
+  }
+});
+
 it('falls back with the reason, asks again only when due, and switches to the token when GitLab allows it', async () => {
   const s = store({ retrySeconds: 600 });
   const { rig, user, project } = await gitlabRig();
