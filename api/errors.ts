@@ -61,13 +61,15 @@ export function registerErrorHandler(app: FastifyInstance): void {
       const message = first.keyword === 'invalid_type' && sent === undefined ? 'is required' : (first.message ?? 'is invalid');
       return reply.status(400).send({ error: { code: 'invalid_request', message: `${field}: ${message}`, field } });
     }
-    if (err instanceof AppError) {
-      if (err.headers) reply.headers(err.headers);
+    // A provider failure a service did not map itself gets its typed 502 (an Error handed to
+    // `send` here would skip this handler and end as Fastify's own 500).
+    const known = err instanceof AppError ? err : err instanceof ProviderError ? providerFailure(err) : undefined;
+    if (known) {
+      if (known.headers) reply.headers(known.headers);
       return reply
-        .status(err.statusCode)
-        .send({ error: { code: err.code, message: err.message, ...(err.field ? { field: err.field } : {}) } });
+        .status(known.statusCode)
+        .send({ error: { code: known.code, message: known.message, ...(known.field ? { field: known.field } : {}) } });
     }
-    if (err instanceof ProviderError) return reply.send(providerFailure(err));
     if (isResponseSerializationError(err)) {
       request.log.error({ err: { message: err.message, method: err.method, url: err.url } }, 'response did not match its schema');
       return reply.status(500).send({ error: { code: 'internal_error', message: 'internal error' } });

@@ -186,6 +186,18 @@ it('holds POST /api/integrations by an owner to the same rule, and trusts admin'
     'installation_id',
   );
   expect(await h.core.db.platformIntegration.count({ where: { githubInstallationId: BigInt(theirs) } })).toBe(0);
+  // GitHub failing to list the person's installations is a typed 502, not a 500, and writes nothing.
+  const { installationId: later } = world.gh.addInstallation({
+    appId: world.standard.appId,
+    account: { login: 'fay-org-2' },
+    repositories: 1,
+    users: [user.id],
+  });
+  world.gh.failNext(1, { status: 503, match: (_m: string, path: string) => path.startsWith('/user/installations') });
+  const failed = await h.call('POST', '/api/integrations', { provider: 'github', installation_id: later }, as);
+  expectError(failed, 502, 'provider_unavailable');
+  expect(JSON.stringify(failed.body)).not.toMatch(/FST_|serializ/i);
+  expect(await h.core.db.platformIntegration.count({ where: { githubInstallationId: BigInt(later) } })).toBe(0);
   expect((await h.call('POST', '/api/integrations', { provider: 'github', owner_id: owner.ownerId, installation_id: theirs })).status).toBe(
     201,
   );
