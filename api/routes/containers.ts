@@ -60,10 +60,12 @@ export const containerRoutes: FastifyPluginAsyncZod<{ services: Services }> = as
       validatorCompiler: ({ httpPart }) =>
         httpPart === 'headers'
           ? (headers) => ({ value: headers })
-          : (params) =>
-              UUID.test((params as { rig_id?: string }).rig_id ?? '')
-                ? { value: params }
-                : { error: badRequest('rig_id', 'rig_id: must be a UUID') },
+          : (params) => {
+              const rigId = (params as { rig_id?: string }).rig_id ?? '';
+              return UUID.test(rigId)
+                ? { value: { ...(params as object), rig_id: rigId.toLowerCase() } }
+                : { error: badRequest('rig_id', 'rig_id: must be a UUID') };
+            },
     },
     async (req, reply) => {
       // The hot path: the body is serialised once per lease by the cache (exactly the four fields of

@@ -37,7 +37,7 @@ export function createPullLane(deps: { pull: PullService; metrics: Metrics }): P
     if (url === undefined || url.length !== PREFIX.length + UUID_LENGTH + SUFFIX.length) return undefined;
     if (!url.startsWith(PREFIX) || !url.endsWith(SUFFIX)) return undefined;
     const rigId = url.slice(PREFIX.length, PREFIX.length + UUID_LENGTH);
-    return UUID.test(rigId) ? rigId : undefined;
+    return UUID.test(rigId) ? rigId.toLowerCase() : undefined; // as the route's schema reads it
   }
 
   return {

@@ -1,7 +1,8 @@
 // Shapes shared by several resources. JSON is snake_case; times are ISO-8601 UTC strings.
 import { z } from 'zod';
 
-export const uuid = z.uuid({ error: 'must be a UUID' });
+/** A UUID in any case, as lower case: ids are stored and compared lower case (Postgres prints them so). */
+export const uuid = z.uuid({ error: 'must be a UUID' }).toLowerCase();
 export const isoTime = z.string().describe('ISO-8601 UTC time');
 
 /**

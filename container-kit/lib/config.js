@@ -94,7 +94,7 @@ function loadConfig(env, opts = {}) {
   return {
     config: {
       serviceUrl,
-      rigId: value('REPO_CONNECT_RIG_ID'),
+      rigId: value('REPO_CONNECT_RIG_ID')?.toLowerCase(), // the service answers ids in lower case
       containerToken,
       containerTokenFile: tokenPath === undefined ? undefined : path.resolve(tokenPath),
       tokenFile: path.resolve(value('REPO_CONNECT_TOKEN_FILE') ?? path.join(home, '.repo-connect', 'git-token.json')),

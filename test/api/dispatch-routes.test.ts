@@ -183,12 +183,15 @@ describe('GET /api/dispatches/:id, /events and POST /stop', () => {
     const d = await start(rigId, 'terminated');
     await containers.waitForPush('terminated', (p) => p.generation === 1, 20_000);
     await until(d.dispatch_id, 'active');
-    expect((await pull(h, rigId, d.container_token)).status).toBe(200);
+    // Ids are read in any case (the lane and the route alike), as lower case.
+    expect((await pull(h, rigId.toUpperCase(), d.container_token)).status).toBe(200);
+    expect((await pull(h, rigId, d.container_token)).status).toBe(200); // cached now: the lane answers
+    expect((await pull(h, rigId.toUpperCase(), d.container_token)).status).toBe(200);
     await h.core.temporal.workflow.getHandle(d.workflow_id).terminate('operator test');
 
-    expect((await h.call('POST', `/api/dispatches/${d.dispatch_id}/stop`)).status).toBe(202);
-    const ended = (await status(d.dispatch_id)).body;
-    expect([ended.status, ended.ended_at]).toEqual(['stopped', expect.stringMatching(ISO)]);
+    expect((await h.call('POST', `/api/dispatches/${d.dispatch_id.toUpperCase()}/stop`)).status).toBe(202);
+    const ended = (await status(d.dispatch_id.toUpperCase())).body;
+    expect([ended.id, ended.status, ended.ended_at]).toEqual([d.dispatch_id, 'stopped', expect.stringMatching(ISO)]);
     expect((await pull(h, rigId, d.container_token)).status).toBe(410);
     const lease = await h.core.db.tokenLease.findUniqueOrThrow({ where: { dispatchId: d.dispatch_id } });
     expect([lease.tokenEnc, lease.previousTokenEnc]).toEqual([null, null]);
@@ -202,7 +205,7 @@ describe('GET /api/dispatches/:id, /events and POST /stop', () => {
     expect(world.gh.isTokenLive(pushed.token)).toBe(true);
     await h.core.temporal.workflow.getHandle(d.workflow_id).terminate('operator test');
 
-    expect((await h.call('POST', `/api/dispatches/${d.dispatch_id}/stop`)).status).toBe(202);
+    expect((await h.call('POST', `/api/dispatches/${d.dispatch_id.toUpperCase()}/stop`)).status).toBe(202);
     expect((await status(d.dispatch_id)).body.status).toBe('stopped');
     expect(world.gh.isTokenRevoked(pushed.token)).toBe(true);
     const events = await h.call<{ events: Array<{ kind: string; generation: number }> }>('GET', `/api/dispatches/${d.dispatch_id}/events`);

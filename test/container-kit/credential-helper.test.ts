@@ -265,12 +265,14 @@ describe('git-credential-repo-connect erase and store', () => {
 });
 
 describe('configuration', () => {
-  it('defaults the token file under HOME and splits REPO_CONNECT_GIT_HOST', () => {
+  it('defaults the token file under HOME, splits REPO_CONNECT_GIT_HOST and reads the rig id in lower case', () => {
     const { config, problems } = configLib.loadConfig({
       HOME: '/home/agent',
       REPO_CONNECT_GIT_HOST: 'GitHub.com, gitlab.example.com:8443',
+      REPO_CONNECT_RIG_ID: '3F65A05F-8212-4E41-BDCA-95BCA20FC56A',
     });
     expect(problems).toEqual([]);
+    expect(config.rigId).toBe('3f65a05f-8212-4e41-bdca-95bca20fc56a'); // as the service writes ids
     expect(config.tokenFile).toBe('/home/agent/.repo-connect/git-token.json');
     expect(config.gitHosts).toEqual(['github.com', 'gitlab.example.com:8443']);
     expect(config.minValiditySeconds).toBe(60);

@@ -66,7 +66,14 @@ export const helperLib = kitRequire('./lib/credential-helper.js') as {
 
 export const configLib = kitRequire('./lib/config.js') as {
   loadConfig(env: NodeJS.ProcessEnv): {
-    config: { tokenFile: string; gitHosts: string[]; httpHosts: string[]; minValiditySeconds: number; containerToken?: string };
+    config: {
+      tokenFile: string;
+      gitHosts: string[];
+      httpHosts: string[];
+      minValiditySeconds: number;
+      containerToken?: string;
+      rigId?: string;
+    };
     problems: string[];
   };
 };
