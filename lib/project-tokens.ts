@@ -250,7 +250,17 @@ export function createProjectTokens(deps: ProjectTokensDeps) {
       const pending = await db.$queryRaw<Array<{ id: string }>>`
         SELECT id FROM rig_project_tokens WHERE status = 'revoking' ORDER BY updated_at LIMIT ${batch}::int`;
       let revoked = 0;
-      for (const { id } of pending) if ((await revokeRow(id, true).catch(() => 'failed')) === 'revoked') revoked++;
+      for (const { id } of pending) {
+        const outcome = await revokeRow(id, true).catch(() => 'failed' as const);
+        if (outcome === 'revoked') revoked++;
+        // A row that failed (its grant dead, the account no longer Maintainer) goes to the back of
+        // the queue: oldest first would pick the same stuck rows every round and never reach the rest.
+        if (outcome === 'failed') {
+          await db.$executeRaw`UPDATE rig_project_tokens SET updated_at = now() WHERE id = ${id}::uuid AND status = 'revoking'`.catch(
+            () => undefined,
+          );
+        }
+      }
       // A dispatch that started while its rig's token was being revoked mints again.
       for (const r of idle) await deps.onChanged?.(r.rig_id, 'idle gitlab project token revoked').catch(() => undefined);
       return revoked;

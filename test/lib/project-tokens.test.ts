@@ -295,6 +295,26 @@ it('revokes on detach and on reconnecting to another project; a failed revocatio
   expect(await db.rigProjectToken.count({ where: { id: { in: ids } } })).toBe(0);
 });
 
+it('a revocation that keeps failing goes to the back of the queue: the sweep reaches the rows behind it', async () => {
+  const s = store();
+  // Three detached tokens whose grants are dead (GitLab cannot be asked), then one that can go.
+  const stuck = [];
+  for (let i = 0; i < 3; i++) {
+    const { rig } = await gitlabRig();
+    stuck.push(await s.forRig(rig, 300));
+    await db.platformIntegration.update({ where: { id: rig.integrationId }, data: { status: 'reconnect_required' } });
+    await s.detach(db, rig.rigId);
+  }
+  const { rig } = await gitlabRig();
+  const healthy = await s.forRig(rig, 300);
+  await s.detach(db, rig.rigId);
+
+  // Three rows a round: oldest first would take the three stuck ones every time.
+  for (let round = 0; round < 10 && healthy.scope === 'repository' && gl.isProjectTokenLive(healthy.token); round++) await s.sweep(3600, 3);
+  expect(healthy.scope === 'repository' && gl.isProjectTokenLive(healthy.token)).toBe(false);
+  expect(stuck.filter((t) => t.scope === 'repository' && gl.isProjectTokenLive(t.token))).toHaveLength(3); // still waiting for a grant
+});
+
 it('sweeps the tokens of idle rigs, and never of a rig with a running dispatch', async () => {
   const s = store();
   const idle = await gitlabRig();
