@@ -49,9 +49,52 @@ export interface GitlabGrantsDeps {
   onRotated?: (integrationId: string, askingDispatchId?: string) => Promise<unknown>;
 }
 
+/** Waits between attempts to save a rotated pair while Postgres cannot take it (about 7.5 s in all). */
+const SAVE_RETRY_MS = [500, 1000, 2000, 4000];
+
+type Rotated = { tokens: GitlabTokens; fromVersion: number };
+
 export function createGitlabGrants(deps: GitlabGrantsDeps) {
   const { db, secrets, gitlab } = deps;
   const now = deps.now ?? Date.now;
+  /**
+   * Pairs GitLab rotated that Postgres could not take: GitLab killed the old refresh token, so the
+   * stored one is dead and this is the only copy of the grant. Saved first by the next call for the
+   * integration (in this process); lost with the process, as an answer lost in flight would be.
+   */
+  const unsaved = new Map<string, Rotated>();
+
+  const saveRotated = (client: Pick<Db, '$executeRaw'>, id: string, r: Rotated) => client.$executeRaw`
+    UPDATE platform_integrations
+    SET access_token_enc = ${secrets.encrypt(r.tokens.accessToken, gitlabTokenContext(id, 'access'))},
+        refresh_token_enc = ${secrets.encrypt(r.tokens.refreshToken, gitlabTokenContext(id, 'refresh'))},
+        access_token_expires_at = ${r.tokens.expiresAt},
+        token_version = token_version + 1,
+        updated_at = now()
+    WHERE id = ${id}::uuid AND token_version = ${r.fromVersion}`;
+
+  /** Saves a pair held in memory, then forgets it (also when the row moved on: a newer pair was saved). */
+  async function saveUnsaved(integrationId: string): Promise<void> {
+    const held = unsaved.get(integrationId);
+    if (!held) return;
+    await saveRotated(db, integrationId, held);
+    unsaved.delete(integrationId);
+  }
+
+  /** Saves a rotated pair outside the failed transaction, retrying while Postgres is away; parks it if it stays away. */
+  async function saveOutside(integrationId: string, r: Rotated): Promise<number> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await saveRotated(db, integrationId, r);
+      } catch (err) {
+        if (attempt >= SAVE_RETRY_MS.length) {
+          unsaved.set(integrationId, r);
+          throw err;
+        }
+        await new Promise((resolve) => setTimeout(resolve, SAVE_RETRY_MS[attempt]));
+      }
+    }
+  }
 
   const usable = (row: GrantRow, minValidityMs: number) =>
     row.access_token_enc !== null && row.access_token_expires_at !== null && row.access_token_expires_at.getTime() - now() > minValidityMs;
@@ -83,6 +126,7 @@ export function createGitlabGrants(deps: GitlabGrantsDeps) {
      */
     async getValidAccessToken(integrationId: string, minValiditySeconds: number, askingDispatchId?: string): Promise<ValidGitlabToken> {
       const minMs = minValiditySeconds * 1000;
+      await saveUnsaved(integrationId);
       const [fast] = await db.$queryRaw<GrantRow[]>`
         SELECT id, status::text, gitlab_base_url, access_token_enc, refresh_token_enc, access_token_expires_at, token_version
         FROM platform_integrations WHERE id = ${integrationId}::uuid AND provider = 'gitlab'`;
@@ -90,15 +134,7 @@ export function createGitlabGrants(deps: GitlabGrantsDeps) {
 
       // Set when GitLab answered a refresh: if the transaction then fails (timeout, lost
       // connection), the rotated pair is saved outside it, or the grant would be dead.
-      let rotated: { tokens: GitlabTokens; fromVersion: number } | undefined;
-      const saveRotated = (client: Pick<Db, '$executeRaw'>, id: string, r: NonNullable<typeof rotated>) => client.$executeRaw`
-        UPDATE platform_integrations
-        SET access_token_enc = ${secrets.encrypt(r.tokens.accessToken, gitlabTokenContext(id, 'access'))},
-            refresh_token_enc = ${secrets.encrypt(r.tokens.refreshToken, gitlabTokenContext(id, 'refresh'))},
-            access_token_expires_at = ${r.tokens.expiresAt},
-            token_version = token_version + 1,
-            updated_at = now()
-        WHERE id = ${id}::uuid AND token_version = ${r.fromVersion}`;
+      let rotated: Rotated | undefined;
 
       const result = await db
         .$transaction(
@@ -138,7 +174,7 @@ export function createGitlabGrants(deps: GitlabGrantsDeps) {
         )
         .catch(async (err) => {
           if (!rotated) throw err;
-          const saved = await saveRotated(db, integrationId, rotated);
+          const saved = await saveOutside(integrationId, rotated);
           if (saved !== 1) throw err;
           return { accessToken: rotated.tokens.accessToken, expiresAt: rotated.tokens.expiresAt, refreshed: true, integrationId };
         });
