@@ -82,11 +82,12 @@ export async function saveFallback(sql: Sql, rowId: string, code: string, reason
 
 /**
  * Detaches the rig's row: one holding a token becomes `revoking` without a rig (revoked apart from
- * it), any other is dropped. Returns the ids to revoke.
+ * it), any other is dropped. Returns the ids to revoke. The version moves, as it does when the idle
+ * sweep claims a row, so a renewal that lost its lock cannot save over it (saveIssued).
  */
 export async function detachStatements(sql: Sql, rigId: string): Promise<string[]> {
   const held = await sql.$queryRaw<Array<{ id: string }>>`
-    UPDATE rig_project_tokens SET rig_id = NULL, status = 'revoking', updated_at = now()
+    UPDATE rig_project_tokens SET rig_id = NULL, status = 'revoking', version = version + 1, updated_at = now()
     WHERE rig_id = ${rigId}::uuid AND token_enc IS NOT NULL AND status IN ('active', 'revoking')
     RETURNING id`;
   await sql.$executeRaw`DELETE FROM rig_project_tokens WHERE rig_id = ${rigId}::uuid`;
@@ -99,7 +100,7 @@ export async function detachStatements(sql: Sql, rigId: string): Promise<string[
  */
 export function claimIdle(sql: Sql, idleSeconds: number, batch: number): Promise<Array<{ id: string; rig_id: string }>> {
   return sql.$queryRaw`
-    UPDATE rig_project_tokens t SET status = 'revoking', updated_at = now()
+    UPDATE rig_project_tokens t SET status = 'revoking', version = version + 1, updated_at = now()
     WHERE t.id IN (
       SELECT c.id FROM rig_project_tokens c
       WHERE c.status = 'active' AND c.rig_id IS NOT NULL

@@ -173,7 +173,14 @@ export function createProjectTokens(deps: ProjectTokensDeps) {
       .catch(async (err): Promise<Locked> => {
         // GitLab answered but the transaction failed: save outside it, or the token would be lost
         // (after a rotation, with the old one dead).
-        if (!issued || (await saveIssued(db, secrets, issued)) !== 1) throw err;
+        if (!issued) throw err;
+        if ((await saveIssued(db, secrets, issued)) !== 1) {
+          // The row moved on meanwhile (the rig was disconnected or went idle once the lock was
+          // gone): nobody will hold this token, so it must not live out its days at GitLab.
+          const call = { baseUrl: rig.baseUrl, accessToken: grantToken, projectId: Number(rig.projectId) };
+          await gitlab.revokeProjectAccessToken({ ...call, tokenId: issued.token.id }).catch(() => undefined);
+          throw err;
+        }
         return {
           answer: { scope: 'repository', token: issued.token.token, expiresAt: issued.usableUntil },
           changed: 'gitlab project token saved',

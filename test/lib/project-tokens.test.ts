@@ -6,6 +6,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createDb, type Db } from '../../lib/db';
 import { createGitlabGrants } from '../../lib/gitlab-grant';
 import { createProjectTokens, type ProjectTokenRig } from '../../lib/project-tokens';
+import { saveIssued } from '../../lib/project-token-rows';
 import { createGitlabClient } from '../../lib/providers/gitlab';
 import { GITLAB_SCOPES } from '../../lib/providers/gitlab-fns';
 import { ProviderError } from '../../lib/providers/types';
@@ -313,6 +314,18 @@ it('a revocation that keeps failing goes to the back of the queue: the sweep rea
   for (let round = 0; round < 10 && healthy.scope === 'repository' && gl.isProjectTokenLive(healthy.token); round++) await s.sweep(3600, 3);
   expect(healthy.scope === 'repository' && gl.isProjectTokenLive(healthy.token)).toBe(false);
   expect(stuck.filter((t) => t.scope === 'repository' && gl.isProjectTokenLive(t.token))).toHaveLength(3); // still waiting for a grant
+});
+
+it('a renewal that lost its row lock cannot save over a row detached since it read it', async () => {
+  const s = store();
+  const { rig } = await gitlabRig();
+  await s.forRig(rig, 300);
+  const read = await db.rigProjectToken.findUniqueOrThrow({ where: { rigId: rig.rigId } });
+  await s.detach(db, rig.rigId);
+  const late = { id: 99, token: 'glpat-late-answer', expiresAt: '2030-01-01' };
+  const issued = { rowId: read.id, fromVersion: read.version, token: late, rotated: true, usableUntil: new Date() };
+  expect(await saveIssued(db, secrets, issued)).toBe(0);
+  expect(await db.rigProjectToken.findUniqueOrThrow({ where: { id: read.id } })).toMatchObject({ status: 'revoking', rigId: null });
 });
 
 it('sweeps the tokens of idle rigs, and never of a rig with a running dispatch', async () => {
