@@ -236,6 +236,17 @@ export function loadConfig(env: Env = process.env): Config {
     if (appId && privateKey && slug) apps[appType] = { appType, appId, privateKey, slug };
   }
 
+  // A refresh asks for a token that outlives its lead (the margin and the jitter, at most 10 % of the
+  // token's life): a project token rotated for less than that is never enough, and every mint would
+  // rotate it again (and signal the rig's other dispatches, which rotate it again).
+  const rotate = e.GITLAB_PROJECT_TOKEN_ROTATE_SECONDS;
+  const lead = e.TOKEN_REFRESH_MARGIN_SECONDS + Math.min(e.REFRESH_JITTER_MAX_SECONDS, rotate / 10) + 1;
+  if (rotate <= lead) {
+    problems.push(
+      `GITLAB_PROJECT_TOKEN_ROTATE_SECONDS must be more than TOKEN_REFRESH_MARGIN_SECONDS plus the refresh jitter and a second (${lead} s here), or every mint would rotate the project token`,
+    );
+  }
+
   if ((e.GITLAB_CLIENT_ID === undefined) !== (e.GITLAB_CLIENT_SECRET === undefined)) {
     problems.push('GITLAB_CLIENT_ID and GITLAB_CLIENT_SECRET must be set together');
   }

@@ -155,6 +155,12 @@ describe('loadConfig', () => {
       'GITLAB_PROJECT_TOKEN_RETRY_SECONDS',
       'GITLAB_PROJECT_TOKEN_ROTATE_SECONDS',
     ]);
+    // A rotation no longer than a refresh's lead (margin, jitter, a second) would rotate at every mint.
+    const near = { ...minimal, TOKEN_REFRESH_MARGIN_SECONDS: '300', REFRESH_JITTER_MAX_SECONDS: '60' };
+    expect(problems({ ...near, GITLAB_PROJECT_TOKEN_ROTATE_SECONDS: '330' })).toEqual([
+      'GITLAB_PROJECT_TOKEN_ROTATE_SECONDS must be more than TOKEN_REFRESH_MARGIN_SECONDS plus the refresh jitter and a second (334 s here), or every mint would rotate the project token',
+    ]);
+    expect(loadConfig({ ...near, GITLAB_PROJECT_TOKEN_ROTATE_SECONDS: '600' }).projectTokens.rotateSeconds).toBe(600);
   });
 
   it('names the worker deployment (versioning off unless asked for) and checks the names Temporal joins with a dot', () => {
