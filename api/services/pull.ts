@@ -27,6 +27,8 @@ export function isFresh(lease: CachedLease, marginMs: number, now: number): bool
 const REFRESH_DEADLINE_MS = 30_000;
 /** Dispatches refreshing for pulls at once, per API instance; more answer 503 and are retried. */
 const MAX_REFRESHES_IN_FLIGHT = 10_000;
+/** Container tokens this instance has found in Postgres, remembered (as hashes) past their cached copies. */
+const MAX_KNOWN_TOKENS = 50_000;
 
 const unauthorized = () => new AppError(401, 'unauthorized', 'unknown container token', undefined, { 'www-authenticate': 'Bearer' });
 
@@ -43,6 +45,18 @@ export function createPullService(deps: Deps) {
   const failures = createRateLimiter({ perMinute, burst: perMinute, maxKeys: 10_000 });
   const events = createEventBuffer({ db: deps.db, logger: deps.logger });
   const refreshes = createSingleFlight<string>({ max: MAX_REFRESHES_IN_FLIGHT });
+  /**
+   * Hashes of container tokens Postgres knew. A lease's cached copy goes at every refresh (NOTIFY)
+   * and after a minute, but the token stays good: its next pull reads Postgres without taking from
+   * its address's budget for unknown tokens, which a neighbour behind the same address (a NAT, a
+   * proxy, an IPv6 /64) could have spent. Bounded; the oldest are forgotten first.
+   */
+  const known = new Set<string>();
+  const remember = (hash: string) => {
+    known.delete(hash);
+    known.add(hash);
+    if (known.size > MAX_KNOWN_TOKENS) known.delete(known.values().next().value as string);
+  };
 
   /** The response body (JSON text `{token, expires_at, username, generation}`), audited. */
   function answer(lease: CachedLease): string {
@@ -83,17 +97,20 @@ export function createPullService(deps: Deps) {
       metrics.pulls.inc({ result: 'rate_limited' });
       throw rateLimited(tokenWait, 'too many pulls for this container token');
     }
-    const wait = failures.take(source);
+    const wasKnown = known.has(hash);
+    const wait = wasKnown ? 0 : failures.take(source);
     if (wait > 0) {
       metrics.pulls.inc({ result: 'rate_limited' });
       throw rateLimited(wait, 'too many unknown container tokens from this address');
     }
     const entry = cache.isUnknown(hash) ? null : await cache.load(hash);
     if (!entry) {
+      known.delete(hash);
       metrics.pulls.inc({ result: 'unauthorized' });
       throw unauthorized();
     }
-    failures.refund(source); // a known token is not a failed lookup
+    if (!wasKnown) failures.refund(source); // a known token is not a failed lookup
+    remember(hash);
     return { entry, hit: false };
   }
 

@@ -6,6 +6,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { request } from 'node:http';
 import { Client } from 'pg';
+import { LEASE_CHANNEL } from '../../lib/lease-store';
 import { sha256Hex } from '../../lib/secrets';
 import { FakeContainerHost } from '../fakes/container';
 import { startHarness, type Harness } from '../helpers/harness';
@@ -90,7 +91,7 @@ describe('unknown container tokens', () => {
     expect(again.status).toBe(401);
   });
 
-  it('keeps serving a known token from an address that is limited for unknown ones', async () => {
+  it('keeps serving a known token from an address that is limited for unknown ones, cached or not', async () => {
     const rig = await githubRig(h, world, { repos: 1 });
     const d = await dispatchTo(h, containers, rig.rigId, 'known-token');
     await containers.waitForPush(d.container, (p) => p.generation === 1);
@@ -98,6 +99,14 @@ describe('unknown container tokens', () => {
     for (let i = 0; i < LIMIT; i++) await pullFrom('127.0.0.5', rig.rigId, randomBearer());
     expect((await pullFrom('127.0.0.5', rig.rigId, randomBearer())).status).toBe(429);
     expect((await pullFrom('127.0.0.5', rig.rigId, d.containerToken)).status).toBe(200);
+    // Its cached copy goes (as at every refresh: the lease's NOTIFY): the token is read from Postgres
+    // again, and still not charged to the address that spent its budget on unknown ones.
+    await h.core.db.$executeRaw`SELECT pg_notify(${LEASE_CHANNEL}, ${d.dispatchId})`;
+    await new Promise((r) => setTimeout(r, 300));
+    const misses = h.core.metrics.servedPulls.miss;
+    expect((await pullFrom('127.0.0.5', rig.rigId, d.containerToken)).status).toBe(200);
+    expect(h.core.metrics.servedPulls.miss - misses).toBe(1); // read from Postgres, not from the copy
+    expect((await pullFrom('127.0.0.5', rig.rigId, randomBearer())).status).toBe(429); // unknown ones still are
     await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
   });
 
