@@ -1,5 +1,6 @@
 // Revoking the GitHub tokens a dispatch holds when it ends. One place for both ways a dispatch ends:
 // the workflow's finishDispatch activity, and the API when the workflow no longer exists.
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { LeaseStore } from './lease-store';
 import type { Metrics } from './metrics';
 import { ProviderError, type GithubClient } from './providers/types';
@@ -48,4 +49,34 @@ export function revokeHeldTokens(deps: RevocationDeps, dispatchId: string, reaso
       deps.metrics?.revocations.inc({ outcome: 'not_revocable' });
     }
   };
+}
+
+/** The reason a dispatch ended by the API (not its workflow) gives. */
+export const WORKFLOW_GONE = 'token workflow no longer exists';
+
+/** Ends a dispatch whose workflow is gone as the workflow would have: ended, its GitHub tokens revoked, `stopped`. */
+export function endAsGone(deps: RevocationDeps, dispatchId: string): Promise<void> {
+  return deps.leases.close(dispatchId, { status: 'stopped', reason: WORKFLOW_GONE }, revokeHeldTokens(deps, dispatchId, WORKFLOW_GONE));
+}
+
+/**
+ * Ends the dispatch if its token workflow has no open run (an operator terminated it, or its stop
+ * gave up on Postgres); returns whether it did. Temporal's "not found" alone is not believed: a
+ * continue-as-new can answer it while the next run is already open, which `describe` shows.
+ */
+export async function endIfWorkflowGone(
+  deps: RevocationDeps & { temporal: Pick<Client, 'workflow'> },
+  dispatchId: string,
+  workflowId: string,
+): Promise<boolean> {
+  const open = await deps.temporal.workflow
+    .getHandle(workflowId)
+    .describe()
+    .then(
+      (d) => d.status.name === 'RUNNING',
+      (err: unknown) => (err instanceof WorkflowNotFoundError ? false : Promise.reject(err)),
+    );
+  if (open) return false;
+  await endAsGone(deps, dispatchId);
+  return true;
 }

@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Core } from '../../lib/core';
 import { containerUrlProblem } from '../../lib/container-url-policy';
-import { revokeHeldTokens } from '../../lib/dispatch-revocation';
+import { endAsGone } from '../../lib/dispatch-revocation';
 import { signalCurrentRun } from '../../lib/temporal';
 import { containerTokenContext } from '../../lib/secret-contexts';
 import { newOpaqueToken, sha256Hex } from '../../lib/secrets';
@@ -137,8 +137,7 @@ export function createDispatchService(deps: Deps) {
       });
       if (signalled) return;
       // The workflow is gone (terminated by an operator): end the dispatch here, revoking what it held.
-      const reason = 'token workflow no longer exists';
-      await deps.leases.close(dispatchId, { status: 'stopped', reason }, revokeHeldTokens(deps, dispatchId, reason));
+      await endAsGone(deps, dispatchId);
     },
 
     /**

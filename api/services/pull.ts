@@ -4,6 +4,7 @@
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Core } from '../../lib/core';
 import type { CachedDispatch, CachedLease, LeaseCache } from '../../lib/lease-cache';
+import { endIfWorkflowGone } from '../../lib/dispatch-revocation';
 import { sha256Hex } from '../../lib/secrets';
 import { refreshNowUpdate } from '../../workflows/git-token-workflow';
 import { AppError } from '../errors';
@@ -11,7 +12,7 @@ import { createEventBuffer } from './event-buffer';
 import { createRateLimiter, sourceKey } from './rate-limit';
 import { createSingleFlight, SingleFlightFullError } from './single-flight';
 
-type Deps = Pick<Core, 'db' | 'temporal' | 'config' | 'metrics' | 'logger'> & { cache: LeaseCache };
+type Deps = Pick<Core, 'db' | 'temporal' | 'config' | 'metrics' | 'logger' | 'github' | 'leases'> & { cache: LeaseCache };
 
 /**
  * Fresh enough to hand out without a refresh: more than the margin left, or for short-lived
@@ -74,8 +75,15 @@ export function createPullService(deps: Deps) {
             deps.temporal.workflow.getHandle(entry.workflowId).executeUpdate(refreshNowUpdate, { args: [{ staleGeneration }] }),
           )
           .then(() => undefined)
-          .catch((err) => {
-            if (err instanceof WorkflowNotFoundError || err instanceof WorkflowUpdateFailedError) return; // ended: the reload says so
+          .catch(async (err) => {
+            // No run to ask: ended as it should have been (the reload then answers 410), or gone
+            // without ending the dispatch (terminated by an operator): end it here, or pulls would
+            // get 502 for as long as the container asks.
+            if (err instanceof WorkflowNotFoundError) {
+              await endIfWorkflowGone(deps, entry.dispatchId, entry.workflowId).catch(() => undefined);
+              return;
+            }
+            if (err instanceof WorkflowUpdateFailedError) return; // ended: the reload says so
             throw new AppError(503, 'temporal_unavailable', 'could not reach the token workflow; try again', undefined, {
               'retry-after': '2',
             });

@@ -212,6 +212,24 @@ describe('GET /api/dispatches/:id, /events and POST /stop', () => {
     expect(events.body.events.filter((e) => e.kind === 'revoked')).toEqual([expect.objectContaining({ generation: 1 })]);
   });
 
+  it('a pull that needs a refresh from a workflow an operator terminated ends the dispatch: 410, token revoked', async () => {
+    world.gh.tokenLifetimeSeconds = 8; // fresh for a pull while more than half its life is left
+    try {
+      const rig = await githubRig(h, world, { repos: 1 });
+      const d = await start(rig.rigId, 'terminated-pull');
+      await containers.waitForPush('terminated-pull', (p) => p.generation >= 1, 20_000);
+      await h.core.temporal.workflow.getHandle(d.workflow_id).terminate('operator test');
+      const held = (await h.core.leases.read(d.dispatch_id))!;
+      // Until the lease is stale the pull is served; then it asks the workflow, which is gone.
+      await new Promise((r) => setTimeout(r, Math.max(0, held.expiresAt!.getTime() - 3500 - Date.now())));
+      expectError(await pull(h, rig.rigId, d.container_token), 410, 'dispatch_ended');
+      expect((await status(d.dispatch_id)).body.status).toBe('stopped');
+      expect(world.gh.isTokenRevoked(held.token!)).toBe(true);
+    } finally {
+      world.gh.tokenLifetimeSeconds = 3600;
+    }
+  });
+
   it('answers 404 for unknown dispatches and 400 for malformed ids', async () => {
     const id = randomUUID();
     expectError(await h.call('GET', `/api/dispatches/${id}`), 404, 'not_found', 'dispatch_id');
