@@ -6,8 +6,19 @@ import { existsSync, readFileSync } from 'node:fs';
 
 function readPem(value: string): string {
   if (value.includes('-----BEGIN')) return value.replace(/\\n/g, '\n');
-  if (!existsSync(value)) throw new Error(`is neither PEM text nor a readable file (${value})`);
+  if (!existsSync(value)) throw new Error(`is neither PEM text nor a readable file (${described(value)})`);
   return readFileSync(value, 'utf8');
+}
+
+/**
+ * What a refusal may say of a value: a path is shown; anything else may be the key itself in
+ * another form (base64, the usual way secrets are passed around) and is not, since boot errors go
+ * to the console and the logs.
+ */
+function described(value: string): string {
+  if (/^(\/|\.\.?\/)[^\s]{0,1024}$/.test(value)) return value;
+  if (value.startsWith('LS0t')) return 'not shown; it looks like base64: give the PEM text or a path';
+  return 'not shown: not a path';
 }
 
 /** A private key, checked to parse. */

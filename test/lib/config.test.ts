@@ -88,6 +88,16 @@ describe('loadConfig', () => {
     expect(problems({ ...minimal, GITHUB_APP_ID: '1', GITHUB_APP_PRIVATE_KEY: '/no/such/file.pem', GITHUB_APP_SLUG: 's' })).toEqual([
       'GITHUB_APP_PRIVATE_KEY is neither PEM text nor a readable file (/no/such/file.pem)',
     ]);
+    // A key in another form (base64, as secret stores hand it out) is refused without being repeated.
+    const b64 = Buffer.from(pem).toString('base64');
+    const refused = problems({ ...minimal, GITHUB_APP_ID: '1', GITHUB_APP_PRIVATE_KEY: b64, GITHUB_APP_SLUG: 's' });
+    expect(refused).toEqual([
+      'GITHUB_APP_PRIVATE_KEY is neither PEM text nor a readable file (not shown; it looks like base64: give the PEM text or a path)',
+    ]);
+    const raw = pem.split('\n').slice(1, -2).join('');
+    expect(problems({ ...minimal, GITHUB_APP_ID: '1', GITHUB_APP_PRIVATE_KEY: raw, GITHUB_APP_SLUG: 's' }).join()).not.toContain(
+      raw.slice(0, 20),
+    );
   });
 
   it('needs the GitLab client id and secret together, and PUBLIC_URL in production', () => {
