@@ -198,6 +198,8 @@ it('builds an image that runs the entry point through tsx as a non-root user, wi
   for (const [k, v] of Object.entries(SERVICE_PROCESS_ENV)) expect(envLines).toContain(` ${k}=${v}`);
   const ignored = read('.dockerignore').split('\n');
   for (const p of ['.env', '.git', 'node_modules', '.tools', '.local', 'prisma/generated']) expect(ignored).toContain(p);
+  // Key files kept beside the compose file to be mounted (README) stay out of the image.
+  for (const p of ['*.pem', '*.key', '*.crt', 'certs', 'secrets']) expect(ignored).toContain(p);
 });
 
 // Docker Compose itself, where its plugin is installed (no Docker engine is needed for `config`):
