@@ -2,7 +2,7 @@
 // Development values for secrets are generated once into .local/dev.env (never in production);
 // a Temporal dev server is started only when nothing answers at TEMPORAL_ADDRESS; Ctrl-C stops
 // what this script started and nothing else.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -52,6 +52,28 @@ function devSecrets(env: NodeJS.ProcessEnv): Record<string, string> {
 }
 
 let temporal: DevServer | undefined;
+let service: ChildProcess | undefined;
+let stopping = false;
+
+/** Stops what this script started (the service, then the dev server) and exits with `code`. */
+async function stopAll(code: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  // A service killed by a signal (OOM, kill -9) has no exit code but a signal code: gone as well.
+  const running = service;
+  if (running && running.exitCode === null && running.signalCode === null) {
+    running.kill('SIGTERM');
+    await new Promise((r) => running.once('exit', r));
+  }
+  if (temporal) {
+    log('stopping the Temporal dev server it started');
+    await temporal.stop();
+  }
+  process.exit(code);
+}
+// From the start, not only once the service runs: a Ctrl-C (or a closed terminal) while the dev
+// server starts or migrations run stops what was started too.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stopAll(0));
 
 async function main(): Promise<void> {
   const production = process.env.NODE_ENV === 'production';
@@ -112,27 +134,12 @@ async function main(): Promise<void> {
 
   // One node process with tsx as its loader, so signals reach the service itself; started as the
   // image starts it (lib/process-tuning.ts), values already in the environment winning.
-  const service = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'bin', 'repo-connect.ts')], {
+  if (stopping) return; // a signal came while the schema was migrated
+  service = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'bin', 'repo-connect.ts')], {
     cwd: PROJECT_ROOT,
     stdio: 'inherit',
     env: { ...SERVICE_PROCESS_ENV, ...env },
   });
-  let stopping = false;
-  const stopAll = async (code: number) => {
-    if (stopping) return;
-    stopping = true;
-    if (service.exitCode === null) {
-      service.kill('SIGTERM');
-      await new Promise((r) => service.once('exit', r));
-    }
-    if (temporal) {
-      log('stopping the Temporal dev server it started');
-      await temporal.stop();
-    }
-    process.exit(code);
-  };
-  process.on('SIGINT', () => void stopAll(0));
-  process.on('SIGTERM', () => void stopAll(0));
   service.once('exit', (code) => void stopAll(code ?? 1));
 
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
