@@ -72,18 +72,21 @@ export function createTownService(deps: Deps) {
         if (seen.has(t.host)) throw badRequest(`tokens.${i}.host`, `tokens.${i}.host: ${t.host} is listed twice`);
         seen.add(t.host);
       });
-      await db.$transaction([
-        db.townGitAuth.deleteMany({ where: { townId } }),
-        db.townGitAuth.createMany({
-          data: body.tokens.map((t) => ({
-            townId,
-            host: t.host,
-            username: t.username ?? null,
-            tokenEnc: deps.secrets.encrypt(t.token, townTokenContext(townId, t.host)),
-            fingerprint: fingerprint(t.token),
-          })),
-        }),
-      ]);
+      const data = body.tokens.map((t) => ({
+        townId,
+        host: t.host,
+        username: t.username ?? null,
+        tokenEnc: deps.secrets.encrypt(t.token, townTokenContext(townId, t.host)),
+        fingerprint: fingerprint(t.token),
+      }));
+      await db.$transaction(async (tx) => {
+        // Concurrent PUTs take turns on the town's row: each replaces the whole set (the last one
+        // wins), instead of two deletes seeing nothing and the inserts colliding (500) or mixing.
+        const locked = await tx.$queryRaw<unknown[]>`SELECT 1 FROM towns WHERE id = ${townId}::uuid FOR UPDATE`;
+        if (locked.length === 0) throw notFound('town', 'town_id');
+        await tx.townGitAuth.deleteMany({ where: { townId } });
+        await tx.townGitAuth.createMany({ data });
+      });
       await deps.notifier.townChanged(townId, 'town git-auth changed');
     },
   };

@@ -173,6 +173,25 @@ describe('PUT /api/towns/:id/git-auth', () => {
     expect((await detail(id)).git_auth).toEqual([]);
   });
 
+  it('concurrent PUTs each replace the whole set: every one answers 204 and one of them is what remains', async () => {
+    const { id } = await newTown();
+    const bodies = Array.from({ length: 8 }, (_, i) => {
+      const token = `tok-race-${i}-${randomUUID()}`;
+      secrets.push(token);
+      // The same host in every body (the inserts would collide) and a host of its own (they would mix).
+      return {
+        tokens: [
+          { host: 'github.com', token },
+          { host: `h${i}.example.com`, token },
+        ],
+      };
+    });
+    const answers = await Promise.all(bodies.map((b) => h.call('PUT', `/api/towns/${id}/git-auth`, b)));
+    expect(answers.map((a) => a.status)).toEqual(bodies.map(() => 204));
+    const left = (await detail(id)).git_auth.map((g) => g.host).sort();
+    expect(bodies.map((b) => b.tokens.map((t) => t.host).sort())).toContainEqual(left);
+  });
+
   it('refuses a host listed twice (after normalising case) and keeps the previous set', async () => {
     const { id } = await newTown();
     const keep = `keep-${randomUUID()}`;
