@@ -213,29 +213,38 @@ export function createIntegrationService(deps: Deps) {
         throw err;
       }
       const where = { ownerId: body.owner_id, provider: 'gitlab' as const, gitlabBaseUrl: baseUrl, accountId: BigInt(user.id) };
-      const existing = await db.platformIntegration.findFirst({ where });
-      const id = existing?.id ?? randomUUID();
-      const grant = {
+      // Sealed for the row that keeps them (the row id is part of the encryption context).
+      const grantFor = (id: string) => ({
         accountLogin: user.username,
         accessTokenEnc: secrets.encrypt(tokens.accessToken, gitlabTokenContext(id, 'access')),
         refreshTokenEnc: secrets.encrypt(tokens.refreshToken, gitlabTokenContext(id, 'refresh')),
         accessTokenExpiresAt: tokens.expiresAt,
         status: 'active' as const,
         statusReason: null,
-      };
-      if (existing) {
+      });
+      const reconnect = async (id: string) => {
         const row = await db.platformIntegration.update({
           where: { id },
-          data: { ...grant, tokenVersion: { increment: 1 }, statusChangedAt: new Date() },
+          data: { ...grantFor(id), tokenVersion: { increment: 1 }, statusChangedAt: new Date() },
         });
         // The new grant may have what the old one lacked (the api scope): refused rigs ask again.
         await deps.projectTokens.retryNow({ integrationId: id });
         await deps.notifier.integrationChanged(id, 'gitlab grant reconnected');
         return { created: false, integration: presentIntegration(row) };
-      }
+      };
+      const existing = await db.platformIntegration.findFirst({ where });
+      if (existing) return reconnect(existing.id);
       await ensureOwner(db, body.owner_id);
-      const row = await db.platformIntegration.create({ data: { id, ...where, ...grant } });
-      return { created: true, integration: presentIntegration(row) };
+      const id = randomUUID();
+      try {
+        const row = await db.platformIntegration.create({ data: { id, ...where, ...grantFor(id) } });
+        return { created: true, integration: presentIntegration(row) };
+      } catch (err) {
+        // The same grant registered at the same moment (a client retrying): this one is a reconnect.
+        const raced = isUniqueViolation(err) ? await db.platformIntegration.findFirst({ where }) : null;
+        if (!raced) throw err;
+        return reconnect(raced.id);
+      }
     },
 
     /** Repositories from the cache, fetched from the provider when empty or asked to. */

@@ -1,6 +1,7 @@
 // GitLab OAuth grants through the management API against fake GitLabs (gitlab.com-like, and a
 // self-managed one under /gitlab) with rotating refresh tokens: registration and repositories.
 import { randomUUID } from 'node:crypto';
+import { gitlabTokenContext } from '../../lib/secret-contexts';
 import { newOwner, startHarness, type Harness } from '../helpers/harness';
 import {
   expectError,
@@ -72,6 +73,17 @@ describe('POST /api/integrations (gitlab)', () => {
     expect(stored.accessTokenEnc).not.toContain(g.grant.accessToken);
     expect(stored.refreshTokenEnc).not.toContain(g.grant.refreshToken);
     expect(stored.accessTokenExpiresAt?.toISOString()).toBe(g.body.expires_at);
+  });
+
+  it('registrations of the same grant at once all succeed, on one row holding a working grant', async () => {
+    const g = gitlabGrant(world, { username: `twice-${randomUUID().slice(0, 6)}` });
+    const owner = newOwner();
+    const all = await Promise.all(Array.from({ length: 6 }, () => register(g.body, owner)));
+    expect(all.map((r) => r.status)).toEqual(all.map(() => 201));
+    expect(new Set(all.map((r) => r.body.id)).size).toBe(1);
+    const stored = await row(all[0].body.id);
+    // Sealed for the row that keeps it.
+    expect(h.core.secrets.decrypt(stored.accessTokenEnc!, gitlabTokenContext(stored.id, 'access'))).toBe(g.grant.accessToken);
   });
 
   it('registers a self-managed instance under a path prefix and lists its projects there', async () => {
