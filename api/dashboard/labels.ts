@@ -1,5 +1,7 @@
 // Words for states: the same status reads the same on every screen, and colour is never the only cue.
 import { html, type SafeHtml } from './html';
+import { projectTokenScopes } from '../../lib/project-token-fns';
+import type { RepoAccess } from '../../lib/providers/types';
 
 export interface IntegrationView {
   id: string;
@@ -104,10 +106,11 @@ export function scopeWords(
   scope: string | null,
   reason: string | null,
   projectToken: { usable_until: string | null; rotated_at: string | null } | null,
+  access: RepoAccess = 'write',
 ): string {
   if (scope === 'account') return `The GitLab grant stands in: ${reason ?? 'GitLab refused a project access token'}.`;
   if (scope === 'repository' && projectToken) {
-    return 'A GitLab project access token (Developer, write_repository) shared by the rig’s dispatches, rotated well before it expires and revoked when the rig is idle, disconnected or deleted.';
+    return `A GitLab project access token (Developer, ${projectTokenScopes(access).join(', ')}) shared by the rig’s dispatches, rotated well before it expires and revoked when the rig is idle, disconnected or deleted.`;
   }
   if (scope === 'repository') return 'A token scoped to this repository for each dispatch.';
   if (scope === 'static') return 'The town’s token for this host: whatever it reaches.';

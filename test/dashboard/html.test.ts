@@ -1,5 +1,7 @@
-// Escaping by construction and the login redirect's open-redirect guard (pure, no I/O).
+// Escaping by construction, the login redirect's open-redirect guard, and words that describe a
+// token's reach (pure, no I/O).
 import { html, jsonScript } from '../../api/dashboard/html';
+import { scopeWords } from '../../api/dashboard/labels';
 import { safeNext } from '../../api/auth/safe-next';
 
 it('escapes interpolations and nests trusted fragments as they are', () => {
@@ -31,4 +33,10 @@ it.each([
   [undefined, '/'],
 ])('keeps next=%s on this site (%s)', (next, expected) => {
   expect(safeNext(next)).toBe(expected);
+});
+
+it('describes a GitLab project token with the scope the access of its rig gives it', () => {
+  const state = { usable_until: '2030-01-01T00:00:00.000Z', rotated_at: null };
+  expect(scopeWords('repository', null, state, 'read')).toContain('(Developer, read_repository)');
+  expect(scopeWords('repository', null, state, 'write')).toContain('(Developer, write_repository)');
 });

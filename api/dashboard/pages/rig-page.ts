@@ -41,7 +41,7 @@ export const rigPage: FastifyPluginAsyncZod<{ services: Services }> = async (app
     <dt>Credentials</dt><dd data-credential-source="${rig.credential_source}">${source}</dd>
     <dt>Agents may</dt><dd data-rig-access="${rig.access}">${ACCESS_WORDS[rig.access]}</dd>
     <dt>Token reach</dt><dd data-credential-scope="${rig.credential_scope ?? 'undecided'}">${scopeBadge(rig.credential_scope)}
-      ${scopeWords(rig.credential_scope, rig.credential_scope_reason, rig.project_token_state)}
+      ${scopeWords(rig.credential_scope, rig.credential_scope_reason, rig.project_token_state, rig.access)}
       ${rig.project_token_state?.rotated_at ? html`<br>Last rotated ${time(rig.project_token_state.rotated_at)}.` : ''}</dd>
   </dl>
   <form data-api="${patch}" data-reload class="access-form" aria-label="Access">
