@@ -68,7 +68,11 @@ export async function adoptDeploymentIfUnset(opts: {
     try {
       const d = await service.describeWorkerDeployment({ namespace, deploymentName });
       const routing = d.workerDeploymentInfo?.routingConfig;
-      if (routing?.currentDeploymentVersion?.buildId || (routing?.currentVersion && routing.currentVersion !== '__unversioned__'))
+      // Unset means never set: routing to unversioned workers is also what an operator chooses to
+      // turn versioning off or roll back from it, and then the change has a time.
+      const changedAt = routing?.currentVersionChangedTime?.seconds; // int64: a number, a Long or a string
+      const chosen = changedAt !== undefined && changedAt !== null && String(changedAt) !== '0';
+      if (routing?.currentDeploymentVersion?.buildId || (routing?.currentVersion && routing.currentVersion !== '__unversioned__') || chosen)
         return 'already_set';
       await service.setWorkerDeploymentCurrentVersion({
         namespace,

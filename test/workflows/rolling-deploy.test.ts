@@ -134,5 +134,24 @@ it('dispatches started on build A keep refreshing on time while build B replaces
 
   for (const d of [...ds, late]) await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
   for (const d of [...ds, late]) await h.core.temporal.workflow.getHandle(d.workflowId).result();
+
+  // An operator routes the deployment to unversioned workers on purpose (to turn versioning off, say):
+  // a versioned build starting later leaves that choice alone instead of making itself current.
+  const { namespace } = h.core.config.temporal;
+  await h.core.temporalConnection.workflowService.setWorkerDeploymentCurrentVersion({ namespace, deploymentName: DEPLOYMENT, buildId: '' });
+  const routing = async () =>
+    (await h.core.temporalConnection.workflowService.describeWorkerDeployment({ namespace, deploymentName: DEPLOYMENT }))
+      .workerDeploymentInfo?.routingConfig;
+  expect((await routing())?.currentDeploymentVersion?.buildId ?? '').toBe('');
+  expect(
+    await adoptDeploymentIfUnset({
+      service: h.core.temporalConnection.workflowService,
+      namespace,
+      deploymentName: DEPLOYMENT,
+      buildId: 'B',
+      timeoutMs: 5000,
+    }),
+  ).toBe('already_set');
+  expect((await routing())?.currentDeploymentVersion?.buildId ?? '').toBe('');
   await b.stop();
 }, 120_000);
