@@ -222,6 +222,19 @@ it('replaces the town tokens from the town page and shows field errors by row', 
   expect(await page.content()).not.toContain('new-static-token');
 });
 
+it('shows an error next to its own row when a row above it was left empty', async () => {
+  await page.goto(`${base()}/towns/${townId}`);
+  await page.getByText('Replace town tokens').click();
+  // Two rows from the last save: the first emptied (left out of the request), the second without a token.
+  await page.locator('input[name="tokens.0.host"]').fill('');
+  await page.locator('input[name="tokens.1.host"]').fill('gitlab.example.com');
+  await page.getByRole('button', { name: 'Save tokens' }).click();
+  // The API names the first row it was sent (tokens.0); on the page that is the second row.
+  await page.locator('[data-error-for="tokens.1.token"]', { hasText: 'is required' }).waitFor();
+  expect(await page.locator('[data-error-for="tokens.0.token"]').textContent()).toBe('');
+  expect(await page.locator('input[name="tokens.1.token"]').getAttribute('aria-invalid')).toBe('true');
+});
+
 it('works at 360 px and from the keyboard', async () => {
   await page.setViewportSize({ width: 360, height: 740 });
   await page.goto(`${base()}/towns/${townId}/rigs/new`);

@@ -50,8 +50,25 @@
         else node = node[key] = node[key] || (/^\d+$/.test(path[i + 1]) ? [] : {});
       });
     }
-    for (const key of Object.keys(out)) if (Array.isArray(out[key])) out[key] = out[key].filter(Boolean);
+    // Empty rows are left out, so the API numbers the rows sent: remember which row each one was,
+    // for its errors (showError) to land next to that row.
+    const rows = {};
+    for (const key of Object.keys(out)) {
+      if (!Array.isArray(out[key])) continue;
+      rows[key] = [];
+      out[key].forEach((v, i) => v && rows[key].push(i));
+      out[key] = out[key].filter(Boolean);
+    }
+    form.sentRows = rows;
     return out;
+  }
+
+  /** The form's name of an API error's field: `tokens.0.host` of the rows sent is the row on screen. */
+  function fieldOnForm(form, field) {
+    const m = /^([^.]+)\.(\d+)(\..*)?$/.exec(field || '');
+    const rows = m && form.sentRows && form.sentRows[m[1]];
+    if (!rows || rows[Number(m[2])] === undefined) return field;
+    return m[1] + '.' + rows[Number(m[2])] + (m[3] || '');
   }
 
   function clearErrors(form) {
@@ -61,7 +78,7 @@
 
   /** Shows an API error next to its field (error.field), else at the form's foot. */
   function showError(form, error) {
-    const field = error && error.field;
+    const field = fieldOnForm(form, error && error.field);
     const slot = field ? form.querySelector('[data-error-for="' + CSS.escape(field) + '"]') : null;
     const text = slot ? error.message : (error && error.code ? error.code + ': ' : '') + ((error && error.message) || 'Request failed');
     const target = slot || form.querySelector('[data-form-error]');
