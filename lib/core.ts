@@ -65,7 +65,7 @@ export async function createCore(config: Config, opts: CoreOptions = {}): Promis
     throw await temporalConnectError(config.temporal, err);
   });
   const temporal = new Client({ connection: temporalConnection, namespace: config.temporal.namespace });
-  const notifier = createDispatchNotifier({ db, temporal });
+  const notifier = createDispatchNotifier({ db, temporal, logger });
   const gitlabGrants = createGitlabGrants({
     db,
     secrets,
