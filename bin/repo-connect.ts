@@ -13,8 +13,12 @@ import { startApi, type RunningApi } from '../api/server';
 import { createTokenWorkers, installTemporalRuntime, NativeConnection } from '../activities/worker';
 import { adoptDeploymentIfUnset, resolveBuildId } from '../activities/worker-deployment';
 
-/** Longer than the worker's shutdownGraceTime (20 s) plus closing the API and connections. */
-const SHUTDOWN_DEADLINE_MS = 40_000;
+/**
+ * Longer than what the process closes, in order: the API (a pull may wait up to 30 s on a refresh),
+ * then the worker (shutdownGraceTime, 20 s), then connections. Each role alone fits in 40 s, within
+ * compose's stop_grace_period (45 s); both in one process (`npm start`) need more.
+ */
+const SHUTDOWN_DEADLINE_MS = { api: 40_000, worker: 40_000, all: 60_000 } as const;
 
 async function main(): Promise<void> {
   let config;
@@ -122,7 +126,7 @@ async function main(): Promise<void> {
     setTimeout(() => {
       logger.error({ reason }, 'shutdown did not finish in time');
       process.exit(1);
-    }, SHUTDOWN_DEADLINE_MS).unref();
+    }, SHUTDOWN_DEADLINE_MS[config.role]).unref();
     if (api) {
       // server.close() reaps only connections idle at that moment; one whose request finishes later
       // would stay open for the keep-alive timeout (72 s), so keep reaping until the close is done.
