@@ -1,7 +1,7 @@
 // The shared GitLab grant against the fake GitLab and the real Postgres, reached through a proxy
 // that goes down as the rotated pair is saved. GitLab kills the old refresh and access tokens the
 // moment it answers a refresh, so the pair it answered is the grant: losing it means a reconnect.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createDb, type Db } from '../../lib/db';
 import { createGitlabGrants } from '../../lib/gitlab-grant';
 import { createGitlabClient } from '../../lib/providers/gitlab';
@@ -9,6 +9,7 @@ import { GITLAB_SCOPES } from '../../lib/providers/gitlab-fns';
 import { createSecretBox, type SecretBox } from '../../lib/secrets';
 import { gitlabTokenContext } from '../../lib/secret-contexts';
 import { FakeGitLab } from '../fakes/gitlab';
+import { storeGitlabIntegration } from '../helpers/gitlab-rows';
 import { PgProxy } from '../helpers/pg-proxy';
 import { testDatabaseUrl } from '../helpers/test-env';
 
@@ -36,21 +37,7 @@ afterAll(async () => {
 async function expiredGrant() {
   const user = gl.addUser({ username: `gr-${randomBytes(3).toString('hex')}` });
   const grant = gl.grant(user.id, CLIENT.clientId, { scopes: GITLAB_SCOPES });
-  const { id: ownerId } = await db.owner.create({ data: { id: randomUUID() } });
-  const id = randomUUID();
-  await db.platformIntegration.create({
-    data: {
-      id,
-      ownerId,
-      provider: 'gitlab',
-      gitlabBaseUrl: gl.baseUrl,
-      accountId: BigInt(user.id),
-      accountLogin: user.username,
-      accessTokenEnc: secrets.encrypt(grant.accessToken, gitlabTokenContext(id, 'access')),
-      refreshTokenEnc: secrets.encrypt(grant.refreshToken, gitlabTokenContext(id, 'refresh')),
-      accessTokenExpiresAt: new Date(Date.now() - 1000),
-    },
-  });
+  const { id } = await storeGitlabIntegration(db, secrets, { baseUrl: gl.baseUrl, user, grant, expiresAt: new Date(Date.now() - 1000) });
   return { id, grant };
 }
 

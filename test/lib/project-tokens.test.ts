@@ -11,8 +11,9 @@ import { createGitlabClient } from '../../lib/providers/gitlab';
 import { GITLAB_SCOPES } from '../../lib/providers/gitlab-fns';
 import { ProviderError } from '../../lib/providers/types';
 import { createSecretBox, fingerprint, type SecretBox } from '../../lib/secrets';
-import { containerTokenContext, gitlabTokenContext } from '../../lib/secret-contexts';
+import { containerTokenContext } from '../../lib/secret-contexts';
 import { FakeGitLab } from '../fakes/gitlab';
+import { storeGitlabIntegration } from '../helpers/gitlab-rows';
 import { testDatabaseUrl } from '../helpers/test-env';
 
 const CLIENT = { clientId: 'rc-store', clientSecret: 'rc-store-secret', redirectUri: 'http://127.0.0.1:9/cb' };
@@ -58,21 +59,7 @@ async function gitlabRig(scopes = GITLAB_SCOPES, access: 'read' | 'write' = 'wri
   const user = gl.addUser({ username: `st-${randomBytes(3).toString('hex')}` });
   const [project, other] = gl.addProjects(user.id, 2);
   const grant = gl.grant(user.id, CLIENT.clientId, { scopes });
-  const id = randomUUID();
-  const { id: ownerId } = await db.owner.create({ data: { id: randomUUID() } });
-  await db.platformIntegration.create({
-    data: {
-      id,
-      ownerId,
-      provider: 'gitlab',
-      gitlabBaseUrl: gl.baseUrl,
-      accountId: BigInt(user.id),
-      accountLogin: user.username,
-      accessTokenEnc: secrets.encrypt(grant.accessToken, gitlabTokenContext(id, 'access')),
-      refreshTokenEnc: secrets.encrypt(grant.refreshToken, gitlabTokenContext(id, 'refresh')),
-      accessTokenExpiresAt: grant.expiresAt,
-    },
-  });
+  const { id, ownerId } = await storeGitlabIntegration(db, secrets, { baseUrl: gl.baseUrl, user, grant });
   const town = await db.town.create({ data: { name: 'pt', ownerId } });
   const row = await db.rig.create({
     data: {
