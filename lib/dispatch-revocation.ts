@@ -52,7 +52,7 @@ export function revokeHeldTokens(deps: RevocationDeps, dispatchId: string, reaso
 }
 
 /** The reason a dispatch ended by the API (not its workflow) gives. */
-export const WORKFLOW_GONE = 'token workflow no longer exists';
+const WORKFLOW_GONE = 'token workflow no longer exists';
 
 /** Ends a dispatch whose workflow is gone as the workflow would have: ended, its GitHub tokens revoked, `stopped`. */
 export function endAsGone(deps: RevocationDeps, dispatchId: string): Promise<void> {

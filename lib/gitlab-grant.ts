@@ -73,12 +73,19 @@ export function createGitlabGrants(deps: GitlabGrantsDeps) {
         updated_at = now()
     WHERE id = ${id}::uuid AND token_version = ${r.fromVersion}`;
 
-  /** Saves a pair held in memory, then forgets it (also when the row moved on: a newer pair was saved). */
-  async function saveUnsaved(integrationId: string): Promise<void> {
+  /**
+   * Saves a pair held in memory, then forgets it (also when the row moved on: a newer pair was
+   * saved). Once saved, the integration's dispatches are told, as after any rotation: the access
+   * token they hold died when GitLab answered.
+   */
+  async function saveUnsaved(integrationId: string, askingDispatchId?: string): Promise<void> {
     const held = unsaved.get(integrationId);
     if (!held) return;
-    await saveRotated(db, integrationId, held);
+    const saved = await saveRotated(db, integrationId, held);
     unsaved.delete(integrationId);
+    if (saved !== 1) return;
+    deps.onRefresh?.('ok');
+    await deps.onRotated?.(integrationId, askingDispatchId).catch(() => undefined);
   }
 
   /** Saves a rotated pair outside the failed transaction, retrying while Postgres is away; parks it if it stays away. */
@@ -126,7 +133,7 @@ export function createGitlabGrants(deps: GitlabGrantsDeps) {
      */
     async getValidAccessToken(integrationId: string, minValiditySeconds: number, askingDispatchId?: string): Promise<ValidGitlabToken> {
       const minMs = minValiditySeconds * 1000;
-      await saveUnsaved(integrationId);
+      await saveUnsaved(integrationId, askingDispatchId);
       const [fast] = await db.$queryRaw<GrantRow[]>`
         SELECT id, status::text, gitlab_base_url, access_token_enc, refresh_token_enc, access_token_expires_at, token_version
         FROM platform_integrations WHERE id = ${integrationId}::uuid AND provider = 'gitlab'`;

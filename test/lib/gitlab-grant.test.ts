@@ -42,7 +42,13 @@ async function expiredGrant() {
 }
 
 it('a rotated pair Postgres could not take is kept and saved once Postgres is back: no reconnect', async () => {
-  const grants = createGitlabGrants({ db, secrets, gitlab: createGitlabClient({ ...CLIENT, timeoutMs: 2000 }) });
+  const rotations: string[] = [];
+  const grants = createGitlabGrants({
+    db,
+    secrets,
+    gitlab: createGitlabClient({ ...CLIENT, timeoutMs: 2000 }),
+    onRotated: async (integrationId) => void rotations.push(integrationId),
+  });
   const { id, grant } = await expiredGrant();
   const refreshes = gl.stats.refreshes;
 
@@ -54,8 +60,10 @@ it('a rotated pair Postgres could not take is kept and saved once Postgres is ba
   expect(gl.isAccessTokenLive(grant.accessToken)).toBe(false); // GitLab rotated: the stored pair is dead
 
   proxy.up();
+  expect(rotations).toEqual([]);
   const again = await grants.getValidAccessToken(id, 300);
   expect(gl.stats.refreshes - refreshes).toBe(1); // no second refresh (it would have been refused)
+  expect(rotations).toEqual([id]); // the integration's dispatches are told once it is saved
   expect(gl.isAccessTokenLive(again.accessToken)).toBe(true);
   const row = await db.platformIntegration.findUniqueOrThrow({ where: { id } });
   expect(row.status).toBe('active');
