@@ -69,6 +69,9 @@ export function createIntegrationService(deps: Deps) {
     throw err;
   }
 
+  /** Lists fetched before a sync writes regardless (the row kept changing under the earlier ones). */
+  const SYNC_ATTEMPTS = 3;
+
   async function fetchRepositories(row: PlatformIntegration): Promise<PlatformRepository[]> {
     try {
       if (row.provider === 'github') {
@@ -126,13 +129,24 @@ export function createIntegrationService(deps: Deps) {
     }
   }
 
+  /**
+   * Fetches the list and stores it, only over the row it started from: a webhook that removed a
+   * repository while the list was fetched (pages, replication retries: seconds) is not undone by a
+   * list made before it. The last attempt writes regardless.
+   */
+  async function fetchAndStore(row: PlatformIntegration): Promise<PlatformIntegration> {
+    for (let attempt = 1; ; attempt++) {
+      const before = await db.platformIntegration.findUnique({ where: { id: row.id }, select: { updatedAt: true } });
+      const data = { repositories: (await fetchRepositories(row)) as object[], repositoriesSyncedAt: new Date() };
+      if (attempt === SYNC_ATTEMPTS || !before) return db.platformIntegration.update({ where: { id: row.id }, data });
+      const { count } = await db.platformIntegration.updateMany({ where: { id: row.id, updatedAt: before.updatedAt }, data });
+      if (count === 1) return db.platformIntegration.findUniqueOrThrow({ where: { id: row.id } });
+    }
+  }
+
   async function syncRepositories(row: PlatformIntegration) {
     if (row.status === 'deleted') throw new AppError(502, 'installation_not_found', 'the integration was deleted at the provider');
-    const repositories = await fetchRepositories(row);
-    const updated = await db.platformIntegration.update({
-      where: { id: row.id },
-      data: { repositories: repositories as object[], repositoriesSyncedAt: new Date() },
-    });
+    const updated = await fetchAndStore(row);
     if (row.status !== 'active' && (await setIntegrationStatus(db, row.id, 'active', null))) {
       await deps.notifier.integrationChanged(row.id, 'integration became active');
     }

@@ -31,6 +31,8 @@ export interface FailureSpec {
   hangMs?: number;
   /** The request takes effect as usual and only its answer is replaced (an answer lost on the way back). */
   lose?: boolean;
+  /** The usual answer, made at once and sent after `hangMs` (a slow network): what it says may be stale by then. */
+  late?: boolean;
 }
 
 export interface RequestLogEntry {
@@ -156,6 +158,11 @@ export abstract class FakeHttpService {
       }
     }
     if (!spec) return undefined;
+    if (spec.late) {
+      const answer = await handle();
+      await this.sleep(spec.hangMs ?? 0);
+      return answer;
+    }
     if (spec.lose) recordIssuedTokens(issuedIn((await handle()).json));
     if (spec.hangMs) await this.sleep(spec.hangMs);
     const headers = { ...spec.headers };

@@ -177,6 +177,36 @@ it('keeps the cached repository list in step with installation_repositories', as
   expect(after.find((r) => r.id === added.id)).toMatchObject({ default_branch: 'trunk', private: true });
 });
 
+it('a refresh of the list that was fetched before a removal arrived does not bring the repository back', async () => {
+  const rig = await githubRig(h, world, { repos: 3 });
+  const base = { installation: { id: rig.installationId }, repository_selection: 'selected', sender: { login: 'someone' } };
+  const removed = rig.repositories[2];
+  const path = `/api/integrations/${rig.integrationId}/repositories`;
+  // The refresh's listing is made now and arrives 1.5 s later; the removal lands in between.
+  world.gh.failNext(1, { status: 200, late: true, hangMs: 1500, match: (_m, p) => p.startsWith('/installation/repositories') });
+  const refreshing = h.call<{ repositories: Array<{ id: number }> }>('GET', `${path}?refresh=true`);
+  await new Promise((r) => setTimeout(r, 300));
+  world.gh.removeRepository(rig.installationId, removed.id);
+  const res = await deliver('installation_repositories', {
+    ...base,
+    action: 'removed',
+    repositories_added: [],
+    repositories_removed: [{ id: removed.id, name: removed.name, full_name: removed.full_name, private: true }],
+  });
+  expect(res.status).toBe(200);
+  expect((await refreshing).status).toBe(200);
+  const cached = (await h.call<{ repositories: Array<{ id: number }> }>('GET', path)).body.repositories.map((r) => r.id);
+  expect(cached).toEqual([rig.repositories[0].id, rig.repositories[1].id]);
+  // And a rig on it is refused, as for any repository the installation does not have.
+  const town = await h.call<{ id: string }>('POST', '/api/towns', { name: `t-${randomUUID().slice(0, 6)}`, owner_id: rig.owner });
+  const rigOnRemoved = await h.call('POST', `/api/towns/${town.body.id}/rigs`, {
+    name: 'gone',
+    platform_integration_id: rig.integrationId,
+    repository_id: removed.id,
+  });
+  expect(rigOnRemoved.status).toBeGreaterThanOrEqual(400);
+});
+
 it('accepts form-encoded deliveries and answers 202 for installations and events it does not use', async () => {
   const payload = { action: 'suspend', installation: { id: 987654321 } };
   const body = `payload=${encodeURIComponent(JSON.stringify(payload))}`;
