@@ -130,17 +130,23 @@ export function createIntegrationService(deps: Deps) {
   }
 
   /**
-   * Fetches the list and stores it, only over the row it started from: a webhook that removed a
+   * Fetches the list and stores it only over the list it started from: a webhook that removed a
    * repository while the list was fetched (pages, replication retries: seconds) is not undone by a
-   * list made before it. The last attempt writes regardless.
+   * list made before it. Compared on the list itself, not the row's `updated_at`, which other writes
+   * move too (the grant refresh the listing itself may make). The last attempt writes regardless.
    */
   async function fetchAndStore(row: PlatformIntegration): Promise<PlatformIntegration> {
     for (let attempt = 1; ; attempt++) {
-      const before = await db.platformIntegration.findUnique({ where: { id: row.id }, select: { updatedAt: true } });
+      const [before] = await db.$queryRaw<Array<{ list: string }>>`
+        SELECT "repositories"::text AS list FROM "platform_integrations" WHERE "id" = ${row.id}::uuid`;
       const data = { repositories: (await fetchRepositories(row)) as object[], repositoriesSyncedAt: new Date() };
       if (attempt === SYNC_ATTEMPTS || !before) return db.platformIntegration.update({ where: { id: row.id }, data });
-      const { count } = await db.platformIntegration.updateMany({ where: { id: row.id, updatedAt: before.updatedAt }, data });
-      if (count === 1) return db.platformIntegration.findUniqueOrThrow({ where: { id: row.id } });
+      const written = await db.$executeRaw`
+        UPDATE "platform_integrations"
+        SET "repositories" = ${JSON.stringify(data.repositories)}::jsonb, "repositories_synced_at" = ${data.repositoriesSyncedAt},
+            "updated_at" = CURRENT_TIMESTAMP
+        WHERE "id" = ${row.id}::uuid AND "repositories"::text = ${before.list}`;
+      if (written === 1) return db.platformIntegration.findUniqueOrThrow({ where: { id: row.id } });
     }
   }
 
