@@ -3,7 +3,7 @@
 // store goes by, before Postgres gets it or after it committed. Whether the token is revoked must
 // follow what Postgres holds, which the activity learns only once Postgres is back.
 import { createMintSettler } from '../../activities/unsettled-mints';
-import { runLogger } from '../helpers/harness';
+import { eventually, runLogger } from '../helpers/harness';
 import { PgProxy } from '../helpers/pg-proxy';
 import { testDatabaseUrl } from '../helpers/test-env';
 import { githubRig, mintInput, newDispatch, runActivity, startActivityWorld, type ActivityWorld } from './activity-world';
@@ -19,13 +19,8 @@ afterAll(async () => {
   await proxy?.close();
 });
 
-async function until(what: string, ok: () => boolean, ms = 15_000) {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Waits until `ok()` holds (polled as the harness polls). */
+const until = (what: string, ok: () => boolean, ms = 15_000) => eventually(async () => ok(), ms, what);
 
 const logged = (msg: string, dispatchId: string) =>
   w.logs.some((l) => {

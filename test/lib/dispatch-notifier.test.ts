@@ -6,7 +6,7 @@ import type { Client } from '@temporalio/client';
 import { createDb, type Db } from '../../lib/db';
 import { createDispatchNotifier } from '../../lib/dispatch-notifier';
 import { fingerprint } from '../../lib/secrets';
-import { runLogger } from '../helpers/harness';
+import { eventually, runLogger } from '../helpers/harness';
 import { testDatabaseUrl } from '../helpers/test-env';
 
 let db: Db;
@@ -53,13 +53,7 @@ function temporalFailing(failures: number) {
   return { client, attempts };
 }
 
-const until = async (ok: () => boolean, ms = 5000) => {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
+const until = (ok: () => boolean, ms = 5000) => eventually(async () => ok(), ms, 'the signals');
 
 it('sends a signal Temporal did not take again, with backoff, until it is taken', async () => {
   const { rigId, workflowId } = await runningDispatch();

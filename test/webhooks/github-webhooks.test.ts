@@ -37,6 +37,23 @@ const dispatchOf = async (id: string) => (await h.call<DispatchView>('GET', `/ap
 const statusOf = async (integrationId: string) =>
   (await h.core.db.platformIntegration.findUniqueOrThrow({ where: { id: integrationId } })).status;
 
+/** The `installation_repositories` delivery GitHub sends when `repos` are added to or removed from an installation. */
+const repositoriesChanged = (
+  installationId: number,
+  action: 'added' | 'removed',
+  repos: Array<{ id: number; name: string; full_name: string }>,
+) => {
+  const listed = repos.map((r) => ({ id: r.id, name: r.name, full_name: r.full_name, private: true }));
+  return deliver('installation_repositories', {
+    installation: { id: installationId },
+    repository_selection: 'selected',
+    sender: { login: 'someone' },
+    action,
+    repositories_added: action === 'added' ? listed : [],
+    repositories_removed: action === 'removed' ? listed : [],
+  });
+};
+
 it('answers ping, and refuses unsigned or wrongly signed deliveries (401)', async () => {
   const ping = await deliver('ping', { zen: 'Keep it logically awesome.', hook_id: 1 });
   expect(ping.status).toBe(200);
@@ -140,7 +157,6 @@ it('marks an uninstalled app deleted: the row and the rig reference stay, dispat
 
 it('keeps the cached repository list in step with installation_repositories', async () => {
   const rig = await githubRig(h, world, { repos: 3 });
-  const base = { installation: { id: rig.installationId }, repository_selection: 'selected', sender: { login: 'someone' } };
   const cached = async () =>
     (
       await h.call<{ repositories: Array<{ id: number; default_branch: string; private: boolean }> }>(
@@ -153,24 +169,14 @@ it('keeps the cached repository list in step with installation_repositories', as
   // Removed: applied to the cache from the payload alone, no listing.
   const removed = rig.repositories[2];
   world.gh.removeRepository(rig.installationId, removed.id);
-  const res = await deliver('installation_repositories', {
-    ...base,
-    action: 'removed',
-    repositories_added: [],
-    repositories_removed: [{ id: removed.id, name: removed.name, full_name: removed.full_name, private: true }],
-  });
+  const res = await repositoriesChanged(rig.installationId, 'removed', [removed]);
   expect(await res.json()).toMatchObject({ result: 'repositories_updated', detail: '0 added, 1 removed' });
   expect((await cached()).map((r) => r.id)).toEqual([rig.repositories[0].id, rig.repositories[1].id]);
   expect(world.gh.stats.repositoryPages).toBe(pagesBefore);
 
   // Added: the payload has no default branch or clone URL, so the list is fetched again.
   const added = world.gh.addRepository(rig.installationId, { name: 'fresh-repo', default_branch: 'trunk', private: true });
-  const res2 = await deliver('installation_repositories', {
-    ...base,
-    action: 'added',
-    repositories_added: [{ id: added.id, name: added.name, full_name: added.full_name, private: true }],
-    repositories_removed: [],
-  });
+  const res2 = await repositoriesChanged(rig.installationId, 'added', [added]);
   expect(await res2.json()).toMatchObject({ result: 'repositories_updated', detail: '1 added, 0 removed' });
   const after = await cached();
   expect(after.map((r) => r.id)).not.toContain(removed.id);
@@ -179,7 +185,6 @@ it('keeps the cached repository list in step with installation_repositories', as
 
 it('a refresh of the list that was fetched before a removal arrived does not bring the repository back', async () => {
   const rig = await githubRig(h, world, { repos: 3 });
-  const base = { installation: { id: rig.installationId }, repository_selection: 'selected', sender: { login: 'someone' } };
   const removed = rig.repositories[2];
   const path = `/api/integrations/${rig.integrationId}/repositories`;
   // The refresh's listing is made now and arrives 1.5 s later; the removal lands in between.
@@ -187,12 +192,7 @@ it('a refresh of the list that was fetched before a removal arrived does not bri
   const refreshing = h.call<{ repositories: Array<{ id: number }> }>('GET', `${path}?refresh=true`);
   await new Promise((r) => setTimeout(r, 300));
   world.gh.removeRepository(rig.installationId, removed.id);
-  const res = await deliver('installation_repositories', {
-    ...base,
-    action: 'removed',
-    repositories_added: [],
-    repositories_removed: [{ id: removed.id, name: removed.name, full_name: removed.full_name, private: true }],
-  });
+  const res = await repositoriesChanged(rig.installationId, 'removed', [removed]);
   expect(res.status).toBe(200);
   expect((await refreshing).status).toBe(200);
   const cached = (await h.call<{ repositories: Array<{ id: number }> }>('GET', path)).body.repositories.map((r) => r.id);
