@@ -106,6 +106,97 @@ export function createRigService(deps: Deps) {
     }
   }
 
+  type LoadedRig = Awaited<ReturnType<typeof getRig>>;
+
+  /** What a PATCH changes on `rig` as read, or a 4xx naming the bad field. Writes nothing. */
+  async function plan(rig: LoadedRig, body: z.infer<typeof patchRigBody>): Promise<{ data: Partial<Rig>; newAccess: Access }> {
+    let data: Partial<Rig> = {};
+    // Whether the rig's integration after this update is read-only (undefined: unchanged, not looked up yet).
+    let readOnly: boolean | undefined;
+    if (body.platform_integration_id) {
+      if (body.git_url !== undefined) throw badRequest('git_url', 'git_url: follows the repository when connecting through an integration');
+      ({ data, readOnly } = await connection(rig.town.ownerId, body.platform_integration_id, body.repository_id));
+    } else if (body.platform_integration_id === null) {
+      data = { platformIntegrationId: null, repositoryId: null, repositoryFullName: null };
+      readOnly = false;
+    } else if (body.repository_id !== undefined) {
+      if (!rig.platformIntegrationId)
+        throw badRequest('repository_id', 'repository_id: the rig has no integration; give platform_integration_id too');
+      ({ data, readOnly } = await connection(rig.town.ownerId, rig.platformIntegrationId, body.repository_id));
+    }
+    if (readOnly === undefined && rig.platformIntegrationId && body.access === 'write') {
+      const current = await db.platformIntegration.findUnique({
+        where: { id: rig.platformIntegrationId },
+        select: { provider: true, githubAppType: true },
+      });
+      readOnly = current !== null && isReadOnly(current);
+    }
+    const newAccess = access(body.access, readOnly ?? false, rig.access);
+    if (newAccess !== rig.access) data.access = newAccess;
+    const connected = data.platformIntegrationId ?? (body.platform_integration_id === null ? null : rig.platformIntegrationId);
+    // Only what was sent is validated: a provider's clone URL kept from a connection is used as
+    // given and need not pass the manual-URL rules just because the branch changes.
+    if (body.git_url !== undefined) {
+      if (connected) throw badRequest('git_url', 'git_url: cannot be set on a rig connected through an integration');
+      const problem = gitUrlProblem(body.git_url);
+      if (problem) throw badRequest('git_url', `git_url: ${problem}`);
+      data.gitUrl = body.git_url;
+    }
+    if (body.default_branch !== undefined && !data.defaultBranch) {
+      const bad = branchProblem(body.default_branch);
+      if (bad) throw badRequest('default_branch', `default_branch: ${bad}`);
+      data.defaultBranch = body.default_branch;
+    }
+    if (body.name !== undefined) data.name = body.name;
+    return { data, newAccess };
+  }
+
+  /** Whether the change moves the rig to another project or integration (or none). */
+  const movesRig = (rig: LoadedRig, data: Partial<Rig>) =>
+    (data.platformIntegrationId !== undefined && data.platformIntegrationId !== rig.platformIntegrationId) ||
+    (data.repositoryId !== undefined && data.repositoryId !== rig.repositoryId);
+
+  /**
+   * Writes `data` if the rig still has the connection and access `data` was decided on; null when
+   * another change landed in between. Another project or integration (or none), or another access:
+   * the rig's GitLab project token (whose scope follows the access) is let go in the same
+   * transaction, then revoked, so the next mint makes one that fits.
+   */
+  async function write(rig: LoadedRig, data: Partial<Rig>) {
+    return save(() =>
+      db.$transaction(async (tx) => {
+        const [now] = await tx.$queryRaw<{ integration: string | null; repository: bigint | null; access: string }[]>`
+          SELECT platform_integration_id::text AS integration, repository_id AS repository, access::text AS access
+            FROM gastown_rigs WHERE id = ${rig.id}::uuid FOR UPDATE`;
+        if (!now) throw notFound('rig', 'rig_id');
+        if (now.integration !== rig.platformIntegrationId || now.repository !== rig.repositoryId || now.access !== rig.access) {
+          return null;
+        }
+        return {
+          updated: await tx.rig.update({ where: { id: rig.id }, data }),
+          detached: movesRig(rig, data) || data.access !== undefined ? await deps.projectTokens.detach(tx, rig.id) : [],
+        };
+      }),
+    );
+  }
+
+  /** After the write: revoke what was let go, and tell running dispatches. */
+  async function settle(
+    rig: LoadedRig,
+    data: Partial<Rig>,
+    newAccess: Access,
+    detached: Awaited<ReturnType<Deps['projectTokens']['detach']>>,
+  ) {
+    await deps.projectTokens.revoke(detached);
+    // The same connection again asks GitLab anew.
+    if (data.platformIntegrationId !== undefined && !movesRig(rig, data)) await deps.projectTokens.retryNow({ rigId: rig.id });
+    if (data.platformIntegrationId !== undefined || data.gitUrl !== undefined || data.repositoryId !== undefined) {
+      await deps.notifier.rigChanged(rig.id, 'rig connection changed');
+    } else if (data.access !== undefined) {
+      await deps.notifier.rigChanged(rig.id, `rig access changed to ${newAccess}`);
+    }
+  }
+
   return {
     getRig,
 
@@ -164,69 +255,24 @@ export function createRigService(deps: Deps) {
       };
     },
 
-    /** Reconnects, disconnects or edits a rig; running dispatches mint again from the new source. */
+    /**
+     * Reconnects, disconnects or edits a rig; running dispatches mint again from the new source.
+     * The change is decided on the rig as read, then written only if the rig still reads so under
+     * its row lock (else decided again, at most 3 times): two PATCHes at once could otherwise each
+     * pass on what the other was changing, a lite connection and an `access: write` ending as a
+     * lite rig that asks for write tokens.
+     */
     async update(rigId: string, body: z.infer<typeof patchRigBody>) {
-      const rig = await getRig(rigId);
-      let data: Partial<Rig> = {};
-      // Whether the rig's integration after this update is read-only (undefined: unchanged, not looked up yet).
-      let readOnly: boolean | undefined;
-      if (body.platform_integration_id) {
-        if (body.git_url !== undefined)
-          throw badRequest('git_url', 'git_url: follows the repository when connecting through an integration');
-        ({ data, readOnly } = await connection(rig.town.ownerId, body.platform_integration_id, body.repository_id));
-      } else if (body.platform_integration_id === null) {
-        data = { platformIntegrationId: null, repositoryId: null, repositoryFullName: null };
-        readOnly = false;
-      } else if (body.repository_id !== undefined) {
-        if (!rig.platformIntegrationId)
-          throw badRequest('repository_id', 'repository_id: the rig has no integration; give platform_integration_id too');
-        ({ data, readOnly } = await connection(rig.town.ownerId, rig.platformIntegrationId, body.repository_id));
+      for (let attempt = 1; ; attempt++) {
+        const rig = await getRig(rigId);
+        const { data, newAccess } = await plan(rig, body);
+        const written = await write(rig, data);
+        if (written) {
+          await settle(rig, data, newAccess, written.detached);
+          return presentRig(written.updated);
+        }
+        if (attempt === 3) throw conflict('rig_changed', 'the rig kept changing while this request ran: try again', 'rig_id');
       }
-      if (readOnly === undefined && rig.platformIntegrationId && body.access === 'write') {
-        const current = await db.platformIntegration.findUnique({
-          where: { id: rig.platformIntegrationId },
-          select: { provider: true, githubAppType: true },
-        });
-        readOnly = current !== null && isReadOnly(current);
-      }
-      const newAccess = access(body.access, readOnly ?? false, rig.access);
-      if (newAccess !== rig.access) data.access = newAccess;
-      const connected = data.platformIntegrationId ?? (body.platform_integration_id === null ? null : rig.platformIntegrationId);
-      // Only what was sent is validated: a provider's clone URL kept from a connection is used as
-      // given and need not pass the manual-URL rules just because the branch changes.
-      if (body.git_url !== undefined) {
-        if (connected) throw badRequest('git_url', 'git_url: cannot be set on a rig connected through an integration');
-        const problem = gitUrlProblem(body.git_url);
-        if (problem) throw badRequest('git_url', `git_url: ${problem}`);
-        data.gitUrl = body.git_url;
-      }
-      if (body.default_branch !== undefined && !data.defaultBranch) {
-        const bad = branchProblem(body.default_branch);
-        if (bad) throw badRequest('default_branch', `default_branch: ${bad}`);
-        data.defaultBranch = body.default_branch;
-      }
-      if (body.name !== undefined) data.name = body.name;
-      // Another project or integration (or none), or another access: the rig's GitLab project token
-      // (whose scope follows the access) is let go in the same transaction, then revoked, so the next
-      // mint makes one that fits. The same connection again asks GitLab anew.
-      const moved =
-        (data.platformIntegrationId !== undefined && data.platformIntegrationId !== rig.platformIntegrationId) ||
-        (data.repositoryId !== undefined && data.repositoryId !== rig.repositoryId);
-      const accessChanged = data.access !== undefined;
-      const { updated, detached } = await save(() =>
-        db.$transaction(async (tx) => ({
-          updated: await tx.rig.update({ where: { id: rigId }, data }),
-          detached: moved || accessChanged ? await deps.projectTokens.detach(tx, rigId) : [],
-        })),
-      );
-      await deps.projectTokens.revoke(detached);
-      if (data.platformIntegrationId !== undefined && !moved) await deps.projectTokens.retryNow({ rigId });
-      if (data.platformIntegrationId !== undefined || data.gitUrl !== undefined || data.repositoryId !== undefined) {
-        await deps.notifier.rigChanged(rigId, 'rig connection changed');
-      } else if (accessChanged) {
-        await deps.notifier.rigChanged(rigId, `rig access changed to ${newAccess}`);
-      }
-      return presentRig(updated);
     },
 
     /** Deletes a rig without running dispatches (and its ended ones); its GitLab project token is revoked. */

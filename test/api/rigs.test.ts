@@ -417,4 +417,21 @@ describe('access (read-only rigs)', () => {
     expect(back.body.access).toBe('read');
     expect((await patchRig(rig.body.id, { access: 'write' })).body.access).toBe('write');
   });
+
+  it('never leaves a rig on a lite installation at write when a reconnect and an access change race', async () => {
+    const owner = newOwner();
+    const std = await githubTown(owner);
+    const lite = await githubTown(owner, 'lite');
+    const onStd = { platform_integration_id: std.integrationId, repository_id: std.repos[0].id };
+    const onLite = { platform_integration_id: lite.integrationId, repository_id: lite.repos[0].id };
+    const rig = await createRig(std.townId, { name: 'race', ...onStd, access: 'read' });
+    for (let round = 0; round < 12; round++) {
+      expect((await patchRig(rig.body.id, { ...onStd, access: 'read' })).status).toBe(200);
+      const [moved, widened] = await Promise.all([patchRig(rig.body.id, onLite), patchRig(rig.body.id, { access: 'write' })]);
+      expect(moved.status).toBe(200);
+      // The access change either landed first (then the move made it read) or met the lite rig.
+      expect([200, 400]).toContain(widened.status);
+      expect((await getRig(rig.body.id)).body).toMatchObject({ platform_integration_id: lite.integrationId, access: 'read' });
+    }
+  });
 });
