@@ -197,6 +197,32 @@ export const CONFIG_VARIABLES: readonly string[] = Object.keys(schema.shape);
 
 type Env = Record<string, string | undefined>;
 
+/** Whether `host` (as URL.hostname gives it) is this machine: localhost, 127.0.0.0/8 or ::1. */
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
+/**
+ * Provider base URLs that production would reach over plain http: the app's JWT, the OAuth client
+ * secret and every token cross them, so only a provider on this machine may be plain http.
+ */
+function productionProviderProblems(githubUrl: string, gitlabUrl: string, gitlabAllowed: string[]): string[] {
+  const plain = (raw: string) => {
+    try {
+      const url = new URL(raw);
+      return url.protocol === 'http:' && !isLoopbackHost(url.hostname);
+    } catch {
+      return false; // reported by the URL's own check
+    }
+  };
+  const why = 'must be https in production (plain http only to a loopback host)';
+  return [
+    ...(plain(githubUrl) ? [`GITHUB_API_URL ${why}`] : []),
+    ...(plain(gitlabUrl) ? [`GITLAB_URL ${why}`] : []),
+    ...(gitlabAllowed.some(plain) ? [`GITLAB_ALLOWED_URLS ${why}`] : []),
+  ];
+}
+
 /** Parses and validates an environment; throws ConfigError naming every bad or missing variable. */
 export function loadConfig(env: Env = process.env): Config {
   const problems: string[] = [];
@@ -289,6 +315,15 @@ export function loadConfig(env: Env = process.env): Config {
   // The one credential for every route: in production it must be a generated secret.
   const weakAdmin = e.NODE_ENV === 'production' ? weakSecretReason(e.ADMIN_API_TOKEN) : null;
   if (weakAdmin) problems.push(`ADMIN_API_TOKEN ${weakAdmin} in production (generate one with: ${SECRET_GENERATOR})`);
+  if (e.NODE_ENV === 'production') {
+    problems.push(...productionProviderProblems(e.GITHUB_API_URL, e.GITLAB_URL, allowedEntries.filter(Boolean)));
+    // 32 random bytes have about 30 distinct values; fewer than 16 is a made-up key, not a generated one.
+    if (new Set(Buffer.from(e.SECRETS_KEY, 'base64')).size < 16) {
+      problems.push(
+        `SECRETS_KEY must be random in production (it has fewer than 16 distinct bytes; generate one with: ${SECRET_GENERATOR})`,
+      );
+    }
+  }
   const tls = temporalTls(e, problems);
   if (e.NODE_ENV === 'production' && e.PUBLIC_URL === undefined) {
     problems.push('PUBLIC_URL is required in production (OAuth redirect URIs are built from it)');

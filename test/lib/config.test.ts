@@ -108,6 +108,37 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('refuses in production provider URLs over plain http off this machine, and a made-up SECRETS_KEY', () => {
+    const prod = { ...minimal, ADMIN_API_TOKEN: randomBytes(32).toString('hex'), NODE_ENV: 'production', PUBLIC_URL: 'https://rc.example' };
+    expect(() => loadConfig(prod)).not.toThrow();
+    const plain = {
+      ...prod,
+      GITHUB_API_URL: 'http://ghe.internal/api/v3',
+      GITLAB_URL: 'http://gitlab.internal',
+      GITLAB_ALLOWED_URLS: 'https://ok.example, http://10.0.0.5',
+    };
+    expect(problems(plain)).toEqual([
+      'GITHUB_API_URL must be https in production (plain http only to a loopback host)',
+      'GITLAB_URL must be https in production (plain http only to a loopback host)',
+      'GITLAB_ALLOWED_URLS must be https in production (plain http only to a loopback host)',
+    ]);
+    // Outside production, and to this machine, plain http stays allowed (the tests and the bench).
+    expect(() => loadConfig({ ...plain, NODE_ENV: 'development' })).not.toThrow();
+    const loopback = {
+      GITHUB_API_URL: 'http://127.0.0.1:9000',
+      GITLAB_URL: 'http://localhost:9001',
+      GITLAB_ALLOWED_URLS: 'http://[::1]:9002',
+    };
+    expect(() => loadConfig({ ...prod, ...loopback })).not.toThrow();
+
+    const madeUp = Buffer.from('abcdefgh'.repeat(4)).toString('base64');
+    expect(problems({ ...prod, SECRETS_KEY: madeUp })).toEqual([
+      'SECRETS_KEY must be random in production (it has fewer than 16 distinct bytes; generate one with: openssl rand -base64 32)',
+    ]);
+    expect(problems({ ...prod, SECRETS_KEY: Buffer.alloc(32).toString('base64') })).toHaveLength(1);
+    expect(() => loadConfig({ ...minimal, SECRETS_KEY: madeUp })).not.toThrow();
+  });
+
   it('lists the GitLab base URLs an integration may name: GITLAB_URL and GITLAB_ALLOWED_URLS, canonical', () => {
     expect(loadConfig(minimal).gitlab.allowedUrls).toEqual(['https://gitlab.com']);
     const c = loadConfig({
