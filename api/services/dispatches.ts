@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Core } from '../../lib/core';
 import { containerUrlProblem } from '../../lib/container-url-policy';
 import { endAsGone } from '../../lib/dispatch-revocation';
+import { isForeignKeyViolation } from '../../lib/db';
 import { signalCurrentRun } from '../../lib/temporal';
 import { containerTokenContext } from '../../lib/secret-contexts';
 import { newOpaqueToken, sha256Hex } from '../../lib/secrets';
@@ -75,16 +76,21 @@ export function createDispatchService(deps: Deps) {
       const id = randomUUID();
       const containerToken = newOpaqueToken('rcc');
       const workflowId = gitTokenWorkflowId(id);
-      await db.agentDispatch.create({
-        data: {
-          id,
-          rigId,
-          containerUrl: body.container_url.replace(/\/+$/, ''),
-          containerTokenHash: sha256Hex(containerToken),
-          containerTokenEnc: deps.secrets.encrypt(containerToken, containerTokenContext(id)),
-          workflowId,
-        },
-      });
+      await db.agentDispatch
+        .create({
+          data: {
+            id,
+            rigId,
+            containerUrl: body.container_url.replace(/\/+$/, ''),
+            containerTokenHash: sha256Hex(containerToken),
+            containerTokenEnc: deps.secrets.encrypt(containerToken, containerTokenContext(id)),
+            workflowId,
+          },
+        })
+        .catch((err: unknown) => {
+          // The rig was deleted since it was read: as if it had been gone already.
+          throw isForeignKeyViolation(err) ? notFound('rig', 'rig_id') : err;
+        });
       try {
         await temporal.workflow.start(gitTokenWorkflow, {
           workflowId,

@@ -108,6 +108,26 @@ describe('POST /api/rigs/:id/dispatches', () => {
     expectInvalid(await h.call('POST', '/api/rigs/abc/dispatches', { container_url: 'http://agent:8787' }), 'rig_id');
   });
 
+  it('answers 404 when the rig is deleted while its dispatch is created, and writes nothing', async () => {
+    const rigId = await staticRig();
+    // The rig goes just before the dispatch row is written, as a DELETE landing after the rig was read.
+    const drop = `rc_test_drop_rig_${rigId.replace(/-/g, '')}`;
+    await h.core.db.$executeRawUnsafe(
+      `CREATE FUNCTION ${drop}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM gastown_rigs WHERE id = NEW.rig_id; RETURN NEW; END $$`,
+    );
+    await h.core.db.$executeRawUnsafe(
+      `CREATE TRIGGER ${drop} BEFORE INSERT ON agent_dispatches FOR EACH ROW WHEN (NEW.rig_id = '${rigId}') EXECUTE FUNCTION ${drop}()`,
+    );
+    try {
+      const res = await h.call('POST', `/api/rigs/${rigId}/dispatches`, { container_url: containers.add('deleted-rig') });
+      expectError(res, 404, 'not_found', 'rig_id');
+    } finally {
+      await h.core.db.$executeRawUnsafe(`DROP TRIGGER ${drop} ON agent_dispatches`);
+      await h.core.db.$executeRawUnsafe(`DROP FUNCTION ${drop}()`);
+    }
+    expect(await h.core.db.agentDispatch.count({ where: { rigId } })).toBe(0);
+  });
+
   it('starts even when the installation is suspended, and the status says why it cannot mint', async () => {
     const rig = await githubRig(h, world, { repos: 1 });
     world.gh.suspend(rig.installationId);
