@@ -148,7 +148,37 @@ async function ensureDir(/** @type {string} */ dir) {
 }
 
 /**
+ * Removes `lock` if it is still stale, taking turns with other breakers through `<lock>.break`:
+ * two processes that both saw the same stale lock would otherwise each remove "it", the second
+ * removing the fresh lock the first had just taken, and both would write at once.
+ * @param {string} lock
+ * @returns {Promise<boolean>} whether this call removed it
+ */
+async function breakStaleLock(lock) {
+  const breaker = `${lock}.break`;
+  try {
+    await (await fsp.open(breaker, 'wx', 0o600)).close();
+  } catch (err) {
+    if (/** @type {NodeJS.ErrnoException} */ (err).code !== 'EEXIST') throw err;
+    // Another process is breaking it; a break lock left by one that died is cleared when stale.
+    const stat = await fsp.stat(breaker).catch(() => null);
+    if (stat && Date.now() - stat.mtimeMs > LOCK_STALE_MS) await fsp.rm(breaker, { force: true });
+    return false;
+  }
+  try {
+    const stat = await fsp.stat(lock).catch(() => null);
+    if (!stat || Date.now() - stat.mtimeMs <= LOCK_STALE_MS) return false;
+    await fsp.rm(lock, { force: true });
+    return true;
+  } finally {
+    await fsp.rm(breaker, { force: true });
+  }
+}
+
+/**
  * Runs `fn` holding `<file>.lock` (O_EXCL create), so receiver and helper processes take turns.
+ * A lock older than LOCK_STALE_MS belongs to a process that died holding it and is broken; the
+ * holder removes the lock only while it is still its own.
  * @template T
  * @param {string} file
  * @param {() => Promise<T>} fn
@@ -158,17 +188,22 @@ async function withLock(file, fn) {
   await ensureDir(path.dirname(file));
   const lock = `${file}.lock`;
   const deadline = Date.now() + LOCK_WAIT_MS;
+  /** @type {import('node:fs').Stats} */
+  let mine;
   for (;;) {
     try {
-      await (await fsp.open(lock, 'wx', 0o600)).close();
+      const handle = await fsp.open(lock, 'wx', 0o600);
+      try {
+        mine = await handle.stat();
+      } finally {
+        await handle.close();
+      }
       break;
     } catch (err) {
       if (/** @type {NodeJS.ErrnoException} */ (err).code !== 'EEXIST') throw err;
       const stat = await fsp.stat(lock).catch(() => null);
-      if (stat && Date.now() - stat.mtimeMs > LOCK_STALE_MS) {
-        await fsp.rm(lock, { force: true });
-        continue;
-      }
+      // Broken here: try again at once; else wait like any other turn.
+      if (stat && Date.now() - stat.mtimeMs > LOCK_STALE_MS && (await breakStaleLock(lock))) continue;
       if (Date.now() > deadline) throw Object.assign(new Error('token file is locked'), { code: 'ELOCKED' });
       await new Promise((r) => setTimeout(r, 10 + Math.random() * 20));
     }
@@ -176,7 +211,8 @@ async function withLock(file, fn) {
   try {
     return await fn();
   } finally {
-    await fsp.rm(lock, { force: true });
+    const now = await fsp.stat(lock).catch(() => null);
+    if (now && now.ino === mine.ino && now.dev === mine.dev) await fsp.rm(lock, { force: true });
   }
 }
 
