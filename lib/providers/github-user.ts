@@ -44,8 +44,11 @@ export function createGithubUserClient(opts: GithubUserClientOptions): GithubUse
 
   async function send(url: string, init: RequestInit, action: string): Promise<{ status: number; body: unknown; headers: Headers }> {
     let res: Response;
+    let text: string;
     try {
       res = await fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
+      // Read inside the try: a body cut off or too slow fails here, and is GitHub not answering too.
+      text = await res.text();
     } catch (err) {
       const name = (err as { name?: string }).name;
       throw new ProviderError(
@@ -53,7 +56,6 @@ export function createGithubUserClient(opts: GithubUserClientOptions): GithubUse
         `GitHub did not answer ${action} (${name === 'TimeoutError' ? 'timed out' : 'network error'})`,
       );
     }
-    const text = await res.text();
     let body: unknown;
     try {
       body = text ? JSON.parse(text) : undefined;

@@ -90,6 +90,11 @@ export function createGithubClient(opts: GithubClientOptions): GithubClient {
 
   const tokenHeader = (token: string) => ({ authorization: `token ${token}` });
 
+  // The client library answers a success whose body could not be read whole (a connection reset
+  // mid-transfer) with an empty body, not an error: each answer is checked for what it must hold.
+  const unreadable = (action: string) =>
+    new ProviderError('provider_unavailable', `GitHub's answer was cut off or unreadable while ${action}; try again`);
+
   // Always an explicit POST: auth-app's installation auth would hand concurrent identical requests
   // the same in-flight token, and two dispatches must never share a token one of them may revoke.
   async function mint(
@@ -106,7 +111,9 @@ export function createGithubClient(opts: GithubClientOptions): GithubClient {
         permissions,
       }),
     );
-    return { token: data.token, expiresAt: new Date(data.expires_at), permissions: { ...(data.permissions as Record<string, string>) } };
+    const expiresAt = new Date(data.expires_at);
+    if (typeof data.token !== 'string' || data.token === '' || Number.isNaN(expiresAt.getTime())) throw unreadable(action);
+    return { token: data.token, expiresAt, permissions: { ...(data.permissions as Record<string, string>) } };
   }
 
   async function withReplicationRetry<T>(action: string, fn: () => Promise<T>): Promise<T> {
@@ -149,6 +156,8 @@ export function createGithubClient(opts: GithubClientOptions): GithubClient {
       const { data } = await call('app', `reading installation ${installationId}`, appType, () =>
         appOctokit(appType).request('GET /app/installations/{installation_id}', { installation_id: installationId }),
       );
+      if (typeof data !== 'object' || data === null || typeof data.id !== 'number')
+        throw unreadable(`reading installation ${installationId}`);
       return toGithubInstallation(data);
     },
 
@@ -169,8 +178,12 @@ export function createGithubClient(opts: GithubClientOptions): GithubClient {
       const { token } = await mint(appType, installationId, undefined, { metadata: 'read' });
       try {
         const repos = await withReplicationRetry(`listing repositories of installation ${installationId}`, () =>
-          new PaginatingOctokit({ ...base, auth: token }).paginate('GET /installation/repositories', { per_page: 100 }, (response) =>
-            response.data.map((r) => ({
+          new PaginatingOctokit({ ...base, auth: token }).paginate('GET /installation/repositories', { per_page: 100 }, (response) => {
+            // GitHub's page is `{total_count, repositories}`; an empty body comes out as [] without the count.
+            const count = (response.data as { total_count?: unknown }).total_count;
+            if (response.data.length === 0 && typeof count !== 'number')
+              throw unreadable(`listing repositories of installation ${installationId}`);
+            return response.data.map((r) => ({
               id: Number(r.id),
               name: r.name,
               full_name: r.full_name,
@@ -178,8 +191,8 @@ export function createGithubClient(opts: GithubClientOptions): GithubClient {
               default_branch: r.default_branch,
               clone_url: r.clone_url,
               archived: r.archived,
-            })),
-          ),
+            }));
+          }),
         );
         return activeRepositories(repos);
       } finally {

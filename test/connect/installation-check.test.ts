@@ -198,6 +198,10 @@ it('holds POST /api/integrations by an owner to the same rule, and trusts admin'
   expectError(failed, 502, 'provider_unavailable');
   expect(JSON.stringify(failed.body)).not.toMatch(/FST_|serializ/i);
   expect(await h.core.db.platformIntegration.count({ where: { githubInstallationId: BigInt(later) } })).toBe(0);
+  // So is an answer cut off mid-body (a connection reset), which is not "not yours" either.
+  world.gh.failNext(1, { status: 200, cut: 10, match: (_m: string, path: string) => path.startsWith('/user/installations') });
+  expectError(await h.call('POST', '/api/integrations', { provider: 'github', installation_id: later }, as), 502, 'provider_unavailable');
+  expect(await h.core.db.platformIntegration.count({ where: { githubInstallationId: BigInt(later) } })).toBe(0);
   expect((await h.call('POST', '/api/integrations', { provider: 'github', owner_id: owner.ownerId, installation_id: theirs })).status).toBe(
     201,
   );

@@ -19,6 +19,8 @@ export interface FakeResponse {
   json?: unknown;
   html?: string;
   headers?: Record<string, string>;
+  /** Send only this many bytes of the body, then drop the connection. */
+  cutAfter?: number;
 }
 
 export interface FailureSpec {
@@ -33,6 +35,11 @@ export interface FailureSpec {
   lose?: boolean;
   /** The usual answer, made at once and sent after `hangMs` (a slow network): what it says may be stale by then. */
   late?: boolean;
+  /**
+   * The usual answer (status and headers as usual) whose body stops after this many bytes, the
+   * connection dropped: a reset mid-transfer. `status` is ignored.
+   */
+  cut?: number;
 }
 
 export interface RequestLogEntry {
@@ -139,6 +146,13 @@ export abstract class FakeHttpService {
       headers['content-type'] = 'application/json; charset=utf-8';
       payload = JSON.stringify(response.json);
     }
+    if (response.cutAfter !== undefined) {
+      // Announced whole, sent in part: the client sees the connection end mid-body.
+      const bytes = Buffer.from(payload, 'utf8');
+      res.writeHead(response.status, { ...headers, 'content-length': String(bytes.length) });
+      res.write(bytes.subarray(0, response.cutAfter), () => res.destroy());
+      return;
+    }
     res.writeHead(response.status, headers).end(payload);
   }
 
@@ -158,6 +172,7 @@ export abstract class FakeHttpService {
       }
     }
     if (!spec) return undefined;
+    if (spec.cut !== undefined) return { ...(await handle()), cutAfter: spec.cut };
     if (spec.late) {
       const answer = await handle();
       await this.sleep(spec.hangMs ?? 0);

@@ -286,6 +286,26 @@ describe('listing repositories', () => {
   });
 });
 
+describe('answers cut off mid-body (a connection reset after the status line)', () => {
+  it('a mint, an installation read and a repository page each fail as provider_unavailable, never as partial data', async () => {
+    const { installationId, repositories } = install(standard, 250);
+    const isMint = (m: string, p: string) => m === 'POST' && p.endsWith('/access_tokens');
+    fake.failNext(1, { status: 201, cut: 20, match: isMint });
+    const mint = await providerError(client.mintInstallationToken('standard', installationId, [repositories[0].id]));
+    expect([mint.code, mint.retryable]).toEqual(['provider_unavailable', true]);
+
+    fake.failNext(1, { status: 200, cut: 30, match: (m, p) => m === 'GET' && p === `/app/installations/${installationId}` });
+    expect((await providerError(client.getInstallation('standard', installationId))).code).toBe('provider_unavailable');
+
+    // Page 2 of 3 stops after 5 kB: the listing fails rather than answer 200 of 250 repositories.
+    let pages = 0;
+    fake.failNext(1, { status: 200, cut: 5000, match: (m, p) => m === 'GET' && p === '/installation/repositories' && ++pages === 2 });
+    expect((await providerError(client.listInstallationRepositories('standard', installationId))).code).toBe('provider_unavailable');
+    // Whole answers work again.
+    expect(await client.listInstallationRepositories('standard', installationId)).toHaveLength(250);
+  });
+});
+
 describe('revocation and install URLs', () => {
   it('revokes, then reports an already-dead token as already_invalid', async () => {
     const { installationId, repositories } = install(standard);
