@@ -11,32 +11,57 @@ export interface RevocationDeps {
   metrics?: Metrics;
 }
 
-/** Revokes a GitHub token, trying a few times; never throws (returns the outcome). */
-export async function revokeBestEffort(github: RevocationDeps['github'], token: string): Promise<string> {
+/** Revokes a GitHub token, trying a few times; never throws. `passing`: the last failure was GitHub unavailable. */
+async function revokeTrying(github: RevocationDeps['github'], token: string): Promise<{ outcome: string; passing: boolean }> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await github.revokeInstallationToken(token);
+      return { outcome: await github.revokeInstallationToken(token), passing: false };
     } catch (err) {
-      if (attempt >= 3) return `failed (${err instanceof ProviderError ? err.code : 'error'})`;
+      if (attempt >= 3) {
+        const known = err instanceof ProviderError;
+        return { outcome: `failed (${known ? err.code : 'error'})`, passing: !known || err.retryable };
+      }
       await new Promise((r) => setTimeout(r, 500 * attempt));
     }
   }
 }
 
+/** Revokes a GitHub token, trying a few times; never throws (returns the outcome). */
+export async function revokeBestEffort(github: RevocationDeps['github'], token: string): Promise<string> {
+  return (await revokeTrying(github, token)).outcome;
+}
+
 /**
  * What `leases.close` runs between marking the dispatch ended and forgetting its tokens: revokes
  * every token it holds that still works and records one `revoked` event with the outcomes.
+ * `untilRevoked` (a workflow's stop, whose activity retries until the held token has expired):
+ * while GitHub is unavailable and a token it could not revoke still works, it throws instead, so
+ * nothing is forgotten and the next attempt revokes again. Without it (the API ending a dispatch
+ * whose workflow is gone) a failure is recorded and the token expires within the hour.
  */
-export function revokeHeldTokens(deps: RevocationDeps, dispatchId: string, reason: string): () => Promise<void> {
+export function revokeHeldTokens(
+  deps: RevocationDeps,
+  dispatchId: string,
+  reason: string,
+  opts: { untilRevoked?: boolean } = {},
+): () => Promise<void> {
   return async () => {
     const lease = await deps.leases.read(dispatchId);
     const revocable = await deps.leases.revocableTokens(dispatchId);
     if (lease && revocable.length > 0) {
       const outcomes: string[] = [];
+      let unrevoked = 0;
       for (const t of revocable) {
-        const outcome = await revokeBestEffort(deps.github, t.token);
+        const { outcome, passing } = await revokeTrying(deps.github, t.token);
         deps.metrics?.revocations.inc({ outcome: outcome.startsWith('failed') ? 'failed' : outcome });
         outcomes.push(t.which === 'current' ? outcome : `replaced token ${outcome}`);
+        if (passing && (t.expiresAt === null || t.expiresAt.getTime() > Date.now())) unrevoked++;
+      }
+      if (opts.untilRevoked && unrevoked > 0) {
+        throw new ProviderError(
+          'provider_unavailable',
+          `GitHub could not revoke ${unrevoked} token(s) the dispatch holds (${outcomes.join('; ')}); trying again while they work`,
+        );
       }
       await deps.leases.recordEvent(dispatchId, 'revoked', {
         source: lease.source,

@@ -233,10 +233,14 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
       const out: RevocableToken[] = [];
       if (!r?.revocable) return out;
       if (r.previous_token_enc && r.previous_expires_at && r.previous_expires_at > since) {
-        out.push({ token: secrets.decrypt(r.previous_token_enc, previousContext(dispatchId)), which: 'replaced' });
+        out.push({
+          token: secrets.decrypt(r.previous_token_enc, previousContext(dispatchId)),
+          which: 'replaced',
+          expiresAt: r.previous_expires_at,
+        });
       }
       if (r.token_enc && (r.expires_at === null || r.expires_at > since))
-        out.push({ token: secrets.decrypt(r.token_enc, leaseTokenContext(dispatchId)), which: 'current' });
+        out.push({ token: secrets.decrypt(r.token_enc, leaseTokenContext(dispatchId)), which: 'current', expiresAt: r.expires_at });
       return out;
     },
 

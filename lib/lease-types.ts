@@ -72,6 +72,8 @@ export interface WriteResult {
 export interface RevocableToken {
   token: string;
   which: 'current' | 'replaced';
+  /** Its stated expiry (null: none stated). */
+  expiresAt: Date | null;
 }
 
 export type EventKind = 'minted' | 'pushed' | 'push_failed' | 'pulled' | 'refresh_failed' | 'revoked';

@@ -164,6 +164,29 @@ it('revokes the token at stop and refuses pulls afterwards', async () => {
   expect(world.gh.stats.revokes).toBeGreaterThanOrEqual(1);
 });
 
+it('keeps revoking at stop while GitHub fails to, and reads stopped only once the token is revoked', async () => {
+  world.gh.tokenLifetimeSeconds = 120; // so the token still works however long the stop takes here
+  try {
+    const rig = await githubRig(h, world, { repos: 1 });
+    const d = await dispatchTo(h, containers, rig.rigId, 'gh-stop-retry');
+    workflowIds.push(d.workflowId);
+    const p = await containers.waitForPush(d.container, (x) => x.generation === 1);
+    // The stop's first attempt meets three failures in a row (its own retries), the second one more.
+    world.gh.failNext(4, { status: 502, match: (m, path) => m === 'DELETE' && path === '/installation/token' });
+    expect((await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`)).status).toBe(202);
+    await eventually(
+      async () => (await h.call<{ status: string }>('GET', `/api/dispatches/${d.dispatchId}`)).body.status === 'stopped',
+      30_000,
+    );
+    expect(world.gh.isTokenRevoked(p.token)).toBe(true);
+    const revoked = await h.core.db.tokenEvent.findMany({ where: { dispatchId: d.dispatchId, kind: 'revoked' } });
+    expect(revoked.map((e) => e.detail)).toEqual([expect.stringMatching(/^revoked \(/)]);
+    expect((await pull(h, rig.rigId, d.containerToken)).status).toBe(410);
+  } finally {
+    world.gh.tokenLifetimeSeconds = LIFETIME;
+  }
+});
+
 it('ends as stopped when the container answers 410, token revoked', async () => {
   const rig = await githubRig(h, world, { repos: 1 });
   const d = await dispatchTo(h, containers, rig.rigId, 'gh-gone');
