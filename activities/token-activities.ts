@@ -167,6 +167,9 @@ export function createTokenActivities(deps: TokenActivityDeps) {
       metrics?.mints.inc({ provider, outcome: 'failed', reason: input.reason });
       metrics?.providerErrors.inc({ provider, code: failure.code });
       await recordMintFailure(input.dispatchId, failure).catch(() => undefined);
+      // A permanent failure: what the dispatch held is for a source the rig no longer has (or that
+      // no longer works). Revoked where GitHub allows and forgotten, so no pull hands it out.
+      if (failure.permanent) await withdrawHeld(input.dispatchId, failure.code).catch(() => undefined);
       throw ApplicationFailure.create({
         type: failure.code,
         message: failure.message,
@@ -174,6 +177,12 @@ export function createTokenActivities(deps: TokenActivityDeps) {
         nextRetryDelay: failure.retryAfterSeconds ? `${Math.min(failure.retryAfterSeconds, 60)} seconds` : undefined,
       });
     }
+  }
+
+  /** Revokes (best effort) and forgets the tokens a dispatch holds; it keeps running without one. */
+  async function withdrawHeld(dispatchId: string, code: string): Promise<void> {
+    await revokeHeldTokens(deps, dispatchId, `withdrawn: ${code}`)();
+    await leases.withdraw(dispatchId);
   }
 
   /** Where the dispatch's tokens come from, for labelling a mint that failed before it knew. */

@@ -257,6 +257,20 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
       await finalize(dispatchId, ending.status, ending.reason);
     },
 
+    /**
+     * Forgets the tokens of a dispatch that goes on without one (a permanent failure: the rig was
+     * disconnected, its installation or repository is gone): API instances drop their copy on the
+     * NOTIFY, and pulls answer the recorded error instead of a token for what the rig no longer has.
+     */
+    async withdraw(dispatchId: string): Promise<void> {
+      await db.$executeRaw`
+        WITH wiped AS (
+          UPDATE token_leases SET token_enc = NULL, previous_token_enc = NULL
+          WHERE dispatch_id = ${dispatchId}::uuid AND (token_enc IS NOT NULL OR previous_token_enc IS NOT NULL) RETURNING 1
+        )
+        SELECT pg_notify(${LEASE_CHANNEL}, ${dispatchId}) FROM (SELECT count(*) AS n FROM wiped) AS done WHERE n > 0`;
+    },
+
     /** Records a failed mint on the dispatch so GET /api/dispatches/:id shows why. */
     async recordFailure(
       dispatchId: string,

@@ -3,7 +3,7 @@
 // holds any more is revoked at once, and a stop interrupts a push that is still being retried.
 import { FakeContainerHost } from '../fakes/container';
 import { eventually, newOwner, startHarness, type Harness } from '../helpers/harness';
-import { dispatchTo, githubRig, githubWorld, type GithubWorld } from '../helpers/scenario';
+import { dispatchTo, githubRig, githubWorld, pull, type GithubWorld } from '../helpers/scenario';
 
 let world: GithubWorld;
 let containers: FakeContainerHost;
@@ -39,6 +39,28 @@ it('revokes the replaced GitHub token at once when the rig falls back to a town 
   await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
   await eventually(async () => (await status(d.dispatchId)) === 'stopped');
   expect(revokeCalls()).toBe(before); // the town token never went to GitHub
+});
+
+it('withdraws the GitHub token when the rig is disconnected with no town token: revoked, and pulls answer the error', async () => {
+  const rig = await githubRig(h, world, { repos: 1 });
+  const d = await dispatchTo(h, containers, rig.rigId, 'disconnect-no-fallback');
+  const github = await containers.waitForPush(d.container, (p) => p.generation === 1);
+  expect((await pull(h, rig.rigId, d.containerToken)).body.token).toBe(github.token);
+
+  expect((await h.call('PATCH', `/api/rigs/${rig.rigId}`, { platform_integration_id: null })).status).toBe(200);
+  await eventually(async () => (await status(d.dispatchId)) === 'credential_error', 10_000);
+  // The token reached a repository the rig no longer has: revoked, and no pull hands it out.
+  await eventually(async () => world.gh.isTokenRevoked(github.token), 5000, 'the token revoked');
+  const pulled = await eventually(async () => {
+    const r = await pull(h, rig.rigId, d.containerToken);
+    return r.status === 200 ? null : r;
+  }, 5000);
+  expect(pulled.status).toBe(502);
+  expect(pulled.body).toMatchObject({ error: { code: 'no_credentials' } });
+  expect(JSON.stringify(pulled.body)).not.toContain(github.token);
+
+  await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
+  await eventually(async () => (await status(d.dispatchId)) === 'stopped');
 });
 
 it('at stop after switching from a town token to GitHub, revokes only the GitHub token', async () => {
