@@ -79,8 +79,24 @@ export function createIntegrationService(deps: Deps) {
       }
       return await listGitlabProjects(row);
     } catch (err) {
-      return noteProviderFailure(row, err);
+      return noteProviderFailure(row, await confirmedGone(row, err));
     }
+  }
+
+  /**
+   * `deleted` is final, so one 404 while listing (the listing token's mint or a page) is not
+   * enough: GitHub is asked for the installation itself, and only a second 404 stands; anything
+   * else makes it a passing failure (as the token resolver does for a dispatch's mint).
+   */
+  async function confirmedGone(row: PlatformIntegration, err: unknown): Promise<unknown> {
+    if (row.provider !== 'github' || !(err instanceof ProviderError) || err.code !== 'installation_not_found') return err;
+    const gone = await github.getInstallation(row.githubAppType ?? 'standard', Number(row.githubInstallationId)).then(
+      () => false,
+      (e: unknown) => e instanceof ProviderError && e.code === 'installation_not_found',
+    );
+    return gone
+      ? err
+      : new ProviderError('provider_unavailable', 'GitHub answered 404 while listing an installation that exists; try again', err.status);
   }
 
   async function listGitlabProjects(row: PlatformIntegration): Promise<PlatformRepository[]> {

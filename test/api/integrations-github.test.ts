@@ -291,6 +291,16 @@ describe('GET /api/integrations/:id/repositories (github)', () => {
     expect(world.gh.requests.length).toBe(calls); // deleted is final: GitHub is not asked again
   });
 
+  it('does not mark an integration deleted on one 404 while listing when GitHub still has the installation', async () => {
+    const inst = await install();
+    const reg = await register(inst.installationId);
+    // The listing token's mint meets a passing 404 (GitHub's replication lag); the installation reads fine.
+    world.gh.failNext(1, { status: 404, match: (m, p) => m === 'POST' && p === `/app/installations/${inst.installationId}/access_tokens` });
+    expectError(await repos(reg.body.id, '?refresh=true'), 502, 'provider_unavailable');
+    expect(await statusOf(reg.body.id)).toBe('active');
+    expect((await repos(reg.body.id, '?refresh=true')).body.repositories).toHaveLength(3);
+  });
+
   it('answers 404 for an unknown integration and 400 for bad parameters', async () => {
     expectError(await repos(randomUUID()), 404, 'not_found', 'integration_id');
     expectInvalid(await h.call('GET', '/api/integrations/xyz/repositories'), 'integration_id');
