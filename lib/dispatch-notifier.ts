@@ -14,6 +14,8 @@ import { signalCurrentRun } from './temporal';
 export interface DispatchNotifier {
   integrationChanged(integrationId: string, reason: string, exceptDispatchId?: string): Promise<number>;
   rigChanged(rigId: string, reason: string, exceptDispatchId?: string): Promise<number>;
+  /** Only the integration's dispatches waiting in `credential_error` (GitHub says something was fixed). */
+  integrationFixed(integrationId: string, reason: string): Promise<number>;
   townChanged(townId: string, reason: string): Promise<number>;
 }
 
@@ -51,7 +53,7 @@ export function createDispatchNotifier(deps: {
 
   async function signalAll(where: object, reason: string, exceptDispatchId?: string): Promise<number> {
     const running = await db.agentDispatch.findMany({
-      where: { ...where, status: { notIn: [...ENDED_STATUSES] }, ...(exceptDispatchId ? { id: { not: exceptDispatchId } } : {}) },
+      where: { status: { notIn: [...ENDED_STATUSES] }, ...where, ...(exceptDispatchId ? { id: { not: exceptDispatchId } } : {}) },
       select: { workflowId: true },
     });
     const results = await Promise.allSettled(running.map((d) => signal(d.workflowId, reason)));
@@ -64,6 +66,8 @@ export function createDispatchNotifier(deps: {
     integrationChanged: (integrationId, reason, exceptDispatchId) =>
       signalAll({ rig: { platformIntegrationId: integrationId } }, reason, exceptDispatchId),
     rigChanged: (rigId, reason, exceptDispatchId) => signalAll({ rigId }, reason, exceptDispatchId),
+    integrationFixed: (integrationId, reason) =>
+      signalAll({ rig: { platformIntegrationId: integrationId }, status: 'credential_error' }, reason),
     townChanged: (townId, reason) => signalAll({ rig: { townId, platformIntegrationId: null } }, reason),
   };
 }

@@ -75,6 +75,7 @@ export function createGithubWebhookService(deps: Deps) {
 
   async function installation(payload: unknown): Promise<WebhookOutcome> {
     const e = parse(installationEvent, payload);
+    if (e.action === 'new_permissions_accepted') return permissionsAccepted(e.installation.id);
     const status = STATUS_BY_ACTION[e.action];
     if (!status) return ignored(`installation action ${e.action} needs nothing here`);
     const row = await findByInstallation(e.installation.id);
@@ -91,6 +92,22 @@ export function createGithubWebhookService(deps: Deps) {
         detail: `installation ${e.action}`,
         integration_id: row.id,
         integration_status: current,
+      },
+    };
+  }
+
+  /** The account accepted the app's new permissions: dispatches refused them (a 422) may mint now. */
+  async function permissionsAccepted(installationId: number): Promise<WebhookOutcome> {
+    const row = await findByInstallation(installationId);
+    if (!row) return ignored(`installation ${installationId} is not registered here`);
+    await withinBudget('signalling dispatches', deps.notifier.integrationFixed(row.id, 'new permissions accepted (webhook)'));
+    return {
+      status: 200,
+      body: {
+        result: 'unchanged',
+        detail: 'installation new_permissions_accepted',
+        integration_id: row.id,
+        integration_status: row.status,
       },
     };
   }
@@ -120,6 +137,14 @@ export function createGithubWebhookService(deps: Deps) {
       synced = await withinBudget(
         'syncing repositories',
         deps.integrations.get(row.id).then((fresh) => deps.integrations.syncRepositories(fresh)),
+      );
+    }
+    // A dispatch waiting on repository_not_accessible (its repository was taken out) mints now, not
+    // at its next recheck, when the repository is put back.
+    if (e.repositories_added.length > 0) {
+      await withinBudget(
+        'signalling dispatches',
+        deps.notifier.integrationFixed(row.id, 'repositories added to the installation (webhook)'),
       );
     }
     const detail = `${e.repositories_added.length} added, ${removed.length} removed${e.repositories_added.length && row.repositoriesSyncedAt !== null && !synced ? ' (sync continues in the background)' : ''}`;

@@ -183,6 +183,38 @@ it('keeps the cached repository list in step with installation_repositories', as
   expect(after.find((r) => r.id === added.id)).toMatchObject({ default_branch: 'trunk', private: true });
 });
 
+it('wakes a dispatch waiting on repository_not_accessible when its repository is added back', async () => {
+  const rig = await githubRig(h, world, { repos: 2 });
+  const d = await dispatchTo(h, containers, rig.rigId, 'wh-readd');
+  await containers.waitForPush(d.container, (p) => p.generation === 1);
+  world.gh.removeRepository(rig.installationId, rig.repo.id);
+  expect((await repositoriesChanged(rig.installationId, 'removed', [rig.repo])).status).toBe(200);
+  const waiting = await eventually(async () => {
+    const s = await dispatchOf(d.dispatchId);
+    return s.status === 'credential_error' ? s : null;
+  });
+  expect(waiting.last_error?.code).toBe('repository_not_accessible');
+
+  // Newly accepted permissions make such a dispatch try again at once too (here it still fails).
+  const failures = () => h.core.db.tokenEvent.count({ where: { dispatchId: d.dispatchId, kind: 'refresh_failed' } });
+  const failedBefore = await failures();
+  const accepted = await deliver('installation', world.gh.installationWebhookPayload(rig.installationId, 'new_permissions_accepted'));
+  expect([accepted.status, await accepted.json()]).toEqual([
+    200,
+    expect.objectContaining({ result: 'unchanged', integration_id: rig.integrationId }),
+  ]);
+  await eventually(async () => (await failures()) > failedBefore, 10_000, 'a mint right after the permissions were accepted');
+
+  // Put back: the dispatch mints now, not at its recheck 15 minutes on.
+  const back = world.gh.addRepository(rig.installationId, { name: rig.repo.name });
+  expect(back.id).toBe(rig.repo.id);
+  expect((await repositoriesChanged(rig.installationId, 'added', [back])).status).toBe(200);
+  const push = await containers.waitForPush(d.container, (p) => p.generation >= 2, 10_000);
+  expect(world.gh.isTokenLive(push.token, rig.repo.full_name, 'write')).toBe(true);
+  expect(await dispatchOf(d.dispatchId)).toMatchObject({ status: 'active', last_error: null });
+  await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
+});
+
 it('a refresh of the list that was fetched before a removal arrived does not bring the repository back', async () => {
   const rig = await githubRig(h, world, { repos: 3 });
   const removed = rig.repositories[2];
