@@ -120,11 +120,19 @@ export function retryAfterSeconds(headers: HttpFailure['headers'], nowMs: number
   return undefined;
 }
 
-/** True when a GitHub 403/429 is a primary or secondary rate limit rather than a permission problem. */
+/**
+ * True when a GitHub 403/429 is a primary or secondary rate limit rather than a permission problem:
+ * an exhausted `x-ratelimit-remaining`, a `retry-after` (GitHub's documented sign of a secondary
+ * limit), or the message (older GitHub Enterprise Servers say "abuse detection mechanism").
+ */
 export function isRateLimited(failure: HttpFailure): boolean {
   if (failure.status === 429) return true;
   if (failure.status !== 403) return false;
-  return header(failure.headers, 'x-ratelimit-remaining') === '0' || /rate limit/i.test(failure.message ?? '');
+  return (
+    header(failure.headers, 'x-ratelimit-remaining') === '0' ||
+    header(failure.headers, 'retry-after') !== undefined ||
+    /rate limit|abuse detection/i.test(failure.message ?? '')
+  );
 }
 
 const APP_VARS: Record<AppType, string> = {

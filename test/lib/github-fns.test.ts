@@ -54,6 +54,8 @@ describe('retryAfterSeconds / isRateLimited', () => {
     expect(isRateLimited({ status: 429 })).toBe(true);
     expect(isRateLimited({ status: 403, headers: { 'x-ratelimit-remaining': '0' } })).toBe(true);
     expect(isRateLimited({ status: 403, message: 'You have exceeded a secondary rate limit' })).toBe(true);
+    expect(isRateLimited({ status: 403, headers: { 'retry-after': '60' }, message: 'You have been temporarily blocked' })).toBe(true);
+    expect(isRateLimited({ status: 403, message: 'You have triggered an abuse detection mechanism.' })).toBe(true);
     expect(isRateLimited({ status: 403, message: 'Resource not accessible by integration' })).toBe(false);
   });
 });
