@@ -13,6 +13,8 @@ type Deps = Pick<Core, 'db' | 'secrets' | 'githubUser'>;
 
 /** A refresh this close to expiry is due: the token must outlive the calls it is fetched for. */
 const REFRESH_MARGIN_MS = 60_000;
+// The refresh runs under the row lock: longer than the call may take (PROVIDER_TIMEOUT_SECONDS, 10 s by default).
+const USER_TOKEN_REFRESH_TX = { maxWait: 30_000, timeout: 30_000 };
 
 export interface SignedInAccount {
   provider: 'github' | 'gitlab';
@@ -132,7 +134,9 @@ export function createIdentityService(deps: Deps) {
           data: tokens ? tokenData(row.id, tokens) : { userTokenEnc: null, refreshTokenEnc: null },
         });
         return tokens?.accessToken ?? null;
-      });
+        // Prisma's default of 5 s closed the transaction under a slow GitHub, and the pair it
+        // answered (the old refresh token already spent) was lost.
+      }, USER_TOKEN_REFRESH_TX);
     },
   };
 }
