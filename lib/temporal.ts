@@ -1,7 +1,7 @@
 // Temporal connection helpers shared by the composition root, the dev tooling and tests.
 import { Connection, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import type { SignalDefinition } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
+import { grpc, temporal } from '@temporalio/proto';
 
 const KEYWORD = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
 import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
@@ -79,13 +79,30 @@ export function quietCallContext(connection: { callContextStorage: ContextStorag
   storage.disable();
 }
 
-/** True when a Temporal frontend answers at `address` within `timeoutMs`. */
+const SERVING = grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING;
+const WORKFLOW_SERVICE = 'temporal.api.workflowservice.v1.WorkflowService';
+const GRPC_NOT_FOUND = 5;
+
+/**
+ * Whether the frontend serves the workflow service. The frontend says NOT_SERVING for it while it
+ * starts and while it drains, and the unnamed check (gRPC's default, SERVING) does not; a front
+ * that knows only the unnamed check (NOT_FOUND for the name) is asked that.
+ */
+export async function workflowServiceServing(connection: Pick<Connection, 'healthService'>): Promise<boolean> {
+  try {
+    return (await connection.healthService.check({ service: WORKFLOW_SERVICE })).status === SERVING;
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== GRPC_NOT_FOUND) throw err;
+    return (await connection.healthService.check({})).status === SERVING;
+  }
+}
+
+/** True when a Temporal frontend at `address` serves the workflow service, asked within `timeoutMs`. */
 export async function temporalAnswers(address: string, timeoutMs = 2000): Promise<boolean> {
   let connection: Connection | undefined;
   try {
     connection = await Connection.connect({ address, connectTimeout: timeoutMs });
-    await connection.healthService.check({});
-    return true;
+    return await workflowServiceServing(connection);
   } catch {
     return false;
   } finally {

@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Services } from '../services';
+import { workflowServiceServing } from '../../lib/temporal';
 
 const state = z.enum(['ok', 'down']);
 const health = z.object({ postgres: state, temporal: state });
@@ -30,12 +31,12 @@ export const healthRoutes: FastifyPluginAsyncZod<{ services: Services }> = async
         within(2000, db.$queryRaw`SELECT 1`),
         within(
           2000,
-          temporalConnection.withDeadline(Date.now() + 2000, () => temporalConnection.healthService.check({})),
+          temporalConnection.withDeadline(Date.now() + 2000, () => workflowServiceServing(temporalConnection)),
         ),
       ]);
       const body = {
         postgres: pg.status === 'fulfilled' ? ('ok' as const) : ('down' as const),
-        temporal: tp.status === 'fulfilled' ? ('ok' as const) : ('down' as const),
+        temporal: tp.status === 'fulfilled' && tp.value ? ('ok' as const) : ('down' as const),
       };
       return reply.status(body.postgres === 'ok' && body.temporal === 'ok' ? 200 : 503).send(body);
     },
