@@ -13,7 +13,7 @@ import {
   townTokenContext,
 } from './secret-contexts';
 
-interface Column {
+export interface Column {
   table: string;
   column: string;
   /** Primary-key column(s) and the SQL selecting them with the row's context inputs. */
@@ -22,7 +22,8 @@ interface Column {
   context: (row: Record<string, string>) => string;
 }
 
-const COLUMNS: Column[] = [
+/** Every secret column, with what its statements need. */
+export const SECRET_COLUMNS: readonly Column[] = [
   {
     table: 'town_git_auth',
     column: 'token_enc',
@@ -103,21 +104,31 @@ export function keyIdOfCiphertext(sealed: string): string {
   return sealed.split(':')[1] ?? '';
 }
 
+const FIRST_UUID = '00000000-0000-0000-0000-000000000000';
+
+/**
+ * The statements for one column. Keys are compared as uuids, not text: `id::text = $n` cannot use
+ * the primary key, so every row's rewrite scanned the whole table (hours at a few 100,000 dispatches).
+ */
+export function columnStatements(c: Column): { batch: (batchSize: number) => string; rewrite: string } {
+  return {
+    // Keyset pagination over the first key column, so rewritten rows are not read again.
+    batch: (batchSize) => `SELECT ${c.select}, ${c.column} AS sealed FROM ${c.table}
+         WHERE ${c.column} IS NOT NULL AND split_part(${c.column}, ':', 2) <> $1 AND ${c.key[0]} > $2::uuid
+         ORDER BY ${c.key[0]} LIMIT ${batchSize}`,
+    rewrite: `UPDATE ${c.table} SET ${c.column} = $1 WHERE ${c.column} = $2 AND ${c.key.map((k, i) => `${k} = $${i + 3}::uuid`).join(' AND ')}`,
+  };
+}
+
 /** Rewrites every ciphertext not under `box`'s current key; returns counts per column. */
 export async function reencryptSecrets(db: Pick<Client | Pool, 'query'>, box: SecretBox, batchSize = 500): Promise<ReencryptCount[]> {
   const counts: ReencryptCount[] = [];
-  for (const c of COLUMNS) {
+  for (const c of SECRET_COLUMNS) {
     const count = { column: `${c.table}.${c.column}`, rewritten: 0, raced: 0, unreadable: 0 };
-    const keyWhere = c.key.map((k, i) => `${k}::text = $${i + 3}`).join(' AND ');
-    let after = '';
+    const sql = columnStatements(c);
+    let after = FIRST_UUID;
     for (;;) {
-      // Keyset pagination over the first key column, so rewritten rows are not read again.
-      const { rows } = await db.query<Record<string, string>>(
-        `SELECT ${c.select}, ${c.column} AS sealed FROM ${c.table}
-         WHERE ${c.column} IS NOT NULL AND split_part(${c.column}, ':', 2) <> $1 AND ${c.key[0]}::text > $2
-         ORDER BY ${c.key[0]}::text LIMIT ${batchSize}`,
-        [box.keyId, after],
-      );
+      const { rows } = await db.query<Record<string, string>>(sql.batch(batchSize), [box.keyId, after]);
       if (rows.length === 0) break;
       for (const row of rows) {
         after = row[c.key[0]];
@@ -128,11 +139,7 @@ export async function reencryptSecrets(db: Pick<Client | Pool, 'query'>, box: Se
           count.unreadable += 1;
           continue;
         }
-        const res = await db.query(`UPDATE ${c.table} SET ${c.column} = $1 WHERE ${c.column} = $2 AND ${keyWhere}`, [
-          resealed,
-          row.sealed,
-          ...c.key.map((k) => row[k]),
-        ]);
+        const res = await db.query(sql.rewrite, [resealed, row.sealed, ...c.key.map((k) => row[k])]);
         if (res.rowCount === 1) count.rewritten += 1;
         else count.raced += 1;
       }
@@ -145,7 +152,7 @@ export async function reencryptSecrets(db: Pick<Client | Pool, 'query'>, box: Se
 /** How many ciphertexts each column still holds under `keyId` (to know when a key can go). */
 export async function countUnderKey(db: Pick<Client | Pool, 'query'>, keyId: string): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  for (const c of COLUMNS) {
+  for (const c of SECRET_COLUMNS) {
     const { rows } = await db.query<{ n: string }>(
       `SELECT count(*)::text AS n FROM ${c.table} WHERE split_part(${c.column}, ':', 2) = $1`,
       [keyId],
