@@ -38,7 +38,7 @@ const REQUIRED_FROM_ENV_FILE = ['ADMIN_API_TOKEN', 'SECRETS_KEY', 'PUBLIC_URL'];
 const SECRETS = {
   POSTGRES_PASSWORD: 'p'.repeat(24),
   ADMIN_API_TOKEN: '823d2d1a68900b530f19f06f27c753d7c45123ea20586d0ab12e4c87d6b244d1',
-  SECRETS_KEY: Buffer.alloc(32, 9).toString('base64'),
+  SECRETS_KEY: Buffer.from(Array.from({ length: 32 }, (_, i) => (i * 37 + 11) % 256)).toString('base64'), // 32 distinct bytes: production refuses a made-up key
 };
 const databaseUrl = `postgresql://postgres:${SECRETS.POSTGRES_PASSWORD}@postgres:5432/repo_connect`;
 
@@ -55,7 +55,11 @@ const documented = new Set([...envExample.matchAll(/^#?\s*([A-Z][A-Z0-9_]*)=/gm)
 
 /** Compose's `${VAR}`, `${VAR:-default}` and `${VAR:?message}` interpolation over `vars`. */
 function interpolate(value: string, vars: Record<string, string>): string {
-  return value.replace(/\$\{([A-Z_][A-Z0-9_]*)(?::?[-?]([^}]*))?\}/g, (_, name: string) => vars[name] ?? '');
+  return value.replace(/\$\{([A-Z_][A-Z0-9_]*)(?:(:?)([-?])([^}]*))?\}/g, (_, name: string, colon?: string, op?: string, word?: string) => {
+    const v = vars[name];
+    const unset = v === undefined || (colon === ':' && v === '');
+    return unset && op === '-' ? (word ?? '') : (v ?? '');
+  });
 }
 
 it('runs postgres, a Temporal server on it with its UI and setup jobs, and the service as api and worker', () => {
@@ -156,6 +160,10 @@ it('boots on the documented configuration once the secrets are filled in, and na
   expect(config).toMatchObject({ nodeEnv: 'production', role: 'api', host: '0.0.0.0', port: 8080, publicUrl: 'http://localhost:8080' });
   expect(config.databaseUrl).toBe(databaseUrl);
   expect(config.temporal.address).toBe('temporal:7233');
+  // A cluster elsewhere is named in .env (compose's own value is only the default).
+  expect(loadConfig(env({ ...exampleValues, ...SECRETS, TEMPORAL_ADDRESS: 'temporal.internal:7233' })).temporal.address).toBe(
+    'temporal.internal:7233',
+  );
 
   let error: unknown;
   try {
