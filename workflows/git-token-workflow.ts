@@ -124,9 +124,15 @@ export async function gitTokenWorkflow(input: GitTokenWorkflowInput): Promise<Gi
       return state.view(s);
     },
     {
-      validator: (_arg) => {
+      validator: ({ staleGeneration }) => {
         if (stopReason !== null)
           throw ApplicationFailure.create({ type: 'dispatch_ended', message: 'dispatch has ended', nonRetryable: true });
+        // Nothing to do (a newer lease is stored, or the run waits out a backoff or a credential
+        // error): refused, so the pull reads the lease as it is and no event goes into the history.
+        // Accepted, each such pull wrote two, and a container pulling through a credential error
+        // filled a run's history (and its update limit). Validators do not run on replay.
+        if (refreshing === undefined && !state.pullNeedsMint(s, staleGeneration, changed, Date.now()))
+          throw ApplicationFailure.create({ type: 'nothing_to_refresh', message: 'no refresh is due', nonRetryable: true });
       },
     },
   );

@@ -58,6 +58,15 @@ it('withdraws the GitHub token when the rig is disconnected with no town token: 
   expect(pulled.status).toBe(502);
   expect(pulled.body).toMatchObject({ error: { code: 'no_credentials' } });
   expect(JSON.stringify(pulled.body)).not.toContain(github.token);
+  // Pulls through the error ask the workflow, which has nothing to do until its recheck: none of
+  // them adds to the run's history.
+  const updates = async () =>
+    ((await h.core.temporal.workflow.getHandle(d.workflowId).fetchHistory()).events ?? []).filter(
+      (e) => e.workflowExecutionUpdateAcceptedEventAttributes,
+    ).length;
+  const before = await updates();
+  for (let i = 0; i < 5; i++) expect((await pull(h, rig.rigId, d.containerToken)).status).toBe(502);
+  expect(await updates()).toBe(before);
 
   await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
   await eventually(async () => (await status(d.dispatchId)) === 'stopped');
