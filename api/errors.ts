@@ -3,6 +3,7 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
 import { ProviderError } from '../lib/providers/types';
+import { isDatabaseUnavailable } from '../lib/db';
 
 export class AppError extends Error {
   constructor(
@@ -69,6 +70,13 @@ export function registerErrorHandler(app: FastifyInstance): void {
       return reply
         .status(known.statusCode)
         .send({ error: { code: known.code, message: known.message, ...(known.field ? { field: known.field } : {}) } });
+    }
+    if (isDatabaseUnavailable(err)) {
+      request.log.warn({ reqId: request.id, err: { name: err.name, code: (err as { code?: unknown }).code } }, 'database unavailable');
+      return reply
+        .status(503)
+        .header('retry-after', '2')
+        .send({ error: { code: 'database_unavailable', message: 'the database is not reachable; try again shortly' } });
     }
     if (isResponseSerializationError(err)) {
       request.log.error({ err: { message: err.message, method: err.method, url: err.url } }, 'response did not match its schema');

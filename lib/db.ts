@@ -21,6 +21,37 @@ export function isForeignKeyViolation(err: unknown): boolean {
   return err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2003';
 }
 
+// Prisma's "cannot reach / lost / timed out / pool timeout" codes, the driver adapter's kinds for the
+// same, and the pg driver's own (socket errors; Postgres shutting down or starting up, 57P0x).
+const UNAVAILABLE_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE']);
+const UNAVAILABLE_KINDS = new Set([
+  'DatabaseNotReachable',
+  'ConnectionClosed',
+  'SocketTimeout',
+  'TooManyConnections',
+  'TlsConnectionError',
+]);
+const UNAVAILABLE_SQLSTATES = /^(57P0[1-3]|08\d{3}|53300)$/;
+// What the pg driver throws, without a code, when a connection ends or cannot be had in time.
+const PG_CONNECTION_MESSAGES = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;
+
+/** True when `err` says Postgres could not be reached or went away (not that a statement was wrong). */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const { code, meta, cause } = err as {
+    code?: unknown;
+    meta?: { driverAdapterError?: { cause?: { kind?: unknown; originalCode?: unknown } } };
+    cause?: unknown;
+  };
+  if (typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || UNAVAILABLE_SQLSTATES.test(code))) return true;
+  const adapter = meta?.driverAdapterError?.cause;
+  if (adapter && (UNAVAILABLE_KINDS.has(String(adapter.kind)) || UNAVAILABLE_SQLSTATES.test(String(adapter.originalCode ?? ''))))
+    return true;
+  if (err instanceof Prisma.PrismaClientInitializationError) return true;
+  if (err instanceof Error && err.constructor === Error && PG_CONNECTION_MESSAGES.test(err.message)) return true;
+  return cause !== undefined && cause !== err && isDatabaseUnavailable(cause);
+}
+
 /** True when `err` is Prisma's record-not-found. */
 export function isNotFound(err: unknown): boolean {
   return err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2025';
