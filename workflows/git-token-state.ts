@@ -252,6 +252,8 @@ export function pushDeadlineMs(s: CarriedState, input: GitTokenWorkflowInput, no
 
 /** How long a stop retries when it cannot reach Postgres, at the least. */
 export const MIN_FINISH_DEADLINE_MS = 10 * 60_000;
+/** How long a stop holding a static token (no expiry) retries: a week of a Postgres outage. */
+export const STATIC_FINISH_DEADLINE_MS = 7 * 24 * 3600_000;
 
 /**
  * How long a stop retries revoking and recording the end (Postgres down): until the token the
@@ -260,6 +262,9 @@ export const MIN_FINISH_DEADLINE_MS = 10 * 60_000;
  * leave a live token nobody revokes, and the dispatch showing as running.
  */
 export function finishDeadlineMs(s: CarriedState, now: number): number {
+  // A static town token never expires: a stop that gave up would leave its dispatch running in
+  // Postgres, and its pulls (never stale) answering 200 with the token for good.
+  if (s.generation > 0 && s.tokenExpiresAt === null) return STATIC_FINISH_DEADLINE_MS;
   const heldMs = s.tokenExpiresAt === null ? 0 : Date.parse(s.tokenExpiresAt) - now + 60_000;
   return Math.max(MIN_FINISH_DEADLINE_MS, heldMs);
 }

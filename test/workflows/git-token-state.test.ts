@@ -388,15 +388,16 @@ describe('pulls', () => {
 });
 
 describe('stop', () => {
-  it('retries revoking and recording the end until the held token has expired (and a minute more), at least ten minutes', () => {
+  it('retries revoking and recording the end until the held token has expired (and a minute more), at least ten minutes; a week for a static token', () => {
     const now = T0 + 1000;
     // An hour-long GitHub token minted at T0: its expiry and the minute a stop still revokes after it.
     expect(st.finishDeadlineMs(active(1), now)).toBe(3600_000 - 1000 + 60_000);
-    // A token about to expire, an expired one, a static one: the ten-minute floor.
+    // A token about to expire, an expired one, no token yet: the ten-minute floor.
     expect(st.finishDeadlineMs(active(1, { tokenExpiresAt: iso(now + 30_000) }), now)).toBe(600_000);
     expect(st.finishDeadlineMs(active(1, { tokenExpiresAt: iso(now - 30_000) }), now)).toBe(600_000);
-    expect(st.finishDeadlineMs(active(1, { tokenExpiresAt: null }), now)).toBe(600_000);
     expect(st.finishDeadlineMs(st.initialState(), now)).toBe(600_000);
+    // A static town token never expires, and its pulls never ask the workflow: a week.
+    expect(st.finishDeadlineMs(active(1, { tokenExpiresAt: null }), now)).toBe(7 * 24 * 3600_000);
   });
 });
 
