@@ -71,13 +71,6 @@ export function registerErrorHandler(app: FastifyInstance): void {
         .status(known.statusCode)
         .send({ error: { code: known.code, message: known.message, ...(known.field ? { field: known.field } : {}) } });
     }
-    if (isDatabaseUnavailable(err)) {
-      request.log.warn({ reqId: request.id, err: { name: err.name, code: (err as { code?: unknown }).code } }, 'database unavailable');
-      return reply
-        .status(503)
-        .header('retry-after', '2')
-        .send({ error: { code: 'database_unavailable', message: 'the database is not reachable; try again shortly' } });
-    }
     if (isResponseSerializationError(err)) {
       request.log.error({ err: { message: err.message, method: err.method, url: err.url } }, 'response did not match its schema');
       return reply.status(500).send({ error: { code: 'internal_error', message: 'internal error' } });
@@ -88,6 +81,16 @@ export function registerErrorHandler(app: FastifyInstance): void {
       const code = status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : 'invalid_request';
       // A 400 from Fastify itself is about the body as a whole (not JSON, empty).
       return reply.status(status).send({ error: { code, message: err.message, ...(status === 400 ? { field: 'body' } : {}) } });
+    }
+    if (isDatabaseUnavailable(err)) {
+      request.log.warn(
+        { reqId: request.id, err: { name: err.name, code: (err as { code?: unknown }).code, message: err.message } },
+        'database unavailable',
+      );
+      return reply
+        .status(503)
+        .header('retry-after', '2')
+        .send({ error: { code: 'database_unavailable', message: 'the database is not reachable; try again shortly' } });
     }
     request.log.error({ err, reqId: request.id }, 'unhandled error');
     return reply.status(500).send({ error: { code: 'internal_error', message: 'internal error' } });

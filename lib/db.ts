@@ -22,8 +22,8 @@ export function isForeignKeyViolation(err: unknown): boolean {
 }
 
 // Prisma's "cannot reach / lost / timed out / pool timeout" codes, the driver adapter's kinds for the
-// same, and the pg driver's own (socket errors; Postgres shutting down or starting up, 57P0x).
-const UNAVAILABLE_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE']);
+// same, and Postgres's own (shutting down or starting up, 57P0x; connection exceptions, 08xxx).
+const UNAVAILABLE_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
 const UNAVAILABLE_KINDS = new Set([
   'DatabaseNotReachable',
   'ConnectionClosed',
@@ -35,19 +35,25 @@ const UNAVAILABLE_SQLSTATES = /^(57P0[1-3]|08\d{3}|53300)$/;
 // What the pg driver throws, without a code, when a connection ends or cannot be had in time.
 const PG_CONNECTION_MESSAGES = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;
 
-/** True when `err` says Postgres could not be reached or went away (not that a statement was wrong). */
+/**
+ * True when `err` says Postgres could not be reached or went away (not that a statement was wrong).
+ * Bare socket codes (ECONNRESET...) are not enough: a client hanging up mid-request has them too.
+ */
 export function isDatabaseUnavailable(err: unknown): boolean {
   if (typeof err !== 'object' || err === null) return false;
+  if (err instanceof Prisma.PrismaClientInitializationError) return true;
   const { code, meta, cause } = err as {
     code?: unknown;
     meta?: { driverAdapterError?: { cause?: { kind?: unknown; originalCode?: unknown } } };
     cause?: unknown;
   };
-  if (typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || UNAVAILABLE_SQLSTATES.test(code))) return true;
-  const adapter = meta?.driverAdapterError?.cause;
-  if (adapter && (UNAVAILABLE_KINDS.has(String(adapter.kind)) || UNAVAILABLE_SQLSTATES.test(String(adapter.originalCode ?? ''))))
-    return true;
-  if (err instanceof Prisma.PrismaClientInitializationError) return true;
+  if (err instanceof Prisma.PrismaClientKnownRequestError) {
+    if (typeof code === 'string' && UNAVAILABLE_CODES.has(code)) return true;
+    const adapter = meta?.driverAdapterError?.cause;
+    return !!adapter && (UNAVAILABLE_KINDS.has(String(adapter.kind)) || UNAVAILABLE_SQLSTATES.test(String(adapter.originalCode ?? '')));
+  }
+  // The pg driver's own: a server error with its SQLSTATE (it has `severity`), or a lost connection.
+  if ('severity' in err && typeof code === 'string' && UNAVAILABLE_SQLSTATES.test(code)) return true;
   if (err instanceof Error && err.constructor === Error && PG_CONNECTION_MESSAGES.test(err.message)) return true;
   return cause !== undefined && cause !== err && isDatabaseUnavailable(cause);
 }

@@ -35,11 +35,11 @@ export function registerHtmlErrorHandler(scope: FastifyInstance): void {
       if (known) {
         [status, code, message] = [known.statusCode, known.code, known.message];
         if (known.headers) reply.headers(known.headers);
+      } else if ((err.statusCode ?? 500) < 500) {
+        [status, code, message] = [err.statusCode ?? 400, 'invalid_request', err.message];
       } else if (isDatabaseUnavailable(err)) {
         reply.header('retry-after', '2');
         [status, code, message] = [503, 'database_unavailable', 'The database is not reachable right now. Try again in a moment.'];
-      } else if ((err.statusCode ?? 500) < 500) {
-        [status, code, message] = [err.statusCode ?? 400, 'invalid_request', err.message];
       } else {
         request.log.error({ err }, 'unhandled error');
         [status, code, message] = [

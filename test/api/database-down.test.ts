@@ -54,4 +54,9 @@ it('tells an unreachable Postgres from a bad statement', async () => {
   expect(isDatabaseUnavailable(wrong)).toBe(false);
   expect(isDatabaseUnavailable(new Error('Connection terminated unexpectedly'))).toBe(true);
   expect(isDatabaseUnavailable(new TypeError('Connection terminated unexpectedly'))).toBe(false);
+  // A client hanging up mid-request carries a socket code too: that is not Postgres.
+  expect(isDatabaseUnavailable(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }))).toBe(false);
+  expect(
+    isDatabaseUnavailable(Object.assign(new Error('the database system is shutting down'), { code: '57P03', severity: 'FATAL' })),
+  ).toBe(true);
 });
