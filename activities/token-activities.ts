@@ -179,9 +179,13 @@ export function createTokenActivities(deps: TokenActivityDeps) {
     }
   }
 
-  /** Revokes (best effort) and forgets the tokens a dispatch holds; it keeps running without one. */
+  /**
+   * Revokes (best effort) and forgets the tokens a dispatch holds; it keeps running without one.
+   * One attempt per token: this runs inside the mint's local activity, whose time is bounded (two
+   * tokens against a hanging GitHub cost two provider timeouts).
+   */
   async function withdrawHeld(dispatchId: string, code: string): Promise<void> {
-    await revokeHeldTokens(deps, dispatchId, `withdrawn: ${code}`)();
+    await revokeHeldTokens(deps, dispatchId, `withdrawn: ${code}`, { attempts: 1 })();
     await leases.withdraw(dispatchId);
   }
 

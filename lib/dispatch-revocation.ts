@@ -12,12 +12,12 @@ export interface RevocationDeps {
 }
 
 /** Revokes a GitHub token, trying a few times; never throws. `passing`: the last failure was GitHub unavailable. */
-async function revokeTrying(github: RevocationDeps['github'], token: string): Promise<{ outcome: string; passing: boolean }> {
+async function revokeTrying(github: RevocationDeps['github'], token: string, attempts = 3): Promise<{ outcome: string; passing: boolean }> {
   for (let attempt = 1; ; attempt++) {
     try {
       return { outcome: await github.revokeInstallationToken(token), passing: false };
     } catch (err) {
-      if (attempt >= 3) {
+      if (attempt >= attempts) {
         const known = err instanceof ProviderError;
         return { outcome: `failed (${known ? err.code : 'error'})`, passing: !known || err.retryable };
       }
@@ -38,12 +38,13 @@ export async function revokeBestEffort(github: RevocationDeps['github'], token: 
  * while GitHub is unavailable and a token it could not revoke still works, it throws instead, so
  * nothing is forgotten and the next attempt revokes again. Without it (the API ending a dispatch
  * whose workflow is gone) a failure is recorded and the token expires within the hour.
+ * `attempts` per token (3 by default): fewer where a caller has a time limit of its own.
  */
 export function revokeHeldTokens(
   deps: RevocationDeps,
   dispatchId: string,
   reason: string,
-  opts: { untilRevoked?: boolean } = {},
+  opts: { untilRevoked?: boolean; attempts?: number } = {},
 ): () => Promise<void> {
   return async () => {
     const lease = await deps.leases.read(dispatchId);
@@ -52,7 +53,7 @@ export function revokeHeldTokens(
       const outcomes: string[] = [];
       let unrevoked = 0;
       for (const t of revocable) {
-        const { outcome, passing } = await revokeTrying(deps.github, t.token);
+        const { outcome, passing } = await revokeTrying(deps.github, t.token, opts.attempts);
         deps.metrics?.revocations.inc({ outcome: outcome.startsWith('failed') ? 'failed' : outcome });
         outcomes.push(t.which === 'current' ? outcome : `replaced token ${outcome}`);
         if (passing && (t.expiresAt === null || t.expiresAt.getTime() > Date.now())) unrevoked++;
