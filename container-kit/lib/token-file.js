@@ -188,15 +188,19 @@ async function withLock(file, fn) {
   await ensureDir(path.dirname(file));
   const lock = `${file}.lock`;
   const deadline = Date.now() + LOCK_WAIT_MS;
-  /** @type {import('node:fs').Stats} */
-  let mine;
+  // Written into the lock, so the holder removes only its own (an inode number can be reused at once).
+  const mine = `${process.pid}:${crypto.randomBytes(12).toString('hex')}`;
   for (;;) {
     try {
       const handle = await fsp.open(lock, 'wx', 0o600);
-      try {
-        mine = await handle.stat();
-      } finally {
-        await handle.close();
+      const wrote = await handle.writeFile(mine, 'utf8').then(
+        () => null,
+        (/** @type {unknown} */ e) => e,
+      );
+      await handle.close();
+      if (wrote) {
+        await fsp.rm(lock, { force: true }); // taken but not ours to recognise: let it go
+        throw wrote;
       }
       break;
     } catch (err) {
@@ -211,8 +215,8 @@ async function withLock(file, fn) {
   try {
     return await fn();
   } finally {
-    const now = await fsp.stat(lock).catch(() => null);
-    if (now && now.ino === mine.ino && now.dev === mine.dev) await fsp.rm(lock, { force: true });
+    const holder = await fsp.readFile(lock, 'utf8').catch(() => null);
+    if (holder === mine) await fsp.rm(lock, { force: true });
   }
 }
 
