@@ -172,6 +172,7 @@ const schema = z.object({
   GITLAB_CLIENT_ID: optionalString,
   GITLAB_CLIENT_SECRET: optionalString,
   CONTAINER_URL_ALLOW: optionalString,
+  PROVIDER_HTTP_ALLOW: optionalString,
   GITLAB_PROJECT_TOKEN_IDLE_SECONDS: z.coerce.number().int().min(1).max(2_592_000).default(3600),
   GITLAB_PROJECT_TOKEN_RETRY_SECONDS: z.coerce.number().int().min(1).max(604_800).default(3600),
   GITLAB_PROJECT_TOKEN_ROTATE_SECONDS: z.coerce.number().int().min(5).max(86_400).default(86_400),
@@ -204,18 +205,19 @@ function isLoopbackHost(host: string): boolean {
 
 /**
  * Provider base URLs that production would reach over plain http: the app's JWT, the OAuth client
- * secret and every token cross them, so only a provider on this machine may be plain http.
+ * secret and every token cross them, so only a provider on this machine, or one the operator names
+ * (a GitLab inside the same cluster, a mesh that adds TLS on the way out), may be plain http.
  */
-function productionProviderProblems(githubUrl: string, gitlabUrl: string, gitlabAllowed: string[]): string[] {
+function productionProviderProblems(githubUrl: string, gitlabUrl: string, gitlabAllowed: string[], httpAllow: string[]): string[] {
   const plain = (raw: string) => {
     try {
       const url = new URL(raw);
-      return url.protocol === 'http:' && !isLoopbackHost(url.hostname);
+      return url.protocol === 'http:' && !isLoopbackHost(url.hostname) && !httpAllow.includes(url.hostname.toLowerCase());
     } catch {
       return false; // reported by the URL's own check
     }
   };
-  const why = 'must be https in production (plain http only to a loopback host)';
+  const why = 'must be https in production (plain http only to a loopback host, or to a host PROVIDER_HTTP_ALLOW names)';
   return [
     ...(plain(githubUrl) ? [`GITHUB_API_URL ${why}`] : []),
     ...(plain(gitlabUrl) ? [`GITLAB_URL ${why}`] : []),
@@ -316,7 +318,11 @@ export function loadConfig(env: Env = process.env): Config {
   const weakAdmin = e.NODE_ENV === 'production' ? weakSecretReason(e.ADMIN_API_TOKEN) : null;
   if (weakAdmin) problems.push(`ADMIN_API_TOKEN ${weakAdmin} in production (generate one with: ${SECRET_GENERATOR})`);
   if (e.NODE_ENV === 'production') {
-    problems.push(...productionProviderProblems(e.GITHUB_API_URL, e.GITLAB_URL, allowedEntries.filter(Boolean)));
+    const httpAllow = (e.PROVIDER_HTTP_ALLOW ?? '')
+      .split(',')
+      .map((h) => h.trim().toLowerCase())
+      .filter(Boolean);
+    problems.push(...productionProviderProblems(e.GITHUB_API_URL, e.GITLAB_URL, allowedEntries.filter(Boolean), httpAllow));
     // 32 random bytes have about 30 distinct values; fewer than 16 is a made-up key, not a generated one.
     if (new Set(Buffer.from(e.SECRETS_KEY, 'base64')).size < 16) {
       problems.push(

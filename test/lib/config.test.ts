@@ -118,9 +118,9 @@ describe('loadConfig', () => {
       GITLAB_ALLOWED_URLS: 'https://ok.example, http://10.0.0.5',
     };
     expect(problems(plain)).toEqual([
-      'GITHUB_API_URL must be https in production (plain http only to a loopback host)',
-      'GITLAB_URL must be https in production (plain http only to a loopback host)',
-      'GITLAB_ALLOWED_URLS must be https in production (plain http only to a loopback host)',
+      'GITHUB_API_URL must be https in production (plain http only to a loopback host, or to a host PROVIDER_HTTP_ALLOW names)',
+      'GITLAB_URL must be https in production (plain http only to a loopback host, or to a host PROVIDER_HTTP_ALLOW names)',
+      'GITLAB_ALLOWED_URLS must be https in production (plain http only to a loopback host, or to a host PROVIDER_HTTP_ALLOW names)',
     ]);
     // Outside production, and to this machine, plain http stays allowed (the tests and the bench).
     expect(() => loadConfig({ ...plain, NODE_ENV: 'development' })).not.toThrow();
@@ -130,6 +130,9 @@ describe('loadConfig', () => {
       GITLAB_ALLOWED_URLS: 'http://[::1]:9002',
     };
     expect(() => loadConfig({ ...prod, ...loopback })).not.toThrow();
+    // Hosts the operator names may be plain http (a GitLab inside the cluster, a mesh adding TLS).
+    expect(() => loadConfig({ ...plain, PROVIDER_HTTP_ALLOW: 'GHE.internal, gitlab.internal,10.0.0.5' })).not.toThrow();
+    expect(problems({ ...plain, PROVIDER_HTTP_ALLOW: 'gitlab.internal' })).toHaveLength(2);
 
     const madeUp = Buffer.from('abcdefgh'.repeat(4)).toString('base64');
     expect(problems({ ...prod, SECRETS_KEY: madeUp })).toEqual([
