@@ -217,6 +217,11 @@ const JWT_REUSE_SECONDS = 300;
  * An RS256 app-JWT signer for auth-app's `createJwt` option that parses the key once and reuses a
  * JWT for a few minutes: auth-app re-imports the key and signs on every request (~5 ms), which a
  * burst of a thousand mints on a small machine pays for in seconds of CPU.
+ *
+ * Clock skew: when GitHub refuses a JWT's times, auth-app retries the request with the difference
+ * its Date header shows (`timeDifference`), but asks the next time without one. The signer keeps the
+ * last difference given and applies it when none is, so a skewed clock costs one refused request,
+ * not one per request (with two signatures each); a later retry's difference (0 too) replaces it.
  */
 export function createAppJwtSigner(
   privateKeyPem: string,
@@ -224,7 +229,10 @@ export function createAppJwtSigner(
 ): (appId: string | number, timeDifference?: number) => Promise<AppJwt> {
   const key = createPrivateKey(privateKeyPem);
   let cached: (AppJwt & { reuseUntil: number; appId: string; skew: number }) | undefined;
-  return async (appId, timeDifference = 0) => {
+  let learnedSkew = 0;
+  return async (appId, given) => {
+    if (given !== undefined) learnedSkew = given;
+    const timeDifference = learnedSkew;
     const now = Math.floor(nowMs() / 1000) + timeDifference;
     if (cached && cached.appId === String(appId) && cached.skew === timeDifference && now < cached.reuseUntil) {
       return { jwt: cached.jwt, expiresAt: cached.expiresAt };

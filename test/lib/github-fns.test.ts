@@ -207,10 +207,29 @@ describe('createAppJwtSigner', () => {
     const first = await signer('1');
     clock = now + 4 * 60_000;
     expect((await signer('1')).jwt).toBe(first.jwt);
-    expect((await signer('1', 120)).jwt).not.toBe(first.jwt);
+    const skewed = await signer('1', 120);
+    expect(skewed.jwt).not.toBe(first.jwt);
     clock = now + 5 * 60_000;
-    const renewed = await signer('1');
-    expect(renewed.jwt).not.toBe(first.jwt);
-    expect(Date.parse(renewed.expiresAt) - clock).toBeGreaterThan(9 * 60_000);
+    // Asked without a skew, the one given last applies (auth-app asks without one after its retry):
+    // the skewed JWT, still fresh, is reused.
+    expect((await signer('1')).jwt).toBe(skewed.jwt);
+    // A difference of 0 given (a later retry found the clocks agree) goes back to this clock: a new
+    // JWT, the first one's reuse being over.
+    const renewed = await signer('1', 0);
+    expect([renewed.jwt === first.jwt, renewed.jwt === skewed.jwt]).toEqual([false, false]);
+    expect(Date.parse(renewed.expiresAt) - clock).toBe(570_000);
+  });
+
+  it('keeps a skew auth-app found, so a skewed clock costs one refused request, not one per request', async () => {
+    const clock = now;
+    const signer = createAppJwtSigner(pem, () => clock);
+    // GitHub's clock is 2 minutes behind: a JWT from our clock is refused ("iat" in its future).
+    const github = now / 1000 - 120;
+    const accepted = async (timeDifference?: number) =>
+      verifyAppJwt(`Bearer ${(await signer('7', timeDifference)).jwt}`, () => publicKey, github).ok;
+    expect(await accepted()).toBe(false);
+    expect(await accepted(-120)).toBe(true); // auth-app's retry with the difference
+    expect(await accepted()).toBe(true); // the next request, asked without one
+    expect(await accepted()).toBe(true);
   });
 });
