@@ -37,6 +37,25 @@ const dispatchOf = async (id: string) => (await h.call<DispatchView>('GET', `/ap
 const statusOf = async (integrationId: string) =>
   (await h.core.db.platformIntegration.findUniqueOrThrow({ where: { id: integrationId } })).status;
 
+/** The dispatch's view once it waits in credential_error. */
+const credentialError = (dispatchId: string) =>
+  eventually(
+    async () => {
+      const s = await dispatchOf(dispatchId);
+      return s.status === 'credential_error' ? s : null;
+    },
+    20_000,
+    'credential_error',
+  );
+
+/** After a fix: the container gets a working token of a new generation, the dispatch is active again; then it is stopped. */
+async function resumesThenStops(rig: Awaited<ReturnType<typeof githubRig>>, d: Awaited<ReturnType<typeof dispatchTo>>, timeoutMs = 20_000) {
+  const push = await containers.waitForPush(d.container, (p) => p.generation >= 2, timeoutMs);
+  expect(world.gh.isTokenLive(push.token, rig.repo.full_name, 'write')).toBe(true);
+  expect(await dispatchOf(d.dispatchId)).toMatchObject({ status: 'active', last_error: null });
+  await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
+}
+
 /** The `installation_repositories` delivery GitHub sends when `repos` are added to or removed from an installation. */
 const repositoriesChanged = (
   installationId: number,
@@ -101,25 +120,14 @@ it('suspends and unsuspends: the running dispatch shows installation_suspended, 
   expect(res.status).toBe(200);
   expect(Date.now() - started).toBeLessThan(5000);
   expect(await statusOf(rig.integrationId)).toBe('suspended');
-  const suspended = await eventually(
-    async () => {
-      const s = await dispatchOf(d.dispatchId);
-      return s.status === 'credential_error' ? s : null;
-    },
-    20_000,
-    'credential_error',
-  );
-  expect(suspended.last_error?.code).toBe('installation_suspended');
+  expect((await credentialError(d.dispatchId)).last_error?.code).toBe('installation_suspended');
   const rigView = await h.call<{ integration: { status: string } }>('GET', `/api/rigs/${rig.rigId}`);
   expect(rigView.body.integration.status).toBe('suspended');
 
   world.gh.unsuspend(rig.installationId);
   expect((await deliver('installation', world.gh.installationWebhookPayload(rig.installationId, 'unsuspend'))).status).toBe(200);
   expect(await statusOf(rig.integrationId)).toBe('active');
-  const push = await containers.waitForPush(d.container, (p) => p.generation >= 2, 20_000);
-  expect(world.gh.isTokenLive(push.token, rig.repo.full_name, 'write')).toBe(true);
-  expect(await dispatchOf(d.dispatchId)).toMatchObject({ status: 'active', last_error: null });
-  await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
+  await resumesThenStops(rig, d);
 });
 
 it('marks an uninstalled app deleted: the row and the rig reference stay, dispatches show installation_not_found', async () => {
@@ -139,15 +147,7 @@ it('marks an uninstalled app deleted: the row and the rig reference stay, dispat
     integration: { status: 'deleted' },
     credential_source: 'integration',
   });
-  const s = await eventually(
-    async () => {
-      const x = await dispatchOf(d.dispatchId);
-      return x.status === 'credential_error' ? x : null;
-    },
-    20_000,
-    'credential_error',
-  );
-  expect(s.last_error?.code).toBe('installation_not_found');
+  expect((await credentialError(d.dispatchId)).last_error?.code).toBe('installation_not_found');
   // Deleted is final: a late unsuspend does not bring it back.
   expect(await (await deliver('installation', { ...payload, action: 'unsuspend' })).json()).toMatchObject({
     result: 'unchanged',
@@ -189,11 +189,7 @@ it('wakes a dispatch waiting on repository_not_accessible when its repository is
   await containers.waitForPush(d.container, (p) => p.generation === 1);
   world.gh.removeRepository(rig.installationId, rig.repo.id);
   expect((await repositoriesChanged(rig.installationId, 'removed', [rig.repo])).status).toBe(200);
-  const waiting = await eventually(async () => {
-    const s = await dispatchOf(d.dispatchId);
-    return s.status === 'credential_error' ? s : null;
-  });
-  expect(waiting.last_error?.code).toBe('repository_not_accessible');
+  expect((await credentialError(d.dispatchId)).last_error?.code).toBe('repository_not_accessible');
 
   // Newly accepted permissions make such a dispatch try again at once too (here it still fails).
   const failures = () => h.core.db.tokenEvent.count({ where: { dispatchId: d.dispatchId, kind: 'refresh_failed' } });
@@ -209,10 +205,7 @@ it('wakes a dispatch waiting on repository_not_accessible when its repository is
   const back = world.gh.addRepository(rig.installationId, { name: rig.repo.name });
   expect(back.id).toBe(rig.repo.id);
   expect((await repositoriesChanged(rig.installationId, 'added', [back])).status).toBe(200);
-  const push = await containers.waitForPush(d.container, (p) => p.generation >= 2, 10_000);
-  expect(world.gh.isTokenLive(push.token, rig.repo.full_name, 'write')).toBe(true);
-  expect(await dispatchOf(d.dispatchId)).toMatchObject({ status: 'active', last_error: null });
-  await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
+  await resumesThenStops(rig, d, 10_000);
 });
 
 it('a refresh of the list that was fetched before a removal arrived does not bring the repository back', async () => {
