@@ -264,8 +264,8 @@ export function createTokenActivities(deps: TokenActivityDeps) {
    * tokens (the current one and the one it replaced) as well as GitHub allows. The dispatch is
    * ended first (pulls answer 410); while GitHub is unavailable and a token still works, the
    * activity fails and is retried (until past the token's expiry: finishDeadlineMs), and only a
-   * revoked or expired token is forgotten. GitLab tokens are the integration's shared grant and town tokens are static: a stop
-   * only forgets its copy of them.
+   * revoked or expired token is forgotten. GitLab tokens are the integration's shared grant and
+   * town tokens are static: a stop only forgets its copy of them.
    */
   async function finishDispatch(input: FinishDispatchInput): Promise<void> {
     // The tokens are read inside close, after the dispatch is marked ended, so none is missed.

@@ -109,7 +109,7 @@ export function createRigService(deps: Deps) {
   type LoadedRig = Awaited<ReturnType<typeof getRig>>;
 
   /** What a PATCH changes on `rig` as read, or a 4xx naming the bad field. Writes nothing. */
-  async function plan(rig: LoadedRig, body: z.infer<typeof patchRigBody>): Promise<{ data: Partial<Rig>; newAccess: Access }> {
+  async function plan(rig: LoadedRig, body: z.infer<typeof patchRigBody>): Promise<Partial<Rig>> {
     let data: Partial<Rig> = {};
     // Whether the rig's integration after this update is read-only (undefined: unchanged, not looked up yet).
     let readOnly: boolean | undefined;
@@ -148,7 +148,7 @@ export function createRigService(deps: Deps) {
       data.defaultBranch = body.default_branch;
     }
     if (body.name !== undefined) data.name = body.name;
-    return { data, newAccess };
+    return data;
   }
 
   /** Whether the change moves the rig to another project or integration (or none). */
@@ -181,19 +181,14 @@ export function createRigService(deps: Deps) {
   }
 
   /** After the write: revoke what was let go, and tell running dispatches. */
-  async function settle(
-    rig: LoadedRig,
-    data: Partial<Rig>,
-    newAccess: Access,
-    detached: Awaited<ReturnType<Deps['projectTokens']['detach']>>,
-  ) {
+  async function settle(rig: LoadedRig, data: Partial<Rig>, detached: Awaited<ReturnType<Deps['projectTokens']['detach']>>) {
     await deps.projectTokens.revoke(detached);
     // The same connection again asks GitLab anew.
     if (data.platformIntegrationId !== undefined && !movesRig(rig, data)) await deps.projectTokens.retryNow({ rigId: rig.id });
     if (data.platformIntegrationId !== undefined || data.gitUrl !== undefined || data.repositoryId !== undefined) {
       await deps.notifier.rigChanged(rig.id, 'rig connection changed');
     } else if (data.access !== undefined) {
-      await deps.notifier.rigChanged(rig.id, `rig access changed to ${newAccess}`);
+      await deps.notifier.rigChanged(rig.id, `rig access changed to ${data.access}`);
     }
   }
 
@@ -265,10 +260,10 @@ export function createRigService(deps: Deps) {
     async update(rigId: string, body: z.infer<typeof patchRigBody>) {
       for (let attempt = 1; ; attempt++) {
         const rig = await getRig(rigId);
-        const { data, newAccess } = await plan(rig, body);
+        const data = await plan(rig, body);
         const written = await write(rig, data);
         if (written) {
-          await settle(rig, data, newAccess, written.detached);
+          await settle(rig, data, written.detached);
           return presentRig(written.updated);
         }
         if (attempt === 3) throw conflict('rig_changed', 'the rig kept changing while this request ran: try again', 'rig_id');
