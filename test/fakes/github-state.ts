@@ -254,6 +254,11 @@ export class GithubState {
     return [...this.tokens.keys()];
   }
 
+  /** The tokens issued for one installation, oldest first. */
+  tokensOf(installationId: number): string[] {
+    return [...this.tokens].filter(([, r]) => r.installationId === installationId).map(([t]) => t);
+  }
+
   /** Repository JSON as GitHub's REST API shows it. */
   repoJson(repo: FakeRepo): Record<string, unknown> {
     const webUrl = this.webUrl;

@@ -197,6 +197,10 @@ export class FakeGitHub extends FakeHttpService {
   issuedTokens(): string[] {
     return [...this.state.issuedTokens(), ...this.oauth.issuedTokens()];
   }
+  /** The installation tokens issued for `installationId`, oldest first. */
+  tokensOf(installationId: number): string[] {
+    return this.state.tokensOf(installationId);
+  }
 
   /** An `installation` webhook payload (action e.g. created, deleted, suspend, unsuspend), with the installation's repositories. */
   installationWebhookPayload(installationId: number, action: string): Record<string, unknown> {
