@@ -51,10 +51,17 @@ describe('webhook replays', () => {
   it('still processes different payloads, and a redelivery of one whose processing failed', async () => {
     const rig = await githubRig(h, world, { repos: 1 });
     const bad = { action: 'suspend', installation: { id: 'not-a-number' } };
-    const first = await deliver('installation', bad);
+    const failedId = randomUUID();
+    const first = await deliver('installation', bad, failedId);
     expect(first.status).toBe(400);
     // GitHub's redelivery of a failed delivery keeps the id and the body; the claim was released.
-    expect((await deliver('installation', bad)).status).toBe(400);
+    expect((await deliver('installation', bad, failedId)).status).toBe(400);
+    // A delivery that was processed is not processed again under its own id either.
+    const ping = { zen: 'Keep it logically awesome.', hook_id: 1 };
+    const doneId = randomUUID();
+    expect((await deliver('ping', ping, doneId)).status).toBe(200);
+    const again = await deliver('ping', ping, doneId);
+    expect([again.status, ((await again.json()) as { error: { code: string } }).error.code]).toEqual([409, 'delivery_replayed']);
     const added = world.gh.addRepository(rig.installationId, { name: `added-${randomUUID().slice(0, 6)}` });
     const res = await deliver(
       'installation_repositories',
