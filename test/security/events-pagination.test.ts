@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { PULL_RETENTION, startPullEventSweeper, sweepPullEvents, type PullRetention } from '../../api/services/pull-event-retention';
 import { eventually, newOwner, startHarness, type Harness } from '../helpers/harness';
-import { expectInvalid } from '../helpers/api';
+import { expectError, expectInvalid } from '../helpers/api';
 
 interface Page {
   events: Array<{ kind: string; generation: number; at: string; detail: string | null }>;
@@ -102,8 +102,10 @@ describe('GET /api/dispatches/:id/events', () => {
   });
 
   it('is a 404 for an unknown dispatch, cursor or not', async () => {
-    const res = await h.call('GET', `/api/dispatches/${randomUUID()}/events?limit=5`);
-    expect(res.status).toBe(404);
+    expectError(await h.call('GET', `/api/dispatches/${randomUUID()}/events?limit=5`), 404, 'not_found', 'dispatch_id');
+    // A cursor this API gave out, for another dispatch's events, reads nothing of them.
+    const cursor = (await page('?limit=2')).body.next_cursor!;
+    expectError(await h.call('GET', `/api/dispatches/${randomUUID()}/events?limit=5&cursor=${cursor}`), 404, 'not_found', 'dispatch_id');
   });
 });
 
