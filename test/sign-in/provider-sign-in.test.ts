@@ -171,6 +171,7 @@ describe('Sign in with GitLab', () => {
       client_id: 'rc-gitlab-client',
       redirect_uri: `${world.publicUrl}/login/gitlab/callback`,
       scope: 'read_user',
+      code_challenge: expect.stringMatching(/^[\w-]{43}$/),
       code_challenge_method: 'S256',
     });
     const consent = await browser.request(start.location!);
