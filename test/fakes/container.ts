@@ -4,6 +4,15 @@
 // workflow's and the activities' paths.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
+
+// The real receiver's body check (container-kit, plain CommonJS, loaded untransformed): a push the
+// kit would refuse is refused here too, so a product bug that only the kit would catch shows.
+const kitRequire = createRequire(join(resolve(__dirname, '../../container-kit'), 'package.json'));
+const { checkPushBody } = kitRequire('./lib/payload.js') as {
+  checkPushBody(body: unknown): { field: string; message: string } | null;
+};
 
 export type ContainerMode = 'ok' | 'drop' | 'error' | 'gone' | 'hang';
 
@@ -28,6 +37,8 @@ interface Box {
   failing: number;
   /** Bearer digests of pushes accepted before the container knew its token. */
   unverified: Buffer[];
+  /** The rig of the first accepted push: a receiver serves one rig (REPO_CONNECT_RIG_ID). */
+  rigId?: string;
   waiters: Array<{ predicate: (p: ReceivedPush) => boolean; resolve: (p: ReceivedPush) => void }>;
 }
 
@@ -157,7 +168,25 @@ export class FakeContainerHost {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const push = { ...(JSON.parse(Buffer.concat(chunks).toString('utf8')) as ReceivedPush), receivedAt: Date.now() };
+      let body: unknown;
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      } catch {
+        body = undefined;
+      }
+      const problem = checkPushBody(body);
+      if (problem) {
+        box.rejected += 1;
+        res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'invalid_push', field: problem.field }));
+        return;
+      }
+      const push = { ...(body as ReceivedPush), receivedAt: Date.now() };
+      if (box.rigId !== undefined && push.rig_id !== box.rigId) {
+        box.rejected += 1;
+        res.writeHead(403, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'wrong_rig' }));
+        return;
+      }
+      box.rigId = push.rig_id;
       box.pushes.push(push);
       for (const w of [...box.waiters]) {
         if (w.predicate(push)) {
