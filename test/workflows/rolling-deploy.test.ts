@@ -122,7 +122,17 @@ it('dispatches started on build A keep refreshing on time while build B replaces
     // Every new token arrived while the one before it was still valid: no gap for git.
     for (let i = 1; i < pushes.length; i++) expect(pushes[i].receivedAt).toBeLessThan(Date.parse(pushes[i - 1].expires_at!));
     expect(world.gh.isTokenLive(pushes.at(-1)!.token)).toBe(true);
-    expect(await buildsOf(d.workflowId)).toEqual({
+    // The run's versioning read empty once in CI, the machine loaded (behavior unspecified, no
+    // version) though B had completed its tasks: it must settle on B within seconds.
+    const settled = await eventually(
+      async () => {
+        const b = await buildsOf(d.workflowId);
+        return b.current !== undefined ? b : null;
+      },
+      10_000,
+      'the current run versioned',
+    );
+    expect(settled).toEqual({
       builds: ['A', 'B'],
       queues: [h.taskQueue],
       behavior: AUTO_UPGRADE,
