@@ -225,22 +225,24 @@ describe('at push time', () => {
 
   it('the worker checks every push: a dispatch whose address left the allow-list gets push_failed, and the container nothing', async () => {
     const elsewhere = await containerOn('127.0.0.3');
-    const { rigId } = await townTokenRig(h, { name: 'push-time', token: `static-${randomUUID()}` });
+    const { rigId, townId } = await townTokenRig(h, { name: 'push-time', token: `static-${randomUUID()}` });
     const accepted = await containerOn('127.0.0.1');
-    // Accepted at creation (127.0.0.1 is allowed) ...
+    // Accepted at creation (127.0.0.1 is allowed), and its first token delivered there ...
     const d = await h.call<{ dispatch_id: string; workflow_id: string }>('POST', `/api/rigs/${rigId}/dispatches`, {
       container_url: `http://127.0.0.1:${accepted.port}`,
     });
     expect(d.status).toBe(201);
-    // ... then the row says 127.0.0.3 (as a name's new address would): the worker must not follow.
+    await eventually(async () => accepted.seen.length > 0, 20_000, 'the first push');
+    // ... then the row says 127.0.0.3 (as a name's new address would): the worker must not follow
+    // when it has a new token to push (the town's token changes).
     await h.core.db.agentDispatch.update({
       where: { id: d.body.dispatch_id },
       data: { containerUrl: `http://127.0.0.3:${elsewhere.port}` },
     });
-    await h.core.temporal.workflow
-      .getHandle(d.body.workflow_id)
-      .signal('credentialsChanged', { reason: 'test' })
-      .catch(() => undefined);
+    const changed = await h.call('PUT', `/api/towns/${townId}/git-auth`, {
+      tokens: [{ host: 'git.example.com', token: `static-${randomUUID()}` }],
+    });
+    expect(changed.status).toBe(204);
     const failed = await eventually(
       async () => (await h.core.db.tokenEvent.findFirst({ where: { dispatchId: d.body.dispatch_id, kind: 'push_failed' } })) ?? undefined,
       20_000,
