@@ -85,10 +85,19 @@ describe('unknown container tokens', () => {
   });
 
   it('answers a repeated unknown token from memory, without asking Postgres again', async () => {
-    const bearer = randomBearer();
-    expect((await pullFrom('127.0.0.4', randomUUID(), bearer)).status).toBe(401);
-    const again = await withDispatchesLocked(() => pullFrom('127.0.0.4', randomUUID(), bearer, 1500));
-    expect(again.status).toBe(401);
+    // The table lock can wait behind other test files' transactions; one that came after the 5 s the
+    // miss is remembered proves nothing, so the scenario is run again (at most 3 times).
+    for (let attempt = 1; ; attempt++) {
+      const bearer = randomBearer();
+      const firstAt = Date.now();
+      expect((await pullFrom('127.0.0.4', randomUUID(), bearer)).status).toBe(401);
+      const again = await withDispatchesLocked(async () =>
+        Date.now() - firstAt < 4000 ? pullFrom('127.0.0.4', randomUUID(), bearer, 1500) : null,
+      );
+      if (again === null && attempt < 3) continue;
+      expect(again?.status).toBe(401);
+      break;
+    }
   });
 
   it('keeps serving a known token from an address that is limited for unknown ones, cached or not', async () => {
