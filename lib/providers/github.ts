@@ -177,12 +177,12 @@ export function createGithubClient(opts: GithubClientOptions): GithubClient {
       // metadata:read is all a listing needs, and the token dies right after.
       const { token } = await mint(appType, installationId, undefined, { metadata: 'read' });
       try {
-        const repos = await withReplicationRetry(`listing repositories of installation ${installationId}`, () =>
+        const action = `listing repositories of installation ${installationId}`;
+        const repos = await withReplicationRetry(action, () =>
           new PaginatingOctokit({ ...base, auth: token }).paginate('GET /installation/repositories', { per_page: 100 }, (response) => {
             // GitHub's page is `{total_count, repositories}`; an empty body comes out as [] without the count.
             const count = (response.data as { total_count?: unknown }).total_count;
-            if (response.data.length === 0 && typeof count !== 'number')
-              throw unreadable(`listing repositories of installation ${installationId}`);
+            if (response.data.length === 0 && typeof count !== 'number') throw unreadable(action);
             return response.data.map((r) => ({
               id: Number(r.id),
               name: r.name,
