@@ -23,6 +23,7 @@ import {
 } from '../workflows/git-token-types';
 import { CredentialError, resolveCredential, type ResolverDeps, type ResolvedCredential } from './credential-resolver';
 import { pushToContainer } from './container-push';
+import type { RevocationQueue } from '../lib/revocation-queue';
 import { createMintSettler } from './unsettled-mints';
 
 /** A lease that holds a token: what a push sends. */
@@ -31,6 +32,8 @@ type HeldLease = CurrentLease & { token: string };
 export interface TokenActivityDeps extends Omit<ResolverDeps, 'github' | 'onIntegrationStatusChanged'> {
   github: Pick<GithubClient, 'mintInstallationToken' | 'verifyInstallationToken' | 'revokeInstallationToken' | 'getInstallation'>;
   leases: LeaseStore;
+  /** GitHub tokens whose revocation failed, kept for the worker's retries. */
+  revocations: Pick<RevocationQueue, 'enqueue'>;
   notifier: Pick<DispatchNotifier, 'integrationChanged'>;
   metrics?: Metrics;
   /** Where unexpected failures are described for operators (Temporal sees only their class). */
@@ -81,8 +84,13 @@ export function createTokenActivities(deps: TokenActivityDeps) {
     await deps.notifier.integrationChanged(integrationId, `integration became ${status}`, askingDispatchId);
   };
 
-  const revokeBestEffort = (token: string) => revokeOne(deps.github, token);
-  const unsettled = createMintSettler({ holds: leases.holds, revoke: revokeBestEffort, logger: deps.logger });
+  const revokeBestEffort = (dispatchId: string, token: string, expiresAt: Date | null, reason: string) =>
+    revokeOne(deps, { token, expiresAt, dispatchId, reason });
+  const unsettled = createMintSettler({
+    holds: leases.holds,
+    revoke: (dispatchId, token, expiresAt) => revokeBestEffort(dispatchId, token, expiresAt, 'minted by an attempt that failed'),
+    logger: deps.logger,
+  });
 
   /**
    * Mints (or reuses) the dispatch's credential and, when asked, pushes a new one to the container
@@ -123,8 +131,10 @@ export function createTokenActivities(deps: TokenActivityDeps) {
       });
       const written = await leases.write(input.dispatchId, credential, input.mintKey, seen.seen);
       // Tokens nobody will hold: a duplicate attempt's, or replaced ones after a switch of source.
-      const surplus = [...written.revokeNow, ...(written.duplicate && credential.revocable ? [credential.token] : [])];
-      for (const token of surplus) await revokeBestEffort(token);
+      for (const token of written.revokeNow) await revokeBestEffort(input.dispatchId, token, null, 'replaced, held by nobody');
+      if (written.duplicate && credential.revocable) {
+        await revokeBestEffort(input.dispatchId, credential.token, credential.expiresAt, 'minted by a duplicate attempt');
+      }
       // The workflow shows how far the token reaches (never the token).
       const lease: LeaseMeta = { ...written.meta, scope: credential.scope, scopeReason: credential.scopeReason };
       metrics?.mints.inc({ provider: credential.provider, outcome: lease.reused ? 'reused' : 'minted', reason: input.reason });

@@ -10,7 +10,7 @@ import type { Logger } from '../lib/logger';
 export interface MintSettlerDeps {
   /** Whether the dispatch holds the token (current lease or the one it replaced); throws when Postgres cannot say. */
   holds(dispatchId: string, token: string): Promise<boolean>;
-  revoke(token: string): Promise<unknown>;
+  revoke(dispatchId: string, token: string, expiresAt: Date | null): Promise<unknown>;
   logger?: Pick<Logger, 'warn' | 'info'>;
   /** Waits between checks while Postgres cannot answer (the last one repeats). */
   delaysMs?: number[];
@@ -23,14 +23,14 @@ export function createMintSettler(deps: MintSettlerDeps) {
   const pending = new Set<NodeJS.Timeout>();
 
   /** Revokes `token` now if the dispatch does not hold it; true when the answer is known. */
-  async function check(dispatchId: string, token: string): Promise<boolean> {
+  async function check(dispatchId: string, token: string, expiresAt: Date | null): Promise<boolean> {
     let held: boolean;
     try {
       held = await deps.holds(dispatchId, token);
     } catch {
       return false;
     }
-    if (!held) await deps.revoke(token);
+    if (!held) await deps.revoke(dispatchId, token, expiresAt);
     return true;
   }
 
@@ -42,7 +42,7 @@ export function createMintSettler(deps: MintSettlerDeps) {
           deps.logger?.info({ dispatchId }, 'unsettled mint: the token expired before Postgres answered');
           return;
         }
-        void check(dispatchId, token).then((known) => {
+        void check(dispatchId, token, expiresAt).then((known) => {
           if (known) deps.logger?.info({ dispatchId, attempts: attempt + 2 }, 'unsettled mint settled');
           else later(dispatchId, token, expiresAt, attempt + 1);
         });
@@ -59,7 +59,7 @@ export function createMintSettler(deps: MintSettlerDeps) {
      * dispatch does not hold it, kept if it does, and asked about again later if Postgres cannot say.
      */
     async settle(dispatchId: string, token: string, expiresAt: Date | null): Promise<void> {
-      if (await check(dispatchId, token)) return;
+      if (await check(dispatchId, token, expiresAt)) return;
       deps.logger?.warn({ dispatchId }, 'unsettled mint: Postgres cannot say whether the lease was stored; asking again');
       later(dispatchId, token, expiresAt, 0);
     },

@@ -3,6 +3,9 @@ import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from 
 import type { Config } from '../lib/config';
 import type { Core } from '../lib/core';
 import type { Logger } from '../lib/logger';
+import { startProjectTokenSweeper } from '../lib/project-token-sweeper';
+import { startRevocationSweeper } from '../lib/revocation-queue';
+import type { Sweeper } from '../lib/sweeper';
 import { createTokenActivities, type TokenActivities } from './token-activities';
 import { prebuiltWorkflowBundle } from './workflow-bundle';
 import { resolveBuildId, workerDeploymentOptions } from './worker-deployment';
@@ -48,6 +51,7 @@ export function tokenActivitiesFrom(core: Core): TokenActivities {
     notifier: core.notifier,
     metrics: core.metrics,
     logger: core.logger,
+    revocations: core.revocations,
     marginSeconds: core.config.tokenRefreshMarginSeconds,
     containerUrlPolicy: core.containerUrlPolicy,
   });
@@ -94,6 +98,18 @@ export async function createTokenWorkers(opts: Omit<TokenWorkerOptions, 'taskQue
     [temporal.sleepingTaskQueue, few],
   ];
   return Promise.all(queues.map(([taskQueue, maxCachedWorkflows]) => createTokenWorker({ ...opts, taskQueue, maxCachedWorkflows })));
+}
+
+/**
+ * A worker process's duties beside its workers: the GitLab project tokens' sweep and the retries of
+ * GitHub revocations that failed (lib/revocation-queue.ts). One handle stops both.
+ */
+export function startWorkerSweepers(core: Pick<Core, 'config' | 'projectTokens' | 'revocations'>, logger: Logger): Sweeper {
+  const sweepers = [
+    startProjectTokenSweeper({ projectTokens: core.projectTokens, idleSeconds: core.config.projectTokens.idleSeconds, logger }),
+    startRevocationSweeper({ queue: core.revocations, logger }),
+  ];
+  return { stop: async () => void (await Promise.all(sweepers.map((s) => s.stop()))) };
 }
 
 export { NativeConnection };

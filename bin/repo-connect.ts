@@ -6,11 +6,11 @@ import { createCore } from '../lib/core';
 import { createLogger } from '../lib/logger';
 import { migrate } from '../lib/migrate';
 import { tuneApiHeap, tuneWorkerHeaps } from '../lib/process-tuning';
-import { startProjectTokenSweeper, type ProjectTokenSweeper } from '../lib/project-token-sweeper';
+import type { Sweeper } from '../lib/sweeper';
 import { ensureSearchAttributes, quietCallContext } from '../lib/temporal';
 import { temporalConnectError, temporalConnectionOptions } from '../lib/temporal-connection';
 import { startApi, type RunningApi } from '../api/server';
-import { createTokenWorkers, installTemporalRuntime, NativeConnection } from '../activities/worker';
+import { createTokenWorkers, installTemporalRuntime, NativeConnection, startWorkerSweepers } from '../activities/worker';
 import { adoptDeploymentIfUnset, resolveBuildId } from '../activities/worker-deployment';
 
 /**
@@ -55,9 +55,9 @@ async function main(): Promise<void> {
   let workerRun: Promise<void> | undefined;
   let shutdownWorker: (() => void) | undefined;
   let metricsServer: ReturnType<typeof createServer> | undefined;
-  let sweeper: ProjectTokenSweeper | undefined;
+  let sweeper: Sweeper | undefined;
   if (config.role !== 'api') {
-    sweeper = startProjectTokenSweeper({ projectTokens: core.projectTokens, idleSeconds: config.projectTokens.idleSeconds, logger });
+    sweeper = startWorkerSweepers(core, logger);
     const connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal)).catch(async (err) => {
       throw await temporalConnectError(config.temporal, err);
     });

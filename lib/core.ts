@@ -11,6 +11,7 @@ import { createLeaseStore, type LeaseStore } from './lease-store';
 import { createLogger, type Logger } from './logger';
 import { createMetrics, type Metrics } from './metrics';
 import { createProjectTokens, type ProjectTokens } from './project-tokens';
+import { createRevocationQueue, type RevocationQueue } from './revocation-queue';
 import { createGithubClient } from './providers/github';
 import { createGitlabClient } from './providers/gitlab';
 import { createGithubUserClient } from './providers/github-user';
@@ -31,6 +32,8 @@ export interface Core {
   gitlabGrants: GitlabGrants;
   projectTokens: ProjectTokens;
   leases: LeaseStore;
+  /** GitHub tokens whose revocation failed outside a stop, retried by the worker's sweeper. */
+  revocations: RevocationQueue;
   temporalConnection: Connection;
   temporal: Client;
   notifier: DispatchNotifier;
@@ -95,6 +98,7 @@ export async function createCore(config: Config, opts: CoreOptions = {}): Promis
     gitlabGrants,
     projectTokens,
     leases: createLeaseStore({ db, secrets }),
+    revocations: createRevocationQueue({ db, secrets, github, metrics, logger }),
     temporalConnection,
     temporal,
     notifier,

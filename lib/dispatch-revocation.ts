@@ -4,31 +4,61 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { LeaseStore } from './lease-store';
 import type { Metrics } from './metrics';
 import { ProviderError, type GithubClient } from './providers/types';
+import type { RevocationQueue, UnrevokedToken } from './revocation-queue';
 
 export interface RevocationDeps {
   github: Pick<GithubClient, 'revokeInstallationToken'>;
   leases: LeaseStore;
+  /** Where a token GitHub failed to revoke waits for the worker's retries. */
+  revocations: Pick<RevocationQueue, 'enqueue'>;
   metrics?: Metrics;
 }
 
 /** Revokes a GitHub token, trying a few times; never throws. `passing`: the last failure was GitHub unavailable. */
-async function revokeTrying(github: RevocationDeps['github'], token: string, attempts = 3): Promise<{ outcome: string; passing: boolean }> {
+async function revokeTrying(
+  github: RevocationDeps['github'],
+  token: string,
+  attempts = 3,
+): Promise<{ outcome: string; passing: boolean; code?: string }> {
   for (let attempt = 1; ; attempt++) {
     try {
       return { outcome: await github.revokeInstallationToken(token), passing: false };
     } catch (err) {
       if (attempt >= attempts) {
         const known = err instanceof ProviderError;
-        return { outcome: `failed (${known ? err.code : 'error'})`, passing: !known || err.retryable };
+        const code = known ? err.code : 'error';
+        return { outcome: `failed (${code})`, passing: !known || err.retryable, code };
       }
       await new Promise((r) => setTimeout(r, 500 * attempt));
     }
   }
 }
 
-/** Revokes a GitHub token, trying a few times; never throws (returns the outcome). */
-export async function revokeBestEffort(github: RevocationDeps['github'], token: string): Promise<string> {
-  return (await revokeTrying(github, token)).outcome;
+/**
+ * Whether a failed revocation (its error code) is kept for the worker's retries: any failure but
+ * GitHub no longer knowing the installation, whose tokens died with it. A suspended installation's
+ * token works again if the suspension is lifted within its hour.
+ */
+function worthRetrying(code: string | undefined): code is string {
+  return code !== undefined && code !== 'installation_not_found';
+}
+
+/** A GitHub token to revoke outside a stop, with what the retries need if GitHub fails. */
+export interface TokenToRevoke {
+  token: string;
+  expiresAt: Date | null;
+  dispatchId: string;
+  reason: string;
+}
+
+/**
+ * Revokes a GitHub token, trying a few times; never throws (returns the outcome). A token GitHub
+ * could not revoke because it was unavailable is queued for the worker's retries.
+ */
+export async function revokeBestEffort(deps: Pick<RevocationDeps, 'github' | 'revocations'>, t: TokenToRevoke): Promise<string> {
+  const { outcome, code } = await revokeTrying(deps.github, t.token);
+  if (worthRetrying(code)) await deps.revocations.enqueue([{ ...t, error: code }]);
+  return outcome;
 }
 
 /**
@@ -37,7 +67,8 @@ export async function revokeBestEffort(github: RevocationDeps['github'], token: 
  * `untilRevoked` (a workflow's stop, whose activity retries until the held token has expired):
  * while GitHub is unavailable and a token it could not revoke still works, it throws instead, so
  * nothing is forgotten and the next attempt revokes again. Without it (the API ending a dispatch
- * whose workflow is gone) a failure is recorded and the token expires within the hour.
+ * whose workflow is gone, a withdrawal) a failure is recorded and the token is queued for the
+ * worker's retries (lib/revocation-queue.ts).
  * `attempts` per token (3 by default): fewer where a caller has a time limit of its own.
  */
 export function revokeHeldTokens(
@@ -51,19 +82,23 @@ export function revokeHeldTokens(
     const revocable = await deps.leases.revocableTokens(dispatchId);
     if (lease && revocable.length > 0) {
       const outcomes: string[] = [];
-      let unrevoked = 0;
+      const unrevoked: UnrevokedToken[] = [];
+      let passingFailures = 0;
       for (const t of revocable) {
-        const { outcome, passing } = await revokeTrying(deps.github, t.token, opts.attempts);
+        const { outcome, passing, code } = await revokeTrying(deps.github, t.token, opts.attempts);
         deps.metrics?.revocations.inc({ outcome: outcome.startsWith('failed') ? 'failed' : outcome });
         outcomes.push(t.which === 'current' ? outcome : `replaced token ${outcome}`);
-        if (passing && (t.expiresAt === null || t.expiresAt.getTime() > Date.now())) unrevoked++;
+        const working = t.expiresAt === null || t.expiresAt.getTime() > Date.now();
+        if (passing && working) passingFailures++;
+        if (worthRetrying(code) && working) unrevoked.push({ token: t.token, expiresAt: t.expiresAt, dispatchId, reason, error: code });
       }
-      if (opts.untilRevoked && unrevoked > 0) {
+      if (opts.untilRevoked && passingFailures > 0) {
         throw new ProviderError(
           'provider_unavailable',
-          `GitHub could not revoke ${unrevoked} token(s) the dispatch holds (${outcomes.join('; ')}); trying again while they work`,
+          `GitHub could not revoke ${passingFailures} token(s) the dispatch holds (${outcomes.join('; ')}); trying again while they work`,
         );
       }
+      await deps.revocations.enqueue(unrevoked);
       await deps.leases.recordEvent(dispatchId, 'revoked', {
         source: lease.source,
         generation: lease.generation,

@@ -180,7 +180,7 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
     }),
     revocations: new Counter({
       name: 'repo_connect_token_revocations_total',
-      help: 'Token revocations at stop by outcome (revoked, already_invalid, not_revocable).',
+      help: 'GitHub token revocations by outcome (revoked, already_invalid, not_revocable, failed; queued: kept for the worker to retry; expired: a queued token that expired first).',
       labelNames: ['outcome'],
       registers,
     }),

@@ -10,6 +10,7 @@ import {
   identityTokenContext,
   leaseTokenContext,
   projectTokenContext,
+  pendingRevocationContext,
   townTokenContext,
 } from './secret-contexts';
 
@@ -86,6 +87,13 @@ export const SECRET_COLUMNS: readonly Column[] = [
     key: ['id'],
     select: 'id::text',
     context: (r) => projectTokenContext(r.id),
+  },
+  {
+    table: 'pending_revocations',
+    column: 'token_enc',
+    key: ['id'],
+    select: 'id::text',
+    context: (r) => pendingRevocationContext(r.id),
   },
 ];
 

@@ -7,3 +7,4 @@ export const leaseTokenContext = (dispatchId: string) => `lease:${dispatchId}`;
 export const containerTokenContext = (dispatchId: string) => `container:${dispatchId}`;
 export const identityTokenContext = (identityId: string, kind: 'access' | 'refresh') => `identity:${identityId}:${kind}`;
 export const projectTokenContext = (rowId: string) => `project-token:${rowId}`;
+export const pendingRevocationContext = (rowId: string) => `pending-revocation:${rowId}`;

@@ -21,6 +21,8 @@ export interface SecretBox {
   decrypt(sealed: string, context: string): string;
   /** Key id the current key writes under. */
   readonly keyId: string;
+  /** Ids of every key this box opens (the current one first). */
+  readonly keyIds: readonly string[];
 }
 
 /** Key id: a short SHA-256 prefix of the key, so it can be matched without storing the key. */
@@ -38,6 +40,7 @@ export function createSecretBox(keys: Buffer[]): SecretBox {
 
   return {
     keyId: currentId,
+    keyIds: [...byId.keys()],
     encrypt(plain, context) {
       const iv = randomBytes(IV_BYTES);
       const cipher = createCipheriv('aes-256-gcm', current, iv, { authTagLength: TAG_BYTES });

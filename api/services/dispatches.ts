@@ -14,7 +14,10 @@ import { AppError, badRequest, notFound } from '../errors';
 import { presentDispatch, presentEvent } from './presenters';
 import { repository, runMetadata } from './run-metadata';
 
-type Deps = Pick<Core, 'db' | 'secrets' | 'temporal' | 'config' | 'leases' | 'containerUrlPolicy' | 'github' | 'metrics'> & {
+type Deps = Pick<
+  Core,
+  'db' | 'secrets' | 'temporal' | 'config' | 'leases' | 'revocations' | 'containerUrlPolicy' | 'github' | 'metrics'
+> & {
   /** Extra workflow input (tests shorten cycles per run, recheck intervals). */
   workflowDefaults?: Partial<GitTokenWorkflowInput>;
 };

@@ -12,7 +12,7 @@ import { createEventBuffer } from './event-buffer';
 import { createRateLimiter, sourceKey } from './rate-limit';
 import { createSingleFlight, SingleFlightFullError } from './single-flight';
 
-type Deps = Pick<Core, 'db' | 'temporal' | 'config' | 'metrics' | 'logger' | 'github' | 'leases'> & { cache: LeaseCache };
+type Deps = Pick<Core, 'db' | 'temporal' | 'config' | 'metrics' | 'logger' | 'github' | 'leases' | 'revocations'> & { cache: LeaseCache };
 
 /**
  * Fresh enough to hand out without a refresh: more than the margin left, or for short-lived

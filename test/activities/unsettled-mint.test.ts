@@ -86,7 +86,7 @@ describe('the pending checks, over a Postgres that answers on cue', () => {
         if (a === 'down') throw new Error('connection refused');
         return a;
       },
-      revoke: async (token) => revoked.push(token),
+      revoke: async (_dispatchId, token) => revoked.push(token),
       logger,
       delaysMs: [100, 200, 400],
     });

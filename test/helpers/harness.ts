@@ -7,11 +7,17 @@ import pino from 'pino';
 import type { Worker } from '@temporalio/worker';
 import { createCore, type Core } from '../../lib/core';
 import { createMetrics } from '../../lib/metrics';
-import { startProjectTokenSweeper, type ProjectTokenSweeper } from '../../lib/project-token-sweeper';
+import type { Sweeper } from '../../lib/sweeper';
 import { loggerOptions, type Logger } from '../../lib/logger';
 import { temporalConnectionOptions } from '../../lib/temporal-connection';
 import { startApi, type RunningApi } from '../../api/server';
-import { createTokenWorkers, installTemporalRuntime, NativeConnection, type TokenWorkerOptions } from '../../activities/worker';
+import {
+  createTokenWorkers,
+  installTemporalRuntime,
+  NativeConnection,
+  startWorkerSweepers,
+  type TokenWorkerOptions,
+} from '../../activities/worker';
 import type { GitTokenWorkflowInput } from '../../workflows/git-token-types';
 import { testConfig, testTemporalAddress } from './test-env';
 import { loopbackResolver } from './test-resolver';
@@ -64,7 +70,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
 
   let connection: NativeConnection | undefined;
   let running: Promise<unknown> | undefined;
-  let sweeper: ProjectTokenSweeper | undefined;
+  let sweeper: Sweeper | undefined;
   const h: Harness = {
     core,
     api,
@@ -76,7 +82,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       h.workers = await createTokenWorkers({ core, connection, workflowBundle });
       running = Promise.all(h.workers.map((w) => w.run()));
       // The worker process's other duty, as bin/repo-connect.ts runs it.
-      sweeper = startProjectTokenSweeper({ projectTokens: core.projectTokens, idleSeconds: config.projectTokens.idleSeconds, logger });
+      sweeper = startWorkerSweepers(core, logger);
     },
     async stopWorker() {
       await sweeper?.stop();

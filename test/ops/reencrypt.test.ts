@@ -13,6 +13,7 @@ import {
   gitlabTokenContext,
   identityTokenContext,
   leaseTokenContext,
+  pendingRevocationContext,
   townTokenContext,
 } from '../../lib/secret-contexts';
 import { dispatchTo, pull } from '../helpers/scenario';
@@ -94,6 +95,17 @@ it('rewrites every secret under the new key, and the service then runs without t
   );
   const identity = await before.core.db.ownerIdentity.findFirstOrThrow({ where: { ownerId: identityOwner } });
   await before.stopWorker(); // nothing else writes these rows meanwhile
+  // A GitHub token whose revocation failed, waiting for the worker's retries (no worker sweeps now).
+  const unrevoked = `ghs_${randomBytes(27).toString('base64url')}`;
+  await before.core.revocations.enqueue([
+    {
+      token: unrevoked,
+      expiresAt: new Date(Date.now() + 3600_000),
+      dispatchId: d.dispatchId,
+      reason: 'rotation test',
+      error: 'provider_unavailable',
+    },
+  ]);
 
   const oldId = keyIdOf(oldKey);
   const mine = await countUnderKey(db, oldId);
@@ -107,11 +119,12 @@ it('rewrites every secret under the new key, and the service then runs without t
     'owner_identities.user_token_enc': 1,
     'owner_identities.refresh_token_enc': 1,
     'rig_project_tokens.token_enc': 0,
+    'pending_revocations.token_enc': 1,
   });
 
   // Rotation: the new key first, the old one only decrypts. Rows of other tests (other keys) are left alone.
   const counts = await reencryptSecrets(db, createSecretBox([newKey, oldKey]), 2);
-  expect(counts.reduce((n, c) => n + c.rewritten, 0)).toBe(7);
+  expect(counts.reduce((n, c) => n + c.rewritten, 0)).toBe(8);
   expect(Object.values(await countUnderKey(db, oldId)).every((n) => n === 0)).toBe(true);
 
   // Every rewritten value opens with the new key alone, in its own row's context.
@@ -129,6 +142,11 @@ it('rewrites every secret under the new key, and the service then runs without t
       containerTokenContext(d.dispatchId),
     ),
   ).toBe(d.containerToken);
+  const pending = await db.query<{ id: string; v: string }>(
+    'SELECT id::text, token_enc AS v FROM pending_revocations WHERE dispatch_id = $1',
+    [d.dispatchId],
+  );
+  expect(box.decrypt(pending.rows[0].v, pendingRevocationContext(pending.rows[0].id))).toBe(unrevoked);
   const id = integration.body.id;
   expect(
     box.decrypt(await one('SELECT access_token_enc AS v FROM platform_integrations WHERE id = $1', id), gitlabTokenContext(id, 'access')),

@@ -72,6 +72,30 @@ it('withdraws the GitHub token when the rig is disconnected with no town token: 
   await eventually(async () => (await status(d.dispatchId)) === 'stopped');
 });
 
+it('a withdrawn token GitHub failed to revoke is revoked by the worker once GitHub answers again', async () => {
+  const rig = await githubRig(h, world, { repos: 1 });
+  const d = await dispatchTo(h, containers, rig.rigId, 'withdraw-github-down');
+  const github = await containers.waitForPush(d.container, (p) => p.generation === 1);
+
+  // The withdrawal tries once (inside the mint's time limit); GitHub fails it.
+  world.gh.failNext(1, { status: 502, match: (m, path) => m === 'DELETE' && path === '/installation/token' });
+  expect((await h.call('PATCH', `/api/rigs/${rig.rigId}`, { platform_integration_id: null })).status).toBe(200);
+  await eventually(async () => (await status(d.dispatchId)) === 'credential_error', 10_000);
+  const kept = await eventually(
+    async () => (await h.core.db.pendingRevocation.findFirst({ where: { dispatchId: d.dispatchId } })) ?? undefined,
+    5000,
+    'the failed revocation kept',
+  );
+  expect(kept.tokenEnc).not.toContain(github.token);
+  expect(world.gh.isTokenLive(github.token)).toBe(true);
+  // The worker's sweep (every 5 s, the first retry 5 s after the failure) revokes it.
+  await eventually(async () => world.gh.isTokenRevoked(github.token), 20_000, 'the token revoked by a retry');
+  await eventually(async () => (await h.core.db.pendingRevocation.count({ where: { dispatchId: d.dispatchId } })) === 0, 5000);
+
+  await h.call('POST', `/api/dispatches/${d.dispatchId}/stop`);
+  await eventually(async () => (await status(d.dispatchId)) === 'stopped');
+});
+
 it('at stop after switching from a town token to GitHub, revokes only the GitHub token', async () => {
   const rig = await githubRig(h, world, { repos: 1 });
   const host = new URL(rig.repo.clone_url as string).host;
