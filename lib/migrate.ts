@@ -48,8 +48,27 @@ export class MigrationError extends Error {
   }
 }
 
+export interface MigrateOptions {
+  /**
+   * How long one statement of a migration may wait for a lock (default 5 s). A migration that
+   * waits for a table's lock behind a long transaction (an open psql, a slow query of the running
+   * service) makes every later query on that table queue behind it, so a rolling deploy would stall
+   * the live service: instead it gives up, rolls back and tries again.
+   */
+  lockTimeoutMs?: number;
+  /** How many times a migration is tried when it timed out on a lock (default 12). */
+  attempts?: number;
+  /** Wait between those tries (default 5 s). */
+  retryDelayMs?: number;
+}
+
+const LOCK_NOT_AVAILABLE = '55P03';
+
 /** Applies pending migrations; returns the names applied. Safe to run from several processes at once. */
-export async function migrate(databaseUrl: string, dir = MIGRATIONS_DIR): Promise<string[]> {
+export async function migrate(databaseUrl: string, dir = MIGRATIONS_DIR, opts: MigrateOptions = {}): Promise<string[]> {
+  const lockTimeoutMs = opts.lockTimeoutMs ?? 5000;
+  const attempts = opts.attempts ?? 12;
+  const retryDelayMs = opts.retryDelayMs ?? 5000;
   const client = new Client({ connectionString: databaseUrl });
   await client.connect();
   const applied: string[] = [];
@@ -77,20 +96,16 @@ export async function migrate(databaseUrl: string, dir = MIGRATIONS_DIR): Promis
         }
         continue;
       }
-      const id = randomUUID();
-      // One transaction per migration: a failing script leaves neither schema changes nor a row.
-      await client.query('BEGIN');
-      try {
-        await client.query(
-          'INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, applied_steps_count) VALUES ($1, $2, $3, now(), 0)',
-          [id, m.checksum, m.name],
-        );
-        await client.query(m.sql);
-        await client.query('UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1', [id]);
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK');
-        throw new MigrationError(`migration ${m.name} failed: ${(err as Error).message}`);
+      for (let attempt = 1; ; attempt++) {
+        const blockedBy = await applyOne(client, m, lockTimeoutMs);
+        if (blockedBy === null) break;
+        if (attempt >= attempts) {
+          throw new MigrationError(
+            `migration ${m.name} could not get its locks in ${attempts} tries of ${lockTimeoutMs} ms` +
+              `${blockedBy ? ` (held by ${blockedBy})` : ''}; end that transaction, then start again`,
+          );
+        }
+        await new Promise((r) => setTimeout(r, retryDelayMs));
       }
       applied.push(m.name);
     }
@@ -99,6 +114,49 @@ export async function migrate(databaseUrl: string, dir = MIGRATIONS_DIR): Promis
     await client.query('SELECT pg_advisory_unlock($1)', [PRISMA_MIGRATE_LOCK]).catch(() => undefined);
     await client.end();
   }
+}
+
+/**
+ * Applies one migration in a transaction of its own (a failing script leaves neither schema changes
+ * nor a row); null when applied, else who held the lock it timed out on ('' when that is not known).
+ */
+async function applyOne(client: Client, m: MigrationFile, lockTimeoutMs: number): Promise<string | null> {
+  const id = randomUUID();
+  await client.query('BEGIN');
+  try {
+    await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(lockTimeoutMs))}`);
+    await client.query(
+      'INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, applied_steps_count) VALUES ($1, $2, $3, now(), 0)',
+      [id, m.checksum, m.name],
+    );
+    await client.query(m.sql);
+    await client.query('UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1', [id]);
+    await client.query('COMMIT');
+    return null;
+  } catch (err) {
+    await client.query('ROLLBACK');
+    if ((err as { code?: string }).code === LOCK_NOT_AVAILABLE) return lockHolders(client, lockTimeoutMs);
+    throw new MigrationError(`migration ${m.name} failed: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Sessions whose transaction, older than the lock timeout, holds locks on this database's tables:
+ * who the migration likely waited for, for the error (no query text).
+ */
+async function lockHolders(client: Client, lockTimeoutMs: number): Promise<string> {
+  const { rows } = await client
+    .query<{ who: string }>(
+      `SELECT DISTINCT format('pid %s (%s, %s, %s)', a.pid, coalesce(nullif(a.application_name, ''), 'no name'), a.usename, a.state) AS who
+       FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+       WHERE l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+         AND l.relation IS NOT NULL AND l.pid <> pg_backend_pid() AND l.granted
+         AND a.xact_start < now() - make_interval(secs => $1::float8 / 1000)
+       LIMIT 5`,
+      [lockTimeoutMs],
+    )
+    .catch(() => ({ rows: [] as Array<{ who: string }> }));
+  return rows.map((r) => r.who).join(', ');
 }
 
 /** Creates the database named in `databaseUrl` when it does not exist (dev and test only). */
