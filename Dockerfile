@@ -37,7 +37,7 @@ COPY --from=build /app /app
 RUN chown -R node:node /app/.cache
 USER node
 EXPOSE 8080 9464
-# api/all: GET /healthz (Postgres and Temporal answer); worker: its /metrics listener answers.
+# api/all: GET /healthz (Postgres and Temporal answer); worker: GET /healthz on its metrics port (those, and its workers running).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 CMD ["node", "scripts/healthcheck.mjs"]
 # Node is PID 1 and gets SIGTERM itself: the service closes the API, drains the worker (up to
 # 20 s for running activities) and exits 0. Give it `stop_grace_period` > 20 s.

@@ -2,6 +2,7 @@
 // the core and runs the API, the worker, or both (ROLE=all|api|worker), with graceful shutdown.
 import { createServer } from 'node:http';
 import { loadConfig, ConfigError } from '../lib/config';
+import { reachability } from '../lib/health';
 import { createCore } from '../lib/core';
 import { createLogger } from '../lib/logger';
 import { migrate } from '../lib/migrate';
@@ -102,8 +103,14 @@ async function main(): Promise<void> {
       );
     }
     if (config.role === 'worker') {
-      // A worker-only process has no API, so it serves its own /metrics for Prometheus.
+      // A worker-only process has no API, so it serves its own /metrics for Prometheus, and a /healthz
+      // for its container's probe: every task queue's worker running, Postgres and Temporal answering.
       metricsServer = createServer(async (req, res) => {
+        if (req.url === '/healthz') {
+          const body = { ...(await reachability(core)), workers: workers.every((w) => w.getState() === 'RUNNING') ? 'ok' : 'down' };
+          const ok = Object.values(body).every((v) => v === 'ok');
+          return void res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+        }
         if (req.url !== '/metrics') return void res.writeHead(404).end();
         res.writeHead(200, { 'content-type': core.metrics.registry.contentType }).end(await core.metrics.registry.metrics());
       }).listen(config.workerMetricsPort, config.host);

@@ -2,23 +2,14 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Services } from '../services';
-import { workflowServiceServing } from '../../lib/temporal';
+import { reachability } from '../../lib/health';
 
 const state = z.enum(['ok', 'down']);
 const health = z.object({ postgres: state, temporal: state });
 const exposition = z.string().describe('# HELP / # TYPE lines and samples, one per line');
 
-async function within<T>(ms: number, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 export const healthRoutes: FastifyPluginAsyncZod<{ services: Services }> = async (app, { services }) => {
-  const { db, temporalConnection } = services.core;
+  const { db } = services.core;
 
   app.get(
     '/healthz',
@@ -27,17 +18,7 @@ export const healthRoutes: FastifyPluginAsyncZod<{ services: Services }> = async
       schema: { tags: ['operations'], summary: 'Postgres and Temporal reachability', response: { 200: health, 503: health } },
     },
     async (_req, reply) => {
-      const [pg, tp] = await Promise.allSettled([
-        within(2000, db.$queryRaw`SELECT 1`),
-        within(
-          2000,
-          temporalConnection.withDeadline(Date.now() + 2000, () => workflowServiceServing(temporalConnection)),
-        ),
-      ]);
-      const body = {
-        postgres: pg.status === 'fulfilled' ? ('ok' as const) : ('down' as const),
-        temporal: tp.status === 'fulfilled' && tp.value ? ('ok' as const) : ('down' as const),
-      };
+      const body = await reachability(services.core);
       return reply.status(body.postgres === 'ok' && body.temporal === 'ok' ? 200 : 503).send(body);
     },
   );

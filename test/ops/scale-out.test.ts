@@ -96,7 +96,7 @@ async function pullMatchesPush(api: Harness, d: Dispatched, atLeast: number) {
 it('spreads the token loops over both workers, serves pulls and stops from the other API, and never mints twice per generation', async () => {
   const A = through(apiA);
   const B = through(apiB);
-  // The image's health probe passes for every role (the API's /healthz, a worker's /metrics).
+  // The image's health probe passes for every role (the API's /healthz, a worker's own /healthz).
   const verdicts: Array<number | null> = [];
   for (const proc of procs) verdicts.push(await probeAsDocker(proc));
   expect(verdicts).toEqual([0, 0, 0, 0]);
