@@ -32,15 +32,16 @@ const services = compose.services;
 const envExample = read('.env.example');
 
 /** Variables compose itself needs from .env (interpolation), which the service does not read. */
-const COMPOSE_ONLY = ['POSTGRES_PASSWORD', 'BUILD_ID'];
+const COMPOSE_ONLY = ['POSTGRES_PASSWORD', 'REPO_CONNECT_DB_PASSWORD', 'BUILD_ID'];
 const REQUIRED_FROM_ENV_FILE = ['ADMIN_API_TOKEN', 'SECRETS_KEY', 'PUBLIC_URL'];
 /** What a user fills into the empty secrets of .env.example. */
 const SECRETS = {
   POSTGRES_PASSWORD: 'p'.repeat(24),
+  REPO_CONNECT_DB_PASSWORD: 'r'.repeat(24),
   ADMIN_API_TOKEN: '823d2d1a68900b530f19f06f27c753d7c45123ea20586d0ab12e4c87d6b244d1',
   SECRETS_KEY: Buffer.from(Array.from({ length: 32 }, (_, i) => (i * 37 + 11) % 256)).toString('base64'), // 32 distinct bytes: production refuses a made-up key
 };
-const databaseUrl = `postgresql://postgres:${SECRETS.POSTGRES_PASSWORD}@postgres:5432/repo_connect`;
+const databaseUrl = `postgresql://repo_connect:${SECRETS.REPO_CONNECT_DB_PASSWORD}@postgres:5432/repo_connect`;
 
 /** Active `NAME=value` lines of .env.example. */
 const exampleValues = Object.fromEntries(
@@ -65,6 +66,7 @@ function interpolate(value: string, vars: Record<string, string>): string {
 it('runs postgres, a Temporal server on it with its UI and setup jobs, and the service as api and worker', () => {
   expect(Object.keys(services).sort()).toEqual([
     'api',
+    'db-setup',
     'postgres',
     'temporal',
     'temporal-schema',
@@ -103,10 +105,16 @@ it('gives each long-running service a health check and starts each only when wha
   expect(services.api.healthcheck?.test).toEqual(['CMD', 'node', 'scripts/healthcheck.mjs']);
   expect(existsSync(join(PROJECT_ROOT, 'scripts/healthcheck.mjs'))).toBe(true);
   const deps = (name: string) => Object.fromEntries(Object.entries(services[name].depends_on ?? {}).map(([k, v]) => [k, v.condition]));
-  const ready = { postgres: 'service_healthy', temporal: 'service_healthy', 'temporal-setup': 'service_completed_successfully' };
+  const ready = {
+    postgres: 'service_healthy',
+    temporal: 'service_healthy',
+    'temporal-setup': 'service_completed_successfully',
+    'db-setup': 'service_completed_successfully',
+  };
   expect(deps('api')).toEqual(ready);
   expect(deps('worker')).toEqual(ready);
   expect(deps('temporal-schema')).toEqual({ postgres: 'service_healthy' });
+  expect(deps('db-setup')).toEqual({ postgres: 'service_healthy' });
   expect(deps('temporal')).toEqual({ postgres: 'service_healthy', 'temporal-schema': 'service_completed_successfully' });
   expect(deps('temporal-setup')).toEqual({ temporal: 'service_healthy' });
   expect(deps('temporal-ui')).toEqual({ temporal: 'service_healthy' });
@@ -127,6 +135,16 @@ it('registers the namespace and every search attribute in a one-shot job', () =>
   for (const name of Object.keys(SEARCH_ATTRIBUTES)) expect(script).toMatch(new RegExp(`\\b${name}\\b`));
   expect(script).toMatch(/--type Keyword/);
   expect(services['temporal-schema'].entrypoint).toEqual(['/bin/sh', '/scripts/setup-schema.sh']);
+});
+
+it('runs the service as a login role of its own, set up by a one-shot job with the script the tests run', () => {
+  const setup = services['db-setup'];
+  expect(setup.volumes).toEqual(['./deploy/postgres:/scripts:ro']);
+  expect(setup.environment).toMatchObject({ PGHOST: 'postgres', PGUSER: 'postgres', PGDATABASE: 'repo_connect' });
+  expect(setup.entrypoint?.join(' ')).toMatch(/psql .*-v app_role=repo_connect .*-f \/scripts\/app-role\.sql/);
+  expect(existsSync(join(PROJECT_ROOT, 'deploy/postgres/app-role.sql'))).toBe(true);
+  // The superuser's password reaches no service process.
+  for (const name of ['api', 'worker']) expect(JSON.stringify(services[name].environment)).not.toMatch(/POSTGRES_PASSWORD/);
 });
 
 it('hands the api and worker only variables lib/config.ts knows, the required ones from the env file', () => {
@@ -227,7 +245,7 @@ const composeCli = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8
     writeFileSync(join(dir, '.env'), envExample);
     const refused = run();
     expect(refused.status).not.toBe(0);
-    expect(refused.stderr).toMatch(/POSTGRES_PASSWORD/);
+    expect(refused.stderr).toMatch(/POSTGRES_PASSWORD|REPO_CONNECT_DB_PASSWORD/);
 
     writeFileSync(
       join(dir, '.env'),
