@@ -17,6 +17,17 @@ export interface MigrationFile {
   checksum: string;
 }
 
+const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
+
+/**
+ * Whether a migration's text is the one recorded as applied. As `prisma migrate deploy` does, a
+ * file whose line endings a checkout changed (CRLF and LF either way) still matches.
+ */
+export function matchesChecksum(sql: string, checksum: string): boolean {
+  const lf = sql.replace(/\r\n/g, '\n');
+  return [sql, lf, lf.replace(/\n/g, '\r\n')].some((variant) => sha256(variant) === checksum);
+}
+
 /** Lists migrations in apply order (directory names sort by their timestamp prefix). */
 export function readMigrations(dir = MIGRATIONS_DIR): MigrationFile[] {
   return readdirSync(dir, { withFileTypes: true })
@@ -91,7 +102,7 @@ export async function migrate(databaseUrl: string, dir = MIGRATIONS_DIR, opts: M
         );
       }
       if (row) {
-        if (row.checksum !== m.checksum) {
+        if (!matchesChecksum(m.sql, row.checksum)) {
           throw new MigrationError(`migration ${m.name} was modified after it was applied (checksum differs)`);
         }
         continue;

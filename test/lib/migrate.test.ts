@@ -1,8 +1,10 @@
+// The boot migrations on a real Postgres (a scratch database, migrations in a temporary folder).
 // A migration that needs a table's lock while a long transaction holds it (an open psql, a slow
 // report) must not stall the running service: every query on that table would queue behind the
 // migration's lock request. It waits at most its lock timeout, rolls back, tries again, and in the
-// end names who held the lock. Real Postgres, a scratch database, migrations in a temporary folder.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+// end names who held the lock. And an applied migration whose file only changed line endings (a
+// Windows checkout) still matches, as with `prisma migrate deploy`, while one whose text changed does not.
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
@@ -12,7 +14,7 @@ import { migrationScratch } from '../helpers/migration-scratch';
 const scratch = migrationScratch('00000000000000_none');
 
 function migrations(...sqls: string[]): string {
-  const dir = mkdtempSync(join(tmpdir(), 'rc-lock-migrations-'));
+  const dir = mkdtempSync(join(tmpdir(), 'rc-migrations-'));
   sqls.forEach((sql, i) => {
     mkdirSync(join(dir, `2026010100000${i}_m${i}`));
     writeFileSync(join(dir, `2026010100000${i}_m${i}`, 'migration.sql'), sql);
@@ -75,4 +77,17 @@ it('applies the migration on a later try once the long transaction ends', async 
   await new Promise((r) => setTimeout(r, 700)); // a few tries time out meanwhile
   await long.query('COMMIT');
   expect(await migrating).toEqual(['20260101000001_m1']);
+});
+
+it('accepts an applied migration whose line endings changed, as prisma migrate deploy does, and refuses one whose text changed', async () => {
+  const sql = '-- a table\nCREATE TABLE crlf (id int);\n';
+  const dir = migrations('CREATE TABLE t (id int);', 'ALTER TABLE t ADD COLUMN c int;', sql);
+  expect(await migrate(scratch.url, dir)).toEqual(['20260101000002_m2']);
+  const file = join(dir, '20260101000002_m2', 'migration.sql');
+
+  writeFileSync(file, readFileSync(file, 'utf8').replace(/\n/g, '\r\n'));
+  expect(await migrate(scratch.url, dir)).toEqual([]);
+
+  writeFileSync(file, sql.replace('crlf', 'crlf2'));
+  await expect(migrate(scratch.url, dir)).rejects.toThrow(/20260101000002_m2 was modified after it was applied/);
 });
