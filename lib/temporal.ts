@@ -50,6 +50,20 @@ export async function signalCurrentRun<Args extends unknown[]>(
 type ContextStorage = Connection['callContextStorage'];
 
 /**
+ * Whether AsyncLocalStorage runs on AsyncContextFrame, with no promise hook to switch off: Node 24
+ * and later unless started with `--no-async-context-frame`, Node 22 and 23 with
+ * `--experimental-async-context-frame`. (There, `disable()` does not clear what continuations
+ * already captured either.)
+ */
+export function usesAsyncContextFrame(
+  version = process.versions.node,
+  flags: readonly string[] = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)],
+): boolean {
+  if (flags.includes('--no-async-context-frame')) return false;
+  return Number(version.split('.')[0]) >= 24 || flags.includes('--experimental-async-context-frame');
+}
+
+/**
  * The Temporal client runs every call in an AsyncLocalStorage (the namespace header, deadlines).
  * On Node 20 a storage that has run once keeps a promise hook on for the whole process, and every
  * promise of every API request then pays for it (README, "Performance": the pull route). The storage is needed only while one of its runs is in flight, so this switches it off
@@ -57,6 +71,7 @@ type ContextStorage = Connection['callContextStorage'];
  * API-only process; Node 24's AsyncContextFrame makes the hook, and this, moot.
  */
 export function quietCallContext(connection: { callContextStorage: ContextStorage }): void {
+  if (usesAsyncContextFrame()) return;
   const storage = connection.callContextStorage;
   const run = storage.run.bind(storage) as (store: unknown, fn: (...args: unknown[]) => unknown, ...args: unknown[]) => unknown;
   let inflight = 0;
