@@ -5,9 +5,14 @@ import { Prisma, PrismaClient } from '../prisma/generated/client';
 export { Prisma, PrismaClient };
 export type Db = PrismaClient;
 
-/** Builds the process's Prisma client on the node-postgres driver adapter (no native engine). */
+/**
+ * Builds the process's Prisma client on the node-postgres driver adapter (no native engine). Its
+ * sessions run in UTC: the adapter sends a Date as UTC wall-clock text with no offset, which
+ * Postgres reads in the session's TimeZone, so on a server whose default zone is not UTC every
+ * instant written would move by that zone's offset. (An `options` parameter in DATABASE_URL wins.)
+ */
 export function createDb(databaseUrl: string, options: { max?: number } = {}): PrismaClient {
-  const adapter = new PrismaPg({ connectionString: databaseUrl, max: options.max ?? 10 });
+  const adapter = new PrismaPg({ connectionString: databaseUrl, max: options.max ?? 10, options: '-c TimeZone=UTC' });
   return new PrismaClient({ adapter });
 }
 
