@@ -5,13 +5,16 @@
 // A GitLab rig gets its project access token; only where GitLab refuses one does the account-wide
 // grant stand in, labelled `account` with the reason.
 import type { Db } from '../lib/db';
+import { revokeBestEffort } from '../lib/dispatch-revocation';
 import { gitHost } from '../lib/git-host';
 import { IntegrationUnavailableError, type GitlabGrants } from '../lib/gitlab-grant';
 import { setIntegrationStatus } from '../lib/integration-status';
 import { DispatchEndedError, type Credential } from '../lib/lease-store';
+import type { Metrics } from '../lib/metrics';
 import type { ProjectTokens } from '../lib/project-tokens';
 import type { GithubClient, RepoAccess } from '../lib/providers/types';
 import { ProviderError } from '../lib/providers/types';
+import type { RevocationQueue } from '../lib/revocation-queue';
 import type { SecretBox } from '../lib/secrets';
 import { townTokenContext } from '../lib/secret-contexts';
 import { FailureType, type FailureCode } from '../workflows/failure-types';
@@ -38,6 +41,9 @@ export interface ResolverDeps {
   github: Pick<GithubClient, 'mintInstallationToken' | 'verifyInstallationToken' | 'revokeInstallationToken' | 'getInstallation'>;
   gitlabGrants: Pick<GitlabGrants, 'getValidAccessToken'>;
   projectTokens: Pick<ProjectTokens, 'forRig'>;
+  /** GitHub tokens whose revocation failed, kept for the worker's retries. */
+  revocations: Pick<RevocationQueue, 'enqueue'>;
+  metrics?: Pick<Metrics, 'revocations'>;
   /** Refresh margin: a shared GitLab token with less than this left is refreshed first. */
   marginSeconds: number;
   /** Called when a provider showed that a stored integration status is stale (the asking dispatch knows already). */
@@ -142,8 +148,9 @@ async function mintGithub(
       // A working token shows the installation is active again (a missed unsuspend webhook).
       if (integration.status !== 'active') await noteStatus(deps, dispatchId, integration.id, 'active', null);
     } catch (err) {
-      // A token we will not hand out must not stay alive for an hour.
-      await deps.github.revokeInstallationToken(minted.token).catch(() => undefined);
+      // A token we will not hand out must not stay alive for an hour: one attempt here (this runs
+      // inside the mint's time limit), then the worker's retries.
+      await revokeBestEffort(deps, { token: minted.token, expiresAt: minted.expiresAt, dispatchId, reason: 'failed its check call' }, 1);
       throw err;
     }
     return {

@@ -23,7 +23,6 @@ import {
 } from '../workflows/git-token-types';
 import { CredentialError, resolveCredential, type ResolverDeps, type ResolvedCredential } from './credential-resolver';
 import { pushToContainer } from './container-push';
-import type { RevocationQueue } from '../lib/revocation-queue';
 import { createMintSettler } from './unsettled-mints';
 
 /** A lease that holds a token: what a push sends. */
@@ -32,8 +31,6 @@ type HeldLease = CurrentLease & { token: string };
 export interface TokenActivityDeps extends Omit<ResolverDeps, 'github' | 'onIntegrationStatusChanged'> {
   github: Pick<GithubClient, 'mintInstallationToken' | 'verifyInstallationToken' | 'revokeInstallationToken' | 'getInstallation'>;
   leases: LeaseStore;
-  /** GitHub tokens whose revocation failed, kept for the worker's retries. */
-  revocations: Pick<RevocationQueue, 'enqueue'>;
   notifier: Pick<DispatchNotifier, 'integrationChanged'>;
   metrics?: Metrics;
   /** Where unexpected failures are described for operators (Temporal sees only their class). */

@@ -52,11 +52,17 @@ export interface TokenToRevoke {
 }
 
 /**
- * Revokes a GitHub token, trying a few times; never throws (returns the outcome). A token GitHub
- * could not revoke because it was unavailable is queued for the worker's retries.
+ * Revokes a GitHub token, trying `attempts` times (3 by default; fewer where the caller has a time
+ * limit of its own); never throws (returns the outcome). A token GitHub failed to revoke is queued
+ * for the worker's retries.
  */
-export async function revokeBestEffort(deps: Pick<RevocationDeps, 'github' | 'revocations'>, t: TokenToRevoke): Promise<string> {
-  const { outcome, code } = await revokeTrying(deps.github, t.token);
+export async function revokeBestEffort(
+  deps: Pick<RevocationDeps, 'github' | 'revocations'> & { metrics?: Pick<Metrics, 'revocations'> },
+  t: TokenToRevoke,
+  attempts?: number,
+): Promise<string> {
+  const { outcome, code } = await revokeTrying(deps.github, t.token, attempts);
+  deps.metrics?.revocations.inc({ outcome: code === undefined ? outcome : 'failed' });
   if (worthRetrying(code)) await deps.revocations.enqueue([{ ...t, error: code }]);
   return outcome;
 }

@@ -84,9 +84,10 @@ export function createRevocationQueue(deps: {
         deps.logger?.warn({ dispatchId: row.dispatch_id, code }, 'pending revocation: GitHub no longer knows the installation; given up');
         return 'dropped';
       }
-      const delay = RETRY_DELAYS_MS[Math.min(row.attempts - 1, RETRY_DELAYS_MS.length - 1)];
+      // The enqueue waited RETRY_DELAYS_MS[0]; the n-th failed retry waits the next one.
+      const delay = RETRY_DELAYS_MS[Math.min(row.attempts, RETRY_DELAYS_MS.length - 1)];
       await db.$executeRaw`
-        UPDATE pending_revocations SET next_attempt_at = ${new Date(Date.now() + delay)}, last_error = ${code}
+        UPDATE pending_revocations SET next_attempt_at = now() + make_interval(secs => ${delay / 1000}::float8), last_error = ${code}
         WHERE id = ${row.id}::uuid`;
       return 'retrying';
     }
@@ -103,11 +104,13 @@ export function createRevocationQueue(deps: {
         if (expiresAt.getTime() + REVOKE_AFTER_EXPIRY_MS <= Date.now()) continue;
         const id = randomUUID();
         try {
-          await db.$executeRaw`
+          const inserted = await db.$executeRaw`
             INSERT INTO pending_revocations (id, token_sha256, token_enc, expires_at, dispatch_id, reason, last_error, next_attempt_at)
             VALUES (${id}::uuid, ${sha256Hex(t.token)}, ${secrets.encrypt(t.token, pendingRevocationContext(id))}, ${expiresAt},
-                    ${t.dispatchId ?? null}::uuid, ${t.reason.slice(0, 200)}, ${t.error.slice(0, 80)}, ${new Date(Date.now() + RETRY_DELAYS_MS[0])})
+                    ${t.dispatchId ?? null}::uuid, ${t.reason.slice(0, 200)}, ${t.error.slice(0, 80)},
+                    now() + make_interval(secs => ${RETRY_DELAYS_MS[0] / 1000}::float8))
             ON CONFLICT (token_sha256) DO NOTHING`;
+          if (inserted === 0) continue; // already waiting
           deps.metrics?.revocations.inc({ outcome: 'queued' });
           deps.logger?.info({ dispatchId: t.dispatchId ?? null, error: t.error }, 'revocation failed; queued for retry');
         } catch (err) {
@@ -122,17 +125,27 @@ export function createRevocationQueue(deps: {
     /** One round: tries every due row (up to `batch`); what became of them. */
     async sweep(batch = 50): Promise<SweepCounts> {
       const counts: SweepCounts = { revoked: 0, alreadyInvalid: 0, expired: 0, retrying: 0, dropped: 0 };
+      const started = Date.now();
       const rows = await db.$queryRaw<ClaimedRow[]>`
-        UPDATE pending_revocations p SET next_attempt_at = ${new Date(Date.now() + CLAIM_MS)}, attempts = p.attempts + 1
+        UPDATE pending_revocations p SET next_attempt_at = now() + make_interval(secs => ${CLAIM_MS / 1000}::float8), attempts = p.attempts + 1
         FROM (
           SELECT id FROM pending_revocations
           WHERE next_attempt_at <= now()
-            AND (split_part(token_enc, ':', 2) = ANY(${secrets.keyIds as string[]}::text[]) OR expires_at < ${new Date(Date.now() - REVOKE_AFTER_EXPIRY_MS)})
+            AND (split_part(token_enc, ':', 2) = ANY(${secrets.keyIds as string[]}::text[])
+                 OR expires_at < now() - make_interval(secs => ${REVOKE_AFTER_EXPIRY_MS / 1000}::float8))
           ORDER BY next_attempt_at LIMIT ${batch}::int FOR UPDATE SKIP LOCKED
         ) due
         WHERE p.id = due.id
         RETURNING p.id::text AS id, p.token_enc, p.expires_at, p.dispatch_id::text AS dispatch_id, p.attempts`;
-      for (const row of rows) {
+      for (const [i, row] of rows.entries()) {
+        // GitHub answering slowly: hand back what is left well before the claim runs out, so no other
+        // worker takes a row this one is still trying.
+        if (Date.now() - started > CLAIM_MS / 2) {
+          const rest = rows.slice(i).map((r) => r.id);
+          await db.$executeRaw`
+            UPDATE pending_revocations SET next_attempt_at = now(), attempts = attempts - 1 WHERE id = ANY(${rest}::uuid[])`;
+          break;
+        }
         const outcome = await settle(row).catch(() => 'retrying' as const);
         counts[outcome]++;
         if (outcome === 'retrying') continue;

@@ -7,6 +7,7 @@ import { revokeBestEffort } from '../../lib/dispatch-revocation';
 import { createRevocationQueue, RETRY_DELAYS_MS } from '../../lib/revocation-queue';
 import { createSecretBox, sha256Hex } from '../../lib/secrets';
 import { githubRig, startActivityWorld, type ActivityWorld } from '../activities/activity-world';
+import { eventually } from '../helpers/harness';
 
 let w: ActivityWorld;
 let installationId: number;
@@ -38,6 +39,7 @@ const queued = (token: string, expiresAt: Date | null = new Date(Date.now() + 36
 it('keeps a token GitHub failed to revoke, encrypted, retries it with backoff while GitHub fails, and revokes it once GitHub answers', async () => {
   const { token, expiresAt } = await mint();
   w.github.gh.failNext(3, { status: 502, ...REVOKE });
+  const before = Date.now();
   const outcome = await revokeBestEffort(w.core, { token, expiresAt, dispatchId: randomUUID(), reason: 'withdrawn: test' });
   expect(outcome).toBe('failed (provider_unavailable)');
   expect(w.github.gh.isTokenLive(token)).toBe(true);
@@ -46,18 +48,23 @@ it('keeps a token GitHub failed to revoke, encrypted, retries it with backoff wh
   expect(kept).toMatchObject({ attempts: 0, last_error: 'provider_unavailable' });
   expect(kept.token_enc).not.toContain(token);
   expect(kept.token_enc.split(':')[1]).toBe(w.core.secrets.keyId);
-  // Its first retry waits: a round now leaves it alone.
-  expect(kept.next_attempt_at.getTime()).toBeGreaterThan(Date.now() + RETRY_DELAYS_MS[0] - 2000);
+  // Its first retry waits; a row not yet due is left alone.
+  expect(kept.next_attempt_at.getTime()).toBeGreaterThanOrEqual(before + RETRY_DELAYS_MS[0] - 100);
+  await w.core.db.$executeRaw`
+    UPDATE pending_revocations SET next_attempt_at = now() + interval '1 hour' WHERE token_sha256 = ${sha256Hex(token)}`;
   const sent = revokeRequests();
   await w.core.revocations.sweep();
   expect(revokeRequests()).toBe(sent);
 
   await due(token);
   w.github.gh.failNext(1, { status: 503, ...REVOKE });
+  const retried = Date.now();
   expect(await w.core.revocations.sweep()).toMatchObject({ retrying: 1, revoked: 0 });
   const again = await row(token);
   expect(again).toMatchObject({ attempts: 1, last_error: 'provider_unavailable' });
-  expect(again.next_attempt_at.getTime()).toBeGreaterThan(Date.now() + RETRY_DELAYS_MS[0] - 2000);
+  // The wait doubles.
+  expect(again.next_attempt_at.getTime()).toBeGreaterThanOrEqual(retried + RETRY_DELAYS_MS[1] - 100);
+  expect(RETRY_DELAYS_MS[1]).toBe(2 * RETRY_DELAYS_MS[0]);
   expect(w.github.gh.isTokenLive(token)).toBe(true);
 
   await due(token);
@@ -74,7 +81,7 @@ it('lets go of a token that has expired without asking GitHub, and of one GitHub
   const sent = revokeRequests();
   // (Another test file's worker may take it first: expired rows are any worker's to delete.)
   await w.core.revocations.sweep();
-  expect(await row(expired)).toBeUndefined();
+  await eventually(async () => (await row(expired)) === undefined, 10_000, 'the expired row gone');
   expect(revokeRequests()).toBe(sent);
 
   const dead = (await mint()).token;
@@ -115,7 +122,7 @@ it('keeps one row per token, and a worker without the key a row is sealed under 
   await w.core.db.$executeRaw`
     UPDATE pending_revocations SET next_attempt_at = now(), expires_at = now() - interval '2 minutes' WHERE token_sha256 = ${sha256Hex(theirs)}`;
   await w.core.revocations.sweep();
-  expect(await row(theirs)).toBeUndefined();
+  await eventually(async () => (await row(theirs)) === undefined, 10_000, 'their expired row gone');
 });
 
 it('two workers sweeping at once try each token once', async () => {
