@@ -7,6 +7,9 @@
 -- types (and `_prisma_migrations`) are handed over here.
 --   psql -v ON_ERROR_STOP=1 -v app_role=repo_connect -v app_password=... -f app-role.sql
 \set ON_ERROR_STOP on
+-- Handing a table over takes its exclusive lock: behind a running service's long transaction, give
+-- up after 5 s (the job fails and compose runs it again) rather than hold up the queries behind it.
+SET lock_timeout = '5s';
 
 SELECT format('CREATE ROLE %I LOGIN', :'app_role')
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app_role') \gexec

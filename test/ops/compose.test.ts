@@ -143,8 +143,12 @@ it('runs the service as a login role of its own, set up by a one-shot job with t
   expect(setup.environment).toMatchObject({ PGHOST: 'postgres', PGUSER: 'postgres', PGDATABASE: 'repo_connect' });
   expect(setup.entrypoint?.join(' ')).toMatch(/psql .*-v app_role=repo_connect .*-f \/scripts\/app-role\.sql/);
   expect(existsSync(join(PROJECT_ROOT, 'deploy/postgres/app-role.sql'))).toBe(true);
-  // The superuser's password reaches no service process.
-  for (const name of ['api', 'worker']) expect(JSON.stringify(services[name].environment)).not.toMatch(/POSTGRES_PASSWORD/);
+  // The superuser's password reaches no service process: env_file passes all of .env, so the
+  // service's `environment` (which wins) blanks it; the role's own travels in DATABASE_URL only.
+  for (const name of ['api', 'worker']) {
+    expect([name, services[name].env_file]).toEqual([name, '.env']);
+    expect(services[name].environment).toMatchObject({ POSTGRES_PASSWORD: '', REPO_CONNECT_DB_PASSWORD: '' });
+  }
 });
 
 it('hands the api and worker only variables lib/config.ts knows, the required ones from the env file', () => {
@@ -153,7 +157,8 @@ it('hands the api and worker only variables lib/config.ts knows, the required on
     const s = services[name];
     expect([name, s.env_file]).toEqual([name, '.env']);
     const set = Object.keys(s.environment ?? {});
-    expect([name, set.filter((v) => !known.has(v))]).toEqual([name, []]);
+    // Compose-only variables may appear only blanked (so that .env's values do not reach the process).
+    expect([name, set.filter((v) => !known.has(v) && !(COMPOSE_ONLY.includes(v) && s.environment?.[v] === ''))]).toEqual([name, []]);
     // Set inline they would override .env, and a secret would sit in a committed file.
     expect([name, set.filter((v) => REQUIRED_FROM_ENV_FILE.includes(v))]).toEqual([name, []]);
     expect(s.environment?.NODE_ENV).toBe('production'); // so PUBLIC_URL is required and checked at boot
@@ -263,6 +268,9 @@ const composeCli = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8
       const config = loadConfig(env);
       expect(config).toMatchObject({ nodeEnv: 'production', role, publicUrl: 'http://localhost:8080' });
       expect(config.databaseUrl).toBe(databaseUrl);
+      // What the container's process sees of the passwords: the role's inside DATABASE_URL only.
+      expect([role, env.POSTGRES_PASSWORD, env.REPO_CONNECT_DB_PASSWORD]).toEqual([role, '', '']);
+      expect(Object.values(env).filter((v) => v.includes(SECRETS.POSTGRES_PASSWORD))).toEqual([]);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
