@@ -6,7 +6,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { revokeBestEffort } from '../../lib/dispatch-revocation';
 import { createRevocationQueue, RETRY_DELAYS_MS } from '../../lib/revocation-queue';
 import { createSecretBox, sha256Hex } from '../../lib/secrets';
-import { githubRig, startActivityWorld, type ActivityWorld } from '../activities/activity-world';
+import { githubRig, mintInput, newDispatch, runActivity, startActivityWorld, type ActivityWorld } from '../activities/activity-world';
 import { eventually } from '../helpers/harness';
 
 let w: ActivityWorld;
@@ -151,4 +151,23 @@ it('gives up a token whose installation GitHub no longer knows, and retries one 
   expect(await w.core.revocations.sweep()).toMatchObject({ dropped: 1 });
   expect(await row(token)).toBeUndefined();
   expect(w.logs.some((l) => l.includes('GitHub no longer knows the installation; given up'))).toBe(true);
+});
+
+it('queues a new token that failed its check call when GitHub fails its revocation too', async () => {
+  const rig = await githubRig(w);
+  const { dispatchId } = await newDispatch(w, rig.rigId);
+  const issued = new Set(w.github.gh.issuedTokens());
+  // GitHub fails everything a fresh token does: its check call (past the replication retries) and its revocation.
+  w.github.gh.failNext(50, { status: 502, match: (m, path) => m === 'GET' && path.startsWith('/installation/repositories') });
+  w.github.gh.failNext(1, { status: 502, ...REVOKE });
+  await expect(runActivity(w.env(), w.activities.mintLease, mintInput(dispatchId))).rejects.toMatchObject({ type: 'provider_unavailable' });
+  w.github.gh.clearFailures();
+  const minted = w.github.gh.issuedTokens().filter((t) => !issued.has(t));
+  expect(minted).toHaveLength(1);
+  expect(w.github.gh.isTokenLive(minted[0])).toBe(true);
+  expect(await row(minted[0])).toMatchObject({ attempts: 0, last_error: 'provider_unavailable' });
+
+  await due(minted[0]);
+  expect(await w.core.revocations.sweep()).toMatchObject({ revoked: 1 });
+  expect(w.github.gh.isTokenRevoked(minted[0])).toBe(true);
 });
