@@ -14,7 +14,8 @@ let h: Harness;
 
 beforeAll(async () => {
   world = await dashboardWorld();
-  h = await startDashboard(world, { worker: false });
+  // The production default (10 s): a provider call may outlast the 5 s Prisma gives a transaction by default.
+  h = await startDashboard(world, { worker: false, env: { PROVIDER_TIMEOUT_SECONDS: '10' } });
 });
 afterAll(async () => {
   await h?.close();
@@ -146,6 +147,31 @@ describe('Sign in with GitHub', () => {
       }),
     });
     expect(await reuse.json()).toMatchObject({ error: 'bad_refresh_token' });
+  });
+
+  it('keeps the rotated pair when GitHub answers the refresh slowly (past the 5 s Prisma gives a transaction by default)', async () => {
+    const user = world.gh.addUser({ login: 'octo-slow' });
+    const browser = new HttpBrowser();
+    await githubSignIn(browser, user);
+    const ownerId = (await sessionOwner(browser))!;
+    const before = await h.core.db.ownerIdentity.findFirstOrThrow({ where: { ownerId } });
+    await h.core.db.ownerIdentity.update({ where: { id: before.id }, data: { userTokenExpiresAt: new Date(Date.now() - 1000) } });
+    // GitHub rotates the pair at once and its answer arrives 6 s later.
+    world.gh.failNext(1, {
+      status: 200,
+      late: true,
+      hangMs: 6000,
+      match: (m, path) => m === 'POST' && path === '/login/oauth/access_token',
+    });
+    const refreshes = world.gh.oauth.stats.refreshes;
+    const token = await h.api.services.identities.githubUserToken(ownerId);
+    expect(token).toMatch(/^ghu_/);
+    const after = await h.core.db.ownerIdentity.findUniqueOrThrow({ where: { id: before.id } });
+    expect(after.refreshTokenEnc).not.toBe(before.refreshTokenEnc);
+    expect(h.core.secrets.decrypt(after.userTokenEnc!, identityTokenContext(after.id, 'access'))).toBe(token);
+    // The saved pair is the live one: the next call needs no refresh.
+    expect(await h.api.services.identities.githubUserToken(ownerId)).toBe(token);
+    expect(world.gh.oauth.stats.refreshes).toBe(refreshes + 1);
   });
 
   it('checks the client secret at the token endpoint, and shows a denied authorization as a clear page', async () => {
