@@ -28,6 +28,7 @@ export interface Metrics {
   projectTokens: Counter<'action'>;
   revocations: Counter<'outcome'>;
   activeDispatches: Gauge<'status'>;
+  pendingRevocations: Gauge;
   httpRequests: RequestHistogram;
 }
 
@@ -188,6 +189,11 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
       name: 'repo_connect_dispatches',
       help: 'Dispatches by status (sampled from Postgres when scraped).',
       labelNames: ['status'],
+      registers,
+    }),
+    pendingRevocations: new Gauge({
+      name: 'repo_connect_pending_revocations',
+      help: 'GitHub tokens whose revocation failed, waiting for the workers to retry it (sampled from Postgres when scraped).',
       registers,
     }),
     httpRequests,

@@ -36,9 +36,14 @@ export const healthRoutes: FastifyPluginAsyncZod<{ services: Services }> = async
     async (_req, reply) => {
       const { metrics } = services.core;
       // Dispatch counts are sampled at scrape time: cheap (indexed) and right across instances.
-      const counts = await db.agentDispatch.groupBy({ by: ['status'], _count: { _all: true } }).catch(() => []);
+      const [counts, pending] = await Promise.all([
+        db.agentDispatch.groupBy({ by: ['status'], _count: { _all: true } }).catch(() => []),
+        services.core.revocations.pending().catch(() => null),
+      ]);
       metrics.activeDispatches.reset();
       for (const c of counts) metrics.activeDispatches.set({ status: c.status }, c._count._all);
+      metrics.pendingRevocations.reset();
+      if (pending !== null) metrics.pendingRevocations.set(pending);
       return reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics());
     },
   );

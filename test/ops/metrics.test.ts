@@ -1,6 +1,7 @@
 // GET /metrics after real traffic: a GitHub dispatch goes through mint → push → two pulls → a
 // refresh whose first attempt GitHub fails → stop (revoked); a GitLab dispatch refreshes its shared
 // grant and stops. Every series an operator relies on must show exactly what happened.
+import { sha256Hex } from '../../lib/secrets';
 import { FakeContainerHost } from '../fakes/container';
 import { FakeGitLab } from '../fakes/gitlab';
 import { eventually, startHarness, type Harness } from '../helpers/harness';
@@ -74,6 +75,13 @@ async function gitlabFlow() {
 
 it('counts mints, refreshes, pushes, pulls, provider errors, grant refreshes, revocations, dispatches and requests', async () => {
   const stoppedBefore = await h.core.db.agentDispatch.count({ where: { status: 'stopped' } });
+  // A failed revocation waiting for a retry an hour away (under this file's key: no worker takes it).
+  const waiting = `ghs_metrics${Date.now()}`;
+  await h.core.revocations.enqueue([
+    { token: waiting, expiresAt: new Date(Date.now() + 3600_000), dispatchId: null, reason: 'metrics test', error: 'provider_unavailable' },
+  ]);
+  await h.core.db
+    .$executeRaw`UPDATE pending_revocations SET next_attempt_at = now() + interval '1 hour' WHERE token_sha256 = ${sha256Hex(waiting)}`;
   await Promise.all([githubFlow(), gitlabFlow()]);
   const gitlabRefreshes = gl.stats.refreshes;
 
@@ -120,6 +128,8 @@ it('counts mints, refreshes, pushes, pulls, provider errors, grant refreshes, re
   expect(valueOf(m, 'repo_connect_token_revocations_total', { outcome: 'not_revocable' })).toBe(1);
 
   // Sampled from Postgres at scrape time (the database is shared with other test files).
+  expect(m.types.get('repo_connect_pending_revocations')).toBe('gauge');
+  expect(valueOf(m, 'repo_connect_pending_revocations', {})).toBeGreaterThanOrEqual(1);
   const stopped = valueOf(m, 'repo_connect_dispatches', { status: 'stopped' })!;
   expect(stopped).toBeGreaterThanOrEqual(stoppedBefore + 2);
   expect(stopped).toBeLessThanOrEqual(stoppedAfter);
