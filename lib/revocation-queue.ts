@@ -1,6 +1,6 @@
 // GitHub installation tokens whose revocation GitHub failed outside a stop: a token withdrawn after a
-// permanent mint failure, a surplus or unsettled mint, a dispatch the API ended because its workflow
-// was gone. Each lives up to an hour; instead of leaving it to expire, it is kept (encrypted, one row
+// permanent mint failure, a surplus or unsettled mint, a new token that failed its check call, a
+// dispatch the API ended because its workflow was gone. Each lives up to an hour; instead of leaving it to expire, it is kept (encrypted, one row
 // per token) and the workers' sweeper tries again, with backoff, until GitHub confirms the revocation
 // (or says the token, or its installation, is gone), or the token has expired. Several
 // workers sweep at once: a round claims its rows (SKIP LOCKED) by moving their next attempt past the
@@ -20,7 +20,7 @@ import { startSweeper, type Sweeper } from './sweeper';
 
 /** GitHub's installation tokens live an hour: a token whose expiry is not known is kept that long. */
 const DEFAULT_LIFETIME_MS = 3600_000;
-/** Waits after the 1st, 2nd, … failed retry (the last repeats). */
+/** Waits before the 1st, 2nd, … retry: the first after the failure that queued the token (the last repeats). */
 export const RETRY_DELAYS_MS = [5_000, 10_000, 20_000, 40_000, 80_000, 160_000, 300_000];
 /** How long a claimed row is left alone: longer than a round's calls to GitHub can take. */
 const CLAIM_MS = 120_000;
