@@ -1,14 +1,15 @@
-// What GitHub's webhooks change: an installation's status (uninstalled, suspended, unsuspended)
-// and its repository list. Status changes signal the integration's running dispatches so they mint
+// What GitHub's webhooks change: an installation's status (uninstalled, suspended, unsuspended),
+// its repository list, and the user tokens kept for a person who revoked the app's authorization. Status changes signal the integration's running dispatches so they mint
 // again at once; the token activities then ask GitHub itself, so a lost or forged-but-replayed
 // event cannot keep a healthy installation marked suspended for long.
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { Core } from '../../lib/core';
 import { isUniqueViolation } from '../../lib/db';
 import { setIntegrationStatus, type IntegrationStatus } from '../../lib/integration-status';
 import type { IntegrationService } from './integrations';
 
-type Deps = Pick<Core, 'db' | 'notifier' | 'logger'> & {
+type Deps = Pick<Core, 'db' | 'notifier' | 'logger' | 'config' | 'githubUser'> & {
   integrations: Pick<IntegrationService, 'get' | 'syncRepositories'>;
   /** How long a delivery may wait for follow-up work before it is answered (GitHub gives up at 10 s). */
   budgetMs?: number;
@@ -17,7 +18,7 @@ type Deps = Pick<Core, 'db' | 'notifier' | 'logger'> & {
 export interface WebhookOutcome {
   status: 200 | 202;
   body: {
-    result: 'pong' | 'status_changed' | 'unchanged' | 'repositories_updated' | 'ignored';
+    result: 'pong' | 'status_changed' | 'unchanged' | 'repositories_updated' | 'user_tokens_forgotten' | 'ignored';
     detail: string;
     integration_id?: string;
     integration_status?: IntegrationStatus;
@@ -28,6 +29,11 @@ const installationEvent = z.object({ action: z.string(), installation: z.object(
 const repositoriesEvent = installationEvent.extend({
   repositories_added: z.array(z.object({ id: z.number().int() })).default([]),
   repositories_removed: z.array(z.object({ id: z.number().int() })).default([]),
+});
+
+const appAuthorizationEvent = z.object({
+  action: z.string(),
+  sender: z.object({ id: z.number().int().positive(), login: z.string().max(255) }),
 });
 
 const STATUS_BY_ACTION: Record<string, IntegrationStatus> = { deleted: 'deleted', suspend: 'suspended', unsuspend: 'active' };
@@ -151,12 +157,43 @@ export function createGithubWebhookService(deps: Deps) {
     return { status: 200, body: { result: 'repositories_updated', detail, integration_id: row.id, integration_status: row.status } };
   }
 
+  /**
+   * A person revoked their authorization of an app: the user-to-server pair kept for them (the
+   * standard app's, for installation checks) no longer works, and is not kept. GitHub names the app
+   * in X-GitHub-Hook-Installation-Target-ID; a lite app's authorization leaves the pair alone (its
+   * tokens are never kept), and an unnamed app is taken for the standard one.
+   */
+  async function appAuthorization(payload: unknown, appId: string | undefined): Promise<WebhookOutcome> {
+    const e = parse(appAuthorizationEvent, payload);
+    if (e.action !== 'revoked') return ignored(`github_app_authorization action ${e.action} needs nothing here`);
+    const lite = deps.config.github.apps.lite?.appId;
+    if (appId !== undefined && lite !== undefined && appId === lite && appId !== deps.config.github.apps.standard?.appId) {
+      return ignored("the lite app's user tokens are not kept");
+    }
+    const forgotten = await db.ownerIdentity.updateMany({
+      where: { provider: 'github', origin: deps.githubUser.webUrl, providerUserId: BigInt(e.sender.id), userTokenEnc: { not: null } },
+      data: { userTokenEnc: null, userTokenExpiresAt: null, refreshTokenEnc: null, refreshTokenExpiresAt: null },
+    });
+    return {
+      status: 200,
+      body: {
+        result: forgotten.count > 0 ? 'user_tokens_forgotten' : 'unchanged',
+        detail: `authorization revoked by ${e.sender.login}`,
+      },
+    };
+  }
+
   return {
     /**
      * Records a delivery by id and by the SHA-256 of its raw body; false when either was processed
      * before (a replay, under its own id or a new one: GitHub signs the body, not the id).
      */
     async claim(deliveryId: string, event: string, bodySha256: string): Promise<boolean> {
+      // A revoked authorization's payload names only the person: GitHub sends the same body to each
+      // app they revoke, and again each time they revoke after authorizing anew. Those are told apart
+      // by delivery id alone (a replay under a new id can only make the service forget a pair that
+      // no longer works, or one the person then signs in again for).
+      if (event === 'github_app_authorization') bodySha256 = createHash('sha256').update(`${deliveryId}\n${bodySha256}`).digest('hex');
       if (Date.now() - lastPruneMs > PRUNE_EVERY_MS) {
         lastPruneMs = Date.now();
         await db.githubWebhookDelivery.deleteMany({ where: { receivedAt: { lt: new Date(Date.now() - RETENTION_MS) } } });
@@ -175,10 +212,12 @@ export function createGithubWebhookService(deps: Deps) {
       await db.githubWebhookDelivery.deleteMany({ where: { id: deliveryId } });
     },
 
-    async handle(event: string, payload: unknown): Promise<WebhookOutcome> {
+    /** `appId`: the app GitHub delivered for (X-GitHub-Hook-Installation-Target-ID), when it says. */
+    async handle(event: string, payload: unknown, appId?: string): Promise<WebhookOutcome> {
       if (event === 'ping') return { status: 200, body: { result: 'pong', detail: 'webhook configured' } };
       if (event === 'installation') return installation(payload);
       if (event === 'installation_repositories') return installationRepositories(payload);
+      if (event === 'github_app_authorization') return appAuthorization(payload, appId);
       return ignored(`event ${event} is not used by this service`);
     },
 

@@ -16,7 +16,7 @@ import { parseWebhookPayload } from './github-signature';
 export const WEBHOOK_BODY_LIMIT = 3 * 1024 * 1024;
 
 const webhookResult = z.object({
-  result: z.enum(['pong', 'status_changed', 'unchanged', 'repositories_updated', 'ignored']),
+  result: z.enum(['pong', 'status_changed', 'unchanged', 'repositories_updated', 'user_tokens_forgotten', 'ignored']),
   detail: z.string(),
   integration_id: z.string().optional(),
   integration_status: z.enum(['active', 'suspended', 'deleted', 'reconnect_required']).optional(),
@@ -70,7 +70,8 @@ export const githubWebhookRoutes: FastifyPluginAsyncZod<{ services: Services }> 
       if (!(await webhooks.claim(delivery, event, bodySha256)))
         throw conflict('delivery_replayed', `delivery ${delivery} or the same payload was already processed`);
       try {
-        const outcome = await webhooks.handle(event, payload);
+        const target = header(req.headers['x-github-hook-installation-target-id']);
+        const outcome = await webhooks.handle(event, payload, target && /^\d{1,20}$/.test(target) ? target : undefined);
         return reply.status(outcome.status).send(outcome.body);
       } catch (err) {
         await webhooks.release(delivery).catch(() => undefined);

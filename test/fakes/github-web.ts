@@ -142,7 +142,7 @@ export async function deliverWebhook(
   secret: string,
   event: string,
   payload: object,
-  opts: { deliveryId?: string; badSignature?: boolean } = {},
+  opts: { deliveryId?: string; badSignature?: boolean; appId?: string } = {},
 ): Promise<Response> {
   const body = JSON.stringify(payload);
   const signingSecret = opts.badSignature ? `${secret}-wrong` : secret;
@@ -155,6 +155,7 @@ export async function deliverWebhook(
       'x-github-event': event,
       'x-github-delivery': opts.deliveryId ?? randomUUID(),
       'x-github-hook-installation-target-type': 'integration',
+      ...(opts.appId ? { 'x-github-hook-installation-target-id': opts.appId } : {}),
       'x-hub-signature-256': `sha256=${signature}`,
     },
     body,
