@@ -6,11 +6,14 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { Core } from '../../lib/core';
 import { isUniqueViolation } from '../../lib/db';
+import { ProviderError } from '../../lib/providers/types';
 import { setIntegrationStatus, type IntegrationStatus } from '../../lib/integration-status';
+import type { IdentityService } from './identities';
 import type { IntegrationService } from './integrations';
 
 type Deps = Pick<Core, 'db' | 'notifier' | 'logger' | 'config' | 'githubUser'> & {
   integrations: Pick<IntegrationService, 'get' | 'syncRepositories'>;
+  identities: Pick<IdentityService, 'githubUserToken'>;
   /** How long a delivery may wait for follow-up work before it is answered (GitHub gives up at 10 s). */
   budgetMs?: number;
 };
@@ -35,6 +38,9 @@ const appAuthorizationEvent = z.object({
   action: z.string(),
   sender: z.object({ id: z.number().int().positive(), login: z.string().max(255) }),
 });
+
+/** App ids as GitHub sends them and as configured (`0123` is app 123). */
+const sameAppId = (a: string, b: string) => /^\d+$/.test(a) && /^\d+$/.test(b) && BigInt(a) === BigInt(b);
 
 const STATUS_BY_ACTION: Record<string, IntegrationStatus> = { deleted: 'deleted', suspend: 'suspended', unsuspend: 'active' };
 // Replays are refused by delivery id and body hash; older ones are forgotten (installation events are rare).
@@ -158,29 +164,53 @@ export function createGithubWebhookService(deps: Deps) {
   }
 
   /**
-   * A person revoked their authorization of an app: the user-to-server pair kept for them (the
-   * standard app's, for installation checks) no longer works, and is not kept. GitHub names the app
-   * in X-GitHub-Hook-Installation-Target-ID; a lite app's authorization leaves the pair alone (its
-   * tokens are never kept), and an unnamed app is taken for the standard one.
+   * A person revoked their authorization of an app. Only the standard app's user-to-server pair is
+   * kept (for installation checks): GitHub names the app in X-GitHub-Hook-Installation-Target-ID, and
+   * a delivery for another app changes nothing (one that names none is taken for the standard app).
+   * The header is not signed and the body (only the person) can be replayed under a new delivery id,
+   * so the delivery is a hint: the kept pair is forgotten only when GitHub itself rejects it.
    */
   async function appAuthorization(payload: unknown, appId: string | undefined): Promise<WebhookOutcome> {
     const e = parse(appAuthorizationEvent, payload);
     if (e.action !== 'revoked') return ignored(`github_app_authorization action ${e.action} needs nothing here`);
-    const lite = deps.config.github.apps.lite?.appId;
-    if (appId !== undefined && lite !== undefined && appId === lite && appId !== deps.config.github.apps.standard?.appId) {
-      return ignored("the lite app's user tokens are not kept");
+    const standard = deps.config.github.apps.standard?.appId;
+    if (appId !== undefined && standard !== undefined && !sameAppId(appId, standard)) {
+      return ignored(`app ${appId} is not the standard app, whose user tokens are the only ones kept`);
     }
-    const forgotten = await db.ownerIdentity.updateMany({
-      where: { provider: 'github', origin: deps.githubUser.webUrl, providerUserId: BigInt(e.sender.id), userTokenEnc: { not: null } },
-      data: { userTokenEnc: null, userTokenExpiresAt: null, refreshTokenEnc: null, refreshTokenExpiresAt: null },
-    });
-    return {
-      status: 200,
-      body: {
-        result: forgotten.count > 0 ? 'user_tokens_forgotten' : 'unchanged',
-        detail: `authorization revoked by ${e.sender.login}`,
+    const identity = await db.ownerIdentity.findUnique({
+      where: {
+        provider_origin_providerUserId: { provider: 'github', origin: deps.githubUser.webUrl, providerUserId: BigInt(e.sender.id) },
       },
-    };
+    });
+    const detail = `authorization revoked by ${e.sender.login}`;
+    if (!identity?.userTokenEnc) return { status: 200, body: { result: 'unchanged', detail } };
+    let verdict = 'unknown' as 'forgotten' | 'works' | 'unknown'; // set by the check below, which may outlast the budget
+    const checked = await withinBudget(
+      'checking a revoked user authorization',
+      (async () => {
+        // Refreshed first when due: a revoked refresh token makes the identity service forget the pair.
+        const token = await deps.identities.githubUserToken(identity.ownerId);
+        if (token === null) return void (verdict = 'forgotten');
+        const accepted = await deps.githubUser.getUser(token).then(
+          () => true,
+          (err: unknown) => (err instanceof ProviderError && err.code === 'invalid_credentials' ? false : Promise.reject(err)),
+        );
+        if (accepted) return void (verdict = 'works');
+        // Only the pair that was checked: one a new sign-in put there meanwhile stays.
+        const current = await db.ownerIdentity.findUnique({ where: { id: identity.id }, select: { userTokenEnc: true } });
+        await db.ownerIdentity.updateMany({
+          where: { id: identity.id, userTokenEnc: current?.userTokenEnc ?? '' },
+          data: { userTokenEnc: null, userTokenExpiresAt: null, refreshTokenEnc: null, refreshTokenExpiresAt: null },
+        });
+        verdict = 'forgotten';
+      })(),
+    );
+    if (checked && verdict === 'forgotten') return { status: 200, body: { result: 'user_tokens_forgotten', detail } };
+    const why =
+      verdict === 'works'
+        ? 'GitHub still accepts the kept pair (a stale or replayed delivery): kept'
+        : 'GitHub could not say yet whether the kept pair works: its next use finds out';
+    return { status: 200, body: { result: 'unchanged', detail: `${detail}; ${why}` } };
   }
 
   return {
@@ -191,8 +221,8 @@ export function createGithubWebhookService(deps: Deps) {
     async claim(deliveryId: string, event: string, bodySha256: string): Promise<boolean> {
       // A revoked authorization's payload names only the person: GitHub sends the same body to each
       // app they revoke, and again each time they revoke after authorizing anew. Those are told apart
-      // by delivery id alone (a replay under a new id can only make the service forget a pair that
-      // no longer works, or one the person then signs in again for).
+      // by delivery id alone; a replay under a new id changes nothing, since a pair is forgotten only
+      // when GitHub rejects it (appAuthorization).
       if (event === 'github_app_authorization') bodySha256 = createHash('sha256').update(`${deliveryId}\n${bodySha256}`).digest('hex');
       if (Date.now() - lastPruneMs > PRUNE_EVERY_MS) {
         lastPruneMs = Date.now();

@@ -34,11 +34,11 @@ export function createServices(core: Core, opts: ServiceOptions = {}) {
   });
   const integrations = createIntegrationService(core);
   const pull = createPullService({ ...core, cache });
-  const webhooks = createGithubWebhookService({ ...core, integrations });
+  const identities = createIdentityService(core);
+  const webhooks = createGithubWebhookService({ ...core, integrations, identities });
   let sweeper: ReturnType<typeof startPullEventSweeper> | undefined;
   const sessions = createSessionStore(core);
   const ownerTokens = createOwnerTokenStore(core);
-  const identities = createIdentityService(core);
   return {
     core,
     config: core.config,

@@ -35,11 +35,13 @@ export const githubWebhookRoutes: FastifyPluginAsyncZod<{ services: Services }> 
       bodyLimit: WEBHOOK_BODY_LIMIT,
       schema: {
         tags: ['webhooks'],
-        summary: 'GitHub App webhooks (installation, installation_repositories, ping)',
+        summary: 'GitHub App webhooks (installation, installation_repositories, github_app_authorization, ping)',
         description:
-          'Verified with X-Hub-Signature-256 (GITHUB_WEBHOOK_SECRET) over the raw body; a delivery id or payload seen before is refused with 409. ' +
+          'Verified with X-Hub-Signature-256 (GITHUB_WEBHOOK_SECRET) over the raw body; a delivery id or payload seen before is refused with 409 ' +
+          '(github_app_authorization: a delivery id only, since GitHub sends the same body for each app and each revocation). ' +
           'installation deleted/suspend/unsuspend set the integration status and make its running dispatches mint again; ' +
-          'installation_repositories updates the cached repository list. Unknown installations and other events: 202.',
+          'installation_repositories updates the cached repository list; github_app_authorization revoked forgets the standard app user token pair ' +
+          'kept for that person once GitHub rejects it. Unknown installations and other events: 202.',
         response: {
           200: webhookResult,
           202: webhookResult,

@@ -98,6 +98,13 @@ export class GithubOAuth {
     return [...this.everIssued];
   }
 
+  /** The person revokes the app's authorization (their settings → Applications): every user token and refresh token of that client dies. */
+  revokeAuthorization(userId: number, clientId: string): void {
+    for (const map of [this.tokens, this.refreshTokens]) {
+      for (const [token, record] of map) if (record.userId === userId && record.clientId === clientId) map.delete(token);
+    }
+  }
+
   /** GET /login/oauth/authorize: the consent page, after GitHub's checks of client and redirect URI. */
   authorizePage(req: FakeRequest): FakeResponse {
     const params = Object.fromEntries(req.query);

@@ -1,6 +1,6 @@
 // GitHub webhooks against the real service and worker: signatures, replays, and installation events
 // that change an integration's status and, through its running dispatches, what containers get.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { FakeContainerHost } from '../fakes/container';
 import { FakeGitHub } from '../fakes/github';
 import { eventually, type Harness } from '../helpers/harness';
@@ -252,54 +252,48 @@ it('accepts form-encoded deliveries and answers 202 for installations and events
   expect((await deliver('installation', { action: 'suspend' })).status).toBe(400);
 });
 
-it("forgets the user tokens kept for a person who revoked the standard app's authorization, and only theirs", async () => {
-  const base = 7_000_000 + Math.floor(Math.random() * 1_000_000);
-  const signIn = (id: number, login: string) =>
-    h.api.services.identities.signIn(
-      {
-        provider: 'github',
-        origin: h.core.githubUser.webUrl,
-        id,
-        login,
-        name: null,
-        avatarUrl: null,
-        tokens: {
-          accessToken: `ghu_${randomBytes(27).toString('base64url')}`,
-          refreshToken: `ghr_${randomBytes(57).toString('base64url')}`,
-          expiresAt: new Date(Date.now() + 8 * 3600_000),
-          refreshTokenExpiresAt: null,
-        },
-      },
+it("forgets the user tokens kept for a person who revoked the standard app's authorization, once GitHub rejects them", async () => {
+  /** A person who authorized the standard app, signed in with the pair GitHub gave (kept for installation checks). */
+  const signedIn = async (login: string) => {
+    const user = world.gh.addUser({ login });
+    const code = world.gh.oauth.newCode(world.standard.clientId, user.id, null);
+    const tokens = await h.core.githubUser.exchangeCode('standard', { code });
+    const ownerId = await h.api.services.identities.signIn(
+      { provider: 'github', origin: h.core.githubUser.webUrl, id: user.id, login, name: null, avatarUrl: null, tokens },
       null,
     );
-  const revoker = await signIn(base, 'revoker');
-  const bystander = await signIn(base + 1, 'bystander');
-  const pair = async (ownerId: string) => {
+    return { user, ownerId, revoked: { action: 'revoked', sender: { id: user.id, login, type: 'User' } } };
+  };
+  const kept = async (ownerId: string) => {
     const i = await h.core.db.ownerIdentity.findFirstOrThrow({ where: { ownerId } });
     return { access: i.userTokenEnc !== null, refresh: i.refreshTokenEnc !== null };
   };
-  const revoked = { action: 'revoked', sender: { id: base, login: 'revoker', type: 'User' } };
+  const revoker = await signedIn(`revoker-${randomUUID().slice(0, 6)}`);
+  const bystander = await signedIn(`bystander-${randomUUID().slice(0, 6)}`);
 
-  // Revoking the lite app, whose user tokens are never kept, leaves the standard app's pair.
-  const lite = await deliver('github_app_authorization', revoked, { appId: world.lite.appId });
+  // A delivery while the pair still works (a replay, or a forged app header) keeps it.
+  const stale = await deliver('github_app_authorization', revoker.revoked, { appId: world.standard.appId });
+  expect([stale.status, await stale.json()]).toEqual([200, { result: 'unchanged', detail: expect.stringContaining('still accepts') }]);
+  expect(await kept(revoker.ownerId)).toEqual({ access: true, refresh: true });
+
+  world.gh.oauth.revokeAuthorization(revoker.user.id, world.standard.clientId);
+  // The lite app's delivery (the same body: GitHub sends one per app) changes nothing: its tokens are not kept.
+  const lite = await deliver('github_app_authorization', revoker.revoked, { appId: world.lite.appId });
   expect([lite.status, (await lite.json()).result]).toEqual([202, 'ignored']);
-  expect(await pair(revoker)).toEqual({ access: true, refresh: true });
+  expect(await kept(revoker.ownerId)).toEqual({ access: true, refresh: true });
 
-  // The same body for the standard app (GitHub sends one to each app revoked): not a replay.
-  const res = await deliver('github_app_authorization', revoked, { appId: world.standard.appId });
+  const res = await deliver('github_app_authorization', revoker.revoked, { appId: `0${world.standard.appId}` });
   expect(res.status).toBe(200);
-  expect(await res.json()).toEqual({ result: 'user_tokens_forgotten', detail: 'authorization revoked by revoker' });
-  expect(await pair(revoker)).toEqual({ access: false, refresh: false });
-  expect(await h.api.services.identities.githubUserToken(revoker)).toBeNull();
-  expect(await pair(bystander)).toEqual({ access: true, refresh: true });
+  expect(await res.json()).toEqual({ result: 'user_tokens_forgotten', detail: `authorization revoked by ${revoker.user.login}` });
+  expect(await kept(revoker.ownerId)).toEqual({ access: false, refresh: false });
+  expect(await h.api.services.identities.githubUserToken(revoker.ownerId)).toBeNull();
+  expect(await kept(bystander.ownerId)).toEqual({ access: true, refresh: true });
 
-  // A delivery id seen before is still refused.
+  // A delivery id seen before is still refused; one for nobody kept here changes nothing; a malformed one is refused.
   const id = randomUUID();
-  expect((await deliver('github_app_authorization', revoked, { appId: world.standard.appId, deliveryId: id })).status).toBe(200);
-  expect((await deliver('github_app_authorization', revoked, { appId: world.standard.appId, deliveryId: id })).status).toBe(409);
-  // A delivery for nobody kept here changes nothing; a malformed one is refused.
-  const nobody = await deliver('github_app_authorization', { action: 'revoked', sender: { id: base + 2, login: 'stranger' } });
-  expect(await nobody.json()).toMatchObject({ result: 'unchanged' });
+  expect((await deliver('github_app_authorization', bystander.revoked, { deliveryId: id })).status).toBe(200);
+  expect((await deliver('github_app_authorization', bystander.revoked, { deliveryId: id })).status).toBe(409);
+  expect(await kept(bystander.ownerId)).toEqual({ access: true, refresh: true });
   expect((await deliver('github_app_authorization', { action: 'revoked' })).status).toBe(400);
 });
 
