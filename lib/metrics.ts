@@ -32,6 +32,12 @@ export interface Metrics {
   httpRequests: RequestHistogram;
 }
 
+/** A label-less gauge that reads NaN, not 0, until sampled (a worker-only process never samples it). */
+function unknownUntilSampled(g: Gauge): Gauge {
+  g.set(NaN);
+  return g;
+}
+
 /** One label set's buckets of a {@link RequestHistogram}. */
 export interface HistogramSeries {
   readonly labels: Readonly<Record<string, string>>;
@@ -191,11 +197,13 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
       labelNames: ['status'],
       registers,
     }),
-    pendingRevocations: new Gauge({
-      name: 'repo_connect_pending_revocations',
-      help: 'GitHub tokens whose revocation failed, waiting for the workers to retry it (sampled from Postgres when scraped).',
-      registers,
-    }),
+    pendingRevocations: unknownUntilSampled(
+      new Gauge({
+        name: 'repo_connect_pending_revocations',
+        help: 'GitHub tokens whose revocation failed, waiting for the workers to retry it (sampled from Postgres when an API is scraped; NaN when not known).',
+        registers,
+      }),
+    ),
     httpRequests,
   };
 }
