@@ -6,13 +6,24 @@ export { Prisma, PrismaClient };
 export type Db = PrismaClient;
 
 /**
- * Builds the process's Prisma client on the node-postgres driver adapter (no native engine). Its
- * sessions run in UTC: the adapter sends a Date as UTC wall-clock text with no offset, which
- * Postgres reads in the session's TimeZone, so on a server whose default zone is not UTC every
- * instant written would move by that zone's offset. (An `options` parameter in DATABASE_URL wins.)
+ * The connection string and startup options for the service's sessions: they run in UTC. The
+ * adapter sends a Date as UTC wall-clock text with no offset, which Postgres reads in the session's
+ * TimeZone, so on a server whose default zone is not UTC every instant written would move by that
+ * zone's offset. An `options` parameter of DATABASE_URL is kept, with the time zone after it (node-
+ * postgres would otherwise let the URL's replace it whole); PGOPTIONS is not read.
  */
+export function sessionSettings(databaseUrl: string): { connectionString: string; options: string } {
+  const utc = '-c TimeZone=UTC';
+  if (!/[?&]options=/.test(databaseUrl)) return { connectionString: databaseUrl, options: utc };
+  const url = new URL(databaseUrl);
+  const own = url.searchParams.get('options');
+  url.searchParams.delete('options');
+  return { connectionString: url.toString(), options: [own, utc].filter(Boolean).join(' ') };
+}
+
+/** Builds the process's Prisma client on the node-postgres driver adapter (no native engine), its sessions in UTC. */
 export function createDb(databaseUrl: string, options: { max?: number } = {}): PrismaClient {
-  const adapter = new PrismaPg({ connectionString: databaseUrl, max: options.max ?? 10, options: '-c TimeZone=UTC' });
+  const adapter = new PrismaPg({ ...sessionSettings(databaseUrl), max: options.max ?? 10 });
   return new PrismaClient({ adapter });
 }
 

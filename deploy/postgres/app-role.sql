@@ -15,6 +15,8 @@ SELECT format('CREATE ROLE %I LOGIN', :'app_role')
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app_role') \gexec
 
 ALTER ROLE :"app_role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD :'app_password';
+-- The service sets its sessions to UTC itself (lib/db.ts); this covers a session opened another way (psql as the role).
+ALTER ROLE :"app_role" SET TimeZone = 'UTC';
 
 SELECT format('ALTER DATABASE %I OWNER TO %I', current_database(), :'app_role') \gexec
 ALTER SCHEMA public OWNER TO :"app_role";

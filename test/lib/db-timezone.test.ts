@@ -3,7 +3,7 @@
 // client sets its sessions to UTC (lib/db.ts). A scratch database whose default zone is New York.
 import { PrismaPg } from '@prisma/adapter-pg';
 import { Client } from 'pg';
-import { createDb, PrismaClient } from '../../lib/db';
+import { createDb, PrismaClient, sessionSettings } from '../../lib/db';
 import { migrationScratch } from '../helpers/migration-scratch';
 
 const scratch = migrationScratch('00000000000000_none');
@@ -38,4 +38,22 @@ it('writes the instant it was given, in a session set to UTC', async () => {
 it('(the control) a client on the database default zone moves it by that zone offset', async () => {
   const plain = new PrismaClient({ adapter: new PrismaPg({ connectionString: scratch.url, max: 1 }) });
   expect(await heldOffBy(plain)).toEqual({ tz: 'America/New_York', offByHours: 4 });
+});
+
+it("keeps DATABASE_URL's own options, with the time zone after them", async () => {
+  const url = new URL(scratch.url);
+  url.searchParams.set('options', '-c statement_timeout=12345');
+  expect(sessionSettings(url.toString()).options).toBe('-c statement_timeout=12345 -c TimeZone=UTC');
+  const db = createDb(url.toString(), { max: 1 });
+  try {
+    const [row] = await db.$queryRaw<Array<{ st: string; tz: string }>>`
+      SELECT current_setting('statement_timeout') AS st, current_setting('TimeZone') AS tz`;
+    expect(row).toEqual({ st: '12345ms', tz: 'UTC' });
+  } finally {
+    await db.$disconnect();
+  }
+  expect(sessionSettings('postgresql://u:p%40ss@db.internal:5432/rc')).toEqual({
+    connectionString: 'postgresql://u:p%40ss@db.internal:5432/rc',
+    options: '-c TimeZone=UTC',
+  });
 });
