@@ -51,16 +51,21 @@ type ContextStorage = Connection['callContextStorage'];
 
 /**
  * Whether AsyncLocalStorage runs on AsyncContextFrame, with no promise hook to switch off: Node 24
- * and later unless started with `--no-async-context-frame`, Node 22 and 23 with
- * `--experimental-async-context-frame`. (There, `disable()` does not clear what continuations
- * already captured either.)
+ * and later unless turned off, Node 22 and 23 when turned on (`--[no-]async-context-frame`, or
+ * `--[no-]experimental-async-context-frame`; `_` for `-` as Node allows; NODE_OPTIONS first, then the
+ * command line, the last one winning). (There, `disable()` does not clear what continuations already
+ * captured either.)
  */
 export function usesAsyncContextFrame(
   version = process.versions.node,
-  flags: readonly string[] = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)],
+  flags: readonly string[] = [...(process.env.NODE_OPTIONS ?? '').split(/\s+/), ...process.execArgv],
 ): boolean {
-  if (flags.includes('--no-async-context-frame')) return false;
-  return Number(version.split('.')[0]) >= 24 || flags.includes('--experimental-async-context-frame');
+  let on = Number(version.split('.')[0]) >= 24;
+  for (const flag of flags) {
+    const m = /^--(no-)?(?:experimental-)?async-context-frame$/.exec(flag.replace(/_/g, '-'));
+    if (m) on = m[1] === undefined;
+  }
+  return on;
 }
 
 /**

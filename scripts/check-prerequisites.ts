@@ -30,7 +30,7 @@ export async function missingPrerequisites(opts: CheckOptions = {}): Promise<Mis
   if (major < 20 || (major === 20 && minor < 19))
     missing.push({
       what: `Node.js >= 20.19 (this is ${opts.nodeVersion ?? process.versions.node})`,
-      install: 'https://nodejs.org or `nvm install 20`',
+      install: 'https://nodejs.org or `nvm install 24`',
     });
 
   const pgUrl = env.TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';

@@ -50,6 +50,10 @@ it('tells which AsyncLocalStorage the Node version and flags give', () => {
   expect(usesAsyncContextFrame('22.23.5', ['--experimental-async-context-frame'])).toBe(true);
   expect(usesAsyncContextFrame('24.22.3', [])).toBe(true);
   expect(usesAsyncContextFrame('24.22.3', ['--no-async-context-frame'])).toBe(false);
+  expect(usesAsyncContextFrame('24.22.3', ['--no_async_context_frame'])).toBe(false);
+  // The last one wins (NODE_OPTIONS come before the command line).
+  expect(usesAsyncContextFrame('24.22.3', ['--no-async-context-frame', '--async-context-frame'])).toBe(true);
+  expect(usesAsyncContextFrame('22.23.5', ['--experimental-async-context-frame', '--no-experimental-async-context-frame'])).toBe(false);
 });
 
 (usesAsyncContextFrame() ? it : it.skip)('leaves the storage alone where AsyncLocalStorage runs on AsyncContextFrame', () => {
