@@ -2,6 +2,7 @@
 // the core and runs the API, the worker, or both (ROLE=all|api|worker), with graceful shutdown.
 import { createServer } from 'node:http';
 import { loadConfig, ConfigError } from '../lib/config';
+import { sessionZoneProblem } from '../lib/db';
 import { reachability } from '../lib/health';
 import { createCore } from '../lib/core';
 import { createLogger } from '../lib/logger';
@@ -41,6 +42,13 @@ async function main(): Promise<void> {
   if (applied.length) logger.info({ applied }, 'migrations applied');
 
   const core = await createCore(config, { logger });
+  const zone = await sessionZoneProblem(core.db);
+  if (zone !== null) {
+    process.stderr.write(
+      `repo-connect: Postgres sessions run in ${zone}, not UTC: something between the service and Postgres drops the \`options\` startup parameter (a pooler?); let it through, or set the role's TimeZone to UTC\n`,
+    );
+    process.exit(78); // EX_CONFIG
+  }
   // An API-only process runs the Temporal client's call context only around its few Temporal calls
   // (lib/temporal.ts). A worker keeps it as is: its activities run in a context storage of their
   // own, which keeps the promise hook on anyway, so switching this one off would buy nothing.

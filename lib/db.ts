@@ -21,6 +21,16 @@ export function sessionSettings(databaseUrl: string): { connectionString: string
   return { connectionString: url.toString(), options: [own, utc].filter(Boolean).join(' ') };
 }
 
+/**
+ * Null when the client's sessions run in UTC, else what they run in: a pooler that drops startup
+ * options (PgBouncer's ignore_startup_parameters) leaves the server's default zone, and every instant
+ * written would move by its offset. Checked at boot.
+ */
+export async function sessionZoneProblem(db: Pick<PrismaClient, '$queryRaw'>): Promise<string | null> {
+  const [{ tz }] = await db.$queryRaw<Array<{ tz: string }>>`SELECT current_setting('TimeZone') AS tz`;
+  return tz === 'UTC' || tz === 'Etc/UTC' ? null : tz;
+}
+
 /** Builds the process's Prisma client on the node-postgres driver adapter (no native engine), its sessions in UTC. */
 export function createDb(databaseUrl: string, options: { max?: number } = {}): PrismaClient {
   const adapter = new PrismaPg({ ...sessionSettings(databaseUrl), max: options.max ?? 10 });

@@ -3,7 +3,7 @@
 // client sets its sessions to UTC (lib/db.ts). A scratch database whose default zone is New York.
 import { PrismaPg } from '@prisma/adapter-pg';
 import { Client } from 'pg';
-import { createDb, PrismaClient, sessionSettings } from '../../lib/db';
+import { createDb, PrismaClient, sessionSettings, sessionZoneProblem } from '../../lib/db';
 import { migrationScratch } from '../helpers/migration-scratch';
 
 const scratch = migrationScratch('00000000000000_none');
@@ -56,4 +56,16 @@ it("keeps DATABASE_URL's own options, with the time zone after them", async () =
     connectionString: 'postgresql://u:p%40ss@db.internal:5432/rc',
     options: '-c TimeZone=UTC',
   });
+});
+
+it('says when sessions do not run in UTC (what the boot refuses)', async () => {
+  const ours = createDb(scratch.url, { max: 1 });
+  const plain = new PrismaClient({ adapter: new PrismaPg({ connectionString: scratch.url, max: 1 }) });
+  try {
+    expect(await sessionZoneProblem(ours)).toBeNull();
+    expect(await sessionZoneProblem(plain)).toBe('America/New_York');
+  } finally {
+    await ours.$disconnect();
+    await plain.$disconnect();
+  }
 });
