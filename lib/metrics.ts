@@ -28,14 +28,8 @@ export interface Metrics {
   projectTokens: Counter<'action'>;
   revocations: Counter<'outcome'>;
   activeDispatches: Gauge<'status'>;
-  pendingRevocations: Gauge;
+  pendingRevocations: Gauge<'provider'>;
   httpRequests: RequestHistogram;
-}
-
-/** A label-less gauge that reads NaN, not 0, until sampled (a worker-only process never samples it). */
-function unknownUntilSampled(g: Gauge): Gauge {
-  g.set(NaN);
-  return g;
 }
 
 /** One label set's buckets of a {@link RequestHistogram}. */
@@ -197,13 +191,12 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
       labelNames: ['status'],
       registers,
     }),
-    pendingRevocations: unknownUntilSampled(
-      new Gauge({
-        name: 'repo_connect_pending_revocations',
-        help: 'GitHub tokens whose revocation failed, waiting for the workers to retry it (sampled from Postgres when an API is scraped; NaN when not known).',
-        registers,
-      }),
-    ),
+    pendingRevocations: new Gauge({
+      name: 'repo_connect_pending_revocations',
+      help: 'Tokens whose revocation failed, waiting for the workers to retry it, by provider (sampled from Postgres when an API is scraped; absent when not known).',
+      labelNames: ['provider'],
+      registers,
+    }),
     httpRequests,
   };
 }

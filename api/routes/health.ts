@@ -42,8 +42,9 @@ export const healthRoutes: FastifyPluginAsyncZod<{ services: Services }> = async
       ]);
       metrics.activeDispatches.reset();
       for (const c of counts) metrics.activeDispatches.set({ status: c.status }, c._count._all);
-      // NaN, not 0, when Postgres did not answer: an alert on "above 0" must not read it as all clear.
-      metrics.pendingRevocations.set(pending ?? NaN);
+      // Absent, not 0, when Postgres did not answer: an alert on "above 0" must not read it as all clear.
+      metrics.pendingRevocations.reset();
+      if (pending !== null) metrics.pendingRevocations.set({ provider: 'github' }, pending);
       return reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics());
     },
   );

@@ -129,7 +129,7 @@ it('counts mints, refreshes, pushes, pulls, provider errors, grant refreshes, re
 
   // Sampled from Postgres at scrape time (the database is shared with other test files).
   expect(m.types.get('repo_connect_pending_revocations')).toBe('gauge');
-  expect(valueOf(m, 'repo_connect_pending_revocations', {})).toBeGreaterThanOrEqual(1);
+  expect(valueOf(m, 'repo_connect_pending_revocations', { provider: 'github' })).toBeGreaterThanOrEqual(1);
   const stopped = valueOf(m, 'repo_connect_dispatches', { status: 'stopped' })!;
   expect(stopped).toBeGreaterThanOrEqual(stoppedBefore + 2);
   expect(stopped).toBeLessThanOrEqual(stoppedAfter);

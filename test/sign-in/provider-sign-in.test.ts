@@ -52,6 +52,17 @@ const sessionOwner = async (browser: HttpBrowser) => {
   return row?.ownerId ?? null;
 };
 
+/** A person signed in with GitHub whose kept user token has just expired: its next use refreshes it. */
+async function signedInWithExpiredToken(login: string) {
+  const user = world.gh.addUser({ login });
+  const browser = new HttpBrowser();
+  await githubSignIn(browser, user);
+  const ownerId = (await sessionOwner(browser))!;
+  const before = await h.core.db.ownerIdentity.findFirstOrThrow({ where: { ownerId } });
+  await h.core.db.ownerIdentity.update({ where: { id: before.id }, data: { userTokenExpiresAt: new Date(Date.now() - 1000) } });
+  return { ownerId, before };
+}
+
 describe('Sign in with GitHub', () => {
   it('creates the owner on first sign-in, signs the same account into the same owner after, and goes to next', async () => {
     const user = world.gh.addUser({ login: 'octo-ann', name: 'Ann Octo' });
@@ -118,13 +129,8 @@ describe('Sign in with GitHub', () => {
   });
 
   it('refreshes an expired user token once under concurrency, rotating the refresh token', async () => {
-    const user = world.gh.addUser({ login: 'octo-eve' });
-    const browser = new HttpBrowser();
-    await githubSignIn(browser, user);
-    const ownerId = (await sessionOwner(browser))!;
-    const before = await h.core.db.ownerIdentity.findFirstOrThrow({ where: { ownerId } });
+    const { ownerId, before } = await signedInWithExpiredToken('octo-eve');
     const oldAccess = h.core.secrets.decrypt(before.userTokenEnc!, identityTokenContext(before.id, 'access'));
-    await h.core.db.ownerIdentity.update({ where: { id: before.id }, data: { userTokenExpiresAt: new Date(Date.now() - 1000) } });
     const refreshes = world.gh.oauth.stats.refreshes;
     const tokens = await Promise.all([1, 2, 3].map(() => h.api.services.identities.githubUserToken(ownerId)));
     expect(world.gh.oauth.stats.refreshes).toBe(refreshes + 1);
@@ -150,12 +156,7 @@ describe('Sign in with GitHub', () => {
   });
 
   it('keeps the rotated pair when GitHub answers the refresh slowly (past the 5 s Prisma gives a transaction by default)', async () => {
-    const user = world.gh.addUser({ login: 'octo-slow' });
-    const browser = new HttpBrowser();
-    await githubSignIn(browser, user);
-    const ownerId = (await sessionOwner(browser))!;
-    const before = await h.core.db.ownerIdentity.findFirstOrThrow({ where: { ownerId } });
-    await h.core.db.ownerIdentity.update({ where: { id: before.id }, data: { userTokenExpiresAt: new Date(Date.now() - 1000) } });
+    const { ownerId, before } = await signedInWithExpiredToken('octo-slow');
     // GitHub rotates the pair at once and its answer arrives 6 s later.
     world.gh.failNext(1, {
       status: 200,
