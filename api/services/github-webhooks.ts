@@ -7,11 +7,12 @@ import { z } from 'zod';
 import type { Core } from '../../lib/core';
 import { isUniqueViolation } from '../../lib/db';
 import { ProviderError } from '../../lib/providers/types';
+import { identityTokenContext } from '../../lib/secret-contexts';
 import { setIntegrationStatus, type IntegrationStatus } from '../../lib/integration-status';
 import type { IdentityService } from './identities';
 import type { IntegrationService } from './integrations';
 
-type Deps = Pick<Core, 'db' | 'notifier' | 'logger' | 'config' | 'githubUser'> & {
+type Deps = Pick<Core, 'db' | 'notifier' | 'logger' | 'config' | 'githubUser' | 'secrets'> & {
   integrations: Pick<IntegrationService, 'get' | 'syncRepositories'>;
   identities: Pick<IdentityService, 'githubUserToken'>;
   /** How long a delivery may wait for follow-up work before it is answered (GitHub gives up at 10 s). */
@@ -184,7 +185,7 @@ export function createGithubWebhookService(deps: Deps) {
     });
     const detail = `authorization revoked by ${e.sender.login}`;
     if (!identity?.userTokenEnc) return { status: 200, body: { result: 'unchanged', detail } };
-    let verdict = 'unknown' as 'forgotten' | 'works' | 'unknown'; // set by the check below, which may outlast the budget
+    let verdict = 'unknown' as 'forgotten' | 'works' | 'replaced' | 'unknown'; // set by the check below, which may outlast the budget
     const checked = await withinBudget(
       'checking a revoked user authorization',
       (async () => {
@@ -198,18 +199,23 @@ export function createGithubWebhookService(deps: Deps) {
         if (accepted) return void (verdict = 'works');
         // Only the pair that was checked: one a new sign-in put there meanwhile stays.
         const current = await db.ownerIdentity.findUnique({ where: { id: identity.id }, select: { userTokenEnc: true } });
-        await db.ownerIdentity.updateMany({
-          where: { id: identity.id, userTokenEnc: current?.userTokenEnc ?? '' },
+        const same =
+          !!current?.userTokenEnc && deps.secrets.decrypt(current.userTokenEnc, identityTokenContext(identity.id, 'access')) === token;
+        if (!same) return void (verdict = 'replaced');
+        const wiped = await db.ownerIdentity.updateMany({
+          where: { id: identity.id, userTokenEnc: current.userTokenEnc },
           data: { userTokenEnc: null, userTokenExpiresAt: null, refreshTokenEnc: null, refreshTokenExpiresAt: null },
         });
-        verdict = 'forgotten';
+        verdict = wiped.count > 0 ? 'forgotten' : 'replaced';
       })(),
     );
     if (checked && verdict === 'forgotten') return { status: 200, body: { result: 'user_tokens_forgotten', detail } };
     const why =
       verdict === 'works'
         ? 'GitHub still accepts the kept pair (a stale or replayed delivery): kept'
-        : 'GitHub could not say yet whether the kept pair works: its next use finds out';
+        : verdict === 'replaced'
+          ? 'a new sign-in replaced the pair meanwhile: kept'
+          : 'GitHub could not say yet whether the kept pair works: its next use finds out';
     return { status: 200, body: { result: 'unchanged', detail: `${detail}; ${why}` } };
   }
 
