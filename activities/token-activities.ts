@@ -11,7 +11,7 @@ import type { Metrics } from '../lib/metrics';
 import type { ContainerUrlPolicy } from '../lib/container-url-policy';
 import { containerTokenContext } from '../lib/secret-contexts';
 import { ProviderError, type GithubClient } from '../lib/providers/types';
-import { revokeBestEffort as revokeOne, revokeHeldTokens } from '../lib/dispatch-revocation';
+import { revokeBestEffort, revokeHeldTokens } from '../lib/dispatch-revocation';
 import { FailureType, isPermanentFailure } from '../workflows/failure-types';
 import {
   ENDED_STATUSES,
@@ -81,11 +81,10 @@ export function createTokenActivities(deps: TokenActivityDeps) {
     await deps.notifier.integrationChanged(integrationId, `integration became ${status}`, askingDispatchId);
   };
 
-  const revokeBestEffort = (dispatchId: string, token: string, expiresAt: Date | null, reason: string) =>
-    revokeOne(deps, { token, expiresAt, dispatchId, reason });
   const unsettled = createMintSettler({
     holds: leases.holds,
-    revoke: (dispatchId, token, expiresAt) => revokeBestEffort(dispatchId, token, expiresAt, 'minted by an attempt that failed'),
+    revoke: (dispatchId, token, expiresAt) =>
+      revokeBestEffort(deps, { token, expiresAt, dispatchId, reason: 'minted by an attempt that failed' }),
     logger: deps.logger,
   });
 
@@ -128,9 +127,12 @@ export function createTokenActivities(deps: TokenActivityDeps) {
       });
       const written = await leases.write(input.dispatchId, credential, input.mintKey, seen.seen);
       // Tokens nobody will hold: a duplicate attempt's, or replaced ones after a switch of source.
-      for (const token of written.revokeNow) await revokeBestEffort(input.dispatchId, token, null, 'replaced, held by nobody');
+      const { dispatchId } = input;
+      for (const token of written.revokeNow)
+        await revokeBestEffort(deps, { token, expiresAt: null, dispatchId, reason: 'replaced, held by nobody' });
       if (written.duplicate && credential.revocable) {
-        await revokeBestEffort(input.dispatchId, credential.token, credential.expiresAt, 'minted by a duplicate attempt');
+        const { token, expiresAt } = credential;
+        await revokeBestEffort(deps, { token, expiresAt, dispatchId, reason: 'minted by a duplicate attempt' });
       }
       // The workflow shows how far the token reaches (never the token).
       const lease: LeaseMeta = { ...written.meta, scope: credential.scope, scopeReason: credential.scopeReason };

@@ -11,22 +11,28 @@ export interface RevocationDeps {
   leases: LeaseStore;
   /** Where a token GitHub failed to revoke waits for the worker's retries. */
   revocations: Pick<RevocationQueue, 'enqueue'>;
-  metrics?: Metrics;
+  metrics?: Pick<Metrics, 'revocations'>;
 }
 
-/** Revokes a GitHub token, trying a few times; never throws. `passing`: the last failure was GitHub unavailable. */
+/**
+ * Revokes a GitHub token, trying a few times, and counts the outcome; never throws. `passing`: the
+ * last failure was GitHub unavailable.
+ */
 async function revokeTrying(
-  github: RevocationDeps['github'],
+  deps: Pick<RevocationDeps, 'github' | 'metrics'>,
   token: string,
   attempts = 3,
 ): Promise<{ outcome: string; passing: boolean; code?: string }> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return { outcome: await github.revokeInstallationToken(token), passing: false };
+      const outcome = await deps.github.revokeInstallationToken(token);
+      deps.metrics?.revocations.inc({ outcome });
+      return { outcome, passing: false };
     } catch (err) {
       if (attempt >= attempts) {
         const known = err instanceof ProviderError;
         const code = known ? err.code : 'error';
+        deps.metrics?.revocations.inc({ outcome: 'failed' });
         return { outcome: `failed (${code})`, passing: !known || err.retryable, code };
       }
       await new Promise((r) => setTimeout(r, 500 * attempt));
@@ -57,12 +63,11 @@ export interface TokenToRevoke {
  * for the worker's retries.
  */
 export async function revokeBestEffort(
-  deps: Pick<RevocationDeps, 'github' | 'revocations'> & { metrics?: Pick<Metrics, 'revocations'> },
+  deps: Pick<RevocationDeps, 'github' | 'revocations' | 'metrics'>,
   t: TokenToRevoke,
   attempts?: number,
 ): Promise<string> {
-  const { outcome, code } = await revokeTrying(deps.github, t.token, attempts);
-  deps.metrics?.revocations.inc({ outcome: code === undefined ? outcome : 'failed' });
+  const { outcome, code } = await revokeTrying(deps, t.token, attempts);
   if (worthRetrying(code)) await deps.revocations.enqueue([{ ...t, error: code }]);
   return outcome;
 }
@@ -91,8 +96,7 @@ export function revokeHeldTokens(
       const unrevoked: UnrevokedToken[] = [];
       let passingFailures = 0;
       for (const t of revocable) {
-        const { outcome, passing, code } = await revokeTrying(deps.github, t.token, opts.attempts);
-        deps.metrics?.revocations.inc({ outcome: outcome.startsWith('failed') ? 'failed' : outcome });
+        const { outcome, passing, code } = await revokeTrying(deps, t.token, opts.attempts);
         outcomes.push(t.which === 'current' ? outcome : `replaced token ${outcome}`);
         const working = t.expiresAt === null || t.expiresAt.getTime() > Date.now();
         if (passing && working) passingFailures++;

@@ -5,14 +5,12 @@ import type { Logger } from './logger';
 import type { ProjectTokens } from './project-tokens';
 import { startSweeper, type Sweeper } from './sweeper';
 
-export type ProjectTokenSweeper = Sweeper;
-
 /** Starts sweeping every quarter of the idle time (between 1 s and a minute). */
 export function startProjectTokenSweeper(deps: {
   projectTokens: Pick<ProjectTokens, 'sweep'>;
   idleSeconds: number;
   logger: Pick<Logger, 'info' | 'warn'>;
-}): ProjectTokenSweeper {
+}): Sweeper {
   return startSweeper({
     everyMs: Math.min(60_000, Math.max(1000, (deps.idleSeconds * 1000) / 4)),
     what: 'project token sweep',
