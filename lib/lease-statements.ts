@@ -1,5 +1,12 @@
 // The two statements that store a lease: each writes the lease, the dispatch, the ledger and the
 // cache notification at once, and, given the row the caller read, only while nothing changed since.
+//
+// The event order rule: every insert into token_events locks its dispatch's agent_dispatches row
+// (FOR UPDATE or FOR NO KEY UPDATE) before its id is drawn and holds it until it commits, as
+// storeNext's statement does. One dispatch's events then commit in id order, so a client paging
+// them by id (GET /api/dispatches/:id/events) never passes an id whose row is still to commit.
+// Ids come from one sequence: without the lock, an event could take id 10, commit after another
+// took 11 and was read, and be skipped by every later page.
 import type { Db } from './db';
 import type { Credential, LeaseRow } from './lease-types';
 

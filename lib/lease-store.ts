@@ -284,16 +284,21 @@ export function createLeaseStore(deps: { db: Db; secrets: SecretBox }) {
         WHERE id = ${dispatchId}::uuid AND status NOT IN ('stopped', 'container_unreachable') AND ended_at IS NULL`;
     },
 
-    /** Appends to the audit ledger. */
+    /**
+     * Appends to the audit ledger, under the event order rule (lib/lease-statements.ts).
+     * Nothing is written for a dispatch that no longer exists.
+     */
     async recordEvent(
       dispatchId: string,
       kind: EventKind,
       e: { source: CredentialSource; generation: number; fingerprint?: string | null; expiresAt?: Date | null; detail?: string },
     ): Promise<void> {
       await db.$executeRaw`
+        WITH d AS (SELECT id FROM agent_dispatches WHERE id = ${dispatchId}::uuid FOR NO KEY UPDATE)
         INSERT INTO token_events (dispatch_id, kind, source, generation, fingerprint, expires_at, detail)
-        VALUES (${dispatchId}::uuid, ${kind}::"TokenEventKind", ${e.source}::"CredentialSource", ${e.generation}::int,
-                ${e.fingerprint ?? null}, ${e.expiresAt ?? null}, ${e.detail ?? null})`;
+        SELECT d.id, ${kind}::"TokenEventKind", ${e.source}::"CredentialSource", ${e.generation}::int,
+               ${e.fingerprint ?? null}, ${e.expiresAt ?? null}, ${e.detail ?? null}
+        FROM d`;
     },
   };
 }

@@ -151,7 +151,8 @@ export function createDispatchService(deps: Deps) {
 
     /**
      * One page of the dispatch's events in the order they were recorded (oldest first). The cursor
-     * is the last id returned, so rows recorded while a client pages are never skipped.
+     * is the last id returned, and a dispatch's events commit in id order (the event order rule,
+     * lib/lease-statements.ts), so rows recorded while a client pages are never skipped.
      */
     async events(dispatchId: string, page: { limit: number; cursor?: string }) {
       const after = page.cursor === undefined ? undefined : decodeEventCursor(page.cursor);

@@ -39,21 +39,38 @@ export function createEventBuffer(deps: { db: Db; logger?: Logger; flushMs?: num
     const batch = [...pending.values()];
     pending = new Map();
     try {
-      await deps.db.tokenEvent.createMany({
-        data: batch.map(({ lease, count, lastAt }) => ({
-          dispatchId: lease.dispatchId,
-          kind: 'pulled' as const,
-          source: lease.source,
-          generation: lease.generation,
-          fingerprint: lease.fingerprint,
-          expiresAt: lease.expiresAtMs === null ? null : new Date(lease.expiresAtMs),
-          detail: count === 1 ? null : `${count} pulls`,
-          at: new Date(lastAt),
-        })),
-      });
+      await writeBatch(batch);
     } catch (err) {
       deps.logger?.warn({ err: { message: (err as Error).message }, rows: batch.length }, 'could not write pull events');
     }
+  }
+
+  /**
+   * Writes the rows under the event order rule (lib/lease-statements.ts): the dispatches' rows are
+   * locked first, in id order so two API instances flushing at once cannot deadlock. Rows of a
+   * dispatch deleted meanwhile are left out instead of failing the batch.
+   */
+  async function writeBatch(batch: Pending[]): Promise<void> {
+    const ids = [...new Set(batch.map(({ lease }) => lease.dispatchId))];
+    await deps.db.$transaction(async (tx) => {
+      const locked = await tx.$queryRaw<Array<{ id: string }>>`
+        SELECT id::text FROM agent_dispatches WHERE id = ANY(${ids}::uuid[]) ORDER BY id FOR NO KEY UPDATE`;
+      const present = new Set(locked.map(({ id }) => id));
+      await tx.tokenEvent.createMany({
+        data: batch
+          .filter(({ lease }) => present.has(lease.dispatchId.toLowerCase()))
+          .map(({ lease, count, lastAt }) => ({
+            dispatchId: lease.dispatchId,
+            kind: 'pulled' as const,
+            source: lease.source,
+            generation: lease.generation,
+            fingerprint: lease.fingerprint,
+            expiresAt: lease.expiresAtMs === null ? null : new Date(lease.expiresAtMs),
+            detail: count === 1 ? null : `${count} pulls`,
+            at: new Date(lastAt),
+          })),
+      });
+    });
   }
 
   const timer = setInterval(() => {

@@ -2,9 +2,13 @@
 // up to one a second per dispatch, so one busy dispatch made an unbounded response. Now it pages
 // (limit ≤ 1000, an opaque cursor), and `pulled` rows are kept for a bounded time and number.
 import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
+import { Client } from 'pg';
+import { createEventBuffer } from '../../api/services/event-buffer';
 import { PULL_RETENTION, startPullEventSweeper, sweepPullEvents, type PullRetention } from '../../api/services/pull-event-retention';
 import { eventually, newOwner, startHarness, type Harness } from '../helpers/harness';
 import { expectError, expectInvalid } from '../helpers/api';
+import { testDatabaseUrl } from '../helpers/test-env';
 
 interface Page {
   events: Array<{ kind: string; generation: number; at: string; detail: string | null }>;
@@ -109,6 +113,128 @@ describe('GET /api/dispatches/:id/events', () => {
   });
 });
 
+type Lock = 'FOR UPDATE' | 'FOR NO KEY UPDATE';
+
+/** A dispatch row of its own (no workflow), on the suite dispatch's rig. */
+async function quietDispatch(status: 'active' | 'stopped' = 'stopped'): Promise<string> {
+  const d = await h.core.db.agentDispatch.findUniqueOrThrow({ where: { id: dispatchId } });
+  const id = randomUUID();
+  await h.core.db.agentDispatch.create({
+    data: {
+      id,
+      rigId: d.rigId,
+      containerUrl: d.containerUrl,
+      containerTokenHash: randomUUID(),
+      containerTokenEnc: 'x',
+      workflowId: `wf-${id}`,
+      status,
+    },
+  });
+  return id;
+}
+
+// Ids come from one sequence, so without the event order rule (lib/lease-statements.ts) an event
+// could take a lower id, commit after a higher one was read, and fall behind a client's cursor.
+// Here a transaction plays another writer in flight, as the rule has it (the dispatch locked, its
+// event's id drawn, not committed), while the writers under test record events of the same
+// dispatch: they must wait for it. A mint locks FOR UPDATE, the other writers FOR NO KEY UPDATE;
+// before the rule only the first made them wait (their foreign key check takes FOR KEY SHARE,
+// which conflicts with FOR UPDATE alone), so two of those could commit out of id order.
+describe('events of one dispatch commit in id order', () => {
+  let other: Client;
+  beforeAll(async () => {
+    other = new Client({ connectionString: testDatabaseUrl() });
+    await other.connect();
+  });
+  afterAll(() => other?.end());
+
+  /** Opens the other writer's transaction: the dispatch locked and its event inserted, not committed. */
+  async function writerInFlight(id: string, lock: Lock): Promise<bigint> {
+    await other.query('BEGIN');
+    await other.query(`SELECT id FROM agent_dispatches WHERE id = $1 ${lock}`, [id]);
+    const { rows } = await other.query<{ id: string }>(
+      `INSERT INTO token_events (dispatch_id, kind, source, generation, detail) VALUES ($1, 'minted', 'integration', 2, 'in flight') RETURNING id`,
+      [id],
+    );
+    return BigInt(rows[0].id);
+  }
+  const settledWithin = (p: Promise<unknown>, ms: number) =>
+    Promise.race([
+      p.then(
+        () => true,
+        () => true,
+      ),
+      delay(ms).then(() => false),
+    ]);
+  const ledger = async (id: string) =>
+    (await h.call<Page>('GET', `/api/dispatches/${id}/events?limit=1000`)).body.events.map((e) => e.detail);
+  const ids = async (id: string) =>
+    (await h.core.db.tokenEvent.findMany({ where: { dispatchId: id }, orderBy: { id: 'asc' }, select: { id: true, detail: true } })).map(
+      (r) => [r.detail, r.id] as const,
+    );
+
+  /** While the other writer is open the one under test waits and no page shows its row; after the commit both follow in id order. */
+  async function expectWaitsForTheOther(lock: Lock, write: (id: string) => Promise<unknown>, detail: string | null) {
+    const id = await quietDispatch('active');
+    await h.core.leases.recordEvent(id, 'minted', { source: 'integration', generation: 1, detail: 'before' });
+    const otherId = await writerInFlight(id, lock);
+    let writing: Promise<unknown> | undefined;
+    try {
+      writing = write(id);
+      expect(await settledWithin(writing, 500)).toBe(false);
+      // A page read now would end past the other writer's id if the one under test had committed.
+      expect(await ledger(id)).toEqual(['before']);
+    } finally {
+      await other.query('COMMIT');
+    }
+    await writing;
+    const rows = await ids(id);
+    expect(rows.map(([d]) => d)).toEqual(['before', 'in flight', detail]);
+    expect(rows[2][1]).toBeGreaterThan(otherId);
+    expect(await ledger(id)).toEqual(['before', 'in flight', detail]);
+  }
+
+  const holders: Array<[string, Lock]> = [
+    ['another recorded event or pull flush', 'FOR NO KEY UPDATE'],
+    ['a mint', 'FOR UPDATE'],
+  ];
+
+  it.each(holders)('a recorded event (pushed, push_failed, refresh_failed, revoked) waits for %s in flight', async (_, lock) => {
+    const record = (id: string) => h.core.leases.recordEvent(id, 'pushed', { source: 'integration', generation: 2, detail: 'pushed' });
+    await expectWaitsForTheOther(lock, record, 'pushed');
+  });
+
+  it.each(holders)("the pull audit's flush waits for %s in flight", async (_, lock) => {
+    const buffer = createEventBuffer({ db: h.core.db, flushMs: 3_600_000 });
+    const flush = (id: string) => {
+      buffer.add({ dispatchId: id, source: 'integration', generation: 2, fingerprint: 'fp', expiresAtMs: null });
+      return buffer.flush();
+    };
+    try {
+      await expectWaitsForTheOther(lock, flush, null);
+    } finally {
+      await buffer.close();
+    }
+  });
+
+  it("a flush leaves out a dispatch deleted meanwhile and writes the others' rows", async () => {
+    const [kept, gone] = [await quietDispatch('active'), await quietDispatch('active')];
+    const buffer = createEventBuffer({ db: h.core.db, flushMs: 3_600_000 });
+    buffer.add({ dispatchId: gone, source: 'integration', generation: 1, fingerprint: 'fp', expiresAtMs: null });
+    buffer.add({ dispatchId: kept, source: 'integration', generation: 1, fingerprint: 'fp', expiresAtMs: null });
+    await h.core.db.agentDispatch.delete({ where: { id: gone } });
+    await buffer.close();
+    expect(await h.core.db.tokenEvent.count({ where: { dispatchId: kept, kind: 'pulled' } })).toBe(1);
+    expect(await h.core.db.tokenEvent.count({ where: { dispatchId: gone } })).toBe(0);
+  });
+
+  it('records nothing for a dispatch that does not exist', async () => {
+    const id = randomUUID();
+    await h.core.leases.recordEvent(id, 'pushed', { source: 'integration', generation: 1 });
+    expect(await h.core.db.tokenEvent.count({ where: { dispatchId: id } })).toBe(0);
+  });
+});
+
 describe('retention of pulled rows', () => {
   const retention: PullRetention = { ...PULL_RETENTION, maxAgeMs: 24 * 3600_000, maxPerDispatch: 200 };
 
@@ -122,19 +248,7 @@ describe('retention of pulled rows', () => {
   }
 
   async function seeded(old: number, recent: number) {
-    const d = await h.core.db.agentDispatch.findUniqueOrThrow({ where: { id: dispatchId } });
-    const id = randomUUID();
-    await h.core.db.agentDispatch.create({
-      data: {
-        id,
-        rigId: d.rigId,
-        containerUrl: d.containerUrl,
-        containerTokenHash: randomUUID(),
-        containerTokenEnc: 'x',
-        workflowId: `wf-${id}`,
-        status: 'stopped',
-      },
-    });
+    const id = await quietDispatch();
     const day = 24 * 3600_000;
     await h.core.db.tokenEvent.createMany({
       data: [
