@@ -1,9 +1,10 @@
 #!/bin/sh
 # One-shot job (temporalio/admin-tools), run before the Temporal server on every `docker compose up`:
-# creates Temporal's two databases in the shared Postgres and brings their schemas up to date.
-# Re-running is safe: `create` and `setup-schema -v 0.0` leave existing databases alone and
-# `update-schema` applies only the versions a database lacks (which is also how a Temporal upgrade
-# migrates its schema).
+# brings the schemas of Temporal's two databases in the shared Postgres up to date, as Temporal's own
+# role, which owns them (job `db-setup` creates both, deploy/postgres/temporal-role.sql; the role
+# cannot create databases). Re-running is safe: `setup-schema -v 0.0` leaves an existing schema alone
+# and `update-schema` applies only the versions a database lacks (which is also how a Temporal
+# upgrade migrates its schema).
 set -eu
 : "${POSTGRES_SEEDS:?}" "${POSTGRES_USER:?}" "${SQL_PASSWORD:?}"
 PORT="${DB_PORT:-5432}"
@@ -22,7 +23,6 @@ sql() {
 for pair in "${DBNAME:-temporal}:temporal" "${VISIBILITY_DBNAME:-temporal_visibility}:visibility"; do
   db=${pair%%:*}
   schema=${pair##*:}
-  sql --db "$db" create
   sql --db "$db" setup-schema -v 0.0
   sql --db "$db" update-schema -d "/etc/temporal/schema/postgresql/v12/${schema}/versioned"
   echo "database ${db} is at the current ${schema} schema"

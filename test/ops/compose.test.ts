@@ -32,12 +32,13 @@ const services = compose.services;
 const envExample = read('.env.example');
 
 /** Variables compose itself needs from .env (interpolation), which the service does not read. */
-const COMPOSE_ONLY = ['POSTGRES_PASSWORD', 'REPO_CONNECT_DB_PASSWORD', 'BUILD_ID'];
+const COMPOSE_ONLY = ['POSTGRES_PASSWORD', 'REPO_CONNECT_DB_PASSWORD', 'TEMPORAL_DB_PASSWORD', 'BUILD_ID'];
 const REQUIRED_FROM_ENV_FILE = ['ADMIN_API_TOKEN', 'SECRETS_KEY', 'PUBLIC_URL'];
 /** What a user fills into the empty secrets of .env.example. */
 const SECRETS = {
   POSTGRES_PASSWORD: 'p'.repeat(24),
   REPO_CONNECT_DB_PASSWORD: 'r'.repeat(24),
+  TEMPORAL_DB_PASSWORD: 't'.repeat(24),
   ADMIN_API_TOKEN: '823d2d1a68900b530f19f06f27c753d7c45123ea20586d0ab12e4c87d6b244d1',
   SECRETS_KEY: Buffer.from(Array.from({ length: 32 }, (_, i) => (i * 37 + 11) % 256)).toString('base64'), // 32 distinct bytes: production refuses a made-up key
 };
@@ -113,7 +114,7 @@ it('gives each long-running service a health check and starts each only when wha
   };
   expect(deps('api')).toEqual(ready);
   expect(deps('worker')).toEqual(ready);
-  expect(deps('temporal-schema')).toEqual({ postgres: 'service_healthy' });
+  expect(deps('temporal-schema')).toEqual({ postgres: 'service_healthy', 'db-setup': 'service_completed_successfully' });
   expect(deps('db-setup')).toEqual({ postgres: 'service_healthy' });
   expect(deps('temporal')).toEqual({ postgres: 'service_healthy', 'temporal-schema': 'service_completed_successfully' });
   expect(deps('temporal-setup')).toEqual({ temporal: 'service_healthy' });
@@ -147,8 +148,25 @@ it('runs the service as a login role of its own, set up by a one-shot job with t
   // service's `environment` (which wins) blanks it; the role's own travels in DATABASE_URL only.
   for (const name of ['api', 'worker']) {
     expect([name, services[name].env_file]).toEqual([name, '.env']);
-    expect(services[name].environment).toMatchObject({ POSTGRES_PASSWORD: '', REPO_CONNECT_DB_PASSWORD: '' });
+    expect(services[name].environment).toMatchObject({ POSTGRES_PASSWORD: '', REPO_CONNECT_DB_PASSWORD: '', TEMPORAL_DB_PASSWORD: '' });
   }
+});
+
+it('runs Temporal and its schema job as a login role of their own, set up by the same job before them', () => {
+  const setup = services['db-setup'];
+  const entrypoint = setup.entrypoint?.join(' ') ?? '';
+  expect(entrypoint).toMatch(/-v temporal_role=temporal .*-v temporal_db=temporal -v visibility_db=temporal_visibility/);
+  expect(entrypoint).toMatch(/-f \/scripts\/app-role\.sql -f \/scripts\/temporal-role\.sql/);
+  for (const f of ['temporal-role.sql', 'hand-over.sql']) expect(existsSync(join(PROJECT_ROOT, 'deploy/postgres', f))).toBe(true);
+  for (const name of ['temporal', 'temporal-schema']) {
+    expect([name, services[name].environment]).toEqual([
+      name,
+      expect.objectContaining({ POSTGRES_USER: 'temporal', POSTGRES_PWD: '${TEMPORAL_DB_PASSWORD:?set TEMPORAL_DB_PASSWORD in .env}' }),
+    ]);
+    expect(JSON.stringify(services[name].environment)).not.toContain('POSTGRES_PASSWORD');
+  }
+  // The role cannot create databases: the schema job only sets up and upgrades what the job created.
+  expect(read('deploy/temporal/setup-schema.sh')).not.toMatch(/^\s*sql\b.*\bcreate\s*$/m);
 });
 
 it('hands the api and worker only variables lib/config.ts knows, the required ones from the env file', () => {

@@ -44,11 +44,12 @@ function setUpRole(databaseUrl: string) {
   expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
 }
 
-const asRole = (databaseUrl: string) => {
+const asRoleNamed = (databaseUrl: string, role: string) => {
   const u = new URL(databaseUrl);
-  u.username = ROLE;
+  u.username = role;
   return u.toString();
 };
+const asRole = (databaseUrl: string) => asRoleNamed(databaseUrl, ROLE);
 
 /** The current migrations plus one that alters, creates and replaces what only an owner may. */
 function migrationsPlusOne(): { dir: string; extra: string } {
@@ -119,4 +120,97 @@ it('on a new database, applies every migration as that role', async () => {
   expect(await query(me, `SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public' AND tableowner <> current_user`)).toEqual([
     { n: 0 },
   ]);
+});
+
+// Temporal's login role (deploy/postgres/temporal-role.sql, the same job): it owns Temporal's two
+// databases, created by the job when missing, so `temporal-sql-tool setup-schema` / `update-schema`
+// (deploy/temporal/setup-schema.sh) run as it; before, compose ran Temporal as the superuser. The
+// tool itself is not run here: the statements below are the kinds its schema versions use.
+describe("Temporal's login role", () => {
+  const hex = randomBytes(4).toString('hex');
+  const TEMPORAL = `rc_temporal_${hex}`;
+  const earlierDbs = { temporal_db: `rc_tmp_old_${hex}`, visibility_db: `rc_vis_old_${hex}` };
+  const newDbs = { temporal_db: `rc_tmp_new_${hex}`, visibility_db: `rc_vis_new_${hex}` };
+  const onServer = (db: string, user?: string) => {
+    const u = new URL(testServerUrl());
+    u.pathname = `/${db}`;
+    if (user) u.username = user;
+    return u.toString();
+  };
+
+  afterAll(async () => {
+    for (const db of [...Object.values(earlierDbs), ...Object.values(newDbs)])
+      await query(onServer('postgres'), `DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`).catch(() => undefined);
+    await query(onServer('postgres'), `DROP ROLE IF EXISTS "${TEMPORAL}"`).catch(() => undefined);
+  });
+
+  function setUpTemporal(dbs: typeof earlierDbs) {
+    const vars = { temporal_role: TEMPORAL, temporal_password: 'not-used-with-trust', ...dbs };
+    const r = spawnSync(
+      'psql',
+      [
+        '-X',
+        '-q',
+        ...Object.entries(vars).flatMap(([k, v]) => ['-v', `${k}=${v}`]),
+        '-f',
+        join(PROJECT_ROOT, 'deploy/postgres/temporal-role.sql'),
+        onServer('postgres'),
+      ],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+  }
+
+  /** What a schema version does, as the role: alter and create tables, indexes and types. */
+  async function upgradeAsRole(db: string) {
+    const me = onServer(db, TEMPORAL);
+    await query(me, `CREATE TABLE IF NOT EXISTS schema_version (version_partition INT PRIMARY KEY, db_name TEXT)`);
+    await query(me, `ALTER TABLE schema_version ADD COLUMN curr_version TEXT`);
+    await query(me, `CREATE TABLE executions (shard_id INT, run_id BYTEA, PRIMARY KEY (shard_id, run_id))`);
+    await query(me, `CREATE INDEX ON executions (run_id)`);
+    await query(me, `CREATE TYPE probe_kind AS ENUM ('a'); ALTER TYPE probe_kind ADD VALUE 'b'`);
+    expect(await query(me, `SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public' AND tableowner <> current_user`)).toEqual([
+      { n: 0 },
+    ]);
+  }
+
+  it('takes over the databases an earlier deployment set up as the superuser, whose schema it then upgrades without being one', async () => {
+    for (const db of Object.values(earlierDbs)) {
+      await query(onServer('postgres'), `CREATE DATABASE "${db}"`);
+      await query(
+        onServer(db),
+        `CREATE TABLE schema_version (version_partition INT PRIMARY KEY, db_name TEXT);
+         CREATE SEQUENCE free_standing; CREATE TYPE old_kind AS ENUM ('x');`,
+      );
+    }
+    setUpTemporal(earlierDbs);
+    setUpTemporal(earlierDbs); // every `docker compose up` runs it again
+    for (const db of Object.values(earlierDbs)) {
+      await upgradeAsRole(db);
+      await query(onServer(db, TEMPORAL), `ALTER TYPE old_kind ADD VALUE 'y'; ALTER SEQUENCE free_standing RESTART`);
+    }
+    expect(
+      await query(
+        onServer(earlierDbs.temporal_db, TEMPORAL),
+        `SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls FROM pg_roles WHERE rolname = current_user`,
+      ),
+    ).toEqual([{ rolsuper: false, rolcreaterole: false, rolcreatedb: false, rolbypassrls: false }]);
+    await expect(query(onServer(earlierDbs.temporal_db, TEMPORAL), `CREATE DATABASE "${TEMPORAL}_x"`)).rejects.toThrow(/permission denied/);
+  });
+
+  it("creates both databases when missing, owned by the role, and keeps the role out of the service's database", async () => {
+    setUpTemporal(newDbs);
+    expect(
+      await query(
+        onServer('postgres'),
+        `SELECT datname, pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname LIKE '%_new_${hex}' ORDER BY datname`,
+      ),
+    ).toEqual([
+      { datname: newDbs.temporal_db, owner: TEMPORAL },
+      { datname: newDbs.visibility_db, owner: TEMPORAL },
+    ]);
+    for (const db of Object.values(newDbs)) await upgradeAsRole(db);
+    setUpRole(earlier.url); // app-role.sql: only its role may connect to the service's database
+    await expect(query(asRoleNamed(earlier.url, TEMPORAL), 'SELECT 1')).rejects.toThrow(/permission denied for database/);
+  });
 });
