@@ -131,10 +131,9 @@ describe("Temporal's login role", () => {
   const TEMPORAL = `rc_temporal_${hex}`;
   const earlierDbs = { temporal_db: `rc_tmp_old_${hex}`, visibility_db: `rc_vis_old_${hex}` };
   const newDbs = { temporal_db: `rc_tmp_new_${hex}`, visibility_db: `rc_vis_new_${hex}` };
-  const onServer = (db: string, user?: string) => {
+  const onServer = (db: string) => {
     const u = new URL(testServerUrl());
     u.pathname = `/${db}`;
-    if (user) u.username = user;
     return u.toString();
   };
 
@@ -163,7 +162,7 @@ describe("Temporal's login role", () => {
 
   /** What a schema version does, as the role: alter and create tables, indexes and types. */
   async function upgradeAsRole(db: string) {
-    const me = onServer(db, TEMPORAL);
+    const me = asRoleNamed(onServer(db), TEMPORAL);
     await query(me, `CREATE TABLE IF NOT EXISTS schema_version (version_partition INT PRIMARY KEY, db_name TEXT)`);
     await query(me, `ALTER TABLE schema_version ADD COLUMN curr_version TEXT`);
     await query(me, `CREATE TABLE executions (shard_id INT, run_id BYTEA, PRIMARY KEY (shard_id, run_id))`);
@@ -187,15 +186,17 @@ describe("Temporal's login role", () => {
     setUpTemporal(earlierDbs); // every `docker compose up` runs it again
     for (const db of Object.values(earlierDbs)) {
       await upgradeAsRole(db);
-      await query(onServer(db, TEMPORAL), `ALTER TYPE old_kind ADD VALUE 'y'; ALTER SEQUENCE free_standing RESTART`);
+      await query(asRoleNamed(onServer(db), TEMPORAL), `ALTER TYPE old_kind ADD VALUE 'y'; ALTER SEQUENCE free_standing RESTART`);
     }
     expect(
       await query(
-        onServer(earlierDbs.temporal_db, TEMPORAL),
+        asRoleNamed(onServer(earlierDbs.temporal_db), TEMPORAL),
         `SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls FROM pg_roles WHERE rolname = current_user`,
       ),
     ).toEqual([{ rolsuper: false, rolcreaterole: false, rolcreatedb: false, rolbypassrls: false }]);
-    await expect(query(onServer(earlierDbs.temporal_db, TEMPORAL), `CREATE DATABASE "${TEMPORAL}_x"`)).rejects.toThrow(/permission denied/);
+    await expect(query(asRoleNamed(onServer(earlierDbs.temporal_db), TEMPORAL), `CREATE DATABASE "${TEMPORAL}_x"`)).rejects.toThrow(
+      /permission denied/,
+    );
   });
 
   it("creates both databases when missing, owned by the role, and keeps the role out of the service's database", async () => {
