@@ -3,7 +3,10 @@
 // count and the time of the last pull. Every pull is accounted for; a container hammering the
 // route costs one row a second, not one per request. Bounded: a buffer that fills (more distinct
 // leases pulled in a second than `maxPending`) is flushed at once, and while that flush is still
-// writing, pulls of further leases are counted as dropped and logged instead of held.
+// writing, pulls of further leases are counted as dropped and logged instead of held. A write that
+// fails (Postgres restarting, a deadlock with a delete) puts its rows back, merged with the pulls
+// since, and the next flush writes them; rows that keep failing for `retryForMs` are given up and
+// logged. Rows put back count against `maxPending` like new ones.
 import type { Db } from '../../lib/db';
 import type { Logger } from '../../lib/logger';
 import type { CredentialSource } from '../../workflows/git-token-types';
@@ -20,10 +23,13 @@ interface Pending {
   lease: PulledLease;
   count: number;
   lastAt: number;
+  /** When a write of these pulls first failed. */
+  failedSince?: number;
 }
 
-export function createEventBuffer(deps: { db: Db; logger?: Logger; flushMs?: number; maxPending?: number }) {
+export function createEventBuffer(deps: { db: Db; logger?: Logger; flushMs?: number; maxPending?: number; retryForMs?: number }) {
   const maxPending = deps.maxPending ?? 10_000;
+  const retryForMs = deps.retryForMs ?? 300_000;
   // Keyed by the lease object itself: the cache hands out one object per dispatch generation.
   let pending = new Map<PulledLease, Pending>();
   let flushing: Promise<void> = Promise.resolve();
@@ -41,8 +47,39 @@ export function createEventBuffer(deps: { db: Db; logger?: Logger; flushMs?: num
     try {
       await writeBatch(batch);
     } catch (err) {
-      deps.logger?.warn({ err: { message: (err as Error).message }, rows: batch.length }, 'could not write pull events');
+      const { kept, givenUp, overflow } = putBack(batch, Date.now());
+      deps.logger?.warn(
+        { err: { message: (err as Error).message }, rows: batch.length, kept, given_up: givenUp, dropped: overflow },
+        'could not write pull events: kept for the next flush',
+      );
     }
+  }
+
+  /** Puts a failed batch back into `pending`, merged with what was pulled since, within the bounds. */
+  function putBack(batch: Pending[], now: number) {
+    let kept = 0;
+    let givenUp = 0;
+    let overflow = 0;
+    for (const p of batch) {
+      const failedSince = p.failedSince ?? now;
+      if (now - failedSince >= retryForMs) {
+        givenUp += p.count;
+        continue;
+      }
+      const since = pending.get(p.lease);
+      if (since) {
+        since.count += p.count;
+        since.lastAt = Math.max(since.lastAt, p.lastAt);
+        since.failedSince = Math.min(since.failedSince ?? now, failedSince);
+      } else if (pending.size < maxPending) {
+        pending.set(p.lease, { ...p, failedSince });
+      } else {
+        overflow += p.count;
+        continue;
+      }
+      kept += p.count;
+    }
+    return { kept, givenUp, overflow };
   }
 
   /**
@@ -107,10 +144,16 @@ export function createEventBuffer(deps: { db: Db; logger?: Logger; flushMs?: num
       flushing = flushing.then(flush);
       return flushing;
     },
+    /** Writes what is pending, once: rows a failed write puts back are logged as lost. */
     async close(): Promise<void> {
       clearInterval(timer);
       flushing = flushing.then(flush);
       await flushing;
+      if (pending.size > 0) {
+        const pulls = [...pending.values()].reduce((n, p) => n + p.count, 0);
+        deps.logger?.warn({ rows: pending.size, pulls }, 'pull events not written at close');
+        pending = new Map();
+      }
     },
   };
 }
