@@ -6,7 +6,7 @@ import { sessionZoneProblem } from '../lib/db';
 import { reachability } from '../lib/health';
 import { createCore } from '../lib/core';
 import { createLogger } from '../lib/logger';
-import { migrate } from '../lib/migrate';
+import { describeWait, migrate } from '../lib/migrate';
 import { tuneApiHeap, tuneWorkerHeaps } from '../lib/process-tuning';
 import type { Sweeper } from '../lib/sweeper';
 import { ensureSearchAttributes, quietCallContext } from '../lib/temporal';
@@ -38,7 +38,7 @@ async function main(): Promise<void> {
   if (config.role !== 'worker') tuneApiHeap({ allocationSitePretenuring: config.apiAllocationSitePretenuring });
   if (config.role !== 'api') tuneWorkerHeaps(config.worker);
 
-  const applied = await migrate(config.databaseUrl);
+  const applied = await migrate(config.databaseUrl, undefined, { onWait: (wait) => logger.warn({ wait }, describeWait(wait)) });
   if (applied.length) logger.info({ applied }, 'migrations applied');
 
   const core = await createCore(config, { logger });

@@ -71,6 +71,24 @@ export interface MigrateOptions {
   attempts?: number;
   /** Wait between those tries (default 3 s, and up to a second more, so replicas do not line up). */
   retryDelayMs?: number;
+  /**
+   * Told each time the run waits on someone: another process migrating (the advisory lock, asked
+   * again every `lockTimeoutMs`), or a migration's try that timed out on a table's lock and will be
+   * tried again. The caller logs it, so a deploy that stalls says on whom while it waits.
+   */
+  onWait?: (wait: MigrationWait) => void;
+}
+
+export type MigrationWait =
+  | { on: 'migration_lock'; waitedMs: number; heldBy: string }
+  | { on: 'table_lock'; migration: string; attempt: number; attempts: number; heldBy: string };
+
+/** One line for a log. */
+export function describeWait(wait: MigrationWait): string {
+  const who = wait.heldBy ? `held by ${wait.heldBy}` : 'holder not visible';
+  return wait.on === 'migration_lock'
+    ? `waited ${(wait.waitedMs / 1000).toFixed(1)} s for the migration lock (${who}): another process is migrating`
+    : `migration ${wait.migration} timed out on a table lock (${who}), try ${wait.attempt} of ${wait.attempts}; trying again`;
 }
 
 const LOCK_NOT_AVAILABLE = '55P03';
@@ -84,7 +102,7 @@ export async function migrate(databaseUrl: string, dir = MIGRATIONS_DIR, opts: M
   await client.connect();
   const applied: string[] = [];
   try {
-    await client.query('SELECT pg_advisory_lock($1)', [PRISMA_MIGRATE_LOCK]);
+    await takeMigrationLock(client, lockTimeoutMs, opts.onWait);
     await client.query(CREATE_TABLE);
     const { rows } = await client.query<{
       migration_name: string;
@@ -116,6 +134,7 @@ export async function migrate(databaseUrl: string, dir = MIGRATIONS_DIR, opts: M
               `${blockedBy ? ` (held by ${blockedBy})` : ''}; end that transaction, then start again`,
           );
         }
+        opts.onWait?.({ on: 'table_lock', migration: m.name, attempt, attempts, heldBy: blockedBy });
         await new Promise((r) => setTimeout(r, retryDelayMs + Math.random() * Math.min(1000, retryDelayMs)));
       }
       applied.push(m.name);
@@ -125,6 +144,30 @@ export async function migrate(databaseUrl: string, dir = MIGRATIONS_DIR, opts: M
     await client.query('SELECT pg_advisory_unlock($1)', [PRISMA_MIGRATE_LOCK]).catch(() => undefined);
     await client.end();
   }
+}
+
+/**
+ * Takes the advisory lock `prisma migrate deploy` takes, waiting for as long as another process
+ * holds it (its migrations may wait on table locks themselves), and saying so every `stepMs`.
+ */
+async function takeMigrationLock(client: Client, stepMs: number, onWait: MigrateOptions['onWait']): Promise<void> {
+  const since = Date.now();
+  await client.query(`SET lock_timeout = ${Math.max(1, Math.round(stepMs))}`);
+  for (;;) {
+    try {
+      await client.query('SELECT pg_advisory_lock($1)', [PRISMA_MIGRATE_LOCK]);
+      break;
+    } catch (err) {
+      if ((err as { code?: string }).code !== LOCK_NOT_AVAILABLE) throw err;
+      const heldBy = await sessionsNamed(
+        client,
+        `l.locktype = 'advisory' AND l.classid = 0 AND l.objid = $1 AND l.objsubid = 1`,
+        PRISMA_MIGRATE_LOCK,
+      );
+      onWait?.({ on: 'migration_lock', waitedMs: Date.now() - since, heldBy });
+    }
+  }
+  await client.query('RESET lock_timeout');
 }
 
 /**
@@ -157,16 +200,24 @@ async function applyOne(client: Client, m: MigrationFile, lockTimeoutMs: number)
  * no transaction start or state to a role without pg_read_all_stats (the service's own role): it is
  * named whenever it holds a lock.
  */
-async function lockHolders(client: Client, lockTimeoutMs: number): Promise<string> {
+function lockHolders(client: Client, lockTimeoutMs: number): Promise<string> {
+  return sessionsNamed(
+    client,
+    `l.relation IS NOT NULL AND (a.xact_start IS NULL OR a.xact_start < now() - make_interval(secs => $1::float8 / 1000))`,
+    lockTimeoutMs,
+  );
+}
+
+/** Up to five other sessions holding a granted lock of this database that `where` ($1: `param`) picks, for a message. */
+async function sessionsNamed(client: Client, where: string, param: number): Promise<string> {
   const { rows } = await client
     .query<{ who: string }>(
       `SELECT DISTINCT format('pid %s (%s, %s, %s)', a.pid, coalesce(nullif(a.application_name, ''), 'no name'), a.usename, coalesce(a.state, 'state not shown')) AS who
        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
        WHERE l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-         AND l.relation IS NOT NULL AND l.pid <> pg_backend_pid() AND l.granted
-         AND (a.xact_start IS NULL OR a.xact_start < now() - make_interval(secs => $1::float8 / 1000))
+         AND l.pid <> pg_backend_pid() AND l.granted AND ${where}
        LIMIT 5`,
-      [lockTimeoutMs],
+      [param],
     )
     .catch(() => ({ rows: [] as Array<{ who: string }> }));
   return rows.map((r) => r.who).join(', ');

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, ConfigError } from '../lib/config';
-import { ensureDatabase, migrate } from '../lib/migrate';
+import { describeWait, ensureDatabase, migrate } from '../lib/migrate';
 import { SERVICE_PROCESS_ENV } from '../lib/process-tuning';
 import { ensureSearchAttributes, temporalAnswers } from '../lib/temporal';
 import { isSecured, temporalConnectError, temporalConnectionOptions } from '../lib/temporal-connection';
@@ -129,7 +129,7 @@ async function main(): Promise<void> {
   }
 
   if (!production) await ensureDatabase(config.databaseUrl);
-  const applied = await migrate(config.databaseUrl);
+  const applied = await migrate(config.databaseUrl, undefined, { onWait: (wait) => log(describeWait(wait)) });
   log(applied.length ? `applied migrations: ${applied.join(', ')}` : 'database schema is up to date');
 
   // One node process with tsx as its loader, so signals reach the service itself; started as the

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
-import { migrate, MigrationError } from '../../lib/migrate';
+import { describeWait, migrate, MigrationError, type MigrationWait } from '../../lib/migrate';
 import { migrationScratch } from '../helpers/migration-scratch';
 
 const scratch = migrationScratch('00000000000000_none');
@@ -42,7 +42,8 @@ it('gives up on a lock a long transaction holds without stalling the queries beh
   await long.query('BEGIN');
   await long.query('SELECT * FROM t');
 
-  const migrating = migrate(scratch.url, dir, { lockTimeoutMs: 200, attempts: 3, retryDelayMs: 300 });
+  const waits: MigrationWait[] = [];
+  const migrating = migrate(scratch.url, dir, { lockTimeoutMs: 200, attempts: 3, retryDelayMs: 300, onWait: (w) => waits.push(w) });
   const settled = migrating.then(
     () => null,
     (e: unknown) => e,
@@ -59,6 +60,12 @@ it('gives up on a lock a long transaction holds without stalling the queries beh
   expect((err as Error).message).toMatch(
     /20260101000001_m1 could not get its locks in 3 tries of 200 ms \(held by pid \d+ \(long-report, /,
   );
+  // Each try that is tried again was said, with the holder, while it waited.
+  expect(waits).toEqual(
+    [1, 2].map((attempt) => expect.objectContaining({ on: 'table_lock', migration: '20260101000001_m1', attempt, attempts: 3 })),
+  );
+  for (const w of waits)
+    expect(describeWait(w)).toMatch(/timed out on a table lock \(held by pid \d+ \(long-report, .*\), try [12] of 3; trying again$/);
 
   // Nothing of it was written.
   const { rows } = await service.query(`SELECT migration_name FROM "_prisma_migrations" ORDER BY migration_name`);
@@ -91,4 +98,30 @@ it('accepts an applied migration whose line endings changed, as prisma migrate d
 
   writeFileSync(file, sql.replace('crlf', 'crlf2'));
   await expect(migrate(scratch.url, dir)).rejects.toThrow(/20260101000002_m2 was modified after it was applied/);
+});
+
+it('waits for another process migrating (the advisory lock prisma migrate deploy takes), saying who holds it, then applies', async () => {
+  // Runs last: the file's database has m0-m2 from the tests above; m3 is new.
+  const dir = migrations(
+    'CREATE TABLE t (id int);',
+    'ALTER TABLE t ADD COLUMN c int;',
+    '-- a table\nCREATE TABLE crlf (id int);\n',
+    'CREATE TABLE waited (id int);',
+  );
+  const other = await connect('other-migrator');
+  await other.query('SELECT pg_advisory_lock(72707369)');
+  const waits: MigrationWait[] = [];
+  const migrating = migrate(scratch.url, dir, { lockTimeoutMs: 150, onWait: (w) => waits.push(w) });
+  while (waits.length < 3) await new Promise((r) => setTimeout(r, 50));
+  // Nothing is applied while the other process holds the lock.
+  expect((await other.query(`SELECT to_regclass('waited') AS t`)).rows[0].t).toBeNull();
+  await other.query('SELECT pg_advisory_unlock(72707369)');
+  expect(await migrating).toEqual(['20260101000003_m3']);
+  expect(waits[0]).toMatchObject({ on: 'migration_lock', heldBy: expect.stringMatching(/^pid \d+ \(other-migrator, /) });
+  const waited = waits.map((w) => (w.on === 'migration_lock' ? w.waitedMs : NaN));
+  expect(waited).toEqual([...waited].sort((a, b) => a - b));
+  expect(waited[0]).toBeGreaterThanOrEqual(100);
+  expect(describeWait(waits[0])).toMatch(
+    /^waited 0\.\d s for the migration lock \(held by pid \d+ \(other-migrator, .*\)\): another process is migrating$/,
+  );
 });
