@@ -84,6 +84,32 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return cause !== undefined && cause !== err && isDatabaseUnavailable(cause);
 }
 
+// A transaction that lost to another (deadlock, serialization: P2034, the adapter's
+// TransactionWriteConflict) or waited too long for a lock or for its own transaction (lock_timeout
+// 55P03, statement_timeout 57014, Prisma's interactive transaction timeout P2028).
+const CONFLICT_CODES = new Set(['P2034', 'P2028']);
+const CONFLICT_SQLSTATES = /^(40P01|40001|55P03|57014)$/;
+
+/**
+ * True when `err` says a transaction was rolled back for a passing reason (it lost a deadlock or a
+ * serialization conflict, or timed out on a lock): the same work may succeed when tried again.
+ */
+export function isTransactionConflict(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const { code, meta, cause } = err as {
+    code?: unknown;
+    meta?: { driverAdapterError?: { cause?: { kind?: unknown; originalCode?: unknown } } };
+    cause?: unknown;
+  };
+  if (err instanceof Prisma.PrismaClientKnownRequestError) {
+    if (typeof code === 'string' && CONFLICT_CODES.has(code)) return true;
+    const adapter = meta?.driverAdapterError?.cause;
+    return !!adapter && (adapter.kind === 'TransactionWriteConflict' || CONFLICT_SQLSTATES.test(String(adapter.originalCode ?? '')));
+  }
+  if ('severity' in err && typeof code === 'string' && CONFLICT_SQLSTATES.test(code)) return true;
+  return cause !== undefined && cause !== err && isTransactionConflict(cause);
+}
+
 /** True when `err` is Prisma's record-not-found. */
 export function isNotFound(err: unknown): boolean {
   return err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2025';

@@ -3,11 +3,19 @@
 // count and the time of the last pull. Every pull is accounted for; a container hammering the
 // route costs one row a second, not one per request. Bounded: a buffer that fills (more distinct
 // leases pulled in a second than `maxPending`) is flushed at once, and while that flush is still
-// writing, pulls of further leases are counted as dropped and logged instead of held. A write that
-// fails (Postgres restarting, a deadlock with a delete) puts its rows back, merged with the pulls
-// since, and the next flush writes them; rows that keep failing for `retryForMs` are given up and
-// logged. Rows put back count against `maxPending` like new ones.
-import type { Db } from '../../lib/db';
+// writing, pulls of further leases are counted as dropped and logged instead of held.
+//
+// A write Postgres does not take for a passing reason (unreachable, restarting, a deadlock with a
+// delete, a lock or transaction timeout) is tried again by the next flushes, for `retryForMs`:
+// - failed before its COMMIT was sent, nothing of it was written: its rows go back into the
+//   buffer, merged with the pulls since;
+// - failed once its COMMIT was sent (the answer lost), it may have been written: its rows are kept
+//   as they are and written again only where no row of that lease and time exists, so no pull is
+//   counted twice.
+// Those rows count against `maxPending`; while a write keeps failing, a full buffer waits for the
+// timer instead of writing at once. A write refused for good (a statement Postgres rejects) is
+// dropped and logged, as is what is given up.
+import { isDatabaseUnavailable, isTransactionConflict, type Db } from '../../lib/db';
 import type { Logger } from '../../lib/logger';
 import type { CredentialSource } from '../../workflows/git-token-types';
 
@@ -27,11 +35,23 @@ interface Pending {
   failedSince?: number;
 }
 
-export function createEventBuffer(deps: { db: Db; logger?: Logger; flushMs?: number; maxPending?: number; retryForMs?: number }) {
+export function createEventBuffer(deps: {
+  db: Db;
+  logger?: Logger;
+  flushMs?: number;
+  maxPending?: number;
+  retryForMs?: number;
+  /** The clock of `retryForMs` (tests). */
+  now?: () => number;
+}) {
   const maxPending = deps.maxPending ?? 10_000;
   const retryForMs = deps.retryForMs ?? 300_000;
+  const now = deps.now ?? Date.now;
   // Keyed by the lease object itself: the cache hands out one object per dispatch generation.
   let pending = new Map<PulledLease, Pending>();
+  /** Rows of writes whose COMMIT went out unanswered: each is written once, or not at all. */
+  let unsettled: Pending[] = [];
+  let failing = false;
   let flushing: Promise<void> = Promise.resolve();
   let early: Promise<void> | undefined;
   let dropped = 0;
@@ -41,60 +61,68 @@ export function createEventBuffer(deps: { db: Db; logger?: Logger; flushMs?: num
       deps.logger?.warn({ dropped }, 'pull audit buffer was full: pulls not audited');
       dropped = 0;
     }
-    if (pending.size === 0) return;
-    const batch = [...pending.values()];
+    if (pending.size === 0 && unsettled.length === 0) return;
+    const fresh = [...pending.values()];
+    const again = unsettled;
     pending = new Map();
+    unsettled = [];
+    let committing = false;
     try {
-      await writeBatch(batch);
+      await writeBatch(fresh, again, () => (committing = true));
+      failing = false;
     } catch (err) {
-      const { kept, givenUp, overflow } = putBack(batch, Date.now());
-      deps.logger?.warn(
-        { err: { message: (err as Error).message }, rows: batch.length, kept, given_up: givenUp, dropped: overflow },
-        'could not write pull events: kept for the next flush',
-      );
+      failing = true;
+      const message = err instanceof Error ? err.message : String(err);
+      const rows = fresh.length + again.length;
+      if (!committing && !isDatabaseUnavailable(err) && !isTransactionConflict(err)) {
+        deps.logger?.warn({ err: { message }, rows }, 'could not write pull events: dropped');
+        return;
+      }
+      const outcome = keep(fresh, again, committing, now());
+      deps.logger?.warn({ err: { message }, rows, ...outcome }, 'could not write pull events: kept to try again');
     }
   }
 
-  /** Puts a failed batch back into `pending`, merged with what was pulled since, within the bounds. */
-  function putBack(batch: Pending[], now: number) {
-    let kept = 0;
-    let givenUp = 0;
-    let overflow = 0;
-    for (const p of batch) {
-      const failedSince = p.failedSince ?? now;
-      if (now - failedSince >= retryForMs) {
-        givenUp += p.count;
-        continue;
-      }
-      const since = pending.get(p.lease);
+  /** Keeps a failed write's rows for the next flush, within `retryForMs` and `maxPending`. */
+  function keep(fresh: Pending[], again: Pending[], committing: boolean, at: number) {
+    const outcome = { kept: 0, given_up: 0, no_room: 0 };
+    const place = (p: Pending, settled: boolean) => {
+      const failedSince = p.failedSince ?? at;
+      if (at - failedSince >= retryForMs) return void (outcome.given_up += p.count);
+      const since = settled ? pending.get(p.lease) : undefined;
       if (since) {
+        // Pulled again while the write failed: one row with both counts.
         since.count += p.count;
         since.lastAt = Math.max(since.lastAt, p.lastAt);
-        since.failedSince = Math.min(since.failedSince ?? now, failedSince);
-      } else if (pending.size < maxPending) {
+        since.failedSince = failedSince;
+      } else if (pending.size + unsettled.length >= maxPending) {
+        return void (outcome.no_room += p.count);
+      } else if (settled) {
         pending.set(p.lease, { ...p, failedSince });
       } else {
-        overflow += p.count;
-        continue;
+        unsettled.push({ ...p, failedSince });
       }
-      kept += p.count;
-    }
-    return { kept, givenUp, overflow };
+      outcome.kept += p.count;
+    };
+    for (const p of again) place(p, false);
+    for (const p of fresh) place(p, !committing);
+    return outcome;
   }
 
   /**
    * Writes the rows under the event order rule (lib/lease-statements.ts): the dispatches' rows are
    * locked first, in id order so two API instances flushing at once cannot deadlock. Rows of a
-   * dispatch deleted meanwhile are left out instead of failing the batch.
+   * dispatch deleted meanwhile are left out instead of failing the batch. `committing` is called
+   * once everything but the COMMIT has run.
    */
-  async function writeBatch(batch: Pending[]): Promise<void> {
-    const ids = [...new Set(batch.map(({ lease }) => lease.dispatchId))];
+  async function writeBatch(fresh: Pending[], again: Pending[], committing: () => void): Promise<void> {
+    const ids = [...new Set([...fresh, ...again].map(({ lease }) => lease.dispatchId))];
     await deps.db.$transaction(async (tx) => {
       const locked = await tx.$queryRaw<Array<{ id: string }>>`
         SELECT id::text FROM agent_dispatches WHERE id = ANY(${ids}::uuid[]) ORDER BY id FOR NO KEY UPDATE`;
       const present = new Set(locked.map(({ id }) => id));
-      await tx.tokenEvent.createMany({
-        data: batch
+      const rows = (batch: Pending[]) =>
+        batch
           .filter(({ lease }) => present.has(lease.dispatchId.toLowerCase()))
           .map(({ lease, count, lastAt }) => ({
             dispatchId: lease.dispatchId,
@@ -105,8 +133,18 @@ export function createEventBuffer(deps: { db: Db; logger?: Logger; flushMs?: num
             expiresAt: lease.expiresAtMs === null ? null : new Date(lease.expiresAtMs),
             detail: count === 1 ? null : `${count} pulls`,
             at: new Date(lastAt),
-          })),
-      });
+          }));
+      await tx.tokenEvent.createMany({ data: rows(fresh) });
+      for (const r of rows(again)) {
+        await tx.$executeRaw`
+          INSERT INTO token_events (dispatch_id, kind, source, generation, fingerprint, expires_at, detail, at)
+          SELECT ${r.dispatchId}::uuid, 'pulled', ${r.source}::"CredentialSource", ${r.generation}::int, ${r.fingerprint}::varchar,
+                 ${r.expiresAt}::timestamptz, ${r.detail}::text, ${r.at}::timestamptz
+          WHERE NOT EXISTS (
+            SELECT 1 FROM token_events
+            WHERE dispatch_id = ${r.dispatchId}::uuid AND kind = 'pulled' AND generation = ${r.generation}::int AND at = ${r.at}::timestamptz)`;
+      }
+      committing();
     });
   }
 
@@ -124,8 +162,8 @@ export function createEventBuffer(deps: { db: Db; logger?: Logger; flushMs?: num
         p.lastAt = Date.now();
         return;
       }
-      if (pending.size >= maxPending) {
-        if (early) {
+      if (pending.size + unsettled.length >= maxPending) {
+        if (early || failing) {
           dropped += 1;
           return;
         }
@@ -135,25 +173,28 @@ export function createEventBuffer(deps: { db: Db; logger?: Logger; flushMs?: num
       }
       pending.set(lease, { lease, count: 1, lastAt: Date.now() });
     },
-    /** Leases waiting to be written, and pulls dropped since the last flush (bounded by maxPending). */
+    /** Rows waiting to be written, and pulls dropped since the last flush (bounded by maxPending). */
     get pending() {
-      return { leases: pending.size, dropped };
+      return { leases: pending.size + unsettled.length, dropped };
     },
     /** Writes what is pending now. */
     flush(): Promise<void> {
       flushing = flushing.then(flush);
       return flushing;
     },
-    /** Writes what is pending, once: rows a failed write puts back are logged as lost. */
+    /** Writes what is pending, once: what a failed write leaves is logged as lost. */
     async close(): Promise<void> {
       clearInterval(timer);
       flushing = flushing.then(flush);
       await flushing;
-      if (pending.size > 0) {
-        const pulls = [...pending.values()].reduce((n, p) => n + p.count, 0);
-        deps.logger?.warn({ rows: pending.size, pulls }, 'pull events not written at close');
-        pending = new Map();
+      const left = [...pending.values(), ...unsettled];
+      if (left.length > 0 || dropped > 0) {
+        const pulls = left.reduce((n, p) => n + p.count, dropped);
+        deps.logger?.warn({ rows: left.length, pulls }, 'pull events not written at close');
       }
+      pending = new Map();
+      unsettled = [];
+      dropped = 0;
     },
   };
 }

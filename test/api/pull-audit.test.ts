@@ -1,7 +1,8 @@
-// The pull audit's flush when Postgres will not take a batch: a restart in progress, or a deadlock
-// with a statement locking dispatches in another order (a delete). The rows go back into the
-// buffer, merged with the pulls since, and the next flush writes them; rows that keep failing are
-// given up after `retryForMs`, and rows put back stay within `maxPending`. Each step is logged.
+// The pull audit's flush when Postgres does not take a batch: unreachable, a COMMIT whose answer is
+// lost, a deadlock with a statement locking dispatches in another order (a delete), a statement it
+// refuses for good. A passing failure is tried again by the next flushes (rows that never reached
+// a COMMIT merged with the pulls since, rows whose COMMIT went unanswered written at most once),
+// within `retryForMs` and `maxPending`; a refusal is dropped. Each step is logged.
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Client } from 'pg';
@@ -15,6 +16,7 @@ let h: Harness;
 let rigId: string;
 let proxy: PgProxy;
 let proxied: Db;
+let lockWaiter: Db;
 
 beforeAll(async () => {
   h = await startHarness({ worker: false });
@@ -26,10 +28,14 @@ beforeAll(async () => {
   rigId = rig.body.id;
   proxy = await PgProxy.start(testDatabaseUrl());
   proxied = createDb(proxy.url, { max: 2 });
+  const slowDeadlocks = new URL(testDatabaseUrl());
+  slowDeadlocks.searchParams.set('options', '-c deadlock_timeout=3s');
+  lockWaiter = createDb(slowDeadlocks.toString(), { max: 2 });
 });
 afterAll(async () => {
   proxy?.up();
   await proxied?.$disconnect();
+  await lockWaiter?.$disconnect();
   await proxy?.close();
   await h?.close();
 });
@@ -72,7 +78,9 @@ function recordingLogger() {
   return { warnings, logger: { warn: (obj: Record<string, unknown>, msg: string) => warnings.push({ obj, msg }) } as never };
 }
 
-it('keeps the pulls of a flush Postgres did not take and writes them, merged with later pulls, once it is back', async () => {
+const tick = () => new Promise((r) => setImmediate(r));
+
+it('keeps the pulls of a write Postgres did not take, merged with the pulls since, and writes them once it is back', async () => {
   const id = await dispatchRow();
   const { warnings, logger } = recordingLogger();
   const buffer = createEventBuffer({ db: proxied, logger, flushMs: 3_600_000 });
@@ -81,13 +89,15 @@ it('keeps the pulls of a flush Postgres did not take and writes them, merged wit
   buffer.add(first);
   proxy.down();
   try {
-    await buffer.flush();
-    expect(warnings.map((w) => w.msg)).toEqual(['could not write pull events: kept for the next flush']);
-    expect(warnings[0].obj).toMatchObject({ rows: 1, kept: 2, given_up: 0, dropped: 0 });
+    const writing = buffer.flush();
+    await tick(); // the batch has left the buffer: this pull comes in while its write fails
+    buffer.add(first);
+    await writing;
+    expect(warnings.map((w) => w.msg)).toEqual(['could not write pull events: kept to try again']);
+    expect(warnings[0].obj).toMatchObject({ rows: 1, kept: 2, given_up: 0, no_room: 0 });
     expect(buffer.pending.leases).toBe(1);
-    buffer.add(first); // pulled again while Postgres is away: one row, three pulls
     buffer.add(second);
-    await buffer.flush(); // still away: kept again
+    await buffer.flush(); // still away
     expect(warnings[1].obj).toMatchObject({ rows: 2, kept: 4 });
   } finally {
     proxy.up();
@@ -98,10 +108,35 @@ it('keeps the pulls of a flush Postgres did not take and writes them, merged wit
   expect(warnings).toHaveLength(2);
 });
 
+it('writes the rows of a COMMIT whose answer was lost at most once: Postgres had taken them', async () => {
+  const id = await dispatchRow();
+  const { warnings, logger } = recordingLogger();
+  const buffer = createEventBuffer({ db: proxied, logger, flushMs: 3_600_000 });
+  const first = lease(id, 1);
+  buffer.add(first);
+  buffer.add(first);
+  const cut = proxy.cutOn('COMMIT', 'after'); // Postgres commits; the answer never arrives
+  try {
+    await buffer.flush();
+    await cut;
+    expect(warnings[0]).toMatchObject({ msg: 'could not write pull events: kept to try again', obj: { rows: 1, kept: 2 } });
+    expect(await pulled(id)).toEqual(['0:1:2 pulls']); // it was written
+    buffer.add(first); // a later pull: a row of its own
+    await buffer.flush(); // Postgres is away now: both kept, apart
+    expect(warnings[1].obj).toMatchObject({ rows: 2, kept: 3 });
+  } finally {
+    proxy.up();
+  }
+  await buffer.close();
+  expect(await pulled(id)).toEqual(['0:1:2 pulls', '0:1:1 pull']);
+  expect(warnings).toHaveLength(2);
+});
+
 it('writes at the next flush the rows of a flush that lost a deadlock to a delete', async () => {
   const [a, b] = (await Promise.all([dispatchRow(), dispatchRow()])).sort();
   const { warnings, logger } = recordingLogger();
-  const buffer = createEventBuffer({ db: h.core.db, logger, flushMs: 3_600_000 });
+  // The buffer's sessions look for a deadlock 3 s into a lock wait: the test closes the cycle before that.
+  const buffer = createEventBuffer({ db: lockWaiter, logger, flushMs: 3_600_000 });
   const deleter = new Client({ connectionString: testDatabaseUrl() });
   await deleter.connect();
   try {
@@ -109,16 +144,14 @@ it('writes at the next flush the rows of a flush that lost a deadlock to a delet
     await deleter.query('BEGIN');
     await deleter.query(`SET LOCAL deadlock_timeout = '60s'`); // the flush's backend finds the cycle first
     await deleter.query('SELECT id FROM agent_dispatches WHERE id = $1 FOR UPDATE', [b]);
+    const [{ pid }] = (await deleter.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows;
     buffer.add(lease(a));
     buffer.add(lease(b));
     const flushed = buffer.flush();
-    // The flush's backend looks for a deadlock once, 1 s (deadlock_timeout) after it starts waiting:
-    // the cycle must close before that. Read from outside the deleter's transaction, whose view of
-    // pg_stat_activity would stay as it was at its first read.
-    const waiting = () => h.core.db.$queryRaw<unknown[]>`
-      SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FROM agent_dispatches WHERE id = ANY%'`;
+    // Read from outside the deleter's transaction, whose view of pg_stat_activity stays as at its first read.
+    const blocked = () => h.core.db.$queryRaw<unknown[]>`SELECT 1 FROM pg_stat_activity WHERE ${pid}::int = ANY(pg_blocking_pids(pid))`;
     const deadline = Date.now() + 10_000;
-    while ((await waiting()).length === 0) {
+    while ((await blocked()).length === 0) {
       if (Date.now() > deadline) throw new Error('the flush did not wait for b');
       await delay(10);
     }
@@ -129,7 +162,7 @@ it('writes at the next flush the rows of a flush that lost a deadlock to a delet
     await deleter.query('COMMIT');
     expect(warnings).toHaveLength(1);
     expect(String((warnings[0].obj.err as { message: string }).message)).toMatch(/deadlock/i);
-    expect(warnings[0].obj).toMatchObject({ rows: 2, kept: 2 });
+    expect(warnings[0]).toMatchObject({ msg: 'could not write pull events: kept to try again', obj: { rows: 2, kept: 2 } });
   } finally {
     await deleter.query('ROLLBACK').catch(() => undefined);
     await deleter.end();
@@ -141,36 +174,53 @@ it('writes at the next flush the rows of a flush that lost a deadlock to a delet
   expect(warnings).toHaveLength(1);
 });
 
-it('gives rows up once they have failed for retryForMs, and keeps what it puts back within maxPending', async () => {
+it('drops, as before, a write Postgres refuses for good', async () => {
+  const id = await dispatchRow();
+  const { warnings, logger } = recordingLogger();
+  const buffer = createEventBuffer({ db: h.core.db, logger, flushMs: 3_600_000 });
+  buffer.add(lease(id, 1));
+  buffer.add({ ...lease(id, 2), fingerprint: 'x'.repeat(81) }); // longer than the column
+  await buffer.flush();
+  expect(warnings).toMatchObject([{ msg: 'could not write pull events: dropped', obj: { rows: 2 } }]);
+  expect(buffer.pending.leases).toBe(0);
+  await buffer.close();
+  expect(await pulled(id)).toEqual([]);
+});
+
+it('gives rows up once they have failed for retryForMs, and keeps what it holds within maxPending', async () => {
   const [x, y] = [await dispatchRow(), await dispatchRow()];
   const { warnings, logger } = recordingLogger();
-  const buffer = createEventBuffer({ db: proxied, logger, flushMs: 3_600_000, maxPending: 3, retryForMs: 200 });
+  let clock = 1_000_000;
+  const buffer = createEventBuffer({ db: proxied, logger, flushMs: 3_600_000, maxPending: 3, retryForMs: 60_000, now: () => clock });
   const [x1, y1, y2, y3, y4] = [lease(x), lease(y, 1), lease(y, 2), lease(y, 3), lease(y, 4)];
-  const seen = () => warnings.map((w) => w.obj);
   proxy.down();
   try {
     buffer.add(x1);
     buffer.add(x1);
     await buffer.flush();
-    await delay(250);
+    clock += 59_999;
+    await buffer.flush(); // not yet
+    clock += 1;
     buffer.add(y1);
-    await buffer.flush(); // x1's two pulls have failed for longer than retryForMs: given up; y1 is new
-    expect(seen()).toMatchObject([
-      { rows: 1, kept: 2, given_up: 0, dropped: 0 },
-      { rows: 2, kept: 1, given_up: 2, dropped: 0 },
+    await buffer.flush(); // x1's two pulls have failed for retryForMs now: given up; y1 is new
+    expect(warnings.map((w) => w.obj)).toMatchObject([
+      { rows: 1, kept: 2, given_up: 0, no_room: 0 },
+      { rows: 1, kept: 2, given_up: 0, no_room: 0 },
+      { rows: 2, kept: 1, given_up: 2, no_room: 0 },
     ]);
     expect(buffer.pending.leases).toBe(1);
     buffer.add(y2);
     buffer.add(y3);
-    buffer.add(y4); // full (3): written at once with all four, which fails; three go back, one does not fit
-    await buffer.flush(); // and once more, failing too, with the three kept
-    expect(seen().slice(2)).toMatchObject([
-      { rows: 4, kept: 3, given_up: 0, dropped: 1 },
-      { rows: 3, kept: 3, given_up: 0, dropped: 0 },
+    // Full (3), and the last write failed: no write at once, which would fail too; y4's pull is dropped.
+    buffer.add(y4);
+    expect(buffer.pending).toEqual({ leases: 3, dropped: 1 });
+    await buffer.flush();
+    expect(warnings.slice(3)).toMatchObject([
+      { msg: 'pull audit buffer was full: pulls not audited', obj: { dropped: 1 } },
+      { msg: 'could not write pull events: kept to try again', obj: { rows: 3, kept: 3 } },
     ]);
-    expect(buffer.pending.leases).toBe(3);
     await buffer.close(); // still away: the three are lost, and said to be
-    expect(warnings.slice(5)).toEqual([{ obj: { rows: 3, pulls: 3 }, msg: 'pull events not written at close' }]);
+    expect(warnings.slice(6)).toEqual([{ obj: { rows: 3, pulls: 3 }, msg: 'pull events not written at close' }]);
     expect(buffer.pending.leases).toBe(0);
   } finally {
     proxy.up();
