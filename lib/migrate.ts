@@ -141,7 +141,8 @@ export async function migrate(databaseUrl: string, dir = MIGRATIONS_DIR, opts: M
     }
     return applied;
   } finally {
-    await client.query('SELECT pg_advisory_unlock($1)', [PRISMA_MIGRATE_LOCK]).catch(() => undefined);
+    // All of the session's: a lock granted just as its lock_timeout fired is held twice.
+    await client.query('SELECT pg_advisory_unlock_all()').catch(() => undefined);
     await client.end();
   }
 }
