@@ -3,12 +3,12 @@
 // refuses for good. A passing failure is tried again by the next flushes (rows that never reached
 // a COMMIT merged with the pulls since, rows whose COMMIT went unanswered written at most once),
 // within `retryForMs` and `maxPending`; a refusal is dropped. Each step is logged.
-import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Client } from 'pg';
 import { createEventBuffer, type PulledLease } from '../../api/services/event-buffer';
 import { createDb, type Db } from '../../lib/db';
-import { newOwner, startHarness, type Harness } from '../helpers/harness';
+import { dispatchRow as dispatchRowOf, manualRig } from '../helpers/dispatch-rows';
+import { startHarness, type Harness } from '../helpers/harness';
 import { PgProxy } from '../helpers/pg-proxy';
 import { testDatabaseUrl } from '../helpers/test-env';
 
@@ -20,12 +20,7 @@ let lockWaiter: Db;
 
 beforeAll(async () => {
   h = await startHarness({ worker: false });
-  const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'pull-audit', owner_id: newOwner() });
-  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
-    name: 'r',
-    git_url: 'https://git.example.com/a/b.git',
-  });
-  rigId = rig.body.id;
+  rigId = await manualRig(h, 'pull-audit');
   proxy = await PgProxy.start(testDatabaseUrl());
   proxied = createDb(proxy.url, { max: 2 });
   const slowDeadlocks = new URL(testDatabaseUrl());
@@ -40,21 +35,7 @@ afterAll(async () => {
   await h?.close();
 });
 
-async function dispatchRow(): Promise<string> {
-  const id = randomUUID();
-  await h.core.db.agentDispatch.create({
-    data: {
-      id,
-      rigId,
-      containerUrl: 'http://127.0.0.1:9',
-      containerTokenHash: randomUUID(),
-      containerTokenEnc: 'x',
-      workflowId: `wf-${id}`,
-      status: 'active',
-    },
-  });
-  return id;
-}
+const dispatchRow = async () => (await dispatchRowOf(h, rigId, { status: 'active' })).id;
 
 const lease = (dispatchId: string, generation = 1): PulledLease => ({
   dispatchId,

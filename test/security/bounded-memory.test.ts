@@ -8,38 +8,19 @@ import { createRateLimiter, sourceKey } from '../../api/services/rate-limit';
 import { createSingleFlight, SingleFlightFullError } from '../../api/services/single-flight';
 import { createLeaseCache } from '../../lib/lease-cache';
 import { sha256Hex } from '../../lib/secrets';
-import { eventually, newOwner, startHarness, type Harness } from '../helpers/harness';
+import { dispatchRow as dispatchRowOf, manualRig } from '../helpers/dispatch-rows';
+import { eventually, startHarness, type Harness } from '../helpers/harness';
 
 let h: Harness;
 let rigId: string;
 
 beforeAll(async () => {
   h = await startHarness({ worker: false });
-  const town = await h.call<{ id: string }>('POST', '/api/towns', { name: 'bounds', owner_id: newOwner() });
-  const rig = await h.call<{ id: string }>('POST', `/api/towns/${town.body.id}/rigs`, {
-    name: 'r',
-    git_url: 'https://git.example.com/a/b.git',
-  });
-  rigId = rig.body.id;
+  rigId = await manualRig(h, 'bounds');
 });
 afterAll(() => h?.close());
 
-/** A dispatch row for a container token (no workflow: nothing here runs one). */
-async function dispatchRow(bearer = randomUUID()) {
-  const id = randomUUID();
-  await h.core.db.agentDispatch.create({
-    data: {
-      id,
-      rigId,
-      containerUrl: 'http://127.0.0.1:9',
-      containerTokenHash: sha256Hex(bearer),
-      containerTokenEnc: 'x',
-      workflowId: `wf-${id}`,
-      status: 'stopped',
-    },
-  });
-  return { id, hash: sha256Hex(bearer) };
-}
+const dispatchRow = (bearer?: string) => dispatchRowOf(h, rigId, { bearer });
 
 describe('rate limiter buckets', () => {
   it('holds at most maxKeys buckets, dropping the least recently used', () => {
