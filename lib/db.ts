@@ -47,67 +47,72 @@ export function isForeignKeyViolation(err: unknown): boolean {
   return err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2003';
 }
 
+/** What marks a kind of database error: Prisma's codes, the driver adapter's kinds, Postgres's SQLSTATEs. */
+interface DbErrorKind {
+  prismaCodes: Set<string>;
+  adapterKinds: Set<string>;
+  sqlstates: RegExp;
+  /** Anything else that marks it. */
+  other?: (err: object) => boolean;
+}
+
+/** True when `err`, or an error it wraps (`cause`), is of `kind`. */
+function isDbError(err: unknown, kind: DbErrorKind): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  if (kind.other?.(err)) return true;
+  const { code, meta, cause } = err as {
+    code?: unknown;
+    meta?: { driverAdapterError?: { cause?: { kind?: unknown; originalCode?: unknown } } };
+    cause?: unknown;
+  };
+  if (err instanceof Prisma.PrismaClientKnownRequestError) {
+    if (typeof code === 'string' && kind.prismaCodes.has(code)) return true;
+    const adapter = meta?.driverAdapterError?.cause;
+    return !!adapter && (kind.adapterKinds.has(String(adapter.kind)) || kind.sqlstates.test(String(adapter.originalCode ?? '')));
+  }
+  // The pg driver's own: a server error with its SQLSTATE (it has `severity`).
+  if ('severity' in err && typeof code === 'string' && kind.sqlstates.test(code)) return true;
+  return cause !== undefined && cause !== err && isDbError(cause, kind);
+}
+
 // Prisma's "cannot reach / lost / timed out / pool timeout" codes, the driver adapter's kinds for the
 // same, and Postgres's own (shutting down or starting up, 57P0x; connection exceptions, 08xxx).
-const UNAVAILABLE_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
-const UNAVAILABLE_KINDS = new Set([
-  'DatabaseNotReachable',
-  'ConnectionClosed',
-  'SocketTimeout',
-  'TooManyConnections',
-  'TlsConnectionError',
-]);
-const UNAVAILABLE_SQLSTATES = /^(57P0[1-3]|08\d{3}|53300)$/;
-// What the pg driver throws, without a code, when a connection ends or cannot be had in time.
-const PG_CONNECTION_MESSAGES = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;
+const UNAVAILABLE: DbErrorKind = {
+  prismaCodes: new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']),
+  adapterKinds: new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections', 'TlsConnectionError']),
+  sqlstates: /^(57P0[1-3]|08\d{3}|53300)$/,
+  // Prisma failing to start, and what the pg driver throws, without a code, when a connection ends
+  // or cannot be had in time.
+  other: (err) =>
+    err instanceof Prisma.PrismaClientInitializationError ||
+    (err instanceof Error &&
+      err.constructor === Error &&
+      /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/.test(err.message)),
+};
 
 /**
  * True when `err` says Postgres could not be reached or went away (not that a statement was wrong).
  * Bare socket codes (ECONNRESET...) are not enough: a client hanging up mid-request has them too.
  */
 export function isDatabaseUnavailable(err: unknown): boolean {
-  if (typeof err !== 'object' || err === null) return false;
-  if (err instanceof Prisma.PrismaClientInitializationError) return true;
-  const { code, meta, cause } = err as {
-    code?: unknown;
-    meta?: { driverAdapterError?: { cause?: { kind?: unknown; originalCode?: unknown } } };
-    cause?: unknown;
-  };
-  if (err instanceof Prisma.PrismaClientKnownRequestError) {
-    if (typeof code === 'string' && UNAVAILABLE_CODES.has(code)) return true;
-    const adapter = meta?.driverAdapterError?.cause;
-    return !!adapter && (UNAVAILABLE_KINDS.has(String(adapter.kind)) || UNAVAILABLE_SQLSTATES.test(String(adapter.originalCode ?? '')));
-  }
-  // The pg driver's own: a server error with its SQLSTATE (it has `severity`), or a lost connection.
-  if ('severity' in err && typeof code === 'string' && UNAVAILABLE_SQLSTATES.test(code)) return true;
-  if (err instanceof Error && err.constructor === Error && PG_CONNECTION_MESSAGES.test(err.message)) return true;
-  return cause !== undefined && cause !== err && isDatabaseUnavailable(cause);
+  return isDbError(err, UNAVAILABLE);
 }
 
 // A transaction that lost to another (deadlock, serialization: P2034, the adapter's
 // TransactionWriteConflict) or waited too long for a lock or for its own transaction (lock_timeout
 // 55P03, statement_timeout 57014, Prisma's interactive transaction timeout P2028).
-const CONFLICT_CODES = new Set(['P2034', 'P2028']);
-const CONFLICT_SQLSTATES = /^(40P01|40001|55P03|57014)$/;
+const CONFLICT: DbErrorKind = {
+  prismaCodes: new Set(['P2034', 'P2028']),
+  adapterKinds: new Set(['TransactionWriteConflict']),
+  sqlstates: /^(40P01|40001|55P03|57014)$/,
+};
 
 /**
  * True when `err` says a transaction was rolled back for a passing reason (it lost a deadlock or a
  * serialization conflict, or timed out on a lock): the same work may succeed when tried again.
  */
 export function isTransactionConflict(err: unknown): boolean {
-  if (typeof err !== 'object' || err === null) return false;
-  const { code, meta, cause } = err as {
-    code?: unknown;
-    meta?: { driverAdapterError?: { cause?: { kind?: unknown; originalCode?: unknown } } };
-    cause?: unknown;
-  };
-  if (err instanceof Prisma.PrismaClientKnownRequestError) {
-    if (typeof code === 'string' && CONFLICT_CODES.has(code)) return true;
-    const adapter = meta?.driverAdapterError?.cause;
-    return !!adapter && (adapter.kind === 'TransactionWriteConflict' || CONFLICT_SQLSTATES.test(String(adapter.originalCode ?? '')));
-  }
-  if ('severity' in err && typeof code === 'string' && CONFLICT_SQLSTATES.test(code)) return true;
-  return cause !== undefined && cause !== err && isTransactionConflict(cause);
+  return isDbError(err, CONFLICT);
 }
 
 /** True when `err` is Prisma's record-not-found. */

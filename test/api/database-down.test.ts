@@ -5,7 +5,7 @@ import { eventually, newOwner, startHarness, type Harness } from '../helpers/har
 import { PgProxy } from '../helpers/pg-proxy';
 import { testDatabaseUrl } from '../helpers/test-env';
 import { expectError } from '../helpers/api';
-import { createDb, isDatabaseUnavailable } from '../../lib/db';
+import { createDb, isDatabaseUnavailable, isTransactionConflict } from '../../lib/db';
 
 let proxy: PgProxy;
 let h: Harness;
@@ -59,4 +59,24 @@ it('tells an unreachable Postgres from a bad statement', async () => {
   expect(
     isDatabaseUnavailable(Object.assign(new Error('the database system is shutting down'), { code: '57P03', severity: 'FATAL' })),
   ).toBe(true);
+  // A transaction that lost a deadlock or timed out on a lock may succeed when tried again; a bad statement may not.
+  expect(isTransactionConflict(wrong)).toBe(false);
+  expect(isTransactionConflict(Object.assign(new Error('deadlock detected'), { code: '40P01', severity: 'ERROR' }))).toBe(true);
+  const holder = createDb(testDatabaseUrl(), { max: 1 });
+  try {
+    const key = Math.floor(Math.random() * 1e9);
+    await holder.$transaction(async (held) => {
+      await held.$queryRawUnsafe(`SELECT pg_advisory_xact_lock(${key})::text`);
+      const timedOut = await h.core.db
+        .$transaction(async (tx) => {
+          await tx.$executeRawUnsafe('SET LOCAL lock_timeout = 50');
+          await tx.$queryRawUnsafe(`SELECT pg_advisory_xact_lock(${key})::text`);
+        })
+        .catch((e: unknown) => e);
+      expect(isTransactionConflict(timedOut)).toBe(true);
+      expect(isDatabaseUnavailable(timedOut)).toBe(false);
+    });
+  } finally {
+    await holder.$disconnect();
+  }
 });
