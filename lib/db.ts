@@ -56,9 +56,9 @@ interface DbErrorKind {
   other?: (err: object) => boolean;
 }
 
-/** True when `err`, or an error it wraps (`cause`), is of `kind`. */
-function isDbError(err: unknown, kind: DbErrorKind): boolean {
-  if (typeof err !== 'object' || err === null) return false;
+/** True when `err`, or an error it wraps (`cause`, up to 5 deep), is of `kind`. */
+function isDbError(err: unknown, kind: DbErrorKind, depth = 0): boolean {
+  if (typeof err !== 'object' || err === null || depth > 5) return false;
   if (kind.other?.(err)) return true;
   const { code, meta, cause } = err as {
     code?: unknown;
@@ -72,7 +72,7 @@ function isDbError(err: unknown, kind: DbErrorKind): boolean {
   }
   // The pg driver's own: a server error with its SQLSTATE (it has `severity`).
   if ('severity' in err && typeof code === 'string' && kind.sqlstates.test(code)) return true;
-  return cause !== undefined && cause !== err && isDbError(cause, kind);
+  return cause !== undefined && cause !== err && isDbError(cause, kind, depth + 1);
 }
 
 // Prisma's "cannot reach / lost / timed out / pool timeout" codes, the driver adapter's kinds for the
@@ -99,12 +99,17 @@ export function isDatabaseUnavailable(err: unknown): boolean {
 }
 
 // A transaction that lost to another (deadlock, serialization: P2034, the adapter's
-// TransactionWriteConflict) or waited too long for a lock or for its own transaction (lock_timeout
-// 55P03, statement_timeout 57014, Prisma's interactive transaction timeout P2028).
+// TransactionWriteConflict) or waited too long for a lock, a statement or its own transaction
+// (lock_timeout 55P03, statement_timeout 57014; of Prisma's transaction errors, P2028, only a
+// connection not had in time or a transaction that expired: its others are mistakes that repeat).
 const CONFLICT: DbErrorKind = {
-  prismaCodes: new Set(['P2034', 'P2028']),
+  prismaCodes: new Set(['P2034']),
   adapterKinds: new Set(['TransactionWriteConflict']),
   sqlstates: /^(40P01|40001|55P03|57014)$/,
+  other: (err) =>
+    err instanceof Prisma.PrismaClientKnownRequestError &&
+    err.code === 'P2028' &&
+    /Unable to start a transaction in the given time|expired transaction|Transaction already closed/i.test(err.message),
 };
 
 /**

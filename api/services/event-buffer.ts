@@ -27,6 +27,9 @@ export interface PulledLease {
   expiresAtMs: number | null;
 }
 
+/** Rows per INSERT: 8 parameters a row stay under Postgres's 65,535 per statement. */
+const CREATE_SLICE = 4_000;
+
 interface Pending {
   lease: PulledLease;
   count: number;
@@ -112,44 +115,75 @@ export function createEventBuffer(deps: {
   /**
    * Writes the rows under the event order rule (lib/lease-statements.ts): the dispatches' rows are
    * locked first, in id order so two API instances flushing at once cannot deadlock. Rows of a
-   * dispatch deleted meanwhile are left out instead of failing the batch. `committing` is called
-   * once everything but the COMMIT has run.
+   * dispatch deleted meanwhile are left out instead of failing the batch. Postgres's own timeouts
+   * end a slow write before Prisma's transaction timeout could (which would roll back while a
+   * statement of it is still queued). `committing` is called once everything but the COMMIT has run.
    */
   async function writeBatch(fresh: Pending[], again: Pending[], committing: () => void): Promise<void> {
     const ids = [...new Set([...fresh, ...again].map(({ lease }) => lease.dispatchId))];
-    await deps.db.$transaction(async (tx) => {
-      const locked = await tx.$queryRaw<Array<{ id: string }>>`
-        SELECT id::text FROM agent_dispatches WHERE id = ANY(${ids}::uuid[]) ORDER BY id FOR NO KEY UPDATE`;
-      const present = new Set(locked.map(({ id }) => id));
-      const rows = (batch: Pending[]) =>
-        batch
-          .filter(({ lease }) => present.has(lease.dispatchId.toLowerCase()))
-          .map(({ lease, count, lastAt }) => ({
-            dispatchId: lease.dispatchId,
-            kind: 'pulled' as const,
-            source: lease.source,
-            generation: lease.generation,
-            fingerprint: lease.fingerprint,
-            expiresAt: lease.expiresAtMs === null ? null : new Date(lease.expiresAtMs),
-            detail: count === 1 ? null : `${count} pulls`,
-            at: new Date(lastAt),
-          }));
-      await tx.tokenEvent.createMany({ data: rows(fresh) });
-      for (const r of rows(again)) {
-        await tx.$executeRaw`
-          INSERT INTO token_events (dispatch_id, kind, source, generation, fingerprint, expires_at, detail, at)
-          SELECT ${r.dispatchId}::uuid, 'pulled', ${r.source}::"CredentialSource", ${r.generation}::int, ${r.fingerprint}::varchar,
-                 ${r.expiresAt}::timestamptz, ${r.detail}::text, ${r.at}::timestamptz
-          WHERE NOT EXISTS (
-            SELECT 1 FROM token_events
-            WHERE dispatch_id = ${r.dispatchId}::uuid AND kind = 'pulled' AND generation = ${r.generation}::int AND at = ${r.at}::timestamptz)`;
-      }
-      committing();
-    });
+    await deps.db.$transaction(
+      async (tx) => {
+        await tx.$queryRaw`SELECT set_config('lock_timeout', '5s', true), set_config('statement_timeout', '10s', true)`;
+        const locked = await tx.$queryRaw<Array<{ id: string }>>`
+          SELECT id::text FROM agent_dispatches WHERE id = ANY(${ids}::uuid[]) ORDER BY id FOR NO KEY UPDATE`;
+        const present = new Set(locked.map(({ id }) => id));
+        const rows = (batch: Pending[]) =>
+          batch
+            .filter(({ lease }) => present.has(lease.dispatchId.toLowerCase()))
+            .map(({ lease, count, lastAt }) => ({
+              dispatchId: lease.dispatchId,
+              kind: 'pulled' as const,
+              source: lease.source,
+              generation: lease.generation,
+              fingerprint: lease.fingerprint,
+              expiresAt: lease.expiresAtMs === null ? null : new Date(lease.expiresAtMs),
+              detail: count === 1 ? null : `${count} pulls`,
+              at: new Date(lastAt),
+            }));
+        // Before the fresh rows, which could share a lease and millisecond with one of these.
+        const unanswered = rows(again);
+        if (unanswered.length > 0) {
+          const written = await tx.$executeRaw`
+            INSERT INTO token_events (dispatch_id, kind, source, generation, fingerprint, expires_at, detail, at)
+            SELECT v.dispatch_id, 'pulled', v.source, v.generation, v.fingerprint, v.expires_at, v.detail, v.at
+            FROM unnest(
+              ${unanswered.map((r) => r.dispatchId)}::uuid[], ${unanswered.map((r) => r.source)}::text[]::"CredentialSource"[],
+              ${unanswered.map((r) => r.generation)}::int[], ${unanswered.map((r) => r.fingerprint)}::varchar[],
+              ${unanswered.map((r) => r.expiresAt?.toISOString() ?? null)}::timestamptz[], ${unanswered.map((r) => r.detail)}::text[],
+              ${unanswered.map((r) => r.at.toISOString())}::timestamptz[]
+            ) AS v(dispatch_id, source, generation, fingerprint, expires_at, detail, at)
+            WHERE NOT EXISTS (
+              SELECT 1 FROM token_events e
+              WHERE e.dispatch_id = v.dispatch_id AND e.kind = 'pulled' AND e.generation = v.generation AND e.at = v.at)`;
+          deps.logger?.info(
+            { rows: unanswered.length, written, already_written: unanswered.length - written },
+            'pull events of a write whose COMMIT went unanswered: settled',
+          );
+        }
+        // One statement per slice: Prisma checks the transaction is still open before each.
+        const data = rows(fresh);
+        for (let i = 0; i < data.length; i += CREATE_SLICE) await tx.tokenEvent.createMany({ data: data.slice(i, i + CREATE_SLICE) });
+        committing();
+      },
+      { timeout: 30_000, maxWait: 5_000 },
+    );
+  }
+
+  /** Queues a flush after those queued; a tick of the timer queues none while one waits or runs. */
+  let queued = 0;
+  function schedule(): Promise<void> {
+    queued += 1;
+    flushing = flushing
+      .then(flush)
+      .catch((err: unknown) =>
+        deps.logger?.warn({ err: { message: err instanceof Error ? err.message : String(err) } }, 'pull audit flush failed'),
+      )
+      .finally(() => (queued -= 1));
+    return flushing;
   }
 
   const timer = setInterval(() => {
-    flushing = flushing.then(flush);
+    if (queued === 0) void schedule();
   }, deps.flushMs ?? 1000);
   timer.unref();
 
@@ -168,8 +202,7 @@ export function createEventBuffer(deps: {
           return;
         }
         // Full before the timer: write now (the batch leaves the map at once), once at a time.
-        flushing = flushing.then(flush);
-        early = flushing.finally(() => (early = undefined));
+        early = schedule().finally(() => (early = undefined));
       }
       pending.set(lease, { lease, count: 1, lastAt: Date.now() });
     },
@@ -179,14 +212,12 @@ export function createEventBuffer(deps: {
     },
     /** Writes what is pending now. */
     flush(): Promise<void> {
-      flushing = flushing.then(flush);
-      return flushing;
+      return schedule();
     },
     /** Writes what is pending, once: what a failed write leaves is logged as lost. */
     async close(): Promise<void> {
       clearInterval(timer);
-      flushing = flushing.then(flush);
-      await flushing;
+      await schedule();
       const left = [...pending.values(), ...unsettled];
       if (left.length > 0 || dropped > 0) {
         const pulls = left.reduce((n, p) => n + p.count, dropped);

@@ -55,8 +55,14 @@ async function pulled(...ids: string[]): Promise<string[]> {
 }
 
 function recordingLogger() {
-  const warnings: Array<{ obj: Record<string, unknown>; msg: string }> = [];
-  return { warnings, logger: { warn: (obj: Record<string, unknown>, msg: string) => warnings.push({ obj, msg }) } as never };
+  type Line = { obj: Record<string, unknown>; msg: string };
+  const warnings: Line[] = [];
+  const infos: Line[] = [];
+  const logger = {
+    warn: (obj: Record<string, unknown>, msg: string) => warnings.push({ obj, msg }),
+    info: (obj: Record<string, unknown>, msg: string) => infos.push({ obj, msg }),
+  };
+  return { warnings, infos, logger: logger as never };
 }
 
 const tick = () => new Promise((r) => setImmediate(r));
@@ -91,7 +97,7 @@ it('keeps the pulls of a write Postgres did not take, merged with the pulls sinc
 
 it('writes the rows of a COMMIT whose answer was lost at most once: Postgres had taken them', async () => {
   const id = await dispatchRow();
-  const { warnings, logger } = recordingLogger();
+  const { warnings, infos, logger } = recordingLogger();
   const buffer = createEventBuffer({ db: proxied, logger, flushMs: 3_600_000 });
   const first = lease(id, 1);
   buffer.add(first);
@@ -111,6 +117,47 @@ it('writes the rows of a COMMIT whose answer was lost at most once: Postgres had
   await buffer.close();
   expect(await pulled(id)).toEqual(['0:1:2 pulls', '0:1:1 pull']);
   expect(warnings).toHaveLength(2);
+  expect(infos).toEqual([
+    { msg: 'pull events of a write whose COMMIT went unanswered: settled', obj: { rows: 1, written: 0, already_written: 1 } },
+  ]);
+});
+
+it('writes the rows of a COMMIT that never reached Postgres once it is back, each field as the first try would have', async () => {
+  const id = await dispatchRow();
+  const { warnings, infos, logger } = recordingLogger();
+  const buffer = createEventBuffer({ db: proxied, logger, flushMs: 3_600_000 });
+  const expiring = { ...lease(id, 1), expiresAtMs: Date.parse('2026-12-06T10:00:00.123Z') };
+  const second = lease(id, 2);
+  buffer.add(expiring);
+  buffer.add(second);
+  buffer.add(second);
+  const cut = proxy.cutOn('COMMIT', 'before'); // the connection ends before COMMIT goes out: Postgres rolls back
+  try {
+    await buffer.flush();
+    await cut;
+    expect(warnings).toMatchObject([{ msg: 'could not write pull events: kept to try again', obj: { rows: 2, kept: 3 } }]);
+  } finally {
+    proxy.up();
+  }
+  expect(await pulled(id)).toEqual([]);
+  await buffer.close();
+  expect(infos).toMatchObject([{ obj: { rows: 2, written: 2, already_written: 0 } }]);
+  const rows = await h.core.db.tokenEvent.findMany({ where: { dispatchId: id }, orderBy: { generation: 'asc' } });
+  expect(rows.map((r) => [r.kind, r.source, r.generation, r.fingerprint, r.expiresAt?.toISOString() ?? null, r.detail])).toEqual([
+    ['pulled', 'integration', 1, 'sha256:x', '2026-12-06T10:00:00.123Z', null],
+    ['pulled', 'integration', 2, 'sha256:x', null, '2 pulls'],
+  ]);
+});
+
+it('writes a batch larger than one INSERT may carry', async () => {
+  const id = await dispatchRow();
+  const buffer = createEventBuffer({ db: h.core.db, flushMs: 3_600_000 });
+  for (let g = 1; g <= 9_001; g++) buffer.add(lease(id, g));
+  await buffer.close();
+  const [{ n }] = await h.core.db.$queryRaw<
+    Array<{ n: number }>
+  >`SELECT count(*)::int AS n FROM token_events WHERE dispatch_id = ${id}::uuid`;
+  expect(n).toBe(9_001);
 });
 
 it('writes at the next flush the rows of a flush that lost a deadlock to a delete', async () => {
