@@ -10,7 +10,7 @@
 // - failed before its COMMIT was sent, nothing of it was written: its rows go back into the
 //   buffer, merged with the pulls since;
 // - failed once its COMMIT was sent (the answer lost), it may have been written: its rows are kept
-//   as they are and written again only where no row of that lease and time exists, so no pull is
+//   as they are and written again only where no row of that lease, time and count exists, so no pull is
 //   counted twice.
 // Those rows count against `maxPending`; while a write keeps failing, a full buffer waits for the
 // timer instead of writing at once. A write refused for good (a statement Postgres rejects) is
@@ -154,7 +154,8 @@ export function createEventBuffer(deps: {
             ) AS v(dispatch_id, source, generation, fingerprint, expires_at, detail, at)
             WHERE NOT EXISTS (
               SELECT 1 FROM token_events e
-              WHERE e.dispatch_id = v.dispatch_id AND e.kind = 'pulled' AND e.generation = v.generation AND e.at = v.at)`;
+              WHERE e.dispatch_id = v.dispatch_id AND e.kind = 'pulled' AND e.generation = v.generation AND e.at = v.at
+                AND e.detail IS NOT DISTINCT FROM v.detail)`;
           deps.logger?.info(
             { rows: unanswered.length, written, already_written: unanswered.length - written },
             'pull events of a write whose COMMIT went unanswered: settled',
