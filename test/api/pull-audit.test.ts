@@ -3,12 +3,11 @@
 // refuses for good. A passing failure is tried again by the next flushes (rows that never reached
 // a COMMIT merged with the pulls since, rows whose COMMIT went unanswered written at most once),
 // within `retryForMs` and `maxPending`; a refusal is dropped. Each step is logged.
-import { setTimeout as delay } from 'node:timers/promises';
 import { Client } from 'pg';
 import { createEventBuffer, type PulledLease } from '../../api/services/event-buffer';
 import { createDb, type Db } from '../../lib/db';
 import { dispatchRow as dispatchRowOf, manualRig } from '../helpers/dispatch-rows';
-import { startHarness, type Harness } from '../helpers/harness';
+import { eventually, startHarness, type Harness } from '../helpers/harness';
 import { PgProxy } from '../helpers/pg-proxy';
 import { testDatabaseUrl } from '../helpers/test-env';
 
@@ -177,12 +176,9 @@ it('writes at the next flush the rows of a flush that lost a deadlock to a delet
     buffer.add(lease(b));
     const flushed = buffer.flush();
     // Read from outside the deleter's transaction, whose view of pg_stat_activity stays as at its first read.
-    const blocked = () => h.core.db.$queryRaw<unknown[]>`SELECT 1 FROM pg_stat_activity WHERE ${pid}::int = ANY(pg_blocking_pids(pid))`;
-    const deadline = Date.now() + 10_000;
-    while ((await blocked()).length === 0) {
-      if (Date.now() > deadline) throw new Error('the flush did not wait for b');
-      await delay(10);
-    }
+    const blocked = async () =>
+      (await h.core.db.$queryRaw<unknown[]>`SELECT 1 FROM pg_stat_activity WHERE ${pid}::int = ANY(pg_blocking_pids(pid))`).length > 0;
+    await eventually(blocked, 10_000, 'the flush to wait for b', 10);
     const deleting = deleter.query('DELETE FROM agent_dispatches WHERE id = $1', [b]);
     const lockA = deleter.query('SELECT id FROM agent_dispatches WHERE id = $1 FOR UPDATE', [a]); // closes the cycle
     await flushed;

@@ -129,8 +129,13 @@ export function runLogger(kind: string): { logger: Logger; logs: string[] } {
   return { logger: pino({ ...loggerOptions('info') }, sink), logs };
 }
 
-/** Polls `fn` until it returns a truthy value or the timeout passes. */
-export async function eventually<T>(fn: () => Promise<T | undefined | null | false>, timeoutMs = 20_000, what = 'condition'): Promise<T> {
+/** Polls `fn` every `intervalMs` until it returns a truthy value or the timeout passes. */
+export async function eventually<T>(
+  fn: () => Promise<T | undefined | null | false>,
+  timeoutMs = 20_000,
+  what = 'condition',
+  intervalMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -141,7 +146,7 @@ export async function eventually<T>(fn: () => Promise<T | undefined | null | fal
       last = err;
     }
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
 

@@ -6,6 +6,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Client } from 'pg';
 import { createEventBuffer } from '../../api/services/event-buffer';
 import { PULL_RETENTION, startPullEventSweeper, sweepPullEvents, type PullRetention } from '../../api/services/pull-event-retention';
+import { dispatchRow } from '../helpers/dispatch-rows';
 import { eventually, newOwner, startHarness, type Harness } from '../helpers/harness';
 import { expectError, expectInvalid } from '../helpers/api';
 import { testDatabaseUrl } from '../helpers/test-env';
@@ -117,20 +118,8 @@ type Lock = 'FOR UPDATE' | 'FOR NO KEY UPDATE';
 
 /** A dispatch row of its own (no workflow), on the suite dispatch's rig. */
 async function quietDispatch(status: 'active' | 'stopped' = 'stopped'): Promise<string> {
-  const d = await h.core.db.agentDispatch.findUniqueOrThrow({ where: { id: dispatchId } });
-  const id = randomUUID();
-  await h.core.db.agentDispatch.create({
-    data: {
-      id,
-      rigId: d.rigId,
-      containerUrl: d.containerUrl,
-      containerTokenHash: randomUUID(),
-      containerTokenEnc: 'x',
-      workflowId: `wf-${id}`,
-      status,
-    },
-  });
-  return id;
+  const { rigId } = await h.core.db.agentDispatch.findUniqueOrThrow({ where: { id: dispatchId } });
+  return (await dispatchRow(h, rigId, { status })).id;
 }
 
 // Ids come from one sequence, so without the event order rule (lib/lease-statements.ts) an event
